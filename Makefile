@@ -1,0 +1,49 @@
+# Two commands: `make demo` and `make test`. Each sets up everything it needs on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: setup demo test lint bench up mlflow-ui clean
+
+setup: $(VENV)/.installed node_modules/.installed
+
+# torch is pinned to the CPU build (requirements-local.txt); the venv is rebuilt when a requirements file changes.
+$(VENV)/.installed: requirements.txt requirements-local.txt requirements-dev.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+demo: setup
+	$(PY) -m demo
+
+test: setup
+	$(PY) -m pytest -q -p no:cacheprovider
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy shared functions devhost demo function_app.py
+
+bench: setup
+	$(PY) bench/ingest.py --size-mb 100
+	$(PY) bench/teardown_sim.py
+	$(PY) bench/train.py
+
+# Azurite + the devhost in the foreground; Ctrl-C stops both.
+up: setup
+	$(PY) -m devhost
+
+mlflow-ui: setup
+	$(VENV)/bin/mlflow ui --host 127.0.0.1 --port 5000 \
+		--backend-store-uri sqlite:///$(CURDIR)/.autopilot/mlflow.db
+
+clean:
+	rm -rf .autopilot .pytest_cache .mypy_cache .ruff_cache

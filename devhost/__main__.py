@@ -1,0 +1,120 @@
+"""`python -m devhost`: Azurite plus the devhost in the foreground until Ctrl-C, then both stop cleanly.
+
+App settings come from the environment, then from local.settings.json's "Values" (the environment wins,
+as with Core Tools). Unless --no-azurite, Azurite runs with its data under <data dir>/azurite on the
+standard ports and AUTOPILOT_STORAGE points at it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from devhost import azurite
+from devhost.host import DevHost
+from devhost.triggers import BLOB, EVENT_GRID, HTTP, TIMER, FunctionError
+from shared.settings import Settings, SettingsError
+
+log = logging.getLogger("devhost")
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m devhost", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--port", type=int, default=7071, help="devhost port on 127.0.0.1 (default 7071)")
+    parser.add_argument("--data-dir", type=Path, help="AUTOPILOT_DATA_DIR (default: setting or .autopilot)")
+    parser.add_argument("--app", default="function_app:app", help="the FunctionApp, module:attribute")
+    parser.add_argument("--settings-file", type=Path, default=Path("local.settings.json"))
+    parser.add_argument("--no-azurite", action="store_true", help="use AUTOPILOT_STORAGE as it is set")
+    parser.add_argument("--connection-string", help="storage connection string (implies --no-azurite)")
+    parser.add_argument("--azurite-ports", default="10000,10001,10002", help="blob,queue,table ports")
+    for source in ("watcher", "timers", "relay"):
+        parser.add_argument(f"--no-{source}", action="store_true", help=f"do not run the {source}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return parser.parse_args(argv)
+
+
+def _load_settings_file(path: Path) -> None:
+    if not path.exists():
+        return
+    values = json.loads(path.read_text()).get("Values", {})
+    for key, value in values.items():
+        os.environ.setdefault(key, str(value))
+    log.info("app settings from %s (the environment overrides them)", path)
+
+
+def _banner(host: DevHost) -> None:
+    lines = ["Functions:"]
+    for f in host.functions.values():
+        if f.trigger_type == HTTP:
+            methods = ",".join(str(m) for m in f.trigger.get("methods") or ["GET", "POST"])
+            lines.append(f"  {f.name}: [{methods}] {host.base_url}/{host.route_prefix}/"
+                         f"{f.trigger.get('route') or f.name}")
+        elif f.trigger_type == BLOB:
+            lines.append(f"  {f.name}: blobTrigger on {f.trigger['path']} -> POST {host.base_url}"
+                         f"/runtime/webhooks/blobs?functionName=Host.Functions.{f.name}")
+        elif f.trigger_type == EVENT_GRID:
+            lines.append(f"  {f.name}: eventGridTrigger -> POST {host.base_url}"
+                         f"/runtime/webhooks/eventgrid?functionName={f.name}")
+        elif f.trigger_type == TIMER:
+            lines.append(f"  {f.name}: timerTrigger '{f.trigger['schedule']}' "
+                         f"(run now: POST {host.base_url}/admin/functions/{f.name})")
+    log.info("\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run until SIGINT/SIGTERM; exit 2 on a bad setting, with the message naming it."""
+    args = _arguments(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    for noisy in ("azure", "httpx", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    _load_settings_file(args.settings_file)
+    if args.data_dir:
+        os.environ["AUTOPILOT_DATA_DIR"] = str(args.data_dir)
+    data_dir = Path(os.environ.get("AUTOPILOT_DATA_DIR", ".autopilot")).resolve()
+    storage = None
+    if args.connection_string:
+        os.environ["AUTOPILOT_STORAGE"] = args.connection_string
+    elif not args.no_azurite:
+        blob, queue, table = (int(p) for p in args.azurite_ports.split(","))
+        storage = azurite.start(data_dir / "azurite", blob_port=blob, queue_port=queue, table_port=table,
+                                log=data_dir / "azurite.log")
+        log.info("Azurite on 127.0.0.1:%d/%d/%d, data in %s", blob, queue, table, data_dir / "azurite")
+        if os.environ.get("AUTOPILOT_STORAGE", "UseDevelopmentStorage=true") != "UseDevelopmentStorage=true":
+            log.warning("AUTOPILOT_STORAGE now points at this Azurite; --no-azurite keeps the one set")
+        os.environ["AUTOPILOT_STORAGE"] = storage.connection_string
+    stopping = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopping.set())
+    host: DevHost | None = None
+    try:
+        sys.path.insert(0, str(Path.cwd()))
+        module, _, attribute = args.app.partition(":")
+        app = getattr(importlib.import_module(module), attribute or "app")
+        host = DevHost(app, Settings.from_env(), port=args.port, watch_blobs=not args.no_watcher,
+                       timers=not args.no_timers, relay=not args.no_relay).start()
+        _banner(host)
+        log.info("running; Ctrl-C stops the devhost%s", " and Azurite" if storage else "")
+        stopping.wait()
+        return 0
+    except (SettingsError, FunctionError) as exc:
+        log.error("%s", exc)
+        return 2
+    finally:
+        log.info("stopping")
+        if host is not None:
+            host.stop()
+        if storage is not None:
+            storage.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""Start and stop Azurite (the storage emulator, installed from npm into node_modules) on loopback ports."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from shared.settings import azurite_connection_string
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _executable() -> str:
+    local = ROOT / "node_modules" / ".bin" / "azurite"
+    if local.exists():
+        return str(local)
+    found = shutil.which("azurite")
+    if not found:
+        raise RuntimeError("Azurite is not installed; run `npm install` in the project root (make setup does)")
+    return found
+
+
+@dataclass
+class Azurite:
+    """A running Azurite process; `connection_string` points at its three services."""
+
+    process: subprocess.Popen[bytes]
+    blob_port: int
+    queue_port: int
+    table_port: int
+
+    @property
+    def connection_string(self) -> str:
+        return azurite_connection_string(blob=self.blob_port, queue=self.queue_port, table=self.table_port)
+
+    def stop(self) -> None:
+        """Stop Azurite and everything it started (it runs in its own process group)."""
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(5)
+
+
+def start(location: Path, *, blob_port: int = 0, queue_port: int = 0, table_port: int = 0,
+          in_memory: bool = False, log: Path | None = None) -> Azurite:
+    """Start Azurite on 127.0.0.1 (free ports unless given) and wait until all three services answer."""
+    ports = [p or free_port() for p in (blob_port, queue_port, table_port)]
+    location.mkdir(parents=True, exist_ok=True)
+    cmd = [_executable(), "--silent", "--skipApiVersionCheck", "--disableProductStyleUrl",
+           "--blobHost", "127.0.0.1", "--queueHost", "127.0.0.1", "--tableHost", "127.0.0.1",
+           "--blobPort", str(ports[0]), "--queuePort", str(ports[1]), "--tablePort", str(ports[2])]
+    # Azurite refuses --location together with in-memory persistence.
+    cmd += ["--inMemoryPersistence"] if in_memory else ["--location", str(location)]
+    out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
+    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    azurite = Azurite(proc, *ports)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"Azurite exited with status {proc.returncode}; see {log or 'its output'}")
+        if all(_listening(p) for p in ports):
+            return azurite
+        time.sleep(0.2)
+    azurite.stop()
+    raise RuntimeError("Azurite did not start listening within 60 s")
+
+
+@contextlib.contextmanager
+def running(location: Path, **kwargs: object) -> Iterator[Azurite]:
+    """Azurite for the duration of a `with` block."""
+    azurite = start(location, **kwargs)  # type: ignore[arg-type]
+    try:
+        yield azurite
+    finally:
+        azurite.stop()
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0

@@ -1,0 +1,161 @@
+"""The devhost: Core Tools' local routes on 127.0.0.1, plus the blob watcher, timers, job-event relay and
+alert tail that stand in for Event Grid, the timer scheduler and the platform's event subscription.
+
+    with DevHost(app, settings, port=0) as host:
+        httpx.get(f"{host.base_url}/admin/functions")
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+
+import azure.functions as func
+
+from devhost import triggers
+from devhost.alerts import AlertTail
+from devhost.polling import Poller
+from devhost.relay import JobEventRelay
+from devhost.routes import Reply, Routes
+from devhost.timers import TimerSchedule
+from devhost.triggers import HostedFunction, Invoker
+from devhost.watcher import BlobWatcher
+from shared.settings import Settings
+
+log = logging.getLogger("devhost")
+
+
+class _Server(ThreadingHTTPServer):
+    # Handler threads are joined by server_close(), so stop() leaves none running.
+    daemon_threads = False
+    routes: Routes
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        try:
+            reply = self.server.routes.handle(self.command, self.path, headers, body)
+        except Exception:  # a bug in the devhost itself, not in a function
+            log.exception("devhost failed on %s %s", self.command, self.path)
+            reply = Reply.text(500, "devhost error")
+        self.send_response(reply.status)
+        for key, value in (reply.headers or {}).items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(reply.body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(reply.body)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _answer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s %s", self.address_string(), format % args)
+
+
+class DevHost:
+    """Runs a FunctionApp's functions on this machine, the way the Functions host would drive them.
+
+    `settings` defaults to `Settings.from_env(env)`, validated at `start()`; `env` (default os.environ)
+    holds the app settings that `%NAME%` binding expressions and binding connections resolve against.
+    """
+
+    def __init__(self, app: func.FunctionApp, settings: Settings | None = None, *,
+                 env: Mapping[str, str] | None = None, port: int = 0, watch_blobs: bool = True,
+                 timers: bool = True, relay: bool = True, alerts: bool = True,
+                 relay_function: str = "job_events", poll_interval: float = 1.0,
+                 route_prefix: str = "api") -> None:
+        self.app = app
+        self.settings = settings
+        self.port = port
+        self._env = env
+        self._options = {"watch_blobs": watch_blobs, "timers": timers, "relay": relay, "alerts": alerts}
+        self.relay_function = relay_function
+        self.poll_interval = poll_interval
+        self.route_prefix = route_prefix
+        self.functions: dict[str, HostedFunction] = {}
+        self.invoker = Invoker()
+        self._server: _Server | None = None
+        self._serving: threading.Thread | None = None
+        self._pollers: list[Poller] = []
+
+    @property
+    def base_url(self) -> str:
+        """`http://127.0.0.1:<port>` once started."""
+        if self._server is None:
+            raise RuntimeError("the devhost is not started")
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def start(self) -> DevHost:
+        """Validate settings and functions, serve the routes, then start the event sources."""
+        env = dict(os.environ if self._env is None else self._env)
+        settings = self.settings or Settings.from_env(env)
+        self.settings = settings
+        # Settings has defaults for these; binding expressions fall back to the same values.
+        env.setdefault("INCOMING_CONTAINER", settings.incoming_container)
+        env.setdefault("IDLE_SWEEP_SCHEDULE", settings.sweep_schedule)
+        if settings.storage.connection_string:
+            env.setdefault("AUTOPILOT_STORAGE", settings.storage.connection_string)
+        self.functions = triggers.read_functions(self.app, env)
+        schedule = TimerSchedule([f for f in self.functions.values() if f.trigger_type == triggers.TIMER],
+                                 self.invoker)  # parses the schedules now, so a bad one fails at start
+        self._server = _Server(("127.0.0.1", self.port), _Handler)
+        self._server.routes = Routes(self.functions, env, self.invoker, self.route_prefix)
+        self._serving = threading.Thread(target=self._server.serve_forever, name="devhost-http", daemon=True)
+        self._serving.start()
+        log.info("devhost listening on %s", self.base_url)
+        try:
+            self._start_sources(settings, env, schedule)
+        except Exception:
+            self.stop()
+            raise
+        return self
+
+    def _start_sources(self, settings: Settings, env: Mapping[str, str], schedule: TimerSchedule) -> None:
+        blob_functions = [f for f in self.functions.values() if f.trigger_type == triggers.BLOB]
+        if self._options["watch_blobs"] and blob_functions:
+            self._pollers.append(BlobWatcher(blob_functions, env, self.base_url,
+                                             settings.data_dir / "devhost" / "blob-events.json",
+                                             interval=self.poll_interval))
+        if self._options["timers"] and schedule.timers:
+            self._pollers.append(schedule)
+        relay_target = self.functions.get(self.relay_function)
+        if self._options["relay"]:
+            if relay_target is None or relay_target.trigger_type != triggers.EVENT_GRID:
+                log.warning("job-event relay off: no Event Grid function named %s", self.relay_function)
+            else:
+                self._pollers.append(JobEventRelay(settings.storage, settings.job_event_queue, self.base_url,
+                                                   self.relay_function, interval=self.poll_interval))
+        if self._options["alerts"]:
+            self._pollers.append(AlertTail(settings.data_dir / "alerts.jsonl", interval=self.poll_interval))
+        for poller in self._pollers:
+            poller.start()
+
+    def stop(self) -> None:
+        """Stop the event sources, then the server; wait for every invocation still running."""
+        for poller in reversed(self._pollers):
+            poller.stop()
+        self._pollers.clear()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            if self._serving is not None:
+                self._serving.join()
+            self._server = None
+        self.invoker.join()
+
+    def __enter__(self) -> DevHost:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()

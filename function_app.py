@@ -1,0 +1,10 @@
+"""The Azure Functions app: registers one blueprint per trigger. Nothing else lives here."""
+
+import azure.functions as func
+
+from functions import idle_sweep, ingest, job_events
+
+app = func.FunctionApp()
+app.register_functions(ingest.bp)
+app.register_functions(job_events.bp)
+app.register_functions(idle_sweep.bp)

@@ -1,0 +1,30 @@
+"""Event Grid trigger for Azure ML run events (RunCompleted / RunStatusChanged).
+
+A malformed event is logged and acknowledged: raising would make Event Grid retry it for 24 hours.
+"""
+
+import logging
+
+import azure.functions as func
+
+from functions.context import lifecycle
+from shared.events import MalformedEvent, parse_run_event
+
+bp = func.Blueprint()
+log = logging.getLogger(__name__)
+
+
+@bp.function_name("job_events")
+@bp.event_grid_trigger(arg_name="event")
+def job_events(event: func.EventGridEvent) -> None:
+    """Advance the run this job belongs to: register, deploy, smoke-test, go live (or alert)."""
+    body = {"id": event.id, "eventType": event.event_type, "subject": event.subject,
+            "eventTime": event.event_time.isoformat() if event.event_time else None,
+            "data": event.get_json()}
+    try:
+        run_event = parse_run_event(body)
+    except MalformedEvent as exc:
+        log.warning("ignored malformed job event %s: %s", event.id, exc)
+        return
+    outcome = lifecycle().on_job_event(run_event)
+    log.info("job event %s for %s (%s): %s", event.id, run_event.run_id, run_event.run_status, outcome)

@@ -1,0 +1,84 @@
+"""`autopilot`: the command line. A subcommand is one entry in `COMMANDS`: (add_arguments, run, summary).
+
+    autopilot validate FILE [--json]   the scan an upload gets; exit 0 valid, 1 invalid, 2 usage or I/O error
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from shared.dataset import Report
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+_PROGRESS_MIN_BYTES = 64 * 1024 * 1024
+
+Command = tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str]
+
+
+def _validate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", type=Path, help="chat JSONL (or .parquet) to check")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a report")
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from shared.dataset import is_parquet, scan_path
+
+    path: Path = args.file
+    if not path.is_file():
+        print(f"autopilot validate: {path}: no such file", file=sys.stderr)
+        return EXIT_USAGE
+    size = path.stat().st_size
+    show_progress = not args.json and sys.stdout.isatty() and size >= _PROGRESS_MIN_BYTES \
+        and not is_parquet(path.name)
+    try:
+        report = _scan_with_progress(path, size, scan_path) if show_progress else scan_path(path)
+    except OSError as exc:
+        print(f"autopilot validate: {path}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(report.to_json() if args.json else report.to_text(path.name))
+    return EXIT_OK if report.valid else EXIT_INVALID
+
+
+def _scan_with_progress(path: Path, size: int, scan_path: Callable[..., Report]) -> Report:
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+
+    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                  TransferSpeedColumn(), TimeRemainingColumn(), transient=True) as bar:
+        task = bar.add_task(f"checking {path.name}", total=size)
+        return scan_path(path, progress=lambda done: bar.update(task, completed=done))
+
+
+COMMANDS: dict[str, Command] = {
+    "validate": (_validate_arguments, _validate, "check a chat dataset the way an upload is checked"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser with one subparser per entry in COMMANDS."""
+    parser = argparse.ArgumentParser(prog="autopilot", description="Fine-Tune Autopilot")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (add_arguments, run, summary) in COMMANDS.items():
+        command = sub.add_parser(name, help=summary, description=summary)
+        add_arguments(command)
+        command.set_defaults(run=run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `autopilot` console script; returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on usage errors and 0 on --help
+        return int(exc.code or 0)
+    status: int = args.run(args)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

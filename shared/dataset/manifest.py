@@ -1,0 +1,146 @@
+"""Upload manifests: an optional `NAME.manifest.json` next to an upload that says how to fine-tune on it.
+
+    chats.jsonl                 the data
+    chats.jsonl.manifest.json   {"base_model": "Phi-4", "epochs": 2, "hyperparameters": {"lora_r": 16}}
+
+Every key is optional. Unknown keys are errors (a typo must not silently fall back to a default), and each
+error names the key and what is expected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from shared.dataset.scanner import Limits
+
+SUFFIX = ".manifest.json"
+MAX_BYTES = 64 * 1024
+_PARAMETER = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_KEYS = ("data", "base_model", "run_name", "epochs", "test_fraction", "max_tokens_per_run", "hyperparameters",
+         "tags")
+
+
+class ManifestError(ValueError):
+    """The manifest is malformed; the message names the key and what is expected."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What a manifest asks for. `data` is the upload's blob name (same folder as the manifest)."""
+
+    data: str
+    base_model: str | None = None
+    run_name: str | None = None
+    epochs: int | None = None
+    test_fraction: float | None = None
+    max_tokens_per_run: int | None = None
+    hyperparameters: Mapping[str, str | int | float | bool] = field(default_factory=dict)
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    def limits(self, base: Limits) -> Limits:
+        """`base` with this manifest's epochs, test fraction and token budget applied."""
+        wanted = {"epochs": self.epochs, "test_fraction": self.test_fraction,
+                  "max_tokens_per_run": self.max_tokens_per_run}
+        changes: dict[str, Any] = {k: v for k, v in wanted.items() if v is not None}
+        return dataclasses.replace(base, **changes)
+
+
+def is_manifest(name: str) -> bool:
+    """Whether a blob name is a manifest rather than data."""
+    return name.lower().endswith(SUFFIX)
+
+
+def data_name_for(manifest_name: str) -> str:
+    """The upload a manifest describes by default: its own name without `.manifest.json`."""
+    return manifest_name[: -len(SUFFIX)]
+
+
+def manifest_name_for(data_name: str) -> str:
+    """Where the manifest for an upload would be."""
+    return data_name + SUFFIX
+
+
+def parse_manifest(raw: bytes, name: str) -> Manifest:
+    """Parse and check a manifest blob named `name`; raise ManifestError saying what to fix."""
+    if len(raw) > MAX_BYTES:
+        raise ManifestError(f"{name}: a manifest may be at most {MAX_BYTES // 1024} KiB")
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ManifestError(f"{name} is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise ManifestError(f"{name} must be a JSON object")
+    for key in doc:
+        if key not in _KEYS:
+            close = difflib.get_close_matches(str(key), _KEYS, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(_KEYS)}"
+            raise ManifestError(f"{name}: unknown key {key!r}{hint}")
+    folder = name.rsplit("/", 1)[0] + "/" if "/" in name else ""
+    data = doc.get("data")
+    if data is not None:
+        data = _text(name, "data", data)
+        if "/" in data or "\\" in data or data in (".", ".."):
+            raise ManifestError(f"{name}: \"data\" must be a file name in the manifest's own folder, "
+                                f"got {data!r}")
+        data = folder + data
+    return Manifest(
+        data=data or data_name_for(name),
+        base_model=_optional(name, "base_model", doc, _text),
+        run_name=_optional(name, "run_name", doc, _text),
+        epochs=_optional(name, "epochs", doc, lambda n, k, v: _int(n, k, v, 1, 100)),
+        test_fraction=_optional(name, "test_fraction", doc, _fraction),
+        max_tokens_per_run=_optional(name, "max_tokens_per_run", doc,
+                                     lambda n, k, v: _int(n, k, v, 1, 10**13)),
+        hyperparameters=_hyperparameters(name, doc.get("hyperparameters", {})),
+        tags=_tags(name, doc.get("tags", {})),
+    )
+
+
+def _optional(name: str, key: str, doc: dict[str, Any], check: Any) -> Any:
+    value = doc.get(key)
+    return None if value is None else check(name, key, value)
+
+
+def _text(name: str, key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > 256:
+        raise ManifestError(f"{name}: {key!r} must be a non-empty string of at most 256 characters")
+    return value.strip()
+
+
+def _int(name: str, key: str, value: Any, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ManifestError(f"{name}: {key!r} must be a whole number from {low:,} to {high:,}, got {value!r}")
+    return value
+
+
+def _fraction(name: str, key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+        raise ManifestError(f"{name}: {key!r} must be a number between 0 and 1 (exclusive), got {value!r}")
+    return float(value)
+
+
+def _hyperparameters(name: str, value: Any) -> dict[str, str | int | float | bool]:
+    if not isinstance(value, dict):
+        raise ManifestError(f"{name}: \"hyperparameters\" must be an object of name: value")
+    for key, item in value.items():
+        if not _PARAMETER.match(key):
+            raise ManifestError(f"{name}: hyperparameter name {key!r} must be lower_snake_case "
+                                "(e.g. learning_rate)")
+        if not isinstance(item, str | int | float | bool):
+            raise ManifestError(f"{name}: hyperparameter {key!r} must be a string, number or boolean")
+    return dict(value)
+
+
+def _tags(name: str, value: Any) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise ManifestError(f"{name}: \"tags\" must be an object of string: string")
+    if len(value) > 20:
+        raise ManifestError(f"{name}: at most 20 tags")
+    return dict(value)

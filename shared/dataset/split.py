@@ -1,0 +1,80 @@
+"""Deterministic train/test split while streaming: the same conversation always lands on the same side.
+
+Each row's key is a stable 32-bit hash of the row (see `split_key`); rows whose key falls under `fraction` of the
+range go to test, up to a cap. To promise at least one test row (and one train row) without buffering the
+file, one candidate per side is held back until the end: the train row closest to the test range, and the
+first test row.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+_RANGE = 1 << 32
+
+
+def split_key(row: bytes) -> int:
+    """The row's stable split key: CRC-32 of its bytes (the raw line of a JSON Lines upload; the compact
+    JSON of the messages for Parquet).
+
+    Not cryptographic on purpose: it only needs to be deterministic across runs and machines and evenly
+    spread, and it runs once per row on the hot path. Python's hash() is salted per process, so it won't do.
+    Hashing the raw line (not a re-serialization) spares a dumps per row when nothing is staged; identical
+    lines always land on the same side.
+    """
+    return zlib.crc32(row)
+
+
+class Split:
+    """Routes staged rows to train or test; the caller drains `train`/`test` (pending bytes) as it goes."""
+
+    def __init__(self, fraction: float, test_rows_max: int) -> None:
+        self._threshold = int(fraction * _RANGE)
+        self._test_max = max(1, test_rows_max)
+        self.train: list[bytes] = []
+        self.test: list[bytes] = []
+        self.train_rows = 0
+        self.test_rows = 0
+        self.train_tokens = 0
+        self._held_train: tuple[int, bytes, int] | None = None
+        self._held_test: tuple[bytes, int] | None = None
+
+    def route(self, key: int, row: bytes, tokens: int) -> None:
+        """Send one staged row (with its estimated tokens) to its side."""
+        if key < self._threshold and self.test_rows < self._test_max:
+            self.test_rows += 1
+            if self._held_test is None:
+                self._held_test = (row, tokens)
+            else:
+                self.test.append(row)
+            return
+        self.train_rows += 1
+        self.train_tokens += tokens
+        held = self._held_train
+        if held is None or key < held[0]:
+            self._held_train = (key, row, tokens)
+            if held is not None:
+                self.train.append(held[1])
+        else:
+            self.train.append(row)
+
+    def finish(self) -> None:
+        """Settle the held-back rows: at least one train row, and one test row when there are two rows."""
+        if self.train_rows == 0 and self._held_test is not None:
+            row, tokens = self._held_test
+            self._held_test = None
+            self.test_rows -= 1
+            self.route(_RANGE, row, tokens)
+        if self.test_rows == 0 and self.train_rows >= 2 and self._held_train is not None:
+            _, row, tokens = self._held_train
+            self._held_train = None
+            self.train_rows -= 1
+            self.train_tokens -= tokens
+            self.test_rows += 1
+            self.test.append(row)
+        if self._held_train is not None:
+            self.train.append(self._held_train[1])
+            self._held_train = None
+        if self._held_test is not None:
+            self.test.append(self._held_test[0])
+            self._held_test = None

@@ -1,0 +1,162 @@
+"""Typed views of the events we receive: storage BlobCreated and Azure ML run events.
+
+Handlers read `event.run_status`, not `event["data"]["runStatus"]`; the raw shapes (Event Grid schema and
+CloudEvents 1.0) stay in this module. Builders for the same shapes live here too, so the local platform
+emits exactly what Azure ML would.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+RUN_COMPLETED = "Microsoft.MachineLearningServices.RunCompleted"
+RUN_STATUS_CHANGED = "Microsoft.MachineLearningServices.RunStatusChanged"
+BLOB_CREATED = "Microsoft.Storage.BlobCreated"
+
+
+class MalformedEvent(ValueError):
+    """The event body is not an event we can read; acknowledge it and log, never retry it forever."""
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    """An Azure ML run event (RunCompleted or RunStatusChanged), whichever schema it came in."""
+
+    id: str
+    event_type: str
+    subject: str
+    run_id: str
+    experiment_name: str
+    run_type: str
+    run_status: str  # normalised to Azure ML's capitalisation: Completed, Failed, Running, ...
+    run_tags: Mapping[str, str] = field(default_factory=dict)
+    event_time: datetime | None = None
+
+
+_STATUS_WORDS = {s.lower(): s for s in (
+    "NotStarted", "Starting", "Provisioning", "Preparing", "Queued", "Running", "Finalizing",
+    "CancelRequested", "Completed", "Failed", "Canceled", "NotResponding", "Paused", "Unknown")}
+
+
+def normalise_status(raw: str) -> str:
+    """Azure ML samples vary in case ('failed', 'Failed'); compare in one canonical spelling."""
+    return _STATUS_WORDS.get(raw.strip().lower(), raw.strip())
+
+
+def parse_run_event(body: Mapping[str, Any]) -> RunEvent:
+    """Read an Azure ML run event in Event Grid schema or CloudEvents 1.0; raise MalformedEvent otherwise."""
+    if not isinstance(body, Mapping):
+        raise MalformedEvent("event is not a JSON object")
+    cloud = "specversion" in body
+    event_type = body.get("type" if cloud else "eventType")
+    data = body.get("data")
+    if not isinstance(event_type, str) or not isinstance(data, Mapping):
+        raise MalformedEvent("event has no type or no data object")
+    run_id = data.get("runId")
+    if not isinstance(run_id, str) or not run_id:
+        raise MalformedEvent(f"{event_type} event has no data.runId")
+    if event_type == RUN_COMPLETED:
+        status = "Completed"
+    elif event_type == RUN_STATUS_CHANGED:
+        raw = data.get("runStatus")
+        if not isinstance(raw, str):
+            raise MalformedEvent("RunStatusChanged event has no data.runStatus")
+        status = normalise_status(raw)
+    else:
+        raise MalformedEvent(f"unexpected event type {event_type!r}")
+    tags = data.get("runTags") or {}
+    when = body.get("time" if cloud else "eventTime")
+    return RunEvent(
+        id=str(body.get("id", "")),
+        event_type=event_type,
+        subject=str(body.get("subject", "")),
+        run_id=run_id,
+        experiment_name=str(data.get("experimentName", "")),
+        run_type=str(data.get("runType", "")),
+        run_status=status,
+        run_tags={str(k): str(v) for k, v in tags.items()} if isinstance(tags, Mapping) else {},
+        event_time=_parse_time(when) if isinstance(when, str) else None,
+    )
+
+
+def run_event(job_name: str, status: str, *, experiment: str, tags: Mapping[str, str],
+              run_type: str = "azureml.PipelineRun", topic: str = "local") -> dict[str, Any]:
+    """An Azure ML–shaped Event Grid event for `job_name` reaching `status` (RunCompleted on success)."""
+    completed = status == "Completed"
+    data: dict[str, Any] = {
+        "experimentId": str(uuid.uuid5(uuid.NAMESPACE_URL, experiment)),
+        "experimentName": experiment,
+        "runId": job_name,
+        "runType": run_type,
+        "runTags": dict(tags),
+        "runProperties": {},
+    }
+    if not completed:
+        data["runStatus"] = status
+    return {
+        "id": str(uuid.uuid4()),
+        "topic": topic,
+        "subject": f"experiments/{data['experimentId']}/runs/{job_name}",
+        "eventType": RUN_COMPLETED if completed else RUN_STATUS_CHANGED,
+        "eventTime": datetime.now(UTC).isoformat(),
+        "data": data,
+        "dataVersion": "2",
+        "metadataVersion": "1",
+    }
+
+
+@dataclass(frozen=True)
+class BlobCreated:
+    """A storage BlobCreated event, reduced to what ingest needs."""
+
+    url: str
+    api: str
+    content_length: int | None
+
+
+def parse_blob_created(body: Mapping[str, Any]) -> BlobCreated:
+    """Read a Microsoft.Storage.BlobCreated event (Event Grid schema or CloudEvents)."""
+    data = body.get("data") if isinstance(body, Mapping) else None
+    if not isinstance(data, Mapping) or not isinstance(data.get("url"), str):
+        raise MalformedEvent("BlobCreated event has no data.url")
+    length = data.get("contentLength")
+    return BlobCreated(url=data["url"], api=str(data.get("api", "")),
+                       content_length=int(length) if isinstance(length, int) else None)
+
+
+def blob_created_event(url: str, *, content_length: int, etag: str = "",
+                       topic: str = "local") -> dict[str, Any]:
+    """A Microsoft.Storage.BlobCreated event in Event Grid schema, as storage would emit for `url`."""
+    from shared.storage import split_blob_url
+
+    container, name = split_blob_url(url)
+    return {
+        "id": str(uuid.uuid4()),
+        "topic": topic,
+        "subject": f"/blobServices/default/containers/{container}/blobs/{name}",
+        "eventType": BLOB_CREATED,
+        "eventTime": datetime.now(UTC).isoformat(),
+        "data": {
+            "api": "PutBlob",
+            "eTag": etag,
+            "contentType": "application/octet-stream",
+            "contentLength": content_length,
+            "blobType": "BlockBlob",
+            "url": url,
+            "sequencer": f"{int(datetime.now(UTC).timestamp() * 1e6):032d}",
+        },
+        "dataVersion": "",
+        "metadataVersion": "1",
+    }
+
+
+def _parse_time(raw: str) -> datetime | None:
+    try:
+        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -1,0 +1,218 @@
+"""on_sweep: stop the meter on idle endpoints, and never take down one that someone is using.
+
+An idle endpoint is deleted when nobody has scored it for longer than IDLE_TTL, counting from the later of
+its last request and its newest deployment (so a fresh deployment gets a grace period). Only endpoints
+tagged as ours are looked at; a keep tag exempts one; missing activity data is never read as "idle"; a
+request that arrives while the sweep decides wins; SWEEP_DRY_RUN reports without deleting; at most
+SWEEP_MAX_DELETIONS endpoints go per sweep, the longest idle first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from shared.alerts import Alert
+from shared.ledger import Conflict, IllegalTransition, Run, State
+from shared.lifecycle.context import Context, log
+from shared.platforms.port import KEEP_TAG, MANAGED_TAG, EndpointInfo, NotFoundError, PlatformError
+
+REPORT_KEYS = ("deleted", "would_delete", "deferred", "kept", "activity_unknown", "request_won", "gone",
+               "failed")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    endpoint: str
+    delete: bool
+    reason: str
+    idle_for: timedelta | None = None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An endpoint judged idle, with the activity reading the verdict rests on."""
+
+    endpoint: EndpointInfo
+    last_request: datetime | None
+    verdict: Verdict
+
+
+def judge(endpoint: EndpointInfo, last_request: datetime | None, now: datetime, ttl: timedelta) -> Verdict:
+    """The sweep's decision for one endpoint whose activity is known. Pure, so the benchmark runs it too."""
+    if endpoint.tags.get(MANAGED_TAG) != "true":
+        return Verdict(endpoint.name, False, "not managed by autopilot")
+    if endpoint.tags.get(KEEP_TAG, "").lower() == "true":
+        return Verdict(endpoint.name, False, f"{KEEP_TAG}=true")
+    marks = [t for t in (last_request, endpoint.last_deployed_at, endpoint.created_at) if t is not None]
+    if not marks:
+        return Verdict(endpoint.name, False, "no deployment or request time known")
+    idle_for = now - max(marks)
+    if idle_for <= ttl:
+        return Verdict(endpoint.name, False, "active within the TTL", idle_for)
+    return Verdict(endpoint.name, True, f"idle for {idle_for} > {ttl}", idle_for)
+
+
+def select(verdicts: Iterable[Verdict], max_deletions: int) -> tuple[list[Verdict], list[Verdict]]:
+    """Split the delete verdicts into this sweep's deletions (longest idle first, at most `max_deletions`)
+    and those deferred to the next sweep. Pure, so the benchmark applies the same cap."""
+    idle = sorted((v for v in verdicts if v.delete), key=lambda v: v.idle_for or timedelta(0), reverse=True)
+    return idle[:max_deletions], idle[max_deletions:]
+
+
+def on_sweep(ctx: Context, now: datetime | None = None) -> dict[str, list[str]]:
+    """Tear down idle managed endpoints; returns endpoint names by outcome (see REPORT_KEYS), for the log."""
+    now = now or ctx.ledger.now()
+    report: dict[str, list[str]] = {key: [] for key in REPORT_KEYS}
+    candidates: dict[str, Candidate] = {}
+    for endpoint in ctx.call(ctx.platform.list_endpoints):
+        if endpoint.tags.get(MANAGED_TAG) != "true":
+            continue  # not ours: not read, not reported, never touched
+        try:
+            last = ctx.call(ctx.platform.endpoint_activity, endpoint.name)
+        except NotFoundError:
+            continue  # deleted since it was listed
+        except PlatformError as exc:
+            _activity_unknown(ctx, endpoint.name, exc, report)
+            continue
+        verdict = judge(endpoint, last, now, ctx.settings.idle_ttl)
+        if verdict.delete and _deploy_in_progress(ctx, endpoint.name):
+            verdict = Verdict(endpoint.name, False, "a deployment to it is in progress", verdict.idle_for)
+        if not verdict.delete:
+            report["kept"].append(f"{endpoint.name} ({verdict.reason})")
+            continue
+        candidates[endpoint.name] = Candidate(endpoint, last, verdict)
+
+    chosen, deferred = select((c.verdict for c in candidates.values()), ctx.settings.sweep_max_deletions)
+    report["deferred"] = [v.endpoint for v in deferred]
+    if deferred:
+        log.warning("sweep: %d idle endpoints over SWEEP_MAX_DELETIONS=%d wait for the next sweep: %s",
+                    len(deferred), ctx.settings.sweep_max_deletions, ", ".join(report["deferred"]))
+    for verdict in chosen:
+        if ctx.settings.sweep_dry_run:
+            log.info("sweep (dry run): would delete %s, %s", verdict.endpoint, verdict.reason)
+            report["would_delete"].append(verdict.endpoint)
+            continue
+        outcome, entry = _tear_down(ctx, candidates[verdict.endpoint], now)
+        report[outcome].append(entry)
+    log.info("sweep at %s: %s", now.isoformat(), {k: v for k, v in report.items() if v})
+    return report
+
+
+def _tear_down(ctx: Context, candidate: Candidate, now: datetime) -> tuple[str, str]:
+    """Re-read the endpoint right before deleting it; a request (or a deployment) since the decision wins.
+
+    Returns the report key and entry. What remains is the platform's own window between this re-read and
+    the delete call, a few hundred milliseconds against a TTL of hours.
+    """
+    name = candidate.endpoint.name
+    try:
+        fresh = ctx.call(ctx.platform.get_endpoint, name)
+        latest = ctx.call(ctx.platform.endpoint_activity, name) if fresh is not None else None
+    except NotFoundError:
+        fresh = None
+    except PlatformError as exc:
+        _activity_unknown(ctx, name, exc, None)
+        return "activity_unknown", name
+    if fresh is None:
+        log.info("sweep: %s was deleted by someone else meanwhile", name)
+        return "gone", name
+    previous = candidate.last_request
+    if latest is not None and (previous is None or latest > previous):
+        log.info("sweep: keeping %s, a request arrived at %s while the sweep decided", name, latest)
+        return "request_won", name
+    verdict = judge(fresh, latest, now, ctx.settings.idle_ttl)
+    if not verdict.delete:
+        log.info("sweep: keeping %s, it changed while the sweep decided: %s", name, verdict.reason)
+        return "kept", f"{name} ({verdict.reason}, since the decision)"
+    try:
+        ctx.call(ctx.platform.delete_endpoint, name)
+    except PlatformError as exc:
+        log.error("sweep: could not delete %s: %s", name, exc)
+        _warn(ctx, name, "sweep.delete_failed",
+              f"the sweep could not delete idle endpoint {name}, which keeps billing: {str(exc)[:300]}")
+        return "failed", name
+    _record_teardown(ctx, fresh, verdict, now)
+    return "deleted", name
+
+
+def _record_teardown(ctx: Context, endpoint: EndpointInfo, verdict: Verdict, now: datetime) -> None:
+    """Each run live on the endpoint is torn down, with its endpoint-hours and the hours the sweep saved."""
+    idle_hours = _hours(verdict.idle_for or timedelta(0))
+    saved = round(max(0.0, ctx.settings.cost_reference_hours - idle_hours), 4)
+    runs = ctx.ledger.find(endpoint=endpoint.name, state=State.LIVE.value)
+    for run in runs:
+        since = endpoint.last_deployed_at or endpoint.created_at or _deployed_at(run) or now
+        teardowns = int(run.fields.get("teardowns", 0)) + 1
+        down = _advance_to_torn_down(ctx, run, verdict.reason, endpoint_hours=_hours(now - since),
+                                     idle_hours=idle_hours, hours_saved=saved, torn_down_at=now.isoformat(),
+                                     cost_reference_hours=ctx.settings.cost_reference_hours,
+                                     teardowns=teardowns)
+        if down is None:
+            continue
+        summary = (f"endpoint {endpoint.name} was deleted after {verdict.idle_for} without requests "
+                   f"({down.fields['endpoint_hours']} endpoint-hours billed, ~{saved} h saved); model "
+                   f"{run.model_name}:{run.model_version} stays registered, redeploy is one step")
+        # The compare-and-set to torn_down already makes this handler the only one; the ordinal keeps a
+        # second teardown after a redeploy from being mistaken for a repeat of the first.
+        if ctx.ledger.mark_alerted(down, f"endpoint.torn_down#{teardowns}") is not None:
+            ctx.alerts.send(Alert(down.run_id, "endpoint.torn_down", "info", summary,
+                                  {"endpoint": endpoint.name, "teardown": teardowns, **_costs(down)}))
+    if not runs:
+        ctx.alerts.send(Alert(endpoint.name, "endpoint.torn_down", "info",
+                              f"endpoint {endpoint.name} (no live run in the ledger) was deleted after "
+                              f"{verdict.idle_for} without requests", {"endpoint": endpoint.name}))
+
+
+def _advance_to_torn_down(ctx: Context, run: Run, note: str, **fields: Any) -> Run | None:
+    current: Run | None = run
+    for _ in range(3):
+        if current is None or current.state != State.LIVE:
+            return None
+        try:
+            return ctx.ledger.advance(current, State.TORN_DOWN, note=note, **fields)
+        except IllegalTransition:
+            return None
+        except Conflict:
+            current = ctx.ledger.get(run.run_id)
+    log.error("sweep: run %s kept changing; its teardown is not recorded", run.run_id)
+    return None
+
+
+def _activity_unknown(ctx: Context, endpoint: str, exc: Exception,
+                      report: dict[str, list[str]] | None) -> None:
+    log.warning("sweep: keeping %s, its activity could not be read: %s", endpoint, exc)
+    if report is not None:
+        report["activity_unknown"].append(endpoint)
+    _warn(ctx, endpoint, "sweep.activity_unavailable",
+          f"the sweep kept endpoint {endpoint} because its request activity could not be read "
+          f"({str(exc)[:300]}); it keeps billing until the signal returns or someone deletes it")
+
+
+def _warn(ctx: Context, endpoint: str, alert_class: str, summary: str) -> None:
+    """A warning about an endpoint, on the run live there (once per run), else under the endpoint's name."""
+    runs = ctx.ledger.find(endpoint=endpoint, state=State.LIVE.value)
+    if runs:
+        ctx.alert(runs[0], alert_class, "warning", summary, endpoint=endpoint)
+    else:
+        ctx.alerts.send(Alert(endpoint, alert_class, "warning", summary, {"endpoint": endpoint}))
+
+
+def _deploy_in_progress(ctx: Context, endpoint: str) -> bool:
+    return bool(ctx.ledger.find(endpoint=endpoint, state=State.DEPLOYING.value))
+
+
+def _deployed_at(run: Run) -> datetime | None:
+    times = [e["at"] for e in run.history if e.get("state") == State.DEPLOYING.value and e.get("at")]
+    return datetime.fromisoformat(times[-1]) if times else None
+
+
+def _costs(run: Run) -> dict[str, object]:
+    keys = ("endpoint_hours", "idle_hours", "hours_saved", "cost_reference_hours")
+    return {key: run.fields[key] for key in keys if key in run.fields}
+
+
+def _hours(span: timedelta) -> float:
+    return round(span.total_seconds() / 3600, 4)

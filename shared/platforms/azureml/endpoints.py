@@ -1,0 +1,161 @@
+"""Managed online endpoints: create (key auth, our tags), deploy blue/green, switch traffic, score, delete.
+
+A new deployment comes up at 0 % beside the live one; the lifecycle smoke-tests it by name (the
+`azureml-model-deployment` header, which `invoke(deployment_name=...)` sends), then moves the traffic and
+deletes the old one. Azure refuses to delete a deployment that still has traffic, so the order matters.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from azure.ai.ml.entities import (
+    ManagedOnlineDeployment,
+    ManagedOnlineEndpoint,
+    OnlineRequestSettings,
+    ProbeSettings,
+)
+from azure.core.exceptions import ResourceNotFoundError
+
+from shared.platforms.azureml.errors import azure_call, translate
+from shared.platforms.port import MANAGED_TAG, EndpointInfo, ModelRef, PlatformError
+
+DEPLOYED_AT_TAG = "autopilot-deployed-at"
+MODEL_TAG = "autopilot-model"
+LIVENESS_INITIAL_DELAY_S = 600  # large chat models take minutes to load before they answer the probe
+REQUEST_TIMEOUT_MS = 90000
+_NAME = re.compile(r"^[a-zA-Z][-a-zA-Z0-9]{1,30}[a-zA-Z0-9]$")
+
+
+def check_name(kind: str, name: str) -> None:
+    """Refuse an endpoint or deployment name Azure would refuse (3-32 characters, letters, digits, '-')."""
+    if not _NAME.match(name):
+        raise PlatformError(f"{kind} name {name!r} is not valid on Azure ML: 3-32 characters, a letter "
+                            "first, then letters, digits or '-', not ending with '-'")
+
+
+def ensure_endpoint(ml: Any, name: str, tags: Mapping[str, str]) -> Any:
+    """The endpoint, created with key auth and our tags if it does not exist."""
+    try:
+        return ml.online_endpoints.get(name)
+    except ResourceNotFoundError:
+        pass
+    except Exception as error:
+        raise translate(error, f"get endpoint {name}") from error
+    endpoint = ManagedOnlineEndpoint(name=name, auth_mode="key", tags={**tags, MANAGED_TAG: "true"},
+                                     description="Fine-Tune Autopilot endpoint")
+    with azure_call(f"create endpoint {name}"):
+        return ml.online_endpoints.begin_create_or_update(endpoint).result()
+
+
+def find_deployment(ml: Any, endpoint: str, deployment: str) -> Any | None:
+    """The deployment, or None."""
+    try:
+        return ml.online_deployments.get(name=deployment, endpoint_name=endpoint)
+    except ResourceNotFoundError:
+        return None
+    except Exception as error:
+        raise translate(error, f"get deployment {deployment} of endpoint {endpoint}") from error
+
+
+def create_deployment(ml: Any, model: ModelRef, model_id: str, endpoint: str, deployment: str,
+                      instance_type: str, tags: Mapping[str, str], now: datetime) -> Any:
+    """A one-instance deployment of the model with the seed's probe and timeout; it starts with no traffic."""
+    spec = ManagedOnlineDeployment(
+        name=deployment,
+        endpoint_name=endpoint,
+        model=model_id,
+        instance_type=instance_type,
+        instance_count=1,
+        liveness_probe=ProbeSettings(initial_delay=LIVENESS_INITIAL_DELAY_S),
+        request_settings=OnlineRequestSettings(request_timeout_ms=REQUEST_TIMEOUT_MS),
+        tags={**tags, MODEL_TAG: f"{model.name}:{model.version}", DEPLOYED_AT_TAG: now.isoformat()},
+    )
+    with azure_call(f"deploy {model.name}:{model.version} as {deployment} on endpoint {endpoint}"):
+        return ml.online_deployments.begin_create_or_update(spec).result()
+
+
+def set_traffic(ml: Any, endpoint: str, traffic: Mapping[str, int]) -> None:
+    """Replace the endpoint's traffic map (percentages summing to 100, or all 0)."""
+    total = sum(traffic.values())
+    if total not in (0, 100) or any(v < 0 for v in traffic.values()):
+        raise PlatformError(f"traffic for endpoint {endpoint} must sum to 100 (or 0), got {dict(traffic)}")
+    with azure_call(f"set traffic of endpoint {endpoint} to {dict(traffic)}"):
+        current = ml.online_endpoints.get(endpoint)
+        current.traffic = dict(traffic)
+        ml.online_endpoints.begin_create_or_update(current).result()
+
+
+def delete_deployment(ml: Any, endpoint: str, deployment: str) -> None:
+    """Delete one deployment; a missing one (or endpoint) is fine."""
+    try:
+        ml.online_deployments.begin_delete(name=deployment, endpoint_name=endpoint).result()
+    except ResourceNotFoundError:
+        return
+    except Exception as error:
+        raise translate(error, f"delete deployment {deployment} of endpoint {endpoint}") from error
+
+
+def delete_endpoint(ml: Any, endpoint: str) -> None:
+    """Delete the endpoint with its deployments; a missing one is fine."""
+    try:
+        ml.online_endpoints.begin_delete(name=endpoint).result()
+    except ResourceNotFoundError:
+        return
+    except Exception as error:
+        raise translate(error, f"delete endpoint {endpoint}") from error
+
+
+def score(ml: Any, endpoint: str, payload: Mapping[str, Any], deployment: str | None) -> Any:
+    """POST the payload to the endpoint, or to one deployment by name; the answer parsed from JSON."""
+    target = f"endpoint {endpoint}" + (f" deployment {deployment}" if deployment else "")
+    # invoke() takes a request file, not a body: write the payload to a private temporary file.
+    handle, path = tempfile.mkstemp(suffix=".json")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as request:
+            json.dump(payload, request)
+        with azure_call(f"score {target}"):
+            answer = ml.online_endpoints.invoke(endpoint_name=endpoint, request_file=path,
+                                                deployment_name=deployment)
+    finally:
+        os.unlink(path)
+    if isinstance(answer, bytes | str):
+        try:
+            return json.loads(answer)
+        except ValueError:
+            return answer
+    return answer
+
+
+def endpoint_info(ml: Any, endpoint: Any, with_deployments: bool = True) -> EndpointInfo:
+    """The port's view of an endpoint; deployment creation times come from our deployed-at tag."""
+    deployments: list[Any] = []
+    if with_deployments:
+        with azure_call(f"list deployments of endpoint {endpoint.name}"):
+            deployments = list(ml.online_deployments.list(endpoint_name=endpoint.name))
+    deployed = [_time((d.tags or {}).get(DEPLOYED_AT_TAG)) for d in deployments]
+    return EndpointInfo(
+        name=endpoint.name,
+        tags=dict(endpoint.tags or {}),
+        created_at=_time((endpoint.properties or {}).get("createdAt")),
+        traffic={k: int(v) for k, v in (endpoint.traffic or {}).items()},
+        deployments=tuple(sorted(d.name for d in deployments)),
+        scoring_uri=endpoint.scoring_uri,
+        last_deployed_at=max((t for t in deployed if t is not None), default=None),
+    )
+
+
+def _time(raw: Any) -> datetime | None:
+    if not raw:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(raw))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -1,0 +1,203 @@
+"""AzureMLPlatform: the platform port on azure-ai-ml, the production path.
+
+Clients are made on first use from settings (DefaultAzureCredential), or passed in: tests pass in-memory fakes
+of the same operation groups, holding the SDK's real entities.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from azure.core.exceptions import ResourceNotFoundError
+
+from shared.finetune import DEFAULTS, ParameterError, convert, display_name, resolve_parameters
+from shared.platforms.azureml import clients, endpoints
+from shared.platforms.azureml.activity import last_request
+from shared.platforms.azureml.base_model import inference_skus, resolve_base_model
+from shared.platforms.azureml.compute import check_size, plan_compute
+from shared.platforms.azureml.errors import InvalidParameters, translate
+from shared.platforms.azureml.pipeline import (
+    BASE_MODEL_TAG,
+    build_job,
+    compute_inputs,
+    find_job,
+    job_state,
+    load_pipeline_component,
+    submit_job,
+)
+from shared.platforms.azureml.registration import register_model
+from shared.platforms.port import MANAGED_TAG, EndpointInfo, JobSpec, JobState, ModelRef, NotFoundError
+from shared.settings import AzureMLSettings, Settings, SettingsError
+
+
+class AzureMLPlatform:
+    """The seed's whole flow on Azure ML: fine-tune job, MLflow model, key-auth endpoint, blue/green."""
+
+    def __init__(self, settings: Settings, ml_client: Any = None, registry_client: Any = None,
+                 metrics_client: Any = None, clock: Callable[[], datetime] | None = None) -> None:
+        if settings.azureml is None:
+            raise SettingsError("AUTOPILOT_PLATFORM=azureml needs AZUREML_SUBSCRIPTION_ID, "
+                                "AZUREML_RESOURCE_GROUP and AZUREML_WORKSPACE")
+        self._settings = settings
+        self._aml: AzureMLSettings = settings.azureml
+        self._ml = ml_client
+        self._registry = registry_client
+        self._metrics = metrics_client
+        self._metrics_by_region: dict[str, Any] = {}
+        self._credential: Any = None
+        self._component: Any = None
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    # -- clients, made on first use -------------------------------------------------------------------------
+
+    def _cred(self) -> Any:
+        if self._credential is None:
+            self._credential = clients.credential()
+        return self._credential
+
+    @property
+    def ml(self) -> Any:
+        if self._ml is None:
+            self._ml = clients.workspace_client(self._aml, self._cred())
+        return self._ml
+
+    @property
+    def registry(self) -> Any:
+        if self._registry is None:
+            self._registry = clients.registry_client(self._aml, self._cred())
+        return self._registry
+
+    def _metrics_for(self, region: str) -> Any:
+        if self._metrics is not None:
+            return self._metrics
+        if region not in self._metrics_by_region:
+            self._metrics_by_region[region] = clients.metrics_client(region, self._cred())
+        return self._metrics_by_region[region]
+
+    # -- jobs -----------------------------------------------------------------------------------------------
+
+    def submit(self, spec: JobSpec) -> JobState:
+        """Start chat_completion_pipeline for the run, or return the job of that name if it exists.
+
+        Refuses (before submitting anything) a retired base model, an unfit compute, unknown parameters.
+        """
+        existing = find_job(self.ml, spec.name)
+        if existing is not None:
+            return job_state(existing)
+        model = resolve_base_model(self.registry, spec.base_model or self._settings.base_model,
+                                   self._clock().date(), self._aml.registry)
+        compute = plan_compute(self.ml, self._aml, model)
+        try:
+            params = resolve_parameters(model.model_specific_defaults, run_overrides(spec.parameters))
+        except ParameterError as error:
+            raise InvalidParameters(f"{error} (from the run's manifest or FINETUNE_* settings)") from error
+        params.update(compute_inputs(compute))
+        if spec.experiment == JobSpec.experiment:  # the port default: AZUREML_EXPERIMENT decides
+            spec = replace(spec, experiment=self._aml.experiment)
+        if self._component is None:
+            self._component = load_pipeline_component(self.registry, self._aml.pipeline_component_version)
+        job = build_job(self._component, spec, model, params, display_name(params, prefix=spec.display_name))
+        return job_state(submit_job(self.ml, job))
+
+    def job_status(self, job_name: str) -> JobState:
+        job = find_job(self.ml, job_name)
+        if job is None:
+            raise NotFoundError(f"job {job_name} not found in workspace {self._aml.workspace}")
+        return job_state(job)
+
+    def register(self, job_name: str, model_name: str, tags: Mapping[str, str],
+                 description: str = "") -> ModelRef:
+        model = register_model(self.ml, job_name, model_name, tags, description)
+        return ModelRef(name=str(model.name), version=str(model.version))
+
+    # -- endpoints ------------------------------------------------------------------------------------------
+
+    def deploy(self, model: ModelRef, endpoint: str, deployment: str,
+               tags: Mapping[str, str]) -> EndpointInfo:
+        endpoints.check_name("endpoint", endpoint)
+        endpoints.check_name("deployment", deployment)
+        try:
+            registered = self.ml.models.get(model.name, version=model.version)
+        except ResourceNotFoundError:
+            raise NotFoundError(f"model {model.name}:{model.version} is not registered") from None
+        except Exception as error:
+            raise translate(error, f"get model {model.name}:{model.version}") from error
+        base = (registered.tags or {}).get(BASE_MODEL_TAG)
+        if base:
+            check_size(self._aml.instance_type_inference, inference_skus(self.registry, base),
+                       f"inference instance type (setting AZUREML_INSTANCE_TYPE_INFERENCE) for {model.name}",
+                       unsupported=frozenset())
+        endpoints.ensure_endpoint(self.ml, endpoint, tags)
+        existing = endpoints.find_deployment(self.ml, endpoint, deployment)
+        if existing is None or not _same_model(existing.model, registered.id):
+            endpoints.create_deployment(self.ml, model, registered.id, endpoint, deployment,
+                                        self._aml.instance_type_inference, tags, self._clock())
+        info = self.get_endpoint(endpoint)
+        if info is None:
+            raise NotFoundError(f"endpoint {endpoint} disappeared while deploying {deployment}")
+        return info
+
+    def score(self, endpoint: str, payload: Mapping[str, Any], deployment: str | None = None) -> Any:
+        return endpoints.score(self.ml, endpoint, payload, deployment)
+
+    def set_traffic(self, endpoint: str, traffic: Mapping[str, int]) -> None:
+        endpoints.set_traffic(self.ml, endpoint, traffic)
+
+    def delete_deployment(self, endpoint: str, deployment: str) -> None:
+        endpoints.delete_deployment(self.ml, endpoint, deployment)
+
+    def delete_endpoint(self, endpoint: str) -> None:
+        endpoints.delete_endpoint(self.ml, endpoint)
+
+    def get_endpoint(self, endpoint: str) -> EndpointInfo | None:
+        entity = self._endpoint_entity(endpoint)
+        return None if entity is None else endpoints.endpoint_info(self.ml, entity)
+
+    def list_endpoints(self) -> list[EndpointInfo]:
+        try:
+            found = list(self.ml.online_endpoints.list())
+        except Exception as error:
+            raise translate(error, "list endpoints") from error
+        # Deployments are listed only for our endpoints: the sweep never looks at anyone else's.
+        return [endpoints.endpoint_info(self.ml, e, with_deployments=MANAGED_TAG in (e.tags or {}))
+                for e in found]
+
+    def endpoint_activity(self, endpoint: str) -> datetime | None:
+        """Last scored request within twice the idle TTL (at least an hour); None if none in that window."""
+        entity = self._endpoint_entity(endpoint)
+        if entity is None:
+            raise NotFoundError(f"endpoint {endpoint} not found")
+        lookback = max(self._settings.idle_ttl * 2, timedelta(hours=1))
+        return last_request(self._metrics_for, entity, self._clock(), lookback)
+
+    def _endpoint_entity(self, endpoint: str) -> Any | None:
+        try:
+            return self.ml.online_endpoints.get(endpoint)
+        except ResourceNotFoundError:
+            return None
+        except Exception as error:
+            raise translate(error, f"get endpoint {endpoint}") from error
+
+
+def run_overrides(parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """The run's own choices: entries equal to finetune.DEFAULTS are dropped, so the model's defaults win.
+
+    The lifecycle may pass bare overrides or parameters already merged over DEFAULTS; either way a value
+    the run did not change must not hide the model's own default (e.g. Phi-4's deepspeed_stage 3).
+    """
+    kept: dict[str, Any] = {}
+    for name, value in parameters.items():
+        try:
+            if name in DEFAULTS and convert(name, value) == DEFAULTS[name]:
+                continue
+        except ParameterError:
+            pass  # resolve_parameters reports it with the list of valid names
+        kept[name] = value
+    return kept
+
+
+def _same_model(deployed: Any, registered_id: str | None) -> bool:
+    return bool(registered_id) and str(deployed or "").lower() == str(registered_id).lower()

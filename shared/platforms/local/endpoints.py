@@ -1,0 +1,273 @@
+"""Local online endpoints: the endpoint half of the platform port, served from this machine.
+
+An endpoint is a folder under `<data_dir>/endpoints/` (see endpoint_state) and each of its deployments is one
+`shared.platforms.local.serve` process on a loopback port (see server_process). Every state change holds the
+endpoint's fcntl lock, because two handlers can deploy to the same endpoint at once; waiting for a server to
+load its model does not, so a slow start never blocks other endpoints' work or a second deploy of the same.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from shared.platforms.local import mlflow_store, server_process
+from shared.platforms.local.endpoint_state import (
+    NAME,
+    DeploymentState,
+    EndpointFiles,
+    EndpointState,
+    check_name,
+    locked,
+    now,
+    read_state,
+    write_state,
+)
+from shared.platforms.port import (
+    ActivityUnavailable,
+    EndpointInfo,
+    ModelRef,
+    NotFoundError,
+    PlatformError,
+    TransientPlatformError,
+)
+from shared.settings import Settings
+
+
+class LocalEndpoints:
+    """Online endpoints whose deployments run as local uvicorn processes (see the module docstring)."""
+
+    def __init__(self, settings: Settings, *, ready_timeout_s: float = 180.0,
+                 score_timeout_s: float = 300.0) -> None:
+        self._data_dir = settings.data_dir.resolve()
+        self._root = self._data_dir / "endpoints"
+        self._ready_timeout_s = ready_timeout_s
+        self._score_timeout_s = score_timeout_s
+
+    def deploy(self, model: ModelRef, endpoint: str, deployment: str,
+               tags: Mapping[str, str]) -> EndpointInfo:
+        """Create the endpoint if needed, then start the deployment at 0 % traffic and wait until it is ready.
+
+        A deployment already running the same model is left as is; one running another model (or not running)
+        is restarted with `model`, keeping its traffic. Raises PlatformError if the server dies while loading.
+        """
+        files = self._files(endpoint)
+        check_name("deployment", deployment)
+        model_uri = mlflow_store.model_version_uri(model.name, model.version)
+        with locked(self._root, endpoint):
+            state = read_state(files) or self._create(files, tags)
+            entry = state.deployments.get(deployment)
+            if not (entry and entry.model_uri == model_uri and server_process.running(entry.pid, files)):
+                if entry:
+                    server_process.stop(entry.pid, files)
+                entry = server_process.start(files, deployment, model_uri,
+                                             mlflow_store.tracking_uri(self._data_dir))
+                state.deployments[deployment] = entry
+                state.traffic.setdefault(deployment, 0)
+                write_state(files, state)
+        self._await_ready(files, endpoint, deployment, entry)
+        return self._info(endpoint, self._require(files, endpoint))
+
+    def score(self, endpoint: str, payload: Mapping[str, Any], deployment: str | None = None) -> Any:
+        """POST `payload` to /score of `deployment`, or of the deployment the traffic split favours."""
+        files = self._files(endpoint)
+        state = self._require(files, endpoint)
+        name = deployment or _leading(state.traffic)
+        if name is None:
+            raise PlatformError(f"endpoint {endpoint} sends no traffic to any deployment; name one to score")
+        entry = state.deployments.get(name)
+        if entry is None:
+            raise NotFoundError(f"endpoint {endpoint} has no deployment {name!r}")
+        if not server_process.running(entry.pid, files):
+            raise PlatformError(f"deployment {name} of endpoint {endpoint} is not running; deploy it again")
+        url = f"http://127.0.0.1:{entry.port}/score"
+        headers = {"Authorization": f"Bearer {self.get_key(endpoint)}"}
+        try:
+            response = httpx.post(url, json=dict(payload), headers=headers, timeout=self._score_timeout_s)
+        except httpx.TransportError as exc:
+            raise TransientPlatformError(
+                f"deployment {name} of endpoint {endpoint} did not answer at {url} ({type(exc).__name__})"
+            ) from None
+        if response.status_code >= 500 or response.status_code == 429:
+            raise TransientPlatformError(f"deployment {name} of endpoint {endpoint} answered "
+                                         f"{response.status_code}: {response.text[:500]}")
+        if response.status_code >= 400:
+            raise PlatformError(f"deployment {name} of endpoint {endpoint} refused the request "
+                                f"({response.status_code}): {response.text[:500]}")
+        return response.json()
+
+    def set_traffic(self, endpoint: str, traffic: Mapping[str, int]) -> None:
+        """Set the split; deployments left out get 0 %, and the percentages must sum to 100 (or 0)."""
+        files = self._files(endpoint)
+        with locked(self._root, endpoint):
+            state = self._require(files, endpoint)
+            unknown = sorted(set(traffic) - set(state.deployments))
+            if unknown:
+                raise NotFoundError(f"endpoint {endpoint} has no deployment(s) {unknown}")
+            if any(not isinstance(v, int) or not 0 <= v <= 100 for v in traffic.values()):
+                raise PlatformError(f"traffic shares must be integers from 0 to 100, got {dict(traffic)}")
+            if sum(traffic.values()) not in (0, 100):
+                raise PlatformError(f"traffic must sum to 100 (or 0), got {sum(traffic.values())}")
+            state.traffic = {name: int(traffic.get(name, 0)) for name in state.deployments}
+            write_state(files, state)
+
+    def delete_deployment(self, endpoint: str, deployment: str) -> None:
+        """Stop and remove one deployment. Like Azure ML, refuses one that still takes traffic."""
+        files = self._files(endpoint)
+        check_name("deployment", deployment)
+        with locked(self._root, endpoint):
+            state = read_state(files)
+            entry = state.deployments.get(deployment) if state else None
+            if state is None or entry is None:
+                return
+            if state.traffic.get(deployment, 0) > 0:
+                raise PlatformError(f"deployment {deployment} still takes {state.traffic[deployment]} % of "
+                                    f"endpoint {endpoint}'s traffic; move its traffic before deleting it")
+            server_process.stop(entry.pid, files)
+            del state.deployments[deployment]
+            state.traffic.pop(deployment, None)
+            write_state(files, state)
+            files.server_log(deployment).unlink(missing_ok=True)
+
+    def delete_endpoint(self, endpoint: str) -> None:
+        """Stop every deployment and remove the endpoint's folder (key and request log included)."""
+        files = self._files(endpoint)
+        with locked(self._root, endpoint):
+            state = read_state(files) if files.root.exists() else None
+            for entry in (state.deployments.values() if state else ()):
+                server_process.stop(entry.pid, files)
+            shutil.rmtree(files.root, ignore_errors=True)
+
+    def get_endpoint(self, endpoint: str) -> EndpointInfo | None:
+        """The endpoint, or None if it does not exist."""
+        state = read_state(self._files(endpoint))
+        return self._info(endpoint, state) if state else None
+
+    def list_endpoints(self) -> list[EndpointInfo]:
+        """Every endpoint under this data dir, by name."""
+        if not self._root.is_dir():
+            return []
+        found = (self.get_endpoint(p.name) for p in sorted(self._root.iterdir()) if NAME.match(p.name))
+        return [info for info in found if info is not None]
+
+    def endpoint_activity(self, endpoint: str) -> datetime | None:
+        """When the endpoint last answered a scoring request, from its request log (None if never)."""
+        files = self._files(endpoint)
+        self._require(files, endpoint)
+        try:
+            with open(files.requests, "rb") as log:
+                log.seek(max(0, log.seek(0, os.SEEK_END) - 256))
+                lines = log.read().decode().split()
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ActivityUnavailable(f"cannot read endpoint {endpoint}'s request log: {exc}") from exc
+        try:
+            return datetime.fromisoformat(lines[-1]) if lines else None
+        except ValueError as exc:
+            raise ActivityUnavailable(f"endpoint {endpoint}'s request log ends in {lines[-1]!r}") from exc
+
+    def get_key(self, endpoint: str) -> str:
+        """The endpoint key (as Azure ML's get_keys gives it), for clients calling the endpoint directly."""
+        try:
+            return self._files(endpoint).key.read_text().strip()
+        except FileNotFoundError:
+            raise NotFoundError(f"endpoint {endpoint} does not exist") from None
+
+    def stop_all(self) -> None:
+        """Stop every deployment's server (state stays; a later deploy starts it again)."""
+        for info in self.list_endpoints():
+            files = self._files(info.name)
+            with locked(self._root, info.name):
+                state = read_state(files)
+                for entry in (state.deployments.values() if state else ()):
+                    server_process.stop(entry.pid, files)
+                    entry.pid = None
+                if state:
+                    write_state(files, state)
+
+    def _files(self, endpoint: str) -> EndpointFiles:
+        return EndpointFiles(self._root / check_name("endpoint", endpoint))
+
+    def _require(self, files: EndpointFiles, endpoint: str) -> EndpointState:
+        state = read_state(files)
+        if state is None:
+            raise NotFoundError(f"endpoint {endpoint} does not exist")
+        return state
+
+    def _create(self, files: EndpointFiles, tags: Mapping[str, str]) -> EndpointState:
+        files.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            fd = os.open(files.key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as key_file:
+                key_file.write(secrets.token_urlsafe(32))
+        state = EndpointState(tags=dict(tags), created_at=now())
+        write_state(files, state)
+        return state
+
+    def _await_ready(self, files: EndpointFiles, endpoint: str, deployment: str,
+                     entry: DeploymentState) -> None:
+        deadline = time.monotonic() + self._ready_timeout_s
+        health = f"http://127.0.0.1:{entry.port}/health"
+        while True:
+            if not server_process.running(entry.pid, files):
+                self._mark_stopped(files, endpoint, deployment, entry.pid)
+                raise PlatformError(f"deployment {deployment} of endpoint {endpoint} stopped while starting; "
+                                    f"last lines of its log:\n{self._log_tail(files, endpoint, deployment)}")
+            with contextlib.suppress(httpx.TransportError, ValueError):
+                answer = httpx.get(health, timeout=2.0)
+                if answer.status_code == 200 and answer.json().get("deployment") == deployment:
+                    return
+            if time.monotonic() > deadline:
+                self._mark_stopped(files, endpoint, deployment, entry.pid)
+                raise TransientPlatformError(
+                    f"deployment {deployment} of endpoint {endpoint} was not ready within "
+                    f"{self._ready_timeout_s:.0f} s; last lines of its log:\n"
+                    f"{self._log_tail(files, endpoint, deployment)}")
+            time.sleep(0.25)
+
+    def _mark_stopped(self, files: EndpointFiles, endpoint: str, deployment: str, pid: int | None) -> None:
+        server_process.stop(pid, files)
+        with locked(self._root, endpoint):
+            state = read_state(files)
+            entry = state.deployments.get(deployment) if state else None
+            if state and entry and entry.pid == pid:
+                entry.pid = None
+                write_state(files, state)
+
+    def _log_tail(self, files: EndpointFiles, endpoint: str, deployment: str, lines: int = 25) -> str:
+        try:
+            tail = "\n".join(files.server_log(deployment).read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+        with contextlib.suppress(PlatformError):
+            tail = tail.replace(self.get_key(endpoint), "***")
+        return tail
+
+    def _info(self, endpoint: str, state: EndpointState) -> EndpointInfo:
+        ordered = sorted(state.deployments.items(), key=lambda item: item[1].created_at)
+        leading = _leading(state.traffic)
+        serving = state.deployments.get(leading) if leading else None
+        return EndpointInfo(
+            name=endpoint,
+            tags=dict(state.tags),
+            created_at=datetime.fromisoformat(state.created_at),
+            traffic=dict(state.traffic),
+            deployments=tuple(name for name, _ in ordered),
+            scoring_uri=f"http://127.0.0.1:{serving.port}/score" if serving else None,
+            last_deployed_at=datetime.fromisoformat(ordered[-1][1].created_at) if ordered else None,
+        )
+
+
+def _leading(traffic: Mapping[str, int]) -> str | None:
+    """The deployment that takes the largest share of traffic, if any takes some."""
+    name, share = max(traffic.items(), key=lambda item: item[1], default=(None, 0))
+    return name if share > 0 else None

@@ -1,0 +1,209 @@
+"""One local fine-tune job, run as a child process: `python -m shared.platforms.local.job <job_dir>`.
+
+The job dir holds spec.json (written by LocalJobs.submit) and status.json (written here, atomically), which
+is all the parent reads. Like an Azure ML job, the child announces Running and its terminal status as Azure
+ML–shaped run events, on the Azurite queue the devhost relays to the job-events function.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import re
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+from shared.platforms.port import JobSpec
+from shared.settings import Settings
+
+log = logging.getLogger("shared.platforms.local.job")
+
+SPEC_FILE = "spec.json"
+STATUS_FILE = "status.json"
+JOB_TAG = "autopilot-job"
+MODEL_ARTIFACT = "model"
+
+
+def write_json_atomic(path: Path, payload: Mapping[str, Any]) -> None:
+    """Write JSON so a reader sees the old file or the new one, never half of one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(payload, indent=1, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_status(job_dir: Path) -> dict[str, Any] | None:
+    """The job's status.json, or None if it has not been written yet."""
+    try:
+        return dict(json.loads((job_dir / STATUS_FILE).read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        return None
+
+
+def write_spec(job_dir: Path, spec: JobSpec) -> None:
+    """Persist the spec for the child (and for anyone asking what the job was)."""
+    write_json_atomic(job_dir / SPEC_FILE, dataclasses.asdict(spec))
+
+
+def read_spec(job_dir: Path) -> JobSpec:
+    """The JobSpec the job was submitted with."""
+    return JobSpec(**json.loads((job_dir / SPEC_FILE).read_text(encoding="utf-8")))
+
+
+_SECRETS = re.compile(r"(AccountKey=|SharedAccessSignature=|sig=|[?&]se=)[^;&\s'\"]+", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """Remove key and SAS material from a message before it is stored or logged."""
+    return _SECRETS.sub(r"\1***", text)
+
+
+class JobStepFailed(RuntimeError):
+    """A step of the job failed; the message says which step and why."""
+
+
+class Job:
+    """The running job: its spec, where it writes, and how it reports."""
+
+    def __init__(self, job_dir: Path, settings: Settings) -> None:
+        self.dir = job_dir
+        self.settings = settings
+        self.spec = read_spec(job_dir)
+        self.timings: dict[str, float] = {}
+
+    def report(self, status: str, **fields: Any) -> None:
+        """Write status.json, then announce the status as a run event (the order handlers rely on)."""
+        previous = read_status(self.dir) or {}
+        write_json_atomic(self.dir / STATUS_FILE, {
+            **previous, **fields, "name": self.spec.name, "status": status, "pid": os.getpid(),
+            "updated_at": time.time(), "timings": self.timings})
+        self._emit(status)
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        """Time a step; turn its failure into a JobStepFailed naming the step."""
+        started = time.monotonic()
+        try:
+            yield
+        except JobStepFailed:
+            raise
+        except Exception as exc:
+            detail = redact(str(exc)).strip()[:500]
+            raise JobStepFailed(f"{name} failed: {type(exc).__name__}: {detail}") from exc
+        finally:
+            self.timings[name] = round(time.monotonic() - started, 2)
+
+    def _emit(self, status: str) -> None:
+        from azure.core.exceptions import AzureError, ResourceExistsError
+
+        from shared.events import run_event
+        from shared.storage import queue_client
+
+        event = run_event(self.spec.name, status, experiment=self.spec.experiment, tags=self.spec.tags)
+        try:
+            queue = queue_client(self.settings.storage, self.settings.job_event_queue)
+            with suppress(ResourceExistsError):
+                queue.create_queue()
+            queue.send_message(json.dumps(event))
+        except AzureError as exc:
+            # The reconciler polls job_status, so a lost event delays the lifecycle but does not stall it.
+            log.warning("could not send the %s event for job %s: %s",
+                        status, self.spec.name, type(exc).__name__)
+
+
+def _download_rows(settings: Settings, url: str) -> list[dict[str, Any]]:
+    from shared.storage import blob_from_url
+
+    data = blob_from_url(settings.storage, url).download_blob().readall()
+    return [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
+
+
+def _pip_requirements() -> list[str]:
+    from importlib.metadata import version
+
+    packages = ("mlflow", "torch", "transformers", "tokenizers", "accelerate")
+    return [f"{name}=={version(name)}" for name in packages]
+
+
+def _model_card(spec: JobSpec, metrics: Mapping[str, float]) -> Any:
+    """A card written here, so MLflow does not try to fetch the base model's card from the hub."""
+    from huggingface_hub import ModelCard
+
+    base = spec.base_model or "tiny-chat-v1"
+    scores = ", ".join(f"{k} {v:.4f}" for k, v in sorted(metrics.items()))
+    return ModelCard(f"---\nlicense: other\nbase_model: {base}\n---\n# {spec.display_name}\n\n"
+                     f"LoRA fine-tune of {base} by the local engine (job {spec.name}): {scores}.\n")
+
+
+def run(job: Job) -> dict[str, Any]:
+    """Download the data, fine-tune, log run and model to MLflow; return the Completed status's fields."""
+    from shared.platforms.local import mlflow_store
+    from shared.platforms.local.tiny_model import load_base_model
+    from shared.platforms.local.training import fine_tune, plan_from_parameters
+
+    spec, settings = job.spec, job.settings
+    with job.step("importing libraries"):
+        # Up front, so the timings say how much of a job is import cost rather than hiding it in a step.
+        import mlflow
+        import mlflow.transformers
+        import peft  # noqa: F401
+        import trl  # noqa: F401
+    with job.step("reading parameters"):
+        plan = plan_from_parameters(spec.parameters)
+    with job.step("downloading data"):
+        train_rows = _download_rows(settings, spec.train_uri)
+        test_rows = _download_rows(settings, spec.test_uri) if spec.test_uri else []
+    with job.step("loading base model"):
+        model, tokenizer = load_base_model(spec.base_model, settings.data_dir / "models")
+    with job.step("training"):
+        result = fine_tune(model, tokenizer, train_rows, test_rows, plan, job.dir / "trainer")
+    with job.step("logging to MLflow"):
+        client = mlflow_store.use(settings.data_dir)
+        experiment_id = mlflow_store.ensure_experiment(client, settings.data_dir, spec.experiment)
+        tags = {**spec.tags, JOB_TAG: spec.name, "autopilot-base-model": spec.base_model or "tiny-chat-v1"}
+        with mlflow.start_run(experiment_id=experiment_id, run_name=spec.name, tags=tags) as mlrun:
+            mlflow.log_params({**plan.as_params(), "base_model": spec.base_model or "tiny-chat-v1",
+                               "train_rows": len(train_rows), "test_rows": len(test_rows)})
+            mlflow.log_metrics(result.metrics)
+            for entry in result.history:
+                mlflow.log_metric("loss", entry["loss"], step=int(entry.get("step", 0)))
+            if result.adapter_dir is not None:
+                mlflow.log_artifacts(str(result.adapter_dir), "adapter")
+            info = mlflow.transformers.log_model(
+                {"model": result.model, "tokenizer": result.tokenizer}, name=MODEL_ARTIFACT,
+                task="llm/v1/chat", model_card=_model_card(spec, result.metrics),
+                pip_requirements=_pip_requirements())
+    return {"metrics": result.metrics, "mlflow_run_id": mlrun.info.run_id, "model_uri": info.model_uri,
+            "experiment_id": experiment_id, "ignored_parameters": list(plan.ignored)}
+
+
+def main(argv: list[str]) -> int:
+    """Run the job in `argv[1]`; exit 0 when it completed, 1 when it failed (status.json says why)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The storage SDK logs every request and response at INFO; the job log is for the job.
+    logging.getLogger("azure").setLevel(logging.WARNING)
+    started = time.monotonic()
+    job = Job(Path(argv[1]), Settings.from_env())
+    job.report("Running", started_at=time.time())
+    try:
+        fields = run(job)
+    except Exception as exc:
+        message = str(exc) if isinstance(exc, JobStepFailed) else f"{type(exc).__name__}: {redact(str(exc))}"
+        log.exception("job %s failed", job.spec.name)
+        job.timings["total"] = round(time.monotonic() - started, 2)
+        job.report("Failed", error=message)
+        return 1
+    job.timings["total"] = round(time.monotonic() - started, 2)
+    job.report("Completed", **fields)
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    sys.exit(main(sys.argv))

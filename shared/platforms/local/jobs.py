@@ -1,0 +1,175 @@
+"""The local engine's jobs side of the platform port: submit a fine-tune, report it, register its model.
+
+A job is a directory `data_dir/jobs/<name>` and a child process (shared.platforms.local.job). The directory
+is created with one atomic mkdir, so a submit fired twice finds the first job instead of starting a second.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from shared.platforms.local import job as job_files
+from shared.platforms.port import (
+    TERMINAL_STATUSES,
+    JobSpec,
+    JobState,
+    ModelRef,
+    NotFoundError,
+    PlatformError,
+)
+from shared.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[3]
+# A job dir without a started child after this long was abandoned by a submitter that died mid-submit.
+START_GRACE_S = 60.0
+
+
+class LocalJobs:
+    """Fine-tune jobs run as child processes on this machine; models land in the local MLflow registry."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.jobs_dir = settings.data_dir.resolve() / "jobs"
+
+    def submit(self, spec: JobSpec) -> JobState:
+        """Start the job in a child process, or return the state of the job already submitted by that name."""
+        job_dir = self.jobs_dir / spec.name
+        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            os.mkdir(job_dir)
+        except FileExistsError:
+            return self.job_status(spec.name)
+        job_files.write_spec(job_dir, spec)
+        job_files.write_json_atomic(job_dir / job_files.STATUS_FILE,
+                                    {"name": spec.name, "status": "Queued", "submitted_at": time.time()})
+        with open(job_dir / "job.log", "ab") as out:
+            child = subprocess.Popen(
+                [sys.executable, "-m", "shared.platforms.local.job", str(job_dir)],
+                cwd=job_dir, env=self._child_env(), stdout=out, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True)
+        job_files.write_json_atomic(job_dir / "pid.json", {"pid": child.pid, "start": _start_time(child.pid)})
+        # Reap the child when it exits so it does not linger as a zombie that still looks alive.
+        threading.Thread(target=child.wait, name=f"reap-{spec.name}", daemon=True).start()
+        return self.job_status(spec.name)
+
+    def job_status(self, job_name: str) -> JobState:
+        """The job's state from its status.json; a child that died without a terminal status is Failed."""
+        job_dir = self.jobs_dir / job_name
+        if not job_dir.is_dir():
+            raise NotFoundError(f"no local job named {job_name!r}")
+        status = job_files.read_status(job_dir)
+        if not _finished(status) and not self._child_alive(job_dir):
+            # The child may have written its terminal status between our two reads.
+            status = job_files.read_status(job_dir)
+            if not _finished(status):
+                return JobState(job_name, "Failed", error=(
+                    f"the local fine-tune process for job {job_name} exited without reporting a result; "
+                    f"see {job_dir / 'job.log'}"))
+        if status is None:
+            return JobState(job_name, "Queued")
+        return _state(job_name, status)
+
+    def register(self, job_name: str, model_name: str, tags: Mapping[str, str],
+                 description: str = "") -> ModelRef:
+        """Register the job's logged model as a version of `model_name`; a repeat returns the same version."""
+        from shared.platforms.local import mlflow_store
+
+        state = self.job_status(job_name)
+        if state.status != "Completed":
+            raise PlatformError(f"job {job_name} is {state.status}, not Completed; only a completed job's "
+                                f"model can be registered" + (f" ({state.error})" if state.error else ""))
+        status = job_files.read_status(self.jobs_dir / job_name) or {}
+        model_uri = status.get("model_uri")
+        if not model_uri:
+            raise PlatformError(f"job {job_name} completed but recorded no MLflow model; see its job.log")
+        client = mlflow_store.use(self.settings.data_dir)
+        with mlflow_store.data_dir_lock(self.settings.data_dir, "registry"):
+            existing = _version_of_job(client, model_name, job_name)
+            if existing is not None:
+                return ModelRef(model_name, existing)
+            import mlflow
+
+            version = mlflow.register_model(model_uri, model_name,
+                                            tags={**tags, job_files.JOB_TAG: job_name})
+            if description:
+                client.update_model_version(model_name, version.version, description=description)
+        return ModelRef(model_name, str(version.version))
+
+    def _child_env(self) -> dict[str, str]:
+        """The environment the child reads its Settings from (the settings object may not come from env)."""
+        s = self.settings
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOPILOT_", "AZUREML_"))}
+        env.update({
+            "AUTOPILOT_PLATFORM": "local",
+            "AUTOPILOT_DATA_DIR": str(s.data_dir.resolve()),
+            "JOB_EVENT_QUEUE": s.job_event_queue,
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "TOKENIZERS_PARALLELISM": "false",
+            "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
+        })
+        if s.storage.connection_string:
+            env["AUTOPILOT_STORAGE"] = s.storage.connection_string
+        for key, value in (("blobServiceUri", s.storage.blob_url), ("tableServiceUri", s.storage.table_url),
+                           ("queueServiceUri", s.storage.queue_url)):
+            if value:
+                env[f"AUTOPILOT_STORAGE__{key}"] = value
+        return env
+
+    def _child_alive(self, job_dir: Path) -> bool:
+        try:
+            pid_file = dict(json.loads((job_dir / "pid.json").read_text(encoding="utf-8")))
+        except FileNotFoundError:
+            # Submitted a moment ago and not spawned yet, or abandoned by a submitter that died.
+            return time.time() - job_dir.stat().st_mtime < START_GRACE_S
+        return _running(int(pid_file["pid"]), pid_file.get("start"))
+
+
+def _finished(status: Mapping[str, Any] | None) -> bool:
+    return status is not None and status["status"] in TERMINAL_STATUSES
+
+
+def _state(job_name: str, status: Mapping[str, Any]) -> JobState:
+    metrics = {k: float(v) for k, v in (status.get("metrics") or {}).items() if isinstance(v, int | float)}
+    return JobState(job_name, str(status["status"]), error=status.get("error"), metrics=metrics)
+
+
+def _version_of_job(client: Any, model_name: str, job_name: str) -> str | None:
+    """The version of `model_name` already registered from `job_name`, if any."""
+    for version in client.search_model_versions(f"name = '{model_name}'"):
+        if version.tags.get(job_files.JOB_TAG) == job_name:
+            return str(version.version)
+    return None
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (Linux), which tells a reused pid apart."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _running(pid: int, start: str | None) -> bool:
+    if not Path("/proc/self/stat").exists():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    fields = stat.rsplit(")", 1)[1].split()
+    # fields[0] is the state (Z: exited, not yet reaped); fields[19] the start time.
+    return fields[0] not in ("Z", "X") and (start is None or fields[19] == start)

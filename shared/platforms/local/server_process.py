@@ -1,0 +1,97 @@
+"""Starting, checking and stopping one deployment's server process (`python -m shared.platforms.local.serve`).
+
+Each server runs in its own session, so stopping its process group also stops anything it spawned.
+A pid is only trusted while /proc shows it is still that endpoint's server: a recycled pid belongs to some
+other program and must never be signalled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from shared.platforms.local.endpoint_state import DeploymentState, EndpointFiles, now
+
+SERVER_MODULE = "shared.platforms.local.serve"
+_REPO_ROOT = Path(__file__).resolve().parents[3]
+_PROC = Path("/proc")
+# Servers this process started, so their exit is reaped and seen at once (a zombie must not look alive).
+_STARTED: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def start(files: EndpointFiles, deployment: str, model_uri: str, tracking_uri: str) -> DeploymentState:
+    """Start the deployment's server on a free loopback port; it loads `model_uri`, then serves."""
+    # Bind here and hand the socket over: the port recorded is certainly the server's, with no race for it.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+        command = [sys.executable, "-m", SERVER_MODULE, "--endpoint-dir", str(files.root),
+                   "--deployment", deployment, "--model-uri", model_uri, "--tracking-uri", tracking_uri,
+                   "--fd", str(sock.fileno())]
+        python_path = [str(_REPO_ROOT), os.environ.get("PYTHONPATH", "")]
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+               "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": os.pathsep.join(p for p in python_path if p)}
+        with open(files.server_log(deployment), "wb") as log:
+            child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                     pass_fds=(sock.fileno(),), start_new_session=True, cwd=files.root,
+                                     env=env)
+    finally:
+        sock.close()
+    _STARTED[child.pid] = child
+    return DeploymentState(model_uri=model_uri, port=port, pid=child.pid, created_at=now())
+
+
+def running(pid: int | None, files: EndpointFiles) -> bool:
+    """Whether `pid` is alive and still this endpoint's server."""
+    if pid is None:
+        return False
+    child = _STARTED.get(pid)
+    if child is not None:
+        # Our own child's pid cannot be recycled before we reap it, so its exit status is the whole answer.
+        if child.poll() is None:
+            return True
+        del _STARTED[pid]
+        return False
+    if not _PROC.is_dir():
+        return _exists(pid)  # no /proc (macOS): trust the pid
+    try:
+        cmdline = (_PROC / str(pid) / "cmdline").read_bytes()
+        process_state = (_PROC / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    if process_state == "Z":
+        return False
+    if not cmdline:
+        return True  # in the middle of exec: its command line is not set up yet
+    return SERVER_MODULE.encode() in cmdline and str(files.root).encode() in cmdline
+
+
+def stop(pid: int | None, files: EndpointFiles, grace_s: float = 5.0) -> None:
+    """SIGTERM the server's process group, then SIGKILL it if it is still there after `grace_s`."""
+    if pid is None or not running(pid, files):
+        return
+    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 2.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, sig)
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            if not running(pid, files):
+                return
+            time.sleep(0.05)
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

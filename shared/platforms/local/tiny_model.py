@@ -1,0 +1,190 @@
+"""The embedded engine's default base model: a tiny chat LM built offline, deterministically, on first use.
+
+Nothing is downloaded: a BPE tokenizer is trained on the small English corpus below and a 2-layer Llama is
+initialised from a fixed seed, so every machine (and every concurrent builder) produces the same files.
+Any other base model goes through the same `from_pretrained` path as the tiny one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+TINY_MODEL_NAME = "tiny-chat-v1"
+SEED = 1234
+
+BOS, EOS, PAD = "<s>", "<|end|>", "<pad>"
+ROLE_TOKENS = ("<|system|>", "<|user|>", "<|assistant|>")
+
+# The assistant turn, including its end-of-turn token, sits inside {% generation %} so TRL's
+# assistant_only_loss trains the model on answers (and on stopping) but not on prompts.
+CHAT_TEMPLATE = (
+    "{{ bos_token }}"
+    "{% for message in messages %}"
+    "{% if message['role'] == 'assistant' %}"
+    "{{ '<|assistant|>\n' }}{% generation %}{{ message['content'] + '<|end|>' }}{% endgeneration %}{{ '\n' }}"
+    "{% else %}"
+    "{{ '<|' + message['role'] + '|>\n' + message['content'] + '<|end|>\n' }}"
+    "{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% endif %}"
+)
+
+# A small, varied English corpus: enough merges for everyday words so sequences stay short.
+CORPUS = """\
+The quick brown fox jumps over the lazy dog near the quiet river bank.
+Hello! How are you today? I am fine, thank you for asking.
+Can you help me write a short email to my manager about the project deadline?
+Sure. Here is a short email you can send to your manager about the new deadline.
+What is the capital of France? The capital of France is Paris.
+Explain how photosynthesis works in simple terms for a child.
+Plants use sunlight, water and air to make their own food and release oxygen.
+Please summarize the main points of the article in three sentences.
+The article describes how cities can reduce traffic by improving public transport.
+Write a poem about the ocean at night, with stars reflected on the water.
+Give me a recipe for a simple tomato soup with garlic and fresh basil.
+First, chop the onions and garlic. Then cook them slowly in olive oil.
+How do I sort a list of numbers in Python? Use the sorted function or the sort method.
+Translate this sentence into Spanish: where is the train station?
+The weather today is sunny with a light breeze and a high of twenty degrees.
+Tell me a story about a brave little robot who wanted to learn to paint.
+Once upon a time there was a small robot who lived in a busy workshop.
+What are the benefits of regular exercise for health and mood?
+Exercise improves sleep, strengthens the heart and helps people feel happier.
+Describe the difference between weather and climate in one paragraph.
+Weather changes from day to day, while climate is the average over many years.
+I would like to plan a weekend trip to the mountains with my family.
+The meeting has been moved to Thursday afternoon at three o'clock.
+Thank you for your patience; we will answer your question as soon as possible.
+Students should read the chapter carefully and answer the questions at the end.
+The company reported strong growth in sales during the second quarter of the year.
+Could you recommend a good book about history, science or travel?
+Music, art and literature help people share ideas and feelings across cultures.
+Remember to drink water, take short breaks and stretch when you work at a desk.
+The assistant answered the user's question clearly, politely and with useful detail.
+Numbers: one, two, three, four, five, six, seven, eight, nine, ten, 1, 2, 3, 10, 100, 2024.
+"""
+
+MODEL_CONFIG: dict[str, Any] = {
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 4,
+    "max_position_embeddings": 512,
+    "tie_word_embeddings": True,
+}
+VOCAB_SIZE = 512
+
+
+def ensure_tiny_base_model(cache_dir: Path) -> Path:
+    """The tiny chat model's directory under `cache_dir`, building it first if it is not there yet.
+
+    Built in a private temporary directory and renamed into place, so concurrent builders never see a half
+    written model: the first rename wins and the others discard their copy.
+    """
+    target = Path(cache_dir) / TINY_MODEL_NAME
+    if target.is_dir():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{TINY_MODEL_NAME}-", dir=target.parent))
+    try:
+        _build(staging)
+        try:
+            os.rename(staging, target)
+        except OSError:
+            if not target.is_dir():
+                raise
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def load_base_model(name_or_path: str, cache_dir: Path) -> tuple[Any, Any]:
+    """(model, tokenizer) for a base model: "" is the tiny model; otherwise a local directory or a model id.
+
+    Everything loads through AutoModelForCausalLM/AutoTokenizer.from_pretrained, so the tiny model exercises
+    the same path a real one takes. Raises BaseModelUnavailable with an actionable message if it cannot load.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    source = str(ensure_tiny_base_model(cache_dir)) if not name_or_path.strip() else name_or_path.strip()
+    # A model id looks like "org/name"; anything written as a path must be an existing directory.
+    if source.startswith(("/", ".", "~")) and not Path(source).expanduser().is_dir():
+        raise BaseModelUnavailable(
+            f"base model directory {source} does not exist; set BASE_MODEL to a model directory, "
+            "a cached model id, or leave it empty for the built-in tiny model")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        model = AutoModelForCausalLM.from_pretrained(source)
+    except (OSError, ValueError) as exc:
+        raise BaseModelUnavailable(
+            f"base model {source!r} could not be loaded offline ({type(exc).__name__}); give a local model "
+            "directory or a model id already in the Hugging Face cache, or leave BASE_MODEL empty for the "
+            "built-in tiny model") from exc
+    return model, tokenizer
+
+
+class BaseModelUnavailable(RuntimeError):
+    """The base model named is not a loadable directory or cached model id."""
+
+
+def _build(directory: Path) -> None:
+    tokenizer = _train_tokenizer()
+    model = _init_model(tokenizer)
+    tokenizer.save_pretrained(directory)
+    model.save_pretrained(directory)
+
+
+def _train_tokenizer() -> Any:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE())
+    # Byte-level: every input string is encodable, so user data never hits an unknown token.
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=VOCAB_SIZE,
+        min_frequency=2,
+        special_tokens=[PAD, BOS, EOS, *ROLE_TOKENS],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    bpe.train_from_iterator(CORPUS.splitlines(), trainer=trainer)
+    return PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
+        tokenizer_object=bpe,
+        bos_token=BOS,
+        eos_token=EOS,
+        pad_token=PAD,
+        additional_special_tokens=list(ROLE_TOKENS),
+        chat_template=CHAT_TEMPLATE,
+        model_max_length=MODEL_CONFIG["max_position_embeddings"],
+        # Clean-up is meant for WordPiece; on byte-level BPE it would strip spaces before punctuation.
+        clean_up_tokenization_spaces=False,
+    )
+
+
+def _init_model(tokenizer: Any) -> Any:
+    import torch
+    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        **MODEL_CONFIG,
+    )
+    torch.manual_seed(SEED)
+    model = LlamaForCausalLM(config)
+    model.generation_config = GenerationConfig(  # type: ignore[no-untyped-call]
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return model

@@ -1,0 +1,222 @@
+"""The embedded engine's fine-tune: TRL SFT with LoRA, driven by the Azure ML component's parameters.
+
+`plan_from_parameters` reads the same vocabulary the `chat_completion_pipeline` component takes (string flags
+included), so one set of fine-tune parameters drives both platforms. `fine_tune` does the work on whatever
+device is present and returns the trained (merged) model with its losses.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+# Component parameters that only mean something on Azure ML compute; the local engine ignores them quietly.
+AZURE_ONLY = frozenset({
+    "apply_deepspeed", "deepspeed_stage", "precision", "compute_model_import", "compute_preprocess",
+    "compute_finetune", "compute_model_evaluation", "instance_type_finetune", "num_nodes_finetune",
+    "number_of_gpu_to_use_finetuning", "optim", "evaluation_strategy", "save_total_limit", "task_name",
+    "mlflow_model_path", "huggingface_id", "pytorch_model_path", "train_file_path", "validation_file_path",
+    "test_file_path", "apply_ort", "auto_find_batch_size",
+})
+
+
+# Below this size a CPU fine-tune runs single-threaded (measured: steadier and no slower on 2 shared cores).
+SMALL_MODEL_PARAMETERS = 50_000_000
+
+
+class ParameterError(ValueError):
+    """A fine-tune parameter has a value the engine cannot use; the message names it."""
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """The fine-tune settings the local engine uses, with the component's defaults."""
+
+    num_train_epochs: float = 1.0
+    max_steps: int = -1
+    per_device_train_batch_size: int = 1
+    learning_rate: float = 2e-5
+    lr_scheduler_type: str = "linear"
+    gradient_accumulation_steps: int = 1
+    lora_r: int = 8
+    lora_alpha: int = 128
+    lora_dropout: float = 0.0
+    max_seq_length: int = -1
+    seed: int = 42
+    apply_lora: bool = True
+    merge_lora_weights: bool = True
+    logging_steps: int = 10
+    # Keys given but not used here (Azure-only or unknown), kept so the run can record them.
+    ignored: tuple[str, ...] = field(default=(), compare=False)
+
+    def as_params(self) -> dict[str, Any]:
+        """The plan as flat MLflow params (without the ignored-key list)."""
+        params = asdict(self)
+        params.pop("ignored")
+        return params
+
+
+def _as_bool(name: str, raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    raise ParameterError(f"fine-tune parameter {name}={raw!r} is not a flag; use 'true' or 'false'")
+
+
+def _as_number(name: str, raw: Any, kind: type) -> Any:
+    try:
+        value = float(str(raw).strip())
+    except ValueError:
+        raise ParameterError(f"fine-tune parameter {name}={raw!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ParameterError(f"fine-tune parameter {name}={raw!r} must be finite")
+    if kind is int:
+        if not value.is_integer():
+            raise ParameterError(f"fine-tune parameter {name}={raw!r} must be a whole number")
+        return int(value)
+    return value
+
+
+# The component's parameter names the local engine understands, and the type each converts to.
+_KINDS: dict[str, type] = {
+    "num_train_epochs": float, "max_steps": int, "per_device_train_batch_size": int,
+    "learning_rate": float, "lr_scheduler_type": str, "gradient_accumulation_steps": int,
+    "lora_r": int, "lora_alpha": int, "lora_dropout": float, "max_seq_length": int, "seed": int,
+    "apply_lora": bool, "merge_lora_weights": bool, "logging_steps": int,
+}
+
+
+def _convert(name: str, raw: Any, kind: type) -> Any:
+    if kind is bool:
+        return _as_bool(name, raw)
+    if kind is str:
+        return str(raw).strip()
+    return _as_number(name, raw, kind)
+
+
+def plan_from_parameters(parameters: Mapping[str, Any]) -> TrainingPlan:
+    """Map component parameters (strings like "true", "16", "2e-5" allowed) onto a TrainingPlan.
+
+    Azure-only and unknown keys are ignored (listed in `ignored`); a bad value raises ParameterError.
+    """
+    values: dict[str, Any] = {}
+    ignored: list[str] = []
+    for name, raw in parameters.items():
+        kind = _KINDS.get(name)
+        if kind is None:
+            ignored.append(name)
+            if name not in AZURE_ONLY:
+                log.warning("fine-tune parameter %s is not known to the local engine; ignored", name)
+        elif raw is not None and str(raw).strip() != "":
+            values[name] = _convert(name, raw, kind)
+    plan = TrainingPlan(**values, ignored=tuple(sorted(ignored)))
+    for name in ("per_device_train_batch_size", "gradient_accumulation_steps", "logging_steps", "lora_r"):
+        if getattr(plan, name) < 1:
+            raise ParameterError(f"fine-tune parameter {name}={getattr(plan, name)} must be at least 1")
+    if plan.max_steps < 1 and plan.num_train_epochs <= 0:
+        raise ParameterError("fine-tune parameters train nothing: set num_train_epochs > 0 or max_steps > 0")
+    return plan
+
+
+@dataclass
+class TrainingResult:
+    """The trained model (adapter merged when the plan says so) and what training measured."""
+
+    model: Any
+    tokenizer: Any
+    metrics: dict[str, float]
+    history: list[dict[str, float]]
+    # The unmerged LoRA adapter, saved when merge_lora_weights is false.
+    adapter_dir: Path | None = None
+
+
+def conversations(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Only each row's messages: a `prompt` column would make TRL read the rows as prompt-completion."""
+    return [{"messages": [{"role": str(m["role"]), "content": str(m["content"])} for m in row["messages"]]}
+            for row in rows]
+
+
+def fine_tune(model: Any, tokenizer: Any, train_rows: Sequence[Mapping[str, Any]],
+              test_rows: Sequence[Mapping[str, Any]], plan: TrainingPlan, work_dir: Path) -> TrainingResult:
+    """Fine-tune `model` on the chat rows, evaluate on the test rows, merge LoRA if asked."""
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from trl import SFTConfig, SFTTrainer  # type: ignore[attr-defined]
+    from trl.chat_template_utils import has_generation_markers
+
+    cuda = torch.cuda.is_available()
+    if not cuda and sum(p.numel() for p in model.parameters()) < SMALL_MODEL_PARAMETERS:
+        # On tiny matrices thread hand-offs cost more than they save, and on a busy CPU they stall.
+        torch.set_num_threads(1)
+    config = SFTConfig(
+        output_dir=str(work_dir),
+        num_train_epochs=plan.num_train_epochs,
+        max_steps=plan.max_steps,
+        per_device_train_batch_size=plan.per_device_train_batch_size,
+        per_device_eval_batch_size=plan.per_device_train_batch_size,
+        learning_rate=plan.learning_rate,
+        lr_scheduler_type=plan.lr_scheduler_type,
+        gradient_accumulation_steps=plan.gradient_accumulation_steps,
+        logging_steps=plan.logging_steps,
+        seed=plan.seed,
+        max_length=_max_length(plan, tokenizer),
+        # Assistant-only loss needs {% generation %} markers; a template without them trains on every token.
+        assistant_only_loss=bool(tokenizer.chat_template) and has_generation_markers(tokenizer.chat_template),
+        bf16=cuda and torch.cuda.is_bf16_supported(),
+        fp16=False,
+        gradient_checkpointing=False,
+        use_cpu=not cuda,
+        report_to="none",
+        save_strategy="no",
+        eval_strategy="no",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+    peft_config = LoraConfig(r=plan.lora_r, lora_alpha=plan.lora_alpha, lora_dropout=plan.lora_dropout,
+                             target_modules="all-linear", task_type="CAUSAL_LM") if plan.apply_lora else None
+    trainer = SFTTrainer(
+        model=model,
+        args=config,
+        train_dataset=Dataset.from_list(conversations(train_rows)),
+        eval_dataset=Dataset.from_list(conversations(test_rows)) if test_rows else None,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+    )
+    outcome = trainer.train()
+    metrics = {"train_loss": float(outcome.training_loss),
+               "train_runtime": float(outcome.metrics.get("train_runtime", 0.0)),
+               "train_steps": float(outcome.global_step)}
+    if test_rows:
+        metrics["eval_loss"] = float(trainer.evaluate()["eval_loss"])
+    history = [{k: float(v) for k, v in entry.items() if isinstance(v, int | float)}
+               for entry in trainer.state.log_history if "loss" in entry]
+    trained: Any = trainer.model
+    adapter_dir = None
+    if plan.apply_lora:
+        if not plan.merge_lora_weights:
+            adapter_dir = work_dir / "adapter"
+            trained.save_pretrained(adapter_dir)
+        # The served model is always merged: MLflow's transformers flavour cannot rebuild an adapter's
+        # base model from a local directory, so an unmerged model would load with untrained weights.
+        trained = trained.merge_and_unload()
+    return TrainingResult(model=trained, tokenizer=tokenizer, metrics=metrics, history=history,
+                          adapter_dir=adapter_dir)
+
+
+def _max_length(plan: TrainingPlan, tokenizer: Any) -> int:
+    if plan.max_seq_length > 0:
+        return plan.max_seq_length
+    # Tokenizers without a real limit report a huge sentinel; TRL's own default is 1024.
+    limit = getattr(tokenizer, "model_max_length", 1024) or 1024
+    return int(min(limit, 1024))

@@ -1,0 +1,155 @@
+"""The one platform port: everything the lifecycle asks of an ML platform.
+
+Two adapters stand behind it with equal standing: `azureml` (azure-ai-ml, the production path) and `local`
+(the embedded engine: a real LoRA fine-tune in a child process, an MLflow registry, local endpoints).
+The vocabulary is Azure ML's (job statuses, endpoint/deployment/traffic), so the lifecycle reads the same
+whichever adapter runs it.
+
+Every mutating call is idempotent on its natural key (job name, model name+version, endpoint+deployment),
+because every trigger that leads to it can fire twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+# Azure ML job statuses (azure-ai-ml 1.35); the local adapter reports the same words.
+TERMINAL_STATUSES = frozenset({"Completed", "Failed", "Canceled", "NotResponding"})
+
+# Tags that mark an endpoint as ours; the idle sweep never touches an endpoint without MANAGED_TAG.
+MANAGED_TAG = "autopilot-managed"
+KEEP_TAG = "autopilot-keep"
+RUN_TAG = "autopilot-run-id"
+HASH_TAG = "autopilot-content-sha256"
+
+
+class PlatformError(Exception):
+    """A platform call failed. `transient` says whether retrying the same call may succeed."""
+
+    transient: bool = False
+
+
+class TransientPlatformError(PlatformError):
+    transient = True
+
+
+class NotFoundError(PlatformError):
+    """The job, model, endpoint or deployment named does not exist."""
+
+
+class ActivityUnavailable(PlatformError):
+    """The idle signal could not be read; the sweep must treat the endpoint as in use."""
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A fine-tune job, as the lifecycle asks for it; each adapter translates it to its own job.
+
+    `name` is deterministic per run, so a second submit of the same run finds the first job.
+    `train_uri`/`test_uri` are the staged blobs' URLs.
+    `parameters` are the merged fine-tune parameters in the component's vocabulary (see shared.finetune).
+    """
+
+    name: str
+    run_id: str
+    display_name: str
+    base_model: str
+    train_uri: str
+    test_uri: str
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    tags: Mapping[str, str] = field(default_factory=dict)
+    experiment: str = "finetune-autopilot"
+
+
+@dataclass(frozen=True)
+class JobState:
+    """A job as the platform reports it."""
+
+    name: str
+    status: str
+    error: str | None = None
+    studio_url: str | None = None
+    metrics: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    name: str
+    version: str
+
+
+@dataclass(frozen=True)
+class EndpointInfo:
+    """An online endpoint with the facts the sweep and the deploy step need."""
+
+    name: str
+    tags: Mapping[str, str]
+    created_at: datetime | None
+    traffic: Mapping[str, int]
+    deployments: tuple[str, ...] = ()
+    scoring_uri: str | None = None
+    # When the newest deployment was created: the sweep's grace period counts from it.
+    last_deployed_at: datetime | None = None
+
+
+@runtime_checkable
+class Platform(Protocol):
+    """What the lifecycle needs from an ML platform. See the module docstring for the rules."""
+
+    def submit(self, spec: JobSpec) -> JobState:
+        """Start the fine-tune job, or return the existing job of the same name."""
+        ...
+
+    def job_status(self, job_name: str) -> JobState:
+        """The job's current status (raises NotFoundError if there is no such job)."""
+        ...
+
+    def register(self, job_name: str, model_name: str, tags: Mapping[str, str],
+                 description: str = "") -> ModelRef:
+        """Register the job's trained model; a second call for the same job returns the same version."""
+        ...
+
+    def deploy(self, model: ModelRef, endpoint: str, deployment: str, tags: Mapping[str, str]) -> EndpointInfo:
+        """Create the endpoint if needed (key auth, `tags`), then the deployment at 0 % traffic.
+
+        A deployment of that name that already exists with the same model is returned as is.
+        """
+        ...
+
+    def score(self, endpoint: str, payload: Mapping[str, Any], deployment: str | None = None) -> Any:
+        """POST the seed's scoring payload to the endpoint (or straight to one deployment)."""
+        ...
+
+    def set_traffic(self, endpoint: str, traffic: Mapping[str, int]) -> None:
+        """Set the endpoint's traffic split; percentages sum to 100 (or 0 for no traffic)."""
+        ...
+
+    def delete_deployment(self, endpoint: str, deployment: str) -> None:
+        """Delete one deployment; deleting a missing one is not an error."""
+        ...
+
+    def delete_endpoint(self, endpoint: str) -> None:
+        """Delete the endpoint and its deployments; the registered model stays. Missing is not an error."""
+        ...
+
+    def get_endpoint(self, endpoint: str) -> EndpointInfo | None:
+        """The endpoint, or None if it does not exist."""
+        ...
+
+    def list_endpoints(self) -> list[EndpointInfo]:
+        """All endpoints the platform holds (the sweep filters to ours by MANAGED_TAG)."""
+        ...
+
+    def endpoint_activity(self, endpoint: str) -> datetime | None:
+        """Time of the endpoint's last scored request (None if it never served one).
+
+        Raises ActivityUnavailable when the signal cannot be read.
+        """
+        ...

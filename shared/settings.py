@@ -1,0 +1,247 @@
+"""Typed settings, read once from the environment (Azure Functions app settings arrive the same way).
+
+A missing or malformed setting raises `SettingsError` naming the setting, so a misconfigured app fails at
+start with a message an operator can act on instead of failing deep inside a handler.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+
+PlatformName = Literal["local", "azureml"]
+
+# Azurite's well-known development account key (public, documented by Microsoft; not a secret).
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names it and says what is expected."""
+
+
+def azurite_connection_string(host: str = "127.0.0.1", blob: int = 10000, queue: int = 10001,
+                              table: int = 10002) -> str:
+    """The connection string for an Azurite instance listening on the given loopback ports."""
+    return (
+        f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+        f"BlobEndpoint=http://{host}:{blob}/{AZURITE_ACCOUNT};"
+        f"QueueEndpoint=http://{host}:{queue}/{AZURITE_ACCOUNT};"
+        f"TableEndpoint=http://{host}:{table}/{AZURITE_ACCOUNT};"
+    )
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(name: str, raw: str) -> timedelta:
+    """'90s', '15m', '2h', '1d' or plain seconds; also ISO-like 'HH:MM:SS' as Functions uses."""
+    if re.fullmatch(r"\d+:\d{2}:\d{2}", raw.strip()):
+        h, m, s = (int(p) for p in raw.strip().split(":"))
+        return timedelta(hours=h, minutes=m, seconds=s)
+    match = _DURATION.match(raw)
+    if not match:
+        raise SettingsError(f"{name}={raw!r} is not a duration; use e.g. '90s', '15m', '2h' or '1d'")
+    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2) or "s"])
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """Where blobs, the ledger table and the local event queue live.
+
+    Either a connection string (Azurite, or a key-based account) or identity-based service URIs, as the
+    Functions host accepts them for the same connection name (`AUTOPILOT_STORAGE__blobServiceUri`, ...).
+    """
+
+    connection_string: str | None
+    blob_url: str | None = None
+    table_url: str | None = None
+    queue_url: str | None = None
+
+
+@dataclass(frozen=True)
+class AzureMLSettings:
+    subscription_id: str
+    resource_group: str
+    workspace: str
+    registry: str = "azureml"
+    compute: str = "serverless"
+    instance_type_finetune: str = "Standard_NC24ads_A100_v4"
+    instance_type_inference: str = "Standard_NC24ads_A100_v4"
+    pipeline_component_version: str | None = None
+    experiment: str = "finetune-autopilot"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the app reads from its environment, with defaults a first-time user can run with."""
+
+    storage: StorageSettings
+    platform: PlatformName = "local"
+    base_model: str = ""
+    incoming_container: str = "incoming"
+    staged_container: str = "staged"
+    rejected_container: str = "rejected"
+    ledger_table: str = "runs"
+    endpoint_name: str = "autopilot-chat"
+    # How long a handler may hold a step (submit, register, deploy) before another may take it over.
+    step_timeout: timedelta = timedelta(minutes=30)
+    job_event_queue: str = "autopilot-job-events"
+    data_dir: Path = Path(".autopilot")
+    test_fraction: float = 0.05
+    test_rows_max: int = 1000
+    idle_ttl: timedelta = timedelta(hours=2)
+    sweep_schedule: str = "0 */15 * * * *"
+    # The sweep's brakes: report without deleting, and delete at most this many endpoints per sweep.
+    sweep_dry_run: bool = False
+    sweep_max_deletions: int = 50
+    # How long an idle endpoint would bill without our sweep (Azure OpenAI's 15 idle days), for "hours saved".
+    cost_reference_hours: float = 360.0
+    smoke_max_new_tokens: int = 16
+    alert_webhook_url: str | None = None
+    alert_topic_endpoint: str | None = None
+    alert_topic_key: str | None = None
+    azureml: AzureMLSettings | None = None
+    finetune_overrides: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from `env` (default: os.environ); raise SettingsError naming any bad value."""
+        e = os.environ if env is None else env
+        platform = e.get("AUTOPILOT_PLATFORM", "local").strip().lower()
+        if platform not in ("local", "azureml"):
+            raise SettingsError(f"AUTOPILOT_PLATFORM={platform!r}: expected 'local' or 'azureml'")
+        fraction = _float(e, "TEST_FRACTION", 0.05)
+        if not 0 < fraction < 1:
+            raise SettingsError(f"TEST_FRACTION={fraction} must be between 0 and 1 (exclusive)")
+        return cls(
+            storage=_storage(e),
+            platform=platform,  # type: ignore[arg-type]
+            base_model=e.get("BASE_MODEL", "Phi-4" if platform == "azureml" else "").strip(),
+            incoming_container=e.get("INCOMING_CONTAINER", "incoming"),
+            staged_container=e.get("STAGED_CONTAINER", "staged"),
+            rejected_container=e.get("REJECTED_CONTAINER", "rejected"),
+            ledger_table=e.get("LEDGER_TABLE", "runs"),
+            endpoint_name=_endpoint_name(e.get("ENDPOINT_NAME", "autopilot-chat")),
+            step_timeout=parse_duration("STEP_TIMEOUT", e.get("STEP_TIMEOUT", "30m")),
+            job_event_queue=e.get("JOB_EVENT_QUEUE", "autopilot-job-events"),
+            data_dir=Path(e.get("AUTOPILOT_DATA_DIR", ".autopilot")).resolve(),
+            test_fraction=fraction,
+            test_rows_max=_int(e, "TEST_ROWS_MAX", 1000),
+            idle_ttl=parse_duration("IDLE_TTL", e.get("IDLE_TTL", "2h")),
+            sweep_schedule=e.get("IDLE_SWEEP_SCHEDULE", "0 */15 * * * *"),
+            sweep_dry_run=_bool(e, "SWEEP_DRY_RUN", False),
+            sweep_max_deletions=_sweep_max_deletions(e),
+            cost_reference_hours=_cost_reference_hours(e),
+            smoke_max_new_tokens=_int(e, "SMOKE_MAX_NEW_TOKENS", 16),
+            alert_webhook_url=e.get("ALERT_WEBHOOK_URL") or None,
+            alert_topic_endpoint=e.get("ALERT_TOPIC_ENDPOINT") or None,
+            alert_topic_key=e.get("ALERT_TOPIC_KEY") or None,
+            azureml=_azureml(e) if platform == "azureml" else None,
+            finetune_overrides={k[len("FINETUNE_"):].lower(): v for k, v in e.items()
+                                if k.startswith("FINETUNE_")},
+        )
+
+
+def _storage(e: Mapping[str, str]) -> StorageSettings:
+    conn = e.get("AUTOPILOT_STORAGE", "").strip()
+    blob = e.get("AUTOPILOT_STORAGE__blobServiceUri")
+    if conn:
+        if "AccountName=" not in conn and "BlobEndpoint=" not in conn and conn != "UseDevelopmentStorage=true":
+            raise SettingsError("AUTOPILOT_STORAGE is not a storage connection string "
+                                "(expected 'AccountName=...' or 'BlobEndpoint=...')")
+        if conn == "UseDevelopmentStorage=true":
+            conn = azurite_connection_string()
+        return StorageSettings(connection_string=conn)
+    if blob:
+        return StorageSettings(
+            connection_string=None,
+            blob_url=blob,
+            table_url=e.get("AUTOPILOT_STORAGE__tableServiceUri"),
+            queue_url=e.get("AUTOPILOT_STORAGE__queueServiceUri"),
+        )
+    raise SettingsError("AUTOPILOT_STORAGE is not set: give a storage connection string "
+                        "(for Azurite: UseDevelopmentStorage=true) or AUTOPILOT_STORAGE__blobServiceUri "
+                        "and AUTOPILOT_STORAGE__tableServiceUri for identity-based access")
+
+
+def _azureml(e: Mapping[str, str]) -> AzureMLSettings:
+    def need(name: str) -> str:
+        value = e.get(name, "").strip()
+        if not value:
+            raise SettingsError(f"{name} is not set; it is required when AUTOPILOT_PLATFORM=azureml")
+        return value
+
+    return AzureMLSettings(
+        subscription_id=need("AZUREML_SUBSCRIPTION_ID"),
+        resource_group=need("AZUREML_RESOURCE_GROUP"),
+        workspace=need("AZUREML_WORKSPACE"),
+        registry=e.get("AZUREML_REGISTRY", "azureml"),
+        compute=e.get("AZUREML_COMPUTE", "serverless"),
+        instance_type_finetune=e.get("AZUREML_INSTANCE_TYPE_FINETUNE", "Standard_NC24ads_A100_v4"),
+        instance_type_inference=e.get("AZUREML_INSTANCE_TYPE_INFERENCE", "Standard_NC24ads_A100_v4"),
+        pipeline_component_version=e.get("AZUREML_PIPELINE_VERSION") or None,
+        experiment=e.get("AZUREML_EXPERIMENT", "finetune-autopilot"),
+    )
+
+
+def _endpoint_name(raw: str) -> str:
+    # Azure ML's rule for online endpoint names; the local engine uses the name as a folder too.
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{1,30}[A-Za-z0-9]", raw):
+        raise SettingsError(f"ENDPOINT_NAME={raw!r}: use 3-32 letters, digits or hyphens, starting with a "
+                            "letter and not ending with a hyphen")
+    return raw
+
+
+def _sweep_max_deletions(e: Mapping[str, str]) -> int:
+    cap = _int(e, "SWEEP_MAX_DELETIONS", 50)
+    if cap < 1:
+        raise SettingsError(f"SWEEP_MAX_DELETIONS={cap} must be at least 1; to delete nothing, set "
+                            "SWEEP_DRY_RUN=true")
+    return cap
+
+
+def _cost_reference_hours(e: Mapping[str, str]) -> float:
+    hours = _float(e, "COST_REFERENCE_HOURS", 360.0)
+    if not hours > 0:
+        raise SettingsError(f"COST_REFERENCE_HOURS={hours} must be a positive number of hours (e.g. 360 "
+                            "for the 15 idle days after which Azure OpenAI deletes a fine-tuned deployment)")
+    return hours
+
+
+def _bool(e: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = e.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value in ("true", "1", "yes", "on"):
+        return True
+    if value in ("false", "0", "no", "off"):
+        return False
+    raise SettingsError(f"{name}={raw!r} is not a boolean; use true or false")
+
+
+def _int(e: Mapping[str, str], name: str, default: int) -> int:
+    raw = e.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not an integer") from None
+
+
+def _float(e: Mapping[str, str], name: str, default: float) -> float:
+    raw = e.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number") from None

@@ -1,0 +1,71 @@
+"""Clients for the storage account (Azurite locally): blobs, the ledger table, the local event queue.
+
+One place decides between connection-string and identity-based access, so no other module does.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from urllib.parse import unquote, urlparse
+
+from azure.core.pipeline.policies import RetryPolicy
+from azure.data.tables import TableServiceClient
+from azure.storage.blob import BlobClient, BlobServiceClient
+from azure.storage.queue import QueueClient
+
+from shared.settings import StorageSettings
+
+# Transient storage errors (429, 5xx, timeouts) are retried by the SDKs' own exponential retry policy.
+_RETRY = {"retry_total": 5, "retry_backoff_factor": 0.5, "retry_backoff_max": 8}
+
+
+@cache
+def _credential() -> object:
+    from azure.identity import DefaultAzureCredential
+
+    return DefaultAzureCredential()
+
+
+def blob_service(storage: StorageSettings) -> BlobServiceClient:
+    """The blob service client for the configured account."""
+    if storage.connection_string:
+        return BlobServiceClient.from_connection_string(storage.connection_string, **_RETRY)
+    assert storage.blob_url, "StorageSettings needs a connection string or a blob service URI"
+    return BlobServiceClient(storage.blob_url, credential=_credential(), **_RETRY)
+
+
+def table_service(storage: StorageSettings) -> TableServiceClient:
+    """The table service client (the ledger)."""
+    if storage.connection_string:
+        return TableServiceClient.from_connection_string(
+            storage.connection_string, retry_policy=RetryPolicy(**_RETRY))
+    assert storage.table_url, "identity-based storage needs AUTOPILOT_STORAGE__tableServiceUri"
+    return TableServiceClient(storage.table_url, credential=_credential(),  # type: ignore[arg-type]
+                              retry_policy=RetryPolicy(**_RETRY))
+
+
+def queue_client(storage: StorageSettings, queue: str) -> QueueClient:
+    """A queue client (the local platform's job-event outbox)."""
+    if storage.connection_string:
+        return QueueClient.from_connection_string(storage.connection_string, queue, **_RETRY)
+    assert storage.queue_url, "identity-based storage needs AUTOPILOT_STORAGE__queueServiceUri"
+    return QueueClient(storage.queue_url, queue, credential=_credential(), **_RETRY)  # type: ignore[arg-type]
+
+
+def split_blob_url(url: str) -> tuple[str, str]:
+    """(container, blob name) of a blob URL, for both Azure (`account.blob...`) and Azurite path-style URLs."""
+    parts = unquote(urlparse(url).path).lstrip("/").split("/", 2)
+    # Azurite puts the account name first in the path: /devstoreaccount1/container/name
+    if len(parts) == 3 and ("127.0.0.1" in url or "localhost" in url):
+        parts = parts[1:]
+    else:
+        parts = unquote(urlparse(url).path).lstrip("/").split("/", 1)
+    if len(parts) != 2 or not parts[0] or not parts[1]:
+        raise ValueError(f"not a blob URL: {url!r}")
+    return parts[0], parts[1]
+
+
+def blob_from_url(storage: StorageSettings, url: str) -> BlobClient:
+    """A client for the blob at `url`, authenticated the way the app's storage is."""
+    container, name = split_blob_url(url)
+    return blob_service(storage).get_blob_client(container, name)

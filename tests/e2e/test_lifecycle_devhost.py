@@ -1,0 +1,81 @@
+"""End to end through the devhost's HTTP routes: the function app as the Functions host would drive it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from devhost.host import DevHost
+
+SAMPLE = Path(__file__).resolve().parents[2] / "demo" / "sample_chat.jsonl"
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def host(settings_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[DevHost]:
+    for key, value in {**settings_env, "IDLE_TTL": "3s", "FINETUNE_MAX_STEPS": "4",
+                       "IDLE_SWEEP_SCHEDULE": "0 0 0 1 1 *"}.items():
+        monkeypatch.setenv(key, value)
+    from function_app import app
+    from functions.context import lifecycle
+
+    lifecycle.cache_clear()
+    devhost = DevHost(app, timers=False, poll_interval=0.3).start()
+    try:
+        yield devhost
+    finally:
+        devhost.stop()
+        lifecycle().platform.stop_all()  # type: ignore[attr-defined]
+        lifecycle.cache_clear()
+
+
+def wait_until(check: Any, timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := check():
+            return value
+        time.sleep(0.5)
+    raise AssertionError("timed out")
+
+
+def test_dropped_file_goes_live_and_is_torn_down_when_idle(host: DevHost) -> None:
+    from functions.context import lifecycle
+
+    listed = httpx.get(f"{host.base_url}/admin/functions").json()
+    assert {f["name"] for f in listed} >= {"ingest", "job_events", "idle_sweep"}
+
+    life = lifecycle()
+    incoming = life.ctx.blobs.get_container_client(life.ctx.settings.incoming_container)
+    if not incoming.exists():
+        incoming.create_container()
+    incoming.upload_blob("chat.jsonl", SAMPLE.read_bytes())  # the watcher turns this into BlobCreated
+
+    def live() -> Any:
+        runs = life.ledger.find(upload=f"{incoming.container_name}/chat.jsonl")
+        assert not runs or runs[0].state.value not in ("failed", "rolled_back", "rejected"), runs[0]
+        return runs[0] if runs and runs[0].state.value == "live" else None
+
+    run = wait_until(live, 300)
+    states = [h["state"] for h in run.history]
+    assert states[:3] == ["received", "validated", "submitted"] and states[-1] == "live"
+
+    endpoint = life.platform.get_endpoint(run.endpoint)
+    key = life.platform.get_key(run.endpoint)  # type: ignore[attr-defined]
+    payload = {"input_data": {"input_string": [{"role": "user", "content": "hello"}],
+                              "parameters": {"max_new_tokens": 8}}, "params": {}}
+    assert httpx.post(endpoint.scoring_uri, json=payload, timeout=60).status_code == 401
+    scored = httpx.post(endpoint.scoring_uri, json=payload, headers={"Authorization": f"Bearer {key}"},
+                        timeout=60)
+    assert scored.status_code == 200 and scored.json()["output"]
+
+    time.sleep(3.5)
+    fired = httpx.post(f"{host.base_url}/admin/functions/idle_sweep", json={"input": ""}, timeout=60)
+    assert fired.status_code in (200, 202)
+    down = wait_until(lambda: (r := life.ledger.get(run.run_id)) and r.state.value == "torn_down" and r, 60)
+    assert down.model_version == run.model_version
+    assert life.platform.get_endpoint(run.endpoint) is None

@@ -1,0 +1,304 @@
+"""Local endpoints against real server processes, a real MLflow registry and the tiny chat model.
+
+One endpoint is deployed for the module (deploying costs a model load, seconds on CPU); the tests that
+change it come last, in file order, and each asserts the state it starts from.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from shared.platforms.local import mlflow_store
+from shared.platforms.local.endpoint_state import EndpointFiles, EndpointState, read_state, write_state
+from shared.platforms.local.endpoints import LocalEndpoints
+from shared.platforms.local.tiny_model import ensure_tiny_base_model
+from shared.platforms.port import (
+    MANAGED_TAG,
+    ActivityUnavailable,
+    ModelRef,
+    NotFoundError,
+    PlatformError,
+)
+from shared.settings import Settings, StorageSettings
+
+pytestmark = pytest.mark.integration
+
+ENDPOINT = "ep-local-test"
+CONVERSATION = [{"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "What is the capital of France?"}]
+SEED_PAYLOAD = {"input_data": {"input_string": CONVERSATION,
+                               "parameters": {"temperature": 0.7, "top_p": 0.9, "do_sample": True,
+                                              "max_new_tokens": 8}},
+                "params": {}}
+TIMINGS: dict[str, float] = {}
+
+
+def _register_models(data_dir: Path) -> tuple[ModelRef, ModelRef]:
+    """Log the untrained tiny model as a registered llm/v1/chat model; version 2 reuses version 1's files."""
+    import mlflow
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    client = mlflow_store.use(data_dir)
+    experiment = mlflow_store.ensure_experiment(client, data_dir, "endpoint-tests")
+    base = ensure_tiny_base_model(data_dir / "base-models")
+    components = {"model": AutoModelForCausalLM.from_pretrained(base),
+                  "tokenizer": AutoTokenizer.from_pretrained(base)}
+    with mlflow.start_run(experiment_id=experiment):
+        logged = mlflow.transformers.log_model(components, name="model", task="llm/v1/chat",
+                                               registered_model_name="tiny-chat",
+                                               pip_requirements=["torch", "transformers"])
+    first = client.get_model_version("tiny-chat", str(logged.registered_model_version))
+    second = client.create_model_version("tiny-chat", source=first.source, run_id=first.run_id,
+                                         model_id=first.model_id)
+    return ModelRef("tiny-chat", first.version), ModelRef("tiny-chat", second.version)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("endpoints-data")
+
+
+@pytest.fixture(scope="module")
+def endpoints(data_dir: Path) -> Iterator[LocalEndpoints]:
+    platform = LocalEndpoints(Settings(storage=StorageSettings(connection_string=None), data_dir=data_dir),
+                              ready_timeout_s=120)
+    yield platform
+    platform.stop_all()
+
+
+@pytest.fixture(scope="module")
+def models(data_dir: Path) -> tuple[ModelRef, ModelRef]:
+    return _register_models(data_dir)
+
+
+@pytest.fixture(scope="module")
+def blue(endpoints: LocalEndpoints, models: tuple[ModelRef, ModelRef]) -> int:
+    """Deploy `blue` and give it all traffic; returns its port."""
+    started = time.monotonic()
+    info = endpoints.deploy(models[0], ENDPOINT, "blue", {MANAGED_TAG: "true"})
+    TIMINGS["deploy_s"] = time.monotonic() - started
+    assert info.traffic == {"blue": 0}
+    endpoints.set_traffic(ENDPOINT, {"blue": 100})
+    return _port(endpoints, "blue")
+
+
+def _state(endpoints: LocalEndpoints) -> EndpointState:
+    state = read_state(EndpointFiles(endpoints._root / ENDPOINT))
+    assert state is not None
+    return state
+
+
+def _port(endpoints: LocalEndpoints, deployment: str) -> int:
+    return _state(endpoints).deployments[deployment].port
+
+
+def _serves(proc: Path, endpoint_dir: Path) -> bool:
+    try:
+        cmdline = (proc / "cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"shared.platforms.local.serve" in cmdline and str(endpoint_dir).encode() in cmdline
+
+
+def _gone(pid: int, within_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_deploy_creates_a_ready_keyed_endpoint_and_is_idempotent(endpoints, models, blue):
+    info = endpoints.get_endpoint(ENDPOINT)
+    assert info is not None
+    assert info.tags == {MANAGED_TAG: "true"} and info.traffic == {"blue": 100}
+    assert info.deployments == ("blue",) and info.scoring_uri == f"http://127.0.0.1:{blue}/score"
+    assert info.created_at is not None and info.last_deployed_at is not None
+    assert info.last_deployed_at >= info.created_at
+    assert [e.name for e in endpoints.list_endpoints()] == [ENDPOINT]
+    assert httpx.get(f"http://127.0.0.1:{blue}/health").json()["status"] == "ready"  # no key needed
+
+    pid = _state(endpoints).deployments["blue"].pid
+    started = time.monotonic()
+    again = endpoints.deploy(models[0], ENDPOINT, "blue", {"other": "tags"})
+    assert time.monotonic() - started < 2, "redeploying the same model must not restart the server"
+    assert _state(endpoints).deployments["blue"].pid == pid
+    assert again.tags == {MANAGED_TAG: "true"} and again.traffic == {"blue": 100}
+
+
+def test_key_stays_out_of_state_command_line_and_logs(endpoints, blue):
+    files = EndpointFiles(endpoints._root / ENDPOINT)
+    key = endpoints.get_key(ENDPOINT)
+    assert len(key) >= 32
+    assert stat.S_IMODE(os.stat(files.key).st_mode) == 0o600
+    pid = _state(endpoints).deployments["blue"].pid
+    assert key not in Path(f"/proc/{pid}/cmdline").read_text()
+    assert key not in files.state.read_text()
+    assert key not in files.server_log("blue").read_text()
+    assert key not in repr(endpoints.get_endpoint(ENDPOINT))
+
+
+def test_score_answers_the_seed_payload(endpoints, blue):
+    started = time.monotonic()
+    answer = endpoints.score(ENDPOINT, SEED_PAYLOAD)
+    TIMINGS["score_s"] = time.monotonic() - started
+    assert isinstance(answer["output"], str) and answer["output"]
+
+    batch = {"input_data": {"input_string": [CONVERSATION, CONVERSATION[1:]],
+                            "parameters": {"do_sample": False, "max_new_tokens": 4}}, "params": {}}
+    outputs = endpoints.score(ENDPOINT, batch, deployment="blue")["output"]
+    assert isinstance(outputs, list) and len(outputs) == 2 and all(isinstance(o, str) and o for o in outputs)
+    print(f"\ndeploy (process start to ready): {TIMINGS['deploy_s']:.1f} s; "
+          f"one /score (8 new tokens): {TIMINGS['score_s'] * 1000:.0f} ms")
+
+
+def test_openai_client_gets_a_chat_completion(endpoints, blue):
+    client = openai.OpenAI(base_url=f"http://127.0.0.1:{blue}/v1", api_key=endpoints.get_key(ENDPOINT))
+    completion = client.chat.completions.create(model="blue", messages=CONVERSATION,  # type: ignore[arg-type]
+                                                max_tokens=6, temperature=0)
+    assert completion.object == "chat.completion"
+    assert completion.choices[0].message.role == "assistant"
+    assert isinstance(completion.choices[0].message.content, str) and completion.choices[0].message.content
+    assert completion.usage is not None and 1 <= completion.usage.completion_tokens <= 6
+    usage = completion.usage
+    assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+
+    wrong = openai.OpenAI(base_url=f"http://127.0.0.1:{blue}/v1", api_key="not-the-key", max_retries=0)
+    with pytest.raises(openai.AuthenticationError):
+        wrong.chat.completions.create(model="blue", messages=CONVERSATION)  # type: ignore[arg-type]
+
+
+def test_requests_need_the_key_and_a_wellformed_body(endpoints, blue):
+    url = f"http://127.0.0.1:{blue}"
+    key = endpoints.get_key(ENDPOINT)
+    assert httpx.post(f"{url}/score", json=SEED_PAYLOAD).status_code == 401
+    wrong = {"Authorization": f"Bearer x{key}"}
+    assert httpx.post(f"{url}/score", json=SEED_PAYLOAD, headers=wrong).status_code == 401
+    assert httpx.post(f"{url}/score", content=b"{not json").status_code == 401  # the key is checked first
+    assert httpx.post(f"{url}/score", json=SEED_PAYLOAD, headers={"api-key": key}).status_code == 200
+
+    auth = {"Authorization": f"Bearer {key}"}
+    malformed = [
+        {"input_data": {"input_string": "hello"}},
+        {"input_data": {"input_string": [{"role": "robot", "content": "hi"}]}},
+        {"input_data": {"input_string": CONVERSATION, "parameters": {"max_new_tokens": 0}}},
+        {"inputs": CONVERSATION},
+    ]
+    for body in malformed:
+        response = httpx.post(f"{url}/score", json=body, headers=auth)
+        assert response.status_code == 422, body
+        assert response.json()["detail"], "the error names what is wrong"
+    assert httpx.post(f"{url}/score", content=b"{not json", headers=auth).status_code == 422
+    chat = {"messages": CONVERSATION, "stream": True}
+    assert httpx.post(f"{url}/v1/chat/completions", json=chat, headers=auth).status_code == 400
+    too_long = {"messages": [{"role": "user", "content": "word " * 600}], "max_tokens": 4}
+    response = httpx.post(f"{url}/v1/chat/completions", json=too_long, headers=auth)
+    assert response.status_code == 400 and "context" in response.json()["detail"]
+
+    with pytest.raises(PlatformError) as refused:
+        endpoints.score(ENDPOINT, {"input_data": {"input_string": []}})
+    assert not refused.value.transient and key not in str(refused.value)
+
+
+def test_activity_moves_when_the_endpoint_is_scored(endpoints, blue):
+    before = endpoints.endpoint_activity(ENDPOINT)
+    time.sleep(0.01)
+    endpoints.score(ENDPOINT, SEED_PAYLOAD)
+    after = endpoints.endpoint_activity(ENDPOINT)
+    assert after is not None and (before is None or after > before)
+    assert abs((datetime.now(UTC) - after).total_seconds()) < 30
+
+
+def test_activity_of_an_endpoint_never_scored_or_unreadable(tmp_path):
+    platform = LocalEndpoints(Settings(storage=StorageSettings(connection_string=None), data_dir=tmp_path))
+    files = EndpointFiles(tmp_path / "endpoints" / "ep-quiet")
+    files.root.mkdir(parents=True)
+    write_state(files, EndpointState(tags={}, created_at=datetime.now(UTC).isoformat()))
+    assert platform.endpoint_activity("ep-quiet") is None
+    files.requests.write_text("2026-11-29T10:00:00.000+00:00\nnot-a-time\n")
+    with pytest.raises(ActivityUnavailable):
+        platform.endpoint_activity("ep-quiet")
+    with pytest.raises(NotFoundError):
+        platform.endpoint_activity("ep-missing")
+
+
+def test_names_and_traffic_are_validated(endpoints, blue):
+    for bad in ("ab", "1abc", "a" * 33, "../etc", "ep_x"):
+        with pytest.raises(PlatformError, match="invalid"):
+            endpoints.get_endpoint(bad)
+    with pytest.raises(NotFoundError):
+        endpoints.set_traffic(ENDPOINT, {"nope": 100})
+    with pytest.raises(PlatformError, match="sum"):
+        endpoints.set_traffic(ENDPOINT, {"blue": 50})
+    with pytest.raises(PlatformError, match="still takes"):
+        endpoints.delete_deployment(ENDPOINT, "blue")
+    with pytest.raises(NotFoundError):
+        endpoints.score("ep-missing", SEED_PAYLOAD)
+    assert endpoints.get_endpoint(ENDPOINT).traffic == {"blue": 100}  # type: ignore[union-attr]
+
+
+def test_a_server_that_cannot_load_its_model_fails_clearly(endpoints):
+    with pytest.raises(PlatformError) as failed:
+        endpoints.deploy(ModelRef("tiny-chat", "99"), "ep-broken", "blue", {})
+    message = str(failed.value)
+    assert "stopped while starting" in message and "tiny-chat" in message
+    assert endpoints.get_key("ep-broken") not in message
+    assert read_state(EndpointFiles(endpoints._root / "ep-broken")).deployments["blue"].pid is None  # type: ignore[union-attr]
+    with pytest.raises(PlatformError, match="not running"):
+        endpoints.score("ep-broken", SEED_PAYLOAD, deployment="blue")
+    endpoints.delete_endpoint("ep-broken")
+    assert endpoints.get_endpoint("ep-broken") is None
+
+
+def test_blue_green_switch_then_delete_leaves_no_process(endpoints, models, blue):
+    assert endpoints.get_endpoint(ENDPOINT).traffic == {"blue": 100}  # type: ignore[union-attr]
+    green_info = endpoints.deploy(models[1], ENDPOINT, "green", {})
+    assert green_info.traffic == {"blue": 100, "green": 0} and green_info.deployments == ("blue", "green")
+    assert green_info.scoring_uri == f"http://127.0.0.1:{blue}/score", "green takes no traffic yet"
+    assert endpoints.score(ENDPOINT, SEED_PAYLOAD, deployment="green")["output"]
+
+    endpoints.set_traffic(ENDPOINT, {"green": 100})
+    info = endpoints.get_endpoint(ENDPOINT)
+    assert info is not None and info.traffic == {"blue": 0, "green": 100}
+    blue_pid = _state(endpoints).deployments["blue"].pid
+    green_pid = _state(endpoints).deployments["green"].pid
+    assert blue_pid and green_pid
+
+    endpoints.delete_deployment(ENDPOINT, "blue")
+    endpoints.delete_deployment(ENDPOINT, "blue")  # deleting a missing deployment is fine
+    assert _gone(blue_pid)
+    assert endpoints.get_endpoint(ENDPOINT).deployments == ("green",)  # type: ignore[union-attr]
+    assert endpoints.score(ENDPOINT, SEED_PAYLOAD)["output"]
+
+    endpoints.delete_endpoint(ENDPOINT)
+    endpoints.delete_endpoint(ENDPOINT)  # and so is deleting a missing endpoint
+    assert _gone(green_pid, within_s=1.0)
+    assert endpoints.get_endpoint(ENDPOINT) is None and endpoints.list_endpoints() == []
+    with pytest.raises(httpx.TransportError):  # nothing listens at the deleted deployment's address
+        httpx.post(green_info.scoring_uri or "", json=SEED_PAYLOAD, timeout=2)
+
+
+def test_concurrent_deploys_share_one_server_which_stops_when_its_state_disappears(endpoints, models):
+    with ThreadPoolExecutor(2) as pool:
+        infos = list(pool.map(lambda _: endpoints.deploy(models[0], "ep-orphan", "solo", {}), range(2)))
+    assert infos[0] == infos[1] and infos[0].deployments == ("solo",)
+    files = EndpointFiles(endpoints._root / "ep-orphan")
+    pid = read_state(files).deployments["solo"].pid  # type: ignore[union-attr]
+    assert pid is not None
+    servers = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _serves(p, files.root)]
+    assert [int(p.name) for p in servers] == [pid], "the second deploy must reuse the first one's server"
+    shutil.rmtree(files.root)  # as when someone removes the data dir under a running platform
+    assert _gone(pid, within_s=10.0), "the server must notice its state is gone and exit"
+    assert endpoints.list_endpoints() == []

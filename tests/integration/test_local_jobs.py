@@ -1,0 +1,211 @@
+"""The local engine's jobs side: real Azurite, a real fine-tune in a child process, a real MLflow registry."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from shared.events import RUN_COMPLETED, RUN_STATUS_CHANGED, parse_run_event
+from shared.platforms.local import mlflow_store
+from shared.platforms.local.job import JOB_TAG, STATUS_FILE, write_json_atomic
+from shared.platforms.local.jobs import LocalJobs
+from shared.platforms.local.tiny_model import load_base_model
+from shared.platforms.local.training import fine_tune, plan_from_parameters
+from shared.platforms.port import JobSpec, NotFoundError, PlatformError
+from shared.settings import Settings
+from shared.storage import blob_service, queue_client
+
+pytestmark = pytest.mark.integration
+
+TOPICS = [
+    ("What is the capital of France?", "The capital of France is Paris."),
+    ("Give me a tip for better sleep.", "Keep a regular bedtime and avoid screens late at night."),
+    ("How do I sort a list in Python?", "Use sorted(items) or items.sort()."),
+    ("Translate 'good morning' into Spanish.", "Buenos días."),
+    ("Name a primary color.", "Red is a primary color."),
+]
+
+
+def chat_rows(n: int) -> list[dict[str, Any]]:
+    """Ultrachat-shaped rows (prompt, prompt_id, messages), deterministic."""
+    rows = []
+    for i in range(n):
+        question, answer = TOPICS[i % len(TOPICS)]
+        prompt = f"{question} (#{i})"
+        rows.append({"prompt": prompt, "prompt_id": f"p{i:04d}", "messages": [
+            {"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]})
+    return rows
+
+
+def stage(settings: Settings, name: str, rows: list[dict[str, object]]) -> str:
+    container = blob_service(settings.storage).get_container_client(settings.staged_container)
+    if not container.exists():
+        container.create_container()
+    blob = container.get_blob_client(name)
+    blob.upload_blob("\n".join(json.dumps(r) for r in rows).encode(), overwrite=True)
+    return str(blob.url)
+
+
+def events(settings: Settings) -> list[dict[str, object]]:
+    queue = queue_client(settings.storage, settings.job_event_queue)
+    return [json.loads(m.content) for m in queue.peek_messages(max_messages=32)]
+
+
+def wait_terminal(jobs: LocalJobs, name: str, timeout: float = 180) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if jobs.job_status(name).terminal:
+            return time.monotonic() - started
+        time.sleep(0.25)
+    raise AssertionError(f"job {name} did not finish in {timeout} s; see its job.log")
+
+
+def spec_for(settings: Settings, name: str, base_model: str = "", rows: int = 40) -> JobSpec:
+    data = chat_rows(rows)
+    return JobSpec(
+        name=name, run_id=f"run-{name}", display_name=name, base_model=base_model,
+        train_uri=stage(settings, f"{name}/train.jsonl", data[4:]),
+        test_uri=stage(settings, f"{name}/test.jsonl", data[:4]),
+        parameters={"num_train_epochs": "1", "per_device_train_batch_size": "4", "learning_rate": "2e-3",
+                    "apply_lora": "true", "merge_lora_weights": "true", "lora_r": "8", "lora_alpha": "16",
+                    "logging_steps": "2", "apply_deepspeed": "true", "precision": "16"},
+        tags={"autopilot-run-id": f"run-{name}", "team": "qa"},
+    )
+
+
+@pytest.fixture(scope="module")
+def completed(azurite, tmp_path_factory):
+    """One real job run to completion, shared by the tests that read its outcome."""
+    data_dir = tmp_path_factory.mktemp("jobs-data")
+    settings = Settings.from_env({"AUTOPILOT_STORAGE": azurite.connection_string,
+                                  "AUTOPILOT_DATA_DIR": str(data_dir),
+                                  "STAGED_CONTAINER": "stjobs", "JOB_EVENT_QUEUE": "evjobs"})
+    jobs = LocalJobs(settings)
+    spec = spec_for(settings, "ft-demo-1")
+    started = time.monotonic()
+    first = jobs.submit(spec)
+    wait_terminal(jobs, spec.name)
+    seconds = time.monotonic() - started
+    status = json.loads((data_dir / "jobs" / spec.name / STATUS_FILE).read_text())
+    print(f"\nsubmit -> {jobs.job_status(spec.name).status} in {seconds:.1f} s; "
+          f"child timings {status.get('timings')}")
+    return settings, jobs, spec, first, seconds
+
+
+def test_submitted_job_completes_with_metrics_and_azure_ml_events(completed):
+    settings, jobs, spec, first, _ = completed
+    assert first.status in ("Queued", "Running")
+    state = jobs.job_status(spec.name)
+    assert state.status == "Completed", state.error
+    assert state.metrics["train_loss"] > 0 and state.metrics["eval_loss"] > 0
+
+    received = [parse_run_event(e) for e in events(settings)]
+    assert [(e.event_type, e.run_status) for e in received] == [
+        (RUN_STATUS_CHANGED, "Running"), (RUN_COMPLETED, "Completed")]
+    assert all(e.run_id == spec.name and e.experiment_name == spec.experiment for e in received)
+    assert received[-1].run_tags == dict(spec.tags)
+
+
+def test_submitting_the_same_spec_again_starts_no_second_job(completed):
+    settings, jobs, spec, _, _ = completed
+    pid_before = (settings.data_dir / "jobs" / spec.name / "pid.json").read_text()
+    again = jobs.submit(spec)
+    assert again.status == "Completed"
+    assert (settings.data_dir / "jobs" / spec.name / "pid.json").read_text() == pid_before
+    assert len(events(settings)) == 2
+
+
+def test_register_twice_returns_one_version_with_tags_and_description(completed):
+    settings, jobs, spec, _, _ = completed
+    refs = []
+
+    def register():
+        refs.append(jobs.register(spec.name, "tiny-chat-ft", {"autopilot-run-id": spec.run_id}, "demo run"))
+
+    threads = [threading.Thread(target=register) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    refs.append(jobs.register(spec.name, "tiny-chat-ft", {"autopilot-run-id": spec.run_id}, "demo run"))
+    assert len(set(refs)) == 1 and refs[0].name == "tiny-chat-ft"
+
+    client = mlflow_store.use(settings.data_dir)
+    versions = client.search_model_versions("name = 'tiny-chat-ft'")
+    assert len(versions) == 1
+    version = client.get_model_version("tiny-chat-ft", refs[0].version)
+    assert version.tags["autopilot-run-id"] == spec.run_id
+    assert version.tags[JOB_TAG] == spec.name
+    assert version.description == "demo run"
+
+
+def test_registered_model_answers_chat_through_mlflow(completed):
+    import mlflow
+
+    settings, jobs, spec, _, _ = completed
+    ref = jobs.register(spec.name, "tiny-chat-ft", {"autopilot-run-id": spec.run_id})
+    mlflow_store.use(settings.data_dir)
+    model = mlflow.pyfunc.load_model(mlflow_store.model_version_uri(ref.name, ref.version))
+    answer = model.predict({"messages": [{"role": "user", "content": "Name a primary color."}],
+                            "max_tokens": 5})
+    answer = answer[0] if isinstance(answer, list) else answer
+    assert answer["object"] == "chat.completion"
+    assert isinstance(answer["choices"][0]["message"]["content"], str)
+
+
+def test_job_with_a_missing_base_model_fails_once_with_a_failed_event(settings):
+    jobs = LocalJobs(settings)
+    spec = spec_for(settings, "ft-missing-base", base_model=str(settings.data_dir / "no-such-model"), rows=8)
+    # Fired twice at once, as a redelivered trigger would: one job, one child.
+    states = []
+    threads = [threading.Thread(target=lambda: states.append(jobs.submit(spec))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(states) == 2
+    wait_terminal(jobs, spec.name)
+
+    state = jobs.job_status(spec.name)
+    assert state.status == "Failed"
+    assert state.error and "no-such-model does not exist" in state.error and "BASE_MODEL" in state.error
+    received = [parse_run_event(e) for e in events(settings)]
+    assert [e.run_status for e in received] == ["Running", "Failed"]
+    assert received[-1].event_type == RUN_STATUS_CHANGED and received[-1].run_tags == dict(spec.tags)
+    with pytest.raises(PlatformError, match="is Failed, not Completed"):
+        jobs.register(spec.name, "tiny-chat-ft", {})
+
+
+def test_child_that_died_without_a_result_reads_as_failed(settings):
+    jobs = LocalJobs(settings)
+    job_dir = settings.data_dir / "jobs" / "ft-crashed"
+    job_dir.mkdir(parents=True)
+    write_json_atomic(job_dir / STATUS_FILE, {"name": "ft-crashed", "status": "Running"})
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    write_json_atomic(job_dir / "pid.json", {"pid": dead.pid, "start": None})
+
+    state = jobs.job_status("ft-crashed")
+    assert state.status == "Failed"
+    assert state.error and "exited without reporting a result" in state.error
+
+
+def test_unknown_job_is_not_found(settings):
+    with pytest.raises(NotFoundError):
+        LocalJobs(settings).job_status("ft-never-submitted")
+
+
+
+def test_unmerged_lora_keeps_the_adapter_and_serves_a_merged_model(tmp_path):
+    model, tokenizer = load_base_model("", tmp_path / "models")
+    plan = plan_from_parameters({"merge_lora_weights": "false", "max_steps": "2", "lora_r": "4"})
+    rows = chat_rows(6)
+    result = fine_tune(model, tokenizer, rows[2:], rows[:2], plan, tmp_path / "trainer")
+    assert result.adapter_dir is not None and (result.adapter_dir / "adapter_config.json").exists()
+    assert not hasattr(result.model, "peft_config")
+    assert result.metrics["train_steps"] == 2 and result.metrics["eval_loss"] > 0

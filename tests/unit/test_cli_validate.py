@@ -1,0 +1,73 @@
+"""`autopilot validate`: exit codes and the --json shape, run as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+GOOD = b'{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}\n'
+KEYS = {"valid", "rows", "errors", "error_count", "warnings", "stats", "content_sha256", "estimated_tokens"}
+
+
+def autopilot(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "shared.cli", *args], capture_output=True, text=True,
+                          timeout=60, check=False, cwd=Path(__file__).resolve().parents[2])
+
+
+@pytest.fixture
+def good(tmp_path: Path) -> Path:
+    path = tmp_path / "good.jsonl"
+    path.write_bytes(GOOD * 20)
+    return path
+
+
+def test_valid_file_exits_0_with_json(good: Path) -> None:
+    done = autopilot("validate", str(good), "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert set(report) >= KEYS
+    assert report["valid"] is True and report["rows"] == 20 and report["error_count"] == 0
+    assert len(report["content_sha256"]) == 64
+
+
+def test_invalid_file_exits_1_and_lists_errors(tmp_path: Path) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(GOOD + b"{oops\n" + b'{"messages": []}\n')
+    done = autopilot("validate", str(path), "--json")
+    assert done.returncode == 1
+    report = json.loads(done.stdout)
+    assert report["valid"] is False and report["error_count"] == 2
+    assert [(e["line"], e["code"]) for e in report["errors"]] == [(2, "invalid_json"), (3, "messages_empty")]
+    text = autopilot("validate", str(path))
+    assert text.returncode == 1
+    assert "REJECTED" in text.stdout and "line 2" in text.stdout and "invalid_json" in text.stdout
+
+
+def test_readable_report_without_json(good: Path) -> None:
+    done = autopilot("validate", str(good))
+    assert done.returncode == 0
+    assert "VALID" in done.stdout and "20 rows" in done.stdout
+
+
+def test_usage_and_io_errors_exit_2(tmp_path: Path) -> None:
+    assert autopilot().returncode == 2
+    assert autopilot("validate").returncode == 2
+    assert autopilot("nonsense").returncode == 2
+    missing = autopilot("validate", str(tmp_path / "missing.jsonl"))
+    assert missing.returncode == 2 and "no such file" in missing.stderr
+    assert autopilot("validate", str(tmp_path)).returncode == 2
+
+
+def test_parquet_by_extension(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "d.parquet"
+    pq.write_table(pa.table({"messages": [[{"role": "user", "content": "q"},
+                                           {"role": "assistant", "content": "a"}]] * 3}), path)
+    done = autopilot("validate", str(path), "--json")
+    assert done.returncode == 0 and json.loads(done.stdout)["rows"] == 3

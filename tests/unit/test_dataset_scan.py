@@ -1,0 +1,129 @@
+"""The streaming pass: hash, line handling across chunk boundaries, long lines, staging, progress."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from shared.dataset import Limits, MemorySink, read_chunks, scan, scan_path
+from shared.dataset import rules as r
+
+
+def conversation(i: int) -> dict[str, object]:
+    return {"prompt": f"q{i}", "prompt_id": f"{i:064x}",
+            "messages": [{"content": f"question {i} é “x”\n", "role": "user"},
+                         {"content": f"answer {i} " * (i % 7 + 1), "role": "assistant"}]}
+
+
+def jsonl(n: int, newline: bytes = b"\n") -> bytes:
+    return b"".join(orjson.dumps(conversation(i)) + newline for i in range(n))
+
+
+def pieces(data: bytes, size: int) -> list[bytes]:
+    return [data[i:i + size] for i in range(0, len(data), size)]
+
+
+def test_hash_is_sha256_of_the_raw_bytes(tmp_path: Path) -> None:
+    data = b"\xef\xbb\xbf" + jsonl(50, b"\r\n") + b"\n\n"
+    path = tmp_path / "d.jsonl"
+    path.write_bytes(data)
+    report = scan_path(path)
+    assert report.content_sha256 == hashlib.sha256(data).hexdigest()
+    assert report.bytes == len(data)
+    assert report.valid and report.rows == 50
+
+
+@pytest.mark.parametrize("size", [1, 7, 64, 1000, 1 << 20])
+def test_chunk_boundaries_do_not_matter(size: int) -> None:
+    data = jsonl(40) + b"broken\n" + jsonl(3, b"\r\n") + b"   \n" + jsonl(2)[:-1]  # no final newline
+    expected = scan([data]).to_dict()
+    assert scan(pieces(data, size)).to_dict() == expected
+    assert expected["rows"] == 45 and expected["errors"][0]["line"] == 41
+
+
+def test_crlf_and_blank_lines_are_fine() -> None:
+    data = b"\r\n" + jsonl(5, b"\r\n") + b"\n   \n\t\r\n" + jsonl(5)
+    report = scan([data])
+    assert report.valid and report.rows == 10
+
+
+@pytest.mark.parametrize("chunk", [10, 100, 4096])
+def test_long_line_is_an_error_found_while_streaming(chunk: int) -> None:
+    good = jsonl(3)
+    long_row = orjson.dumps({"messages": [{"role": "user", "content": "x" * 5000},
+                                          {"role": "assistant", "content": "y"}]}) + b"\n"
+    data = good + long_row + good + long_row + good[:-1]
+    tracked: list[int] = []
+
+    report = scan(pieces(data, chunk), Limits(max_line_bytes=1000), progress=tracked.append)
+    assert [(e.line, e.code) for e in report.errors] == [(4, r.LINE_TOO_LONG), (8, r.LINE_TOO_LONG)]
+    assert report.rows == 9
+    assert tracked[-1] == len(data)
+    assert tracked == sorted(tracked)
+
+
+def test_long_line_is_never_buffered_whole() -> None:
+    """A 64 MiB line fed in 1 MiB chunks: the carried tail never exceeds the limit."""
+    from shared.dataset.scanner import _Scan
+
+    state = _Scan(Limits(max_line_bytes=2 << 20), None, None)
+    longest = 0
+    for _ in range(64):
+        state.feed(b"x" * (1 << 20))
+        longest = max(longest, len(state.tail))
+    state.feed(b"\n" + jsonl(2))
+    report = state.finish("jsonl")
+    assert longest <= 2 << 20
+    assert [(e.line, e.code) for e in report.errors] == [(1, r.LINE_TOO_LONG)]
+    assert report.rows == 2
+
+
+def test_valid_upload_is_staged_as_messages_rows_and_sinks_closed() -> None:
+    train, test = MemorySink(), MemorySink()
+    report = scan(pieces(jsonl(200), 333), Limits(test_fraction=0.1), train, test)
+    assert report.valid
+    assert train.value is not None and test.value is not None
+    staged = [orjson.loads(x) for x in (train.value + test.value).splitlines()]
+    assert len(staged) == 200 == report.train_rows + report.test_rows
+    assert all(set(row) == {"messages"} for row in staged)
+    originals = sorted(orjson.dumps(conversation(i)["messages"]) for i in range(200))
+    assert sorted(orjson.dumps(row["messages"]) for row in staged) == originals
+    assert test.value.count(b"\n") == report.test_rows
+
+
+def test_invalid_upload_aborts_both_sinks() -> None:
+    train, test = MemorySink(), MemorySink()
+    report = scan([jsonl(10) + b"{]\n"], None, train, test)
+    assert not report.valid
+    assert train.aborted and test.aborted and train.value is None
+
+
+def test_a_failing_reader_aborts_the_sinks() -> None:
+    train = MemorySink()
+
+    def chunks() -> Iterator[bytes]:
+        yield jsonl(3)
+        raise OSError("connection reset")
+
+    with pytest.raises(OSError):
+        scan(chunks(), None, train)
+    assert train.aborted
+
+
+def test_stats(tmp_path: Path) -> None:
+    report = scan([jsonl(10)])
+    stats = report.stats
+    assert stats["messages"] == {"min": 2, "mean": 2.0, "max": 2, "total": 20}
+    assert stats["roles"] == {"system": 0, "user": 10, "assistant": 10, "tool": 0}
+    assert stats["tokens"]["min"] <= stats["tokens"]["mean"] <= stats["tokens"]["max"]
+    assert report.estimated_tokens > 0
+
+
+def test_reading_a_file_in_chunks(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    path.write_bytes(jsonl(100))
+    assert b"".join(read_chunks(path, 100)) == path.read_bytes()

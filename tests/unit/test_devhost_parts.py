@@ -1,0 +1,63 @@
+"""Pure pieces of the devhost: NCRONTAB schedules, HTTP route templates, alert lines, queued events."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from devhost.alerts import describe
+from devhost.relay import read_event
+from devhost.routes import _route_pattern
+from devhost.timers import parse_schedule
+from devhost.triggers import FunctionError
+
+T0 = datetime(2026, 3, 2, 9, 29, 58, tzinfo=UTC)  # a Monday
+
+
+def test_ncrontab_has_seconds_first() -> None:
+    every_second = parse_schedule("* * * * * *", where="t")
+    assert every_second(T0) == T0 + timedelta(seconds=1)
+    weekday_morning = parse_schedule("0 30 9 * * Mon-Fri", where="t")
+    assert weekday_morning(T0) == datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+    assert weekday_morning(datetime(2026, 3, 6, 10, tzinfo=UTC)) == datetime(2026, 3, 9, 9, 30, tzinfo=UTC)
+
+
+def test_timespan_schedule_is_an_interval() -> None:
+    assert parse_schedule("00:05:00", where="t")(T0) == T0 + timedelta(minutes=5)
+
+
+@pytest.mark.parametrize("bad", ["*/5 * * * *", "0 0 * * * * 2026", "61 * * * * *", "", "00:00:00"])
+def test_malformed_schedules_are_refused_naming_the_function(bad: str) -> None:
+    with pytest.raises(FunctionError, match="function sweep"):
+        parse_schedule(bad, where="function sweep")
+
+
+def test_route_templates() -> None:
+    run = _route_pattern("api", "runs/{run_id}")
+    match = run.fullmatch("/api/runs/r-1")
+    assert match is not None and match.groupdict() == {"run_id": "r-1"}
+    assert run.fullmatch("/api/runs/r-1/extra") is None
+    assert run.fullmatch("/runs/r-1") is None
+    numbered = _route_pattern("api", "items/{id:int}/{rest?}")
+    assert numbered.fullmatch("/api/items/x") is None
+    assert numbered.fullmatch("/api/items/7").groupdict() == {"id": "7", "rest": None}  # type: ignore[union-attr]
+    files = _route_pattern("api", "files/{*path}")
+    assert files.fullmatch("/api/files/a/b.txt").group("path") == "a/b.txt"  # type: ignore[union-attr]
+
+
+def test_alert_lines_are_readable() -> None:
+    line = describe({"specversion": "1.0", "id": "x", "type": "run.failed", "source": "autopilot",
+                     "data": {"severity": "error", "message": "out of quota", "run": "r1", "extra": None}})
+    assert line == "ALERT [error] run.failed — out of quota — run=r1"
+    assert describe("plain") == "ALERT plain"
+
+
+def test_queued_events_may_be_plain_or_base64_json() -> None:
+    event = {"eventType": "Microsoft.MachineLearningServices.RunCompleted", "data": {"runId": "j"}}
+    assert read_event(json.dumps(event)) == event
+    assert read_event(base64.b64encode(json.dumps(event).encode()).decode()) == event
+    with pytest.raises(ValueError, match="neither JSON"):
+        read_event("not json at all")

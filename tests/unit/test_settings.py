@@ -1,0 +1,49 @@
+"""Settings: defaults that run, and a clear error naming any missing or malformed setting."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from shared.settings import Settings, SettingsError, parse_duration
+
+BASE = {"AUTOPILOT_STORAGE": "UseDevelopmentStorage=true"}
+
+
+def test_defaults_run_the_embedded_engine() -> None:
+    s = Settings.from_env(BASE)
+    assert s.platform == "local" and s.base_model == "" and s.idle_ttl == timedelta(hours=2)
+    assert s.storage.connection_string and "devstoreaccount1" in s.storage.connection_string
+
+
+@pytest.mark.parametrize(("env", "named"), [
+    ({}, "AUTOPILOT_STORAGE"),
+    ({**BASE, "AUTOPILOT_PLATFORM": "gcp"}, "AUTOPILOT_PLATFORM"),
+    ({**BASE, "IDLE_TTL": "soon"}, "IDLE_TTL"),
+    ({**BASE, "TEST_FRACTION": "1.5"}, "TEST_FRACTION"),
+    ({**BASE, "TEST_ROWS_MAX": "many"}, "TEST_ROWS_MAX"),
+    ({**BASE, "ENDPOINT_NAME": "../etc"}, "ENDPOINT_NAME"),
+    ({**BASE, "AUTOPILOT_PLATFORM": "azureml"}, "AZUREML_SUBSCRIPTION_ID"),
+])
+def test_bad_settings_name_themselves(env: dict[str, str], named: str) -> None:
+    with pytest.raises(SettingsError, match=named):
+        Settings.from_env(env)
+
+
+def test_azureml_defaults_to_a_fine_tunable_model() -> None:
+    env = {**BASE, "AUTOPILOT_PLATFORM": "azureml", "AZUREML_SUBSCRIPTION_ID": "s",
+           "AZUREML_RESOURCE_GROUP": "g", "AZUREML_WORKSPACE": "w"}
+    s = Settings.from_env(env)
+    assert s.base_model == "Phi-4" and s.azureml is not None and s.azureml.registry == "azureml"
+
+
+@pytest.mark.parametrize(("raw", "seconds"), [("90s", 90), ("15m", 900), ("2h", 7200), ("1d", 86400),
+                                              ("01:30:00", 5400), ("5", 5)])
+def test_durations(raw: str, seconds: float) -> None:
+    assert parse_duration("X", raw).total_seconds() == seconds
+
+
+def test_finetune_overrides_come_from_prefixed_settings() -> None:
+    s = Settings.from_env({**BASE, "FINETUNE_NUM_TRAIN_EPOCHS": "2"})
+    assert s.finetune_overrides == {"num_train_epochs": "2"}
