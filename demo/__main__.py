@@ -138,8 +138,9 @@ def main() -> int:
         return 1
     print(f"\ndemo finished in {time.monotonic() - started:.1f} s; data under {data_dir}")
     print(json.dumps(summary))
-    ok = summary["job"]["status"] == "Completed" and summary["endpoint"]["scored"] and summary["teardown"]["deleted"]
-    return 0 if ok else 1
+    done = (summary["job"]["status"] == "Completed", summary["endpoint"]["scored"],
+            summary["teardown"]["deleted"])
+    return 0 if all(done) else 1
 
 
 if __name__ == "__main__":

@@ -10,17 +10,19 @@ import hashlib
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 TOPICS = {
     "tea": ("How should I brew green tea?", "Use water around 80 C and steep for two minutes; hotter water "
             "or longer steeping makes it bitter."),
     "backup": ("What is a good backup rule?", "Keep three copies of your data on two kinds of storage, with "
                "one copy off site."),
-    "python": ("How do I read a file line by line in Python?", "Open it with a with-statement and loop over "
-               "the file object: for line in f: handle(line)."),
+    "python": ("How do I read a file line by line in Python?",
+               "Open it with a with-statement and loop over the file object: for line in f: handle(line)."),
     "sleep": ("Any tips for sleeping better?", "Keep a regular schedule, dim the lights in the evening and "
               "keep screens out of the bedroom."),
-    "bread": ("Why did my bread not rise?", "The yeast may have been old or the water too hot; test the yeast "
+    "bread": ("Why did my bread not rise?", "The yeast may have been old or the water too hot; test the "
+              "yeast "
               "in warm water with a pinch of sugar first."),
     "git": ("How do I undo my last git commit?", "Run git reset --soft HEAD~1 to undo the commit but keep "
             "your changes staged."),
@@ -36,7 +38,7 @@ FOLLOW_UPS = [
 ]
 
 
-def conversations(count: int = 48, seed: int = 7) -> list[dict[str, object]]:
+def conversations(count: int = 48, seed: int = 7) -> list[dict[str, Any]]:
     rng = random.Random(seed)
     names = sorted(TOPICS)
     rows = []

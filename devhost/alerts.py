@@ -12,16 +12,20 @@ from devhost.polling import Poller
 log = logging.getLogger("devhost.alerts")
 
 # Envelope fields that say nothing to a person reading the console.
-_NOISE = {"id", "specversion", "datacontenttype", "dataschema", "source", "time", "eventTime", "topic"}
+_NOISE = {"id", "specversion", "datacontenttype", "dataschema", "source", "time", "eventTime", "topic", "at"}
 
 
 def describe(alert: Any) -> str:
     """One line for an alert, whatever its shape: kind, severity, message, then the remaining fields."""
     if not isinstance(alert, dict):
         return f"ALERT {alert}"
-    data = alert["data"] if isinstance(alert.get("data"), dict) else {}
-    fields = {**{k: v for k, v in alert.items() if k != "data"}, **data}
-    kind = fields.pop("type", None) or fields.pop("eventType", None) or fields.pop("kind", None) or "alert"
+    # The local sink writes {run_id, alert_class, severity, summary, details}; CloudEvents nest in "data".
+    nested = [alert[k] for k in ("data", "details") if isinstance(alert.get(k), dict)]
+    fields = {k: v for k, v in alert.items() if k not in ("data", "details")}
+    for inner in nested:
+        fields.update(inner)
+    kind = (fields.pop("alert_class", None) or fields.pop("type", None) or fields.pop("eventType", None)
+            or fields.pop("kind", None) or "alert")
     severity = fields.pop("severity", None) or fields.pop("level", None)
     message = fields.pop("message", None) or fields.pop("summary", None) or fields.pop("title", None)
     rest = " ".join(f"{k}={v if isinstance(v, str) else json.dumps(v)}"

@@ -31,7 +31,7 @@ def _executable() -> str:
         return str(local)
     found = shutil.which("azurite")
     if not found:
-        raise RuntimeError("Azurite is not installed; run `npm install` in the project root (make setup does)")
+        raise RuntimeError("Azurite is not installed; run `npm ci` in the project root (make setup does)")
     return found
 
 

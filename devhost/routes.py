@@ -25,7 +25,7 @@ log = logging.getLogger("devhost")
 
 VALIDATION_EVENT = "Microsoft.EventGrid.SubscriptionValidationEvent"
 # Uploads are complete only after these operations; PutBlock, for one, is a partial write.
-COMPLETING_APIS = frozenset({"PutBlob", "PutBlock", "PutBlockList", "CopyBlob", "FlushWithClose"})
+COMPLETING_APIS = frozenset({"PutBlob", "PutBlockList", "CopyBlob", "FlushWithClose"})
 
 
 @dataclass

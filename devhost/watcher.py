@@ -45,7 +45,7 @@ class BlobWatcher(Poller):
         self.base_url = base_url
         self.state_file = state_file
         self.delivery_timeout = delivery_timeout
-        self._delivered: dict[str, str] = {}
+        self._delivered: dict[str, str] = self._load()
         self._in_flight: set[str] = set()
         self._retry: dict[str, tuple[int, float]] = {}  # key -> (failed attempts, next try at)
         self._lock = threading.Lock()

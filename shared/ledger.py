@@ -9,6 +9,7 @@ that died mid-step does not strand the run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import Iterator, Mapping
@@ -138,10 +139,8 @@ class Ledger:
     def __init__(self, service: TableServiceClient, table: str, *, clock: Any = None) -> None:
         self._table: TableClient = service.get_table_client(table)
         self._clock = clock or (lambda: datetime.now(UTC))
-        try:
+        with contextlib.suppress(ResourceExistsError):
             self._table.create_table()
-        except ResourceExistsError:
-            pass
 
     def now(self) -> datetime:
         return self._clock()  # type: ignore[no-any-return]

@@ -153,7 +153,8 @@ def _storage(e: Mapping[str, str]) -> StorageSettings:
     conn = e.get("AUTOPILOT_STORAGE", "").strip()
     blob = e.get("AUTOPILOT_STORAGE__blobServiceUri")
     if conn:
-        if "AccountName=" not in conn and "BlobEndpoint=" not in conn and conn != "UseDevelopmentStorage=true":
+        looks_right = any(k in conn for k in ("AccountName=", "BlobEndpoint=", "UseDevelopmentStorage=true"))
+        if not looks_right:
             raise SettingsError("AUTOPILOT_STORAGE is not a storage connection string "
                                 "(expected 'AccountName=...' or 'BlobEndpoint=...')")
         if conn == "UseDevelopmentStorage=true":
@@ -167,7 +168,8 @@ def _storage(e: Mapping[str, str]) -> StorageSettings:
             queue_url=e.get("AUTOPILOT_STORAGE__queueServiceUri"),
         )
     raise SettingsError("AUTOPILOT_STORAGE is not set: give a storage connection string "
-                        "(for Azurite: UseDevelopmentStorage=true) or AUTOPILOT_STORAGE__blobServiceUri "
+                        "(for Azurite: UseDevelopmentStorage=true) or "
+                        "AUTOPILOT_STORAGE__blobServiceUri "
                         "and AUTOPILOT_STORAGE__tableServiceUri for identity-based access")
 
 

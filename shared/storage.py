@@ -6,6 +6,7 @@ One place decides between connection-string and identity-based access, so no oth
 from __future__ import annotations
 
 from functools import cache
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 from azure.core.pipeline.policies import RetryPolicy
@@ -16,11 +17,11 @@ from azure.storage.queue import QueueClient
 from shared.settings import StorageSettings
 
 # Transient storage errors (429, 5xx, timeouts) are retried by the SDKs' own exponential retry policy.
-_RETRY = {"retry_total": 5, "retry_backoff_factor": 0.5, "retry_backoff_max": 8}
+_RETRY: dict[str, Any] = {"retry_total": 5, "retry_backoff_factor": 0.5, "retry_backoff_max": 8}
 
 
 @cache
-def _credential() -> object:
+def _credential() -> Any:
     from azure.identity import DefaultAzureCredential
 
     return DefaultAzureCredential()
@@ -49,11 +50,11 @@ def queue_client(storage: StorageSettings, queue: str) -> QueueClient:
     if storage.connection_string:
         return QueueClient.from_connection_string(storage.connection_string, queue, **_RETRY)
     assert storage.queue_url, "identity-based storage needs AUTOPILOT_STORAGE__queueServiceUri"
-    return QueueClient(storage.queue_url, queue, credential=_credential(), **_RETRY)  # type: ignore[arg-type]
+    return QueueClient(storage.queue_url, queue, credential=_credential(), **_RETRY)
 
 
 def split_blob_url(url: str) -> tuple[str, str]:
-    """(container, blob name) of a blob URL, for both Azure (`account.blob...`) and Azurite path-style URLs."""
+    """(container, blob name) of a blob URL: Azure's `account.blob...` or Azurite's path-style URLs."""
     parts = unquote(urlparse(url).path).lstrip("/").split("/", 2)
     # Azurite puts the account name first in the path: /devstoreaccount1/container/name
     if len(parts) == 3 and ("127.0.0.1" in url or "localhost" in url):

@@ -11,8 +11,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from devhost import azurite as azurite_proc  # noqa: E402
-from shared.settings import Settings  # noqa: E402
+from devhost import azurite as azurite_proc
+from shared.settings import Settings
 
 
 @pytest.fixture(scope="session")
@@ -24,7 +24,8 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[azurite_proc.A
 
 
 @pytest.fixture
-def settings_env(azurite: azurite_proc.Azurite, tmp_path: Path, request: pytest.FixtureRequest) -> dict[str, str]:
+def settings_env(azurite: azurite_proc.Azurite, tmp_path: Path,
+                 request: pytest.FixtureRequest) -> dict[str, str]:
     """Environment for a test's own app instance: fresh containers/table names so tests don't collide."""
     suffix = "t" + format(abs(hash(request.node.nodeid)) % 10**8, "08d")
     return {

@@ -93,11 +93,12 @@ class _Scan:
             if end < 0:
                 return
             chunk, self.skipping = chunk[end + 1:], False
+        may_be_long = len(chunk) + len(self.tail) > self.limits.max_line_bytes
         lines = chunk.split(b"\n")
         if self.tail:
             lines[0] = self.tail + lines[0]
         self.tail = lines.pop()
-        self.lines(lines, len(chunk) + len(self.tail) > self.limits.max_line_bytes)
+        self.lines(lines, may_be_long)
         if len(self.tail) > self.limits.max_line_bytes:
             self.line += 1
             self._too_long(self.line)

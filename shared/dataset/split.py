@@ -1,9 +1,9 @@
-"""Deterministic train/test split while streaming: the same conversation always lands on the same side.
+"""Deterministic train/test split while streaming: the same row always lands on the same side.
 
-Each row's key is a stable 32-bit hash of the row (see `split_key`); rows whose key falls under `fraction` of the
-range go to test, up to a cap. To promise at least one test row (and one train row) without buffering the
-file, one candidate per side is held back until the end: the train row closest to the test range, and the
-first test row.
+Each row's key is a stable 32-bit hash of the row (see `split_key`); rows whose key falls under `fraction`
+of the range go to test, up to a cap. To promise at least one test row (and one train row) without
+buffering the file, one candidate per side is held back until the end: the train row closest to the test
+range, and the first test row.
 """
 
 from __future__ import annotations

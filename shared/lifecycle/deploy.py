@@ -127,7 +127,7 @@ def _reply_text(answer: Any) -> str:
     return answer if isinstance(answer, str) else ""
 
 
-def _roll_back(ctx: Context, run: Run, endpoint: str, deployment: str, exc: Exception) -> None:
+def _roll_back(ctx: Context, run: Run, endpoint: str, deployment: str, exc: Exception) -> Run | None:
     try:
         ctx.call(ctx.platform.delete_deployment, endpoint, deployment)
     except PlatformError as cleanup:
@@ -136,7 +136,7 @@ def _roll_back(ctx: Context, run: Run, endpoint: str, deployment: str, exc: Exce
     kind = "deploy.smoke_failed" if isinstance(exc, SmokeTestFailed) else "deploy.failed"
     ctx.alert(rolled, kind, "error", f"deployment {endpoint}/{deployment} failed and was rolled back "
               f"(the previous deployment keeps serving): {exc}")
-    return None
+    return None  # the chain stops here
 
 
 def _retire_superseded(ctx: Context, run: Run, endpoint: str) -> None:

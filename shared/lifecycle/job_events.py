@@ -6,6 +6,8 @@ move one of our runs forward along the state machine is acknowledged and ignored
 
 from __future__ import annotations
 
+from typing import Any
+
 from shared.events import RunEvent
 from shared.ledger import Conflict, IllegalTransition, Run, State
 from shared.lifecycle import deploy
@@ -53,7 +55,7 @@ def apply_status(ctx: Context, run: Run, status: str, error: str = "") -> str:
     return f"ignored: run {run.run_id} is already {current.state}"
 
 
-def _move(ctx: Context, run: Run, to: State, status: str, **fields: str) -> str:
+def _move(ctx: Context, run: Run, to: State, status: str, **fields: Any) -> str:
     try:
         ctx.ledger.advance(run, to, note=f"job {status}", **{k: v for k, v in fields.items() if v})
     except IllegalTransition:

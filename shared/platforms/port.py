@@ -116,7 +116,8 @@ class Platform(Protocol):
         """Register the job's trained model; a second call for the same job returns the same version."""
         ...
 
-    def deploy(self, model: ModelRef, endpoint: str, deployment: str, tags: Mapping[str, str]) -> EndpointInfo:
+    def deploy(self, model: ModelRef, endpoint: str, deployment: str,
+               tags: Mapping[str, str]) -> EndpointInfo:
         """Create the endpoint if needed (key auth, `tags`), then the deployment at 0 % traffic.
 
         A deployment of that name that already exists with the same model is returned as is.

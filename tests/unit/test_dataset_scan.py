@@ -66,6 +66,17 @@ def test_long_line_is_an_error_found_while_streaming(chunk: int) -> None:
     assert tracked == sorted(tracked)
 
 
+@pytest.mark.parametrize("chunk", [300, 600, 700, 1100, 1200])
+def test_long_line_completed_by_a_later_chunk(chunk: int) -> None:
+    long_row = orjson.dumps({"messages": [{"role": "user", "content": "x" * 1000},
+                                          {"role": "assistant", "content": "y"}]}) + b"\n"
+    data = jsonl(1) + long_row + jsonl(2)
+    report = scan(pieces(data, chunk), Limits(max_line_bytes=1050))
+    assert len(long_row) > 1050
+    assert [(e.line, e.code) for e in report.errors] == [(2, r.LINE_TOO_LONG)]
+    assert report.rows == 3
+
+
 def test_long_line_is_never_buffered_whole() -> None:
     """A 64 MiB line fed in 1 MiB chunks: the carried tail never exceeds the limit."""
     from shared.dataset.scanner import _Scan

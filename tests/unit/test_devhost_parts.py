@@ -53,6 +53,9 @@ def test_alert_lines_are_readable() -> None:
                      "data": {"severity": "error", "message": "out of quota", "run": "r1", "extra": None}})
     assert line == "ALERT [error] run.failed — out of quota — run=r1"
     assert describe("plain") == "ALERT plain"
+    local = {"id": "r1:job.failed", "run_id": "r1", "alert_class": "job.failed", "severity": "error",
+             "summary": "training failed", "details": {"job": "j-1"}, "at": "2026-01-01T00:00:00+00:00"}
+    assert describe(local) == "ALERT [error] job.failed — training failed — run_id=r1 job=j-1"
 
 
 def test_queued_events_may_be_plain_or_base64_json() -> None:

@@ -56,8 +56,10 @@ class LocalEndpoints:
                tags: Mapping[str, str]) -> EndpointInfo:
         """Create the endpoint if needed, then start the deployment at 0 % traffic and wait until it is ready.
 
+        `tags` apply when the endpoint is created; an existing endpoint keeps its own (a user's keep tag too).
         A deployment already running the same model is left as is; one running another model (or not running)
-        is restarted with `model`, keeping its traffic. Raises PlatformError if the server dies while loading.
+        is restarted with `model`, keeping its traffic. Raises PlatformError if the server dies while loading,
+        TransientPlatformError if it is not ready within the timeout.
         """
         files = self._files(endpoint)
         check_name("deployment", deployment)
