@@ -68,7 +68,7 @@ def run_demo(data_dir: Path) -> dict[str, Any]:
 def drive(life: Any, marks: list[tuple[str, datetime]]) -> dict[str, Any]:
     import httpx
 
-    from shared.lifecycle.deploy import seed_payload
+    from shared.lifecycle.gate import seed_payload
 
     settings = life.ctx.settings
     incoming = life.ctx.blobs.get_container_client(settings.incoming_container)

@@ -50,6 +50,14 @@ def _load_settings_file(path: Path) -> None:
     log.info("app settings from %s (the environment overrides them)", path)
 
 
+def _route_prefix(host_json: Path) -> str:
+    """host.json's extensions.http.routePrefix; 'api' when unset, as in the Functions host."""
+    if not host_json.exists():
+        return "api"
+    prefix = json.loads(host_json.read_text()).get("extensions", {}).get("http", {}).get("routePrefix")
+    return "api" if prefix is None else str(prefix)
+
+
 def _banner(host: DevHost) -> None:
     lines = ["Functions:"]
     for f in host.functions.values():
@@ -100,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         module, _, attribute = args.app.partition(":")
         app = getattr(importlib.import_module(module), attribute or "app")
         host = DevHost(app, Settings.from_env(), port=args.port, watch_blobs=not args.no_watcher,
-                       timers=not args.no_timers, relay=not args.no_relay).start()
+                       timers=not args.no_timers, relay=not args.no_relay,
+                       route_prefix=_route_prefix(Path.cwd() / "host.json")).start()
         _banner(host)
         log.info("running; Ctrl-C stops the devhost%s", " and Azurite" if storage else "")
         stopping.wait()

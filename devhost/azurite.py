@@ -43,6 +43,8 @@ class Azurite:
     blob_port: int
     queue_port: int
     table_port: int
+    # Azurite may ignore SIGTERM for a while after serving requests; an in-memory one has nothing to flush.
+    stop_grace_s: float = 10.0
 
     @property
     def connection_string(self) -> str:
@@ -54,7 +56,7 @@ class Azurite:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGTERM)
             try:
-                self.process.wait(10)
+                self.process.wait(self.stop_grace_s)
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(5)
@@ -72,7 +74,7 @@ def start(location: Path, *, blob_port: int = 0, queue_port: int = 0, table_port
     cmd += ["--inMemoryPersistence"] if in_memory else ["--location", str(location)]
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
     proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    azurite = Azurite(proc, *ports)
+    azurite = Azurite(proc, *ports, stop_grace_s=2.0 if in_memory else 10.0)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -1,9 +1,12 @@
 """Event Grid trigger for Azure ML run events (RunCompleted / RunStatusChanged).
 
-A malformed event is logged and acknowledged: raising would make Event Grid retry it for 24 hours.
+The subscription may use the Event Grid schema or CloudEvents 1.0; the binding hands either an
+EventGridEvent or a CloudEvent, and both are read into one shape here. A malformed event is logged and
+acknowledged: raising would make Event Grid retry it for 24 hours.
 """
 
 import logging
+from typing import Any
 
 import azure.functions as func
 
@@ -18,13 +21,20 @@ log = logging.getLogger(__name__)
 @bp.event_grid_trigger(arg_name="event")
 def job_events(event: func.EventGridEvent) -> None:
     """Advance the run this job belongs to: register, deploy, smoke-test, go live (or alert)."""
-    body = {"id": event.id, "eventType": event.event_type, "subject": event.subject,
-            "eventTime": event.event_time.isoformat() if event.event_time else None,
-            "data": event.get_json()}
     try:
-        run_event = parse_run_event(body)
-    except MalformedEvent as exc:
-        log.warning("ignored malformed job event %s: %s", event.id, exc)
+        run_event = parse_run_event(_as_dict(event))
+    except (MalformedEvent, ValueError) as exc:
+        log.warning("ignored malformed job event %s: %s", getattr(event, "id", "?"), exc)
         return
     outcome = lifecycle().on_job_event(run_event)
-    log.info("job event %s for %s (%s): %s", event.id, run_event.run_id, run_event.run_status, outcome)
+    log.info("job event %s for %s (%s): %s", run_event.id, run_event.run_id, run_event.run_status, outcome)
+
+
+def _as_dict(event: Any) -> dict[str, Any]:
+    if isinstance(event, func.CloudEvent):
+        return {"specversion": event.specversion, "id": event.id, "type": event.type,
+                "subject": event.subject, "time": event.time.isoformat() if event.time else None,
+                "data": event.get_json()}
+    return {"id": event.id, "eventType": event.event_type, "subject": event.subject,
+            "eventTime": event.event_time.isoformat() if event.event_time else None,
+            "data": event.get_json()}

@@ -104,6 +104,12 @@ class Settings:
     # How long an idle endpoint would bill without our sweep (Azure OpenAI's 15 idle days), for "hours saved".
     cost_reference_hours: float = 360.0
     smoke_max_new_tokens: int = 16
+    # Deploy gate: K test conversations must answer; the eval score may drop at most this much vs live.
+    smoke_conversations: int = 3
+    eval_gate: bool = True
+    eval_gate_max_drop: float = 0.05
+    # Runs submitted/running longer than this are polled by the timer, in case their events were lost.
+    reconcile_after: timedelta = timedelta(minutes=10)
     alert_webhook_url: str | None = None
     alert_topic_endpoint: str | None = None
     alert_topic_key: str | None = None
@@ -140,6 +146,10 @@ class Settings:
             sweep_max_deletions=_sweep_max_deletions(e),
             cost_reference_hours=_cost_reference_hours(e),
             smoke_max_new_tokens=_int(e, "SMOKE_MAX_NEW_TOKENS", 16),
+            smoke_conversations=max(1, _int(e, "SMOKE_CONVERSATIONS", 3)),
+            eval_gate=_bool(e, "EVAL_GATE", True),
+            eval_gate_max_drop=_float(e, "EVAL_GATE_MAX_DROP", 0.05),
+            reconcile_after=parse_duration("RECONCILE_AFTER", e.get("RECONCILE_AFTER", "10m")),
             alert_webhook_url=e.get("ALERT_WEBHOOK_URL") or None,
             alert_topic_endpoint=e.get("ALERT_TOPIC_ENDPOINT") or None,
             alert_topic_key=e.get("ALERT_TOPIC_KEY") or None,

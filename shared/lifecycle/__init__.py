@@ -8,8 +8,8 @@ from azure.storage.blob import BlobServiceClient
 
 from shared.alerts import Alerts
 from shared.events import RunEvent
-from shared.ledger import Ledger, Run
-from shared.lifecycle import deploy, job_events, sweep, upload
+from shared.ledger import IllegalTransition, Ledger, Run, State
+from shared.lifecycle import deploy, job_events, reconcile, sweep, upload
 from shared.lifecycle.context import Context
 from shared.lifecycle.upload import Upload
 from shared.platforms.port import Platform
@@ -42,9 +42,22 @@ class Lifecycle:
         return job_events.on_job_event(self.ctx, event)
 
     def on_sweep(self, now: datetime | None = None) -> dict[str, list[str]]:
-        """The timer: idle teardown."""
-        return sweep.on_sweep(self.ctx, now)
+        """The timer: finish runs whose events were lost, then tear down idle endpoints."""
+        reconciled = reconcile.reconcile(self.ctx, now)
+        return {"reconciled": reconciled, **sweep.on_sweep(self.ctx, now)}
 
     def redeploy(self, run: Run) -> Run | None:
-        """Deploy a torn-down or rolled-back run's registered model again."""
+        """Deploy a torn-down or rolled-back run's registered model again (one step: it stays registered)."""
+        if run.state not in (State.TORN_DOWN, State.ROLLED_BACK):
+            raise IllegalTransition(f"run {run.run_id} is {run.state}; only torn-down or rolled-back runs "
+                                    "can be redeployed")
         return deploy.deploy(self.ctx, run)
+
+    def retry(self, run: Run) -> str:
+        """Submit a failed or canceled run's staged data again, as a new job."""
+        if run.state not in (State.FAILED, State.CANCELED) or not run.fields.get("train_uri"):
+            raise IllegalTransition(f"run {run.run_id} is {run.state}; only failed or canceled runs with "
+                                    "staged data can be retried")
+        attempt = int(run.fields.get("attempt", 1)) + 1
+        again = self.ctx.ledger.advance(run, State.VALIDATED, note=f"retry #{attempt}", attempt=attempt)
+        return upload.submit(self.ctx, again)

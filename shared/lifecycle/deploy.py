@@ -1,22 +1,16 @@
 """After a job succeeds: register the model, deploy it beside the live one, smoke-test, switch traffic.
 
-Blue/green: the new deployment starts at 0 % and is scored directly; only when it answers does traffic move
-to it and the old deployment go. Any failure deletes the new deployment and leaves the old one serving.
+Blue/green: the new deployment starts at 0 % and is scored directly (gate.py); only when it passes does
+traffic move to it and the old deployment go. Any failure deletes the new deployment and leaves the old one
+serving.
 """
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from shared.ledger import Run, State
-from shared.lifecycle import naming
+from shared.lifecycle import gate, naming
 from shared.lifecycle.context import Context, log
-from shared.platforms.port import HASH_TAG, MANAGED_TAG, RUN_TAG, ModelRef, PlatformError
-
-
-class SmokeTestFailed(Exception):
-    """The new deployment did not answer a test conversation sensibly."""
+from shared.platforms.port import HASH_TAG, MANAGED_TAG, RUN_TAG, EndpointInfo, ModelRef, PlatformError
 
 
 def advance(ctx: Context, run: Run) -> Run:
@@ -24,7 +18,7 @@ def advance(ctx: Context, run: Run) -> Run:
     while True:
         if run.state == State.SUCCEEDED:
             step = register(ctx, run)
-        elif run.state == State.REGISTERED:
+        elif run.state in (State.REGISTERED, State.DEPLOYING):
             step = deploy(ctx, run)
         else:
             return run
@@ -54,7 +48,7 @@ def register(ctx: Context, run: Run) -> Run | None:
 
 
 def deploy(ctx: Context, run: Run) -> Run | None:
-    """New deployment at 0 % → smoke test → 100 % → delete the old one; roll back on any failure.
+    """New deployment at 0 % → smoke test and eval gate → 100 % → delete the old one; roll back on failure.
 
     Also the redeploy of a torn-down or rolled-back run: the model is still registered, so this is one step.
     """
@@ -63,68 +57,40 @@ def deploy(ctx: Context, run: Run) -> Run | None:
         return None
     endpoint = str(run.fields.get("endpoint_name") or ctx.settings.endpoint_name)
     deployment = naming.deployment_name(run.run_id)
-    run = ctx.ledger.advance(claimed, State.DEPLOYING, note=f"{endpoint}/{deployment}",
-                             hold=ctx.settings.step_timeout, endpoint=endpoint, deployment=deployment)
+    if claimed.state == State.DEPLOYING:
+        run = claimed  # taking over a deploy whose handler died; every step below is idempotent
+    else:
+        run = ctx.ledger.advance(claimed, State.DEPLOYING, note=f"{endpoint}/{deployment}",
+                                 hold=ctx.settings.step_timeout, endpoint=endpoint, deployment=deployment)
     model = ModelRef(run.model_name, run.model_version)
     tags = {MANAGED_TAG: "true", RUN_TAG: run.run_id}
     try:
+        live = _serving(ctx.platform.get_endpoint(endpoint), deployment)
         info = ctx.call(ctx.platform.deploy, model, endpoint, deployment, tags)
-        reply = smoke_test(ctx, run, endpoint, deployment)
-        previous = [d for d in info.deployments if d != deployment]
+        cases = gate.test_cases(ctx, str(run.fields["test_uri"]), ctx.settings.smoke_conversations)
+        verdict = gate.check(ctx, endpoint, deployment, live, cases)
         ctx.call(ctx.platform.set_traffic, endpoint, {deployment: 100})
-        for old in previous:
+        for old in (d for d in info.deployments if d != deployment):
             ctx.call(ctx.platform.delete_deployment, endpoint, old)
-    except (PlatformError, SmokeTestFailed) as exc:
+    except (PlatformError, gate.GateFailed) as exc:
         return _roll_back(ctx, run, endpoint, deployment, exc)
     _retire_superseded(ctx, run, endpoint)
     current = ctx.platform.get_endpoint(endpoint)
-    live = ctx.ledger.advance(run, State.LIVE, note=f"{endpoint}/{deployment} at 100 %",
-                              scoring_uri=current.scoring_uri if current else "", smoke_reply=reply[:200])
+    note = f"{endpoint}/{deployment} at 100 %; ROUGE-L {verdict.score:.3f}" + (
+        f" vs live {verdict.baseline:.3f}" if verdict.baseline is not None else "")
+    done = ctx.ledger.advance(run, State.LIVE, note=note, scoring_uri=current.scoring_uri if current else "",
+                              smoke_reply=verdict.replies[0][:200], eval_rouge_l=round(verdict.score, 4),
+                              baseline_rouge_l=verdict.baseline, replaced=live or "")
     log.info("run %s: live on %s/%s", run.run_id, endpoint, deployment)
-    return live
+    return done
 
 
-def smoke_test(ctx: Context, run: Run, endpoint: str, deployment: str) -> str:
-    """Score the first test conversation (without its last assistant turn) on the new deployment."""
-    conversation = first_test_prompt(ctx, str(run.fields["test_uri"]))
-    payload = seed_payload(conversation, ctx.settings.smoke_max_new_tokens)
-    answer = ctx.call(ctx.platform.score, endpoint, payload, deployment)
-    reply = _reply_text(answer)
-    if not reply.strip():
-        raise SmokeTestFailed(f"deployment {deployment} answered an empty reply: {str(answer)[:200]}")
-    return reply
-
-
-def seed_payload(messages: list[dict[str, Any]], max_new_tokens: int = 16) -> dict[str, Any]:
-    """The seed's scoring payload, which Azure ML's MLflow chat deployments accept."""
-    return {"input_data": {"input_string": messages,
-                           "parameters": {"temperature": 0.7, "top_p": 0.9, "do_sample": True,
-                                          "max_new_tokens": max_new_tokens}},
-            "params": {}}
-
-
-def first_test_prompt(ctx: Context, test_uri: str) -> list[dict[str, Any]]:
-    """The test split's first conversation, cut before its last assistant message."""
-    from shared.storage import split_blob_url
-
-    container, name = split_blob_url(test_uri)
-    stream = ctx.blobs.get_blob_client(container, name).download_blob()
-    buffer = b""
-    for chunk in stream.chunks():
-        buffer += chunk
-        if b"\n" in buffer:
-            break
-    messages: list[dict[str, Any]] = json.loads(buffer.split(b"\n", 1)[0])["messages"]
-    last_assistant = max(i for i, m in enumerate(messages) if m.get("role") == "assistant")
-    return messages[:last_assistant] or messages[:1]
-
-
-def _reply_text(answer: Any) -> str:
-    if isinstance(answer, dict):
-        answer = answer.get("output", answer)
-    if isinstance(answer, list):
-        answer = answer[0] if answer else ""
-    return answer if isinstance(answer, str) else ""
+def _serving(endpoint: EndpointInfo | None, new: str) -> str | None:
+    """The deployment taking the endpoint's traffic now (the one the new deployment must beat)."""
+    if endpoint is None:
+        return None
+    serving = [(share, name) for name, share in endpoint.traffic.items() if share > 0 and name != new]
+    return max(serving)[1] if serving else None
 
 
 def _roll_back(ctx: Context, run: Run, endpoint: str, deployment: str, exc: Exception) -> Run | None:
@@ -133,7 +99,7 @@ def _roll_back(ctx: Context, run: Run, endpoint: str, deployment: str, exc: Exce
     except PlatformError as cleanup:
         log.error("run %s: could not delete failed deployment %s: %s", run.run_id, deployment, cleanup)
     rolled = ctx.ledger.advance(run, State.ROLLED_BACK, note=str(exc)[:300], error=str(exc)[:1000])
-    kind = "deploy.smoke_failed" if isinstance(exc, SmokeTestFailed) else "deploy.failed"
+    kind = f"deploy.{exc.kind}_gate_failed" if isinstance(exc, gate.GateFailed) else "deploy.failed"
     ctx.alert(rolled, kind, "error", f"deployment {endpoint}/{deployment} failed and was rolled back "
               f"(the previous deployment keeps serving): {exc}")
     return None  # the chain stops here

@@ -20,8 +20,9 @@ def run_id(content_sha256: str, forced_upload: str | None = None) -> str:
     return f"{base}-{forced_upload[:6]}" if forced_upload else base
 
 
-def job_name(run_id: str) -> str:
-    return f"ftap-{run_id}"
+def job_name(run_id: str, attempt: int = 1) -> str:
+    """A retried run is a new job; the first attempt keeps the plain name."""
+    return f"ftap-{run_id}" if attempt <= 1 else f"ftap-{run_id}-a{attempt}"
 
 
 def deployment_name(run_id: str) -> str:

@@ -53,13 +53,10 @@ def on_upload(ctx: Context, upload: Upload) -> str:
     test_blob = staged.get_blob_client(f"{key}/test.jsonl")
     train, test = BlockBlobSink(train_blob), BlockBlobSink(test_blob)
     received = ctx.ledger.now()
+    # scan() commits both staged blobs when the data is valid and aborts them otherwise.
     report = scan(blob.download_blob().chunks(), _limits(ctx), train, test)
     if not report.valid:
-        train.abort()
-        test.abort()
         return _reject(ctx, upload, etag, key, report)
-    train.close()
-    test.close()
 
     forced = str((props.metadata or {}).get("force", "")).lower() == "true"
     run = Run(
@@ -96,7 +93,7 @@ def submit(ctx: Context, run: Run) -> str:
         return f"run {run.run_id}: another handler is submitting it"
     params = {**ctx.settings.finetune_overrides, **claimed.fields.get("overrides", {})}
     spec = JobSpec(
-        name=naming.job_name(claimed.run_id),
+        name=naming.job_name(claimed.run_id, int(claimed.fields.get("attempt", 1))),
         run_id=claimed.run_id,
         display_name=f"autopilot {claimed.run_id}",
         base_model=str(claimed.fields.get("base_model", "")),

@@ -170,6 +170,16 @@ def test_failing_function_answers_500_and_its_message_stays(start, settings, cal
     assert named(calls, "job_events") == []
 
 
+def test_a_message_that_keeps_failing_is_deleted_as_poison(start, settings, caplog, monkeypatch) -> None:
+    monkeypatch.setattr("devhost.relay.MAX_DEQUEUES", 1)  # one failed delivery, then poison (after ~2 s)
+    queue = QueueClient.from_connection_string(settings.storage.connection_string, settings.job_event_queue)
+    start(relay=True)
+    with caplog.at_level(logging.WARNING, logger="devhost.relay"):
+        queue.send_message(json.dumps(run_event("job-3", "Failed", experiment="exp", tags={"fail": "yes"})))
+        assert wait_for(lambda: "poison job event" in caplog.text, timeout=10)
+    assert wait_for(lambda: queue.get_queue_properties().approximate_message_count == 0)
+
+
 def test_admin_routes_list_functions_and_fire_the_timer(start, calls) -> None:
     host = start()
     listed = httpx.get(f"{host.base_url}/admin/functions").json()

@@ -14,7 +14,7 @@ from azure.core.exceptions import ResourceExistsError
 from shared.events import parse_run_event
 from shared.ledger import State
 from shared.lifecycle import Lifecycle, Upload
-from shared.lifecycle.deploy import seed_payload
+from shared.lifecycle.gate import seed_payload
 from shared.settings import Settings
 from shared.storage import blob_service, queue_client
 from shared.wiring import build_lifecycle

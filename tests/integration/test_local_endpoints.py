@@ -22,6 +22,7 @@ import pytest
 from shared.platforms.local import mlflow_store
 from shared.platforms.local.endpoint_state import EndpointFiles, EndpointState, read_state, write_state
 from shared.platforms.local.endpoints import LocalEndpoints
+from shared.platforms.local.serve import ChatModel
 from shared.platforms.local.tiny_model import ensure_tiny_base_model
 from shared.platforms.port import (
     MANAGED_TAG,
@@ -192,6 +193,7 @@ def test_requests_need_the_key_and_a_wellformed_body(endpoints, blue):
     auth = {"Authorization": f"Bearer {key}"}
     malformed = [
         {"input_data": {"input_string": "hello"}},
+        {"input_data": {"input_string": [CONVERSATION, []]}},
         {"input_data": {"input_string": [{"role": "robot", "content": "hi"}]}},
         {"input_data": {"input_string": CONVERSATION, "parameters": {"max_new_tokens": 0}}},
         {"inputs": CONVERSATION},
@@ -249,17 +251,38 @@ def test_names_and_traffic_are_validated(endpoints, blue):
     assert endpoints.get_endpoint(ENDPOINT).traffic == {"blue": 100}  # type: ignore[union-attr]
 
 
-def test_a_server_that_cannot_load_its_model_fails_clearly(endpoints):
-    with pytest.raises(PlatformError) as failed:
+def test_deploying_a_model_that_is_not_registered_is_refused_at_once(endpoints):
+    with pytest.raises(NotFoundError, match="tiny-chat version 99 is not registered"):
         endpoints.deploy(ModelRef("tiny-chat", "99"), "ep-broken", "blue", {})
+
+
+def test_a_server_that_cannot_load_its_model_fails_clearly(endpoints, models, data_dir, tmp_path):
+    client = mlflow_store.use(data_dir)
+    good = Path(client.get_model_version_download_uri("tiny-chat", models[0].version).removeprefix("file://"))
+    broken = shutil.copytree(good, tmp_path / "broken-model")
+    (broken / "model" / "model.safetensors").unlink()
+    version = client.create_model_version("tiny-chat", source=str(broken)).version
+
+    with pytest.raises(PlatformError) as failed:
+        endpoints.deploy(ModelRef("tiny-chat", version), "ep-broken", "blue", {})
     message = str(failed.value)
-    assert "stopped while starting" in message and "tiny-chat" in message
+    assert "stopped while starting" in message and "Traceback" in message, message
     assert endpoints.get_key("ep-broken") not in message
     assert read_state(EndpointFiles(endpoints._root / "ep-broken")).deployments["blue"].pid is None  # type: ignore[union-attr]
     with pytest.raises(PlatformError, match="not running"):
         endpoints.score("ep-broken", SEED_PAYLOAD, deployment="blue")
     endpoints.delete_endpoint("ep-broken")
     assert endpoints.get_endpoint("ep-broken") is None
+
+
+def test_both_model_loaders_read_the_same_weights(models, data_dir):
+    client = mlflow_store.use(data_dir)
+    model_dir = Path(client.get_model_version_download_uri("tiny-chat", models[0].version).removeprefix("file://"))
+    direct = ChatModel.load(model_dir, "direct")
+    through_mlflow = ChatModel.load_with_mlflow(model_dir, "mlflow")
+    answers = [chat.complete(CONVERSATION, max_new_tokens=6, temperature=0.0, top_p=1.0, do_sample=False)
+               for chat in (direct, through_mlflow)]
+    assert answers[0] == answers[1] and answers[0].completion_tokens >= 1
 
 
 def test_blue_green_switch_then_delete_leaves_no_process(endpoints, models, blue):

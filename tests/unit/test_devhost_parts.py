@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import base64
 import json
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+import azure.functions as func
 import pytest
 
 from devhost.alerts import describe
 from devhost.relay import read_event
 from devhost.routes import _route_pattern
-from devhost.timers import parse_schedule
-from devhost.triggers import FunctionError
+from devhost.timers import TimerSchedule, parse_schedule
+from devhost.triggers import FunctionError, HostedFunction, Invoker
 
 T0 = datetime(2026, 3, 2, 9, 29, 58, tzinfo=UTC)  # a Monday
 
@@ -64,3 +67,32 @@ def test_queued_events_may_be_plain_or_base64_json() -> None:
     assert read_event(base64.b64encode(json.dumps(event).encode()).decode()) == event
     with pytest.raises(ValueError, match="neither JSON"):
         read_event("not json at all")
+
+
+def test_timers_fire_on_startup_then_on_schedule_and_flag_late_ticks() -> None:
+    fired: list[func.TimerRequest] = []
+
+    def tick(timer: func.TimerRequest) -> None:
+        fired.append(timer)
+
+    timer = HostedFunction("tick", {"type": "timerTrigger", "name": "timer", "schedule": "0 * * * * *",
+                                    "runOnStartup": True}, (), tick)
+    clock = [T0]
+    schedule = TimerSchedule([timer], Invoker(), now=lambda: clock[0])
+    schedule.start()
+    try:
+        assert _eventually(lambda: len(fired) == 1)
+        clock[0] = datetime(2026, 3, 2, 9, 30, 0, 500000, tzinfo=UTC)
+        assert _eventually(lambda: len(fired) == 2)
+        clock[0] = datetime(2026, 3, 2, 9, 32, 30, tzinfo=UTC)  # the 9:31 tick is 90 s late
+        assert _eventually(lambda: len(fired) == 3)
+    finally:
+        schedule.stop()
+    assert [t.past_due for t in fired] == [False, False, True]
+
+
+def _eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return predicate()

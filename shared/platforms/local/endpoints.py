@@ -15,6 +15,7 @@ import shutil
 import time
 from collections.abc import Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -64,14 +65,14 @@ class LocalEndpoints:
         files = self._files(endpoint)
         check_name("deployment", deployment)
         model_uri = mlflow_store.model_version_uri(model.name, model.version)
+        model_dir = self._model_dir(model)
         with locked(self._root, endpoint):
             state = read_state(files) or self._create(files, tags)
             entry = state.deployments.get(deployment)
             if not (entry and entry.model_uri == model_uri and server_process.running(entry.pid, files)):
                 if entry:
                     server_process.stop(entry.pid, files)
-                entry = server_process.start(files, deployment, model_uri,
-                                             mlflow_store.tracking_uri(self._data_dir))
+                entry = server_process.start(files, deployment, model_uri, model_dir)
                 state.deployments[deployment] = entry
                 state.traffic.setdefault(deployment, 0)
                 write_state(files, state)
@@ -195,6 +196,22 @@ class LocalEndpoints:
                     entry.pid = None
                 if state:
                     write_state(files, state)
+
+    def _model_dir(self, model: ModelRef) -> Path:
+        """The registered model version's artifact directory in the local store."""
+        from mlflow.exceptions import MlflowException
+
+        client = mlflow_store.use(self._data_dir)
+        try:
+            uri = client.get_model_version_download_uri(model.name, str(model.version))
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                raise NotFoundError(f"model {model.name} version {model.version} is not registered") from None
+            raise PlatformError(f"cannot look up model {model.name} version {model.version}: {exc}") from exc
+        local = Path(uri.removeprefix("file://"))
+        if not local.is_dir():
+            raise PlatformError(f"model {model.name} version {model.version} has no files at {uri}")
+        return local
 
     def _files(self, endpoint: str) -> EndpointFiles:
         return EndpointFiles(self._root / check_name("endpoint", endpoint))

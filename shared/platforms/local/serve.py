@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
@@ -64,14 +64,31 @@ class ChatModel:
         self._lock = threading.Lock()
 
     @classmethod
-    def load(cls, model_uri: str, tracking_uri: str) -> ChatModel:
-        """Load a registered `mlflow.transformers` model (merged weights or a PEFT adapter alike)."""
+    def load(cls, model_dir: Path, model_uri: str) -> ChatModel:
+        """Load an `mlflow.transformers` model from its artifact directory.
+
+        A model saved with its weights (what the local trainer logs: LoRA merged) loads straight through
+        `from_pretrained`, which skips importing MLflow and starts a deployment seconds sooner; anything
+        else (a PEFT adapter, weights referenced from a hub) goes through `mlflow.transformers`.
+        """
+        import yaml
+
+        flavor = yaml.safe_load((model_dir / "MLmodel").read_text())["flavors"]["transformers"]
+        if flavor.get("model_binary") and "tokenizer" in flavor.get("components", []) \
+                and not flavor.get("peft_adaptor"):
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            model = AutoModelForCausalLM.from_pretrained(model_dir / flavor["model_binary"])
+            tokenizer = AutoTokenizer.from_pretrained(model_dir / "components" / "tokenizer")
+            return cls(model, tokenizer, model_uri)
+        return cls.load_with_mlflow(model_dir, model_uri)
+
+    @classmethod
+    def load_with_mlflow(cls, model_dir: Path, model_uri: str) -> ChatModel:
+        """Load through `mlflow.transformers` (slower to import, but reads every form it saves)."""
         import mlflow
 
-        # The local store keeps runs and registry in one database (see mlflow_store).
-        mlflow.set_tracking_uri(tracking_uri)
-        mlflow.set_registry_uri(tracking_uri)
-        parts = mlflow.transformers.load_model(model_uri, return_type="components")
+        parts = mlflow.transformers.load_model(str(model_dir), return_type="components")
         return cls(parts["model"], parts["tokenizer"], model_uri)
 
     def complete(self, messages: list[dict[str, str]], *, max_new_tokens: int, temperature: float,
@@ -119,7 +136,7 @@ class GenerationParameters(BaseModel):
 
 class InputData(BaseModel):
     # One conversation (a list of messages) or a batch of conversations.
-    input_string: list[Message] | list[list[Message]] = Field(min_length=1)
+    input_string: list[Message] | list[Annotated[list[Message], Field(min_length=1)]] = Field(min_length=1)
     parameters: GenerationParameters = Field(default_factory=GenerationParameters)
 
 
@@ -243,8 +260,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m shared.platforms.local.serve", description=__doc__)
     parser.add_argument("--endpoint-dir", type=Path, required=True)
     parser.add_argument("--deployment", required=True)
-    parser.add_argument("--model-uri", required=True, help="models:/NAME/VERSION")
-    parser.add_argument("--tracking-uri", required=True, help="the MLflow store holding the registry")
+    parser.add_argument("--model-dir", type=Path, required=True, help="the model version's MLflow artifacts")
+    parser.add_argument("--model-uri", required=True, help="models:/NAME/VERSION, as /health reports it")
     parser.add_argument("--fd", type=int, required=True, help="an inherited TCP socket bound to 127.0.0.1")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -257,7 +274,7 @@ def main(argv: list[str] | None = None) -> None:
     # The key comes from its 0600 file, never from argv or the environment, which other users can read.
     key = files.key.read_text().strip()
     started = time.monotonic()
-    chat = ChatModel.load(args.model_uri, args.tracking_uri)
+    chat = ChatModel.load(args.model_dir, args.model_uri)
     # One token before reporting ready: a model or chat template that cannot answer fails the deploy, and the
     # first real request does not pay the warm-up.
     chat.complete([{"role": "user", "content": "ready?"}], max_new_tokens=1, temperature=0, top_p=1,

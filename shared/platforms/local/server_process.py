@@ -25,15 +25,15 @@ _PROC = Path("/proc")
 _STARTED: dict[int, subprocess.Popen[bytes]] = {}
 
 
-def start(files: EndpointFiles, deployment: str, model_uri: str, tracking_uri: str) -> DeploymentState:
-    """Start the deployment's server on a free loopback port; it loads `model_uri`, then serves."""
+def start(files: EndpointFiles, deployment: str, model_uri: str, model_dir: Path) -> DeploymentState:
+    """Start the deployment's server on a free 127.0.0.1 port; it loads `model_dir`, then serves."""
     # Bind here and hand the socket over: the port recorded is certainly the server's, with no race for it.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])
         command = [sys.executable, "-m", SERVER_MODULE, "--endpoint-dir", str(files.root),
-                   "--deployment", deployment, "--model-uri", model_uri, "--tracking-uri", tracking_uri,
+                   "--deployment", deployment, "--model-uri", model_uri, "--model-dir", str(model_dir),
                    "--fd", str(sock.fileno())]
         python_path = [str(_REPO_ROOT), os.environ.get("PYTHONPATH", "")]
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
@@ -57,7 +57,7 @@ def running(pid: int | None, files: EndpointFiles) -> bool:
         # Our own child's pid cannot be recycled before we reap it, so its exit status is the whole answer.
         if child.poll() is None:
             return True
-        del _STARTED[pid]
+        _STARTED.pop(pid, None)
         return False
     if not _PROC.is_dir():
         return _exists(pid)  # no /proc (macOS): trust the pid

@@ -1,0 +1,57 @@
+"""The reconciler: finishes runs whose job events never came or whose handler died mid-step.
+
+Azure ML may send no event for a failed or canceled run, and Event Grid gives up after 24 hours; a handler
+can die between two steps. Each sweep polls such runs and moves them exactly as an event would have.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from shared.ledger import Run, State
+from shared.lifecycle import deploy, job_events, upload
+from shared.lifecycle.context import Context, log
+from shared.platforms.port import NotFoundError, PlatformError
+
+_WAITING_ON_JOB = (State.SUBMITTED, State.RUNNING)
+_BETWEEN_STEPS = (State.SUCCEEDED, State.REGISTERED, State.DEPLOYING)
+
+
+def reconcile(ctx: Context, now: datetime | None = None) -> list[str]:
+    """Advance every run that has been quiet too long; returns one line per run it touched."""
+    now = now or ctx.ledger.now()
+    outcomes = []
+    for run in ctx.ledger.all():
+        if run.lease_live(now) or not _quiet(run, now, ctx):
+            continue
+        try:
+            outcome = _advance(ctx, run)
+        except PlatformError as exc:
+            outcome = f"run {run.run_id}: could not poll ({exc}); will try next sweep"
+        if outcome:
+            log.info("reconciled %s", outcome)
+            outcomes.append(outcome)
+    return outcomes
+
+
+def _quiet(run: Run, now: datetime, ctx: Context) -> bool:
+    if run.lease_step:  # a lease that has run out: its holder died mid-step
+        return True
+    return run.updated_at is not None and now - run.updated_at >= ctx.settings.reconcile_after
+
+
+def _advance(ctx: Context, run: Run) -> str:
+    if run.state == State.VALIDATED:
+        return upload.submit(ctx, run)  # the submitter died before recording the job
+    if run.state in _WAITING_ON_JOB:
+        try:
+            job = ctx.call(ctx.platform.job_status, run.job_name)
+        except NotFoundError:
+            return f"run {run.run_id}: job {run.job_name} is not on the platform"
+        if not job.terminal and run.state == State.RUNNING:
+            return ""
+        return job_events.apply_status(ctx, run, job.status, error=job.error or "")
+    if run.state in _BETWEEN_STEPS:
+        final = deploy.advance(ctx, run)
+        return f"run {run.run_id}: {run.state} -> {final.state}"
+    return ""

@@ -1,0 +1,211 @@
+"""What ops people see of each run, as plain JSON-ready dicts: lineage, timeline, job figures, costs, alerts.
+
+The API, the status page and `autopilot status --json` all serve the same overview, so what a script reads
+is what a person sees.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from shared.alerts import FileSink
+from shared.ledger import Run, State
+from shared.platforms.port import MANAGED_TAG, RUN_TAG, JobState, PlatformError
+
+if TYPE_CHECKING:
+    from shared.lifecycle import Lifecycle
+
+log = logging.getLogger(__name__)
+
+DATASET_FIELDS = ("rows", "train_rows", "test_rows", "estimated_tokens", "error_count", "quarantined_to")
+COST_FIELDS = ("endpoint_hours", "idle_hours", "hours_saved", "cost_reference_hours", "teardowns")
+REDEPLOYABLE = frozenset({State.TORN_DOWN, State.ROLLED_BACK})
+RETRYABLE = frozenset({State.FAILED, State.CANCELED})
+# Jobs are looked up for the newest runs only: on Azure ML each lookup is a remote call.
+JOB_LOOKUPS = 25
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@runtime_checkable
+class LossHistory(Protocol):
+    """A platform that can say how the training loss went, step by step (optional beyond the port)."""
+
+    def loss_history(self, job_name: str) -> Sequence[tuple[int, float]]: ...
+
+
+@dataclass(frozen=True)
+class JobFigures:
+    """What the platform says about a run's job: status, link, scalar metrics, loss per step."""
+
+    status: str = ""
+    url: str = ""
+    error: str = ""
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    loss_curve: tuple[tuple[int, float], ...] = ()
+
+
+class JobCache:
+    """Figures of finished jobs never change, so each is read from the platform once per process."""
+
+    def __init__(self) -> None:
+        self._done: dict[str, JobFigures] = {}
+        self._lock = threading.Lock()
+
+    def figures(self, platform: Any, job_name: str) -> JobFigures | None:
+        with self._lock:
+            if job_name in self._done:
+                return self._done[job_name]
+        try:
+            state: JobState = platform.job_status(job_name)
+            curve: tuple[tuple[int, float], ...] = ()
+            if isinstance(platform, LossHistory):
+                curve = tuple((int(s), float(v)) for s, v in platform.loss_history(job_name))
+        except PlatformError as exc:
+            log.warning("could not read job %s for the overview: %s", job_name, exc)
+            return None
+        figures = JobFigures(state.status, state.studio_url or "", state.error or "", dict(state.metrics), curve)
+        if state.terminal:
+            with self._lock:
+                self._done[job_name] = figures
+        return figures
+
+
+JOBS = JobCache()
+
+
+def actions(run: Run) -> list[str]:
+    """The operator actions this run's state allows."""
+    allowed = []
+    if run.state in REDEPLOYABLE and run.model_name:
+        allowed.append("redeploy")
+    if run.state in RETRYABLE and run.fields.get("train_uri"):
+        allowed.append("retry")
+    return allowed
+
+
+def run_view(run: Run, job: JobFigures | None = None, base_path: str = "/api") -> dict[str, Any]:
+    """One run with its lineage: upload → content hash → job → model → endpoint, plus timeline and costs."""
+    fields = run.fields
+    job_url = str(fields.get("job_url") or "") or (job.url if job else "")
+    return {
+        "run_id": run.run_id,
+        "state": run.state.value,
+        "upload": {"blob": run.upload, "etag": run.upload_etag, "content_sha256": run.content_sha256,
+                   "forced": bool(fields.get("forced", False))},
+        "dataset": {k: fields[k] for k in DATASET_FIELDS if k in fields},
+        "job": None if not run.job_name else {
+            "id": run.job_name, "url": job_url, "attempt": int(fields.get("attempt", 1)),
+            "status": job.status if job else None, "error": job.error if job else None,
+            "metrics": dict(job.metrics) if job else {},
+            "loss_curve": [list(point) for point in job.loss_curve] if job else []},
+        "model": {"name": run.model_name, "version": run.model_version} if run.model_name else None,
+        "endpoint": {"name": run.endpoint, "deployment": run.deployment,
+                     "scoring_uri": str(fields.get("scoring_uri") or "")} if run.endpoint else None,
+        "base_model": str(fields.get("base_model") or ""),
+        "error": str(fields.get("error") or ""),
+        "created_at": _iso(run.created_at),
+        "updated_at": _iso(run.updated_at),
+        "history": [dict(entry) for entry in run.history],
+        "alerts": list(run.alerts),
+        "costs": {k: fields[k] for k in COST_FIELDS if k in fields},
+        "actions": actions(run),
+        "links": {"self": f"{base_path}/runs/{run.run_id}",
+                  **{action: f"{base_path}/runs/{run.run_id}/{action}" for action in actions(run)}},
+    }
+
+
+def sorted_runs(runs: Iterable[Run]) -> list[Run]:
+    """Newest first."""
+    return sorted(runs, key=lambda r: r.created_at or r.updated_at or _EPOCH,
+                  reverse=True)
+
+
+def run_document(life: Lifecycle, run: Run, base_path: str = "/api") -> dict[str, Any]:
+    """One run for GET /api/runs/{id}, with its job's figures read from the platform."""
+    job = JOBS.figures(life.platform, run.job_name) if run.job_name else None
+    return run_view(run, job, base_path)
+
+
+def overview(life: Lifecycle, *, now: datetime | None = None, base_path: str = "/api",
+             alerts_limit: int = 20) -> dict[str, Any]:
+    """Everything the status page shows: runs (newest first), live endpoints with idle times, alerts."""
+    now = now or life.ledger.now()
+    runs = sorted_runs(life.ledger.all())
+    views = []
+    for index, run in enumerate(runs):
+        job = JOBS.figures(life.platform, run.job_name) if run.job_name and index < JOB_LOOKUPS else None
+        views.append(run_view(run, job, base_path))
+    return {
+        "generated_at": now.isoformat(),
+        "platform": life.ctx.settings.platform,
+        "idle_ttl_seconds": life.ctx.settings.idle_ttl.total_seconds(),
+        "counts": _counts(runs),
+        "runs": views,
+        "endpoints": endpoints_view(life, runs, now),
+        "alerts": recent_alerts(life, runs, alerts_limit),
+    }
+
+
+def endpoints_view(life: Lifecycle, runs: Sequence[Run], now: datetime) -> list[dict[str, Any]]:
+    """Our endpoints with their idle time and when the sweep would take them down."""
+    ttl = life.ctx.settings.idle_ttl
+    live = {r.endpoint: r for r in runs if r.state == State.LIVE}
+    try:
+        endpoints = [e for e in life.platform.list_endpoints() if e.tags.get(MANAGED_TAG) == "true"]
+    except PlatformError as exc:
+        log.warning("could not list endpoints for the overview: %s", exc)
+        return []
+    views = []
+    for endpoint in endpoints:
+        try:
+            last_request = life.platform.endpoint_activity(endpoint.name)
+            known = True
+        except PlatformError:
+            last_request, known = None, False
+        marks = [t for t in (last_request, endpoint.last_deployed_at, endpoint.created_at) if t]
+        idle = (now - max(marks)) if known and marks else None
+        run = live.get(endpoint.name)
+        views.append({
+            "name": endpoint.name, "deployments": list(endpoint.deployments), "traffic": dict(endpoint.traffic),
+            "scoring_uri": endpoint.scoring_uri or "",
+            "run_id": run.run_id if run else endpoint.tags.get(RUN_TAG, ""),
+            "model": f"{run.model_name}:{run.model_version}" if run else "",
+            "last_request_at": _iso(last_request), "idle_seconds": _seconds(idle),
+            "teardown_in_seconds": _seconds(max(ttl - idle, timedelta(0))) if idle is not None else None,
+            "activity_known": known,
+        })
+    return views
+
+
+def recent_alerts(life: Lifecycle, runs: Sequence[Run], limit: int) -> list[dict[str, Any]]:
+    """Newest alerts first: from the local alert file when there is one, else the classes the ledger keeps."""
+    files = [s for s in life.ctx.alerts.sinks if isinstance(s, FileSink)]
+    if files:
+        found = [a for sink in files for a in sink.read()]
+        found.sort(key=lambda a: str(a.get("at", "")), reverse=True)
+        return [{k: a.get(k) for k in ("at", "run_id", "alert_class", "severity", "summary")}
+                for a in found[:limit]]
+    # On Azure alerts leave through Event Grid; the ledger still says which were sent for which run.
+    from_ledger = [{"at": _iso(r.updated_at), "run_id": r.run_id, "alert_class": c, "severity": "",
+                    "summary": ""} for r in runs for c in r.alerts]
+    return sorted(from_ledger, key=lambda a: a["at"] or "", reverse=True)[:limit]
+
+
+def _counts(runs: Iterable[Run]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for run in runs:
+        counts[run.state.value] = counts.get(run.state.value, 0) + 1
+    return counts
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at else None
+
+
+def _seconds(span: timedelta | None) -> float | None:
+    return round(span.total_seconds(), 1) if span is not None else None
