@@ -74,7 +74,7 @@ def start(location: Path, *, blob_port: int = 0, queue_port: int = 0, table_port
     cmd += ["--inMemoryPersistence"] if in_memory else ["--location", str(location)]
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
     proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    azurite = Azurite(proc, *ports, stop_grace_s=2.0 if in_memory else 10.0)
+    azurite = Azurite(proc, ports[0], ports[1], ports[2], stop_grace_s=2.0 if in_memory else 10.0)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -11,6 +11,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from shared.cli_ops import add_commands
+
 if TYPE_CHECKING:
     from shared.dataset import Report
 
@@ -66,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=summary, description=summary)
         add_arguments(command)
         command.set_defaults(run=run)
+    add_commands(sub)
     return parser
 
 

@@ -160,9 +160,9 @@ def configure_logging(env: Mapping[str, str] | None = None, *, json_lines: bool 
     root = logging.getLogger()
     want_json = json_lines if json_lines is not None else e.get("AUTOPILOT_LOG_FORMAT", "").lower() == "json"
     if want_json and not any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
-        handler = logging.StreamHandler()
-        handler.setFormatter(JsonFormatter())
-        root.addHandler(handler)
+        lines = logging.StreamHandler()
+        lines.setFormatter(JsonFormatter())
+        root.addHandler(lines)
     for handler in root.handlers:
         if not any(isinstance(f, RedactionFilter) for f in handler.filters):
             handler.addFilter(RunContextFilter())

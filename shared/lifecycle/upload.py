@@ -6,9 +6,10 @@ staged files are written block by block as rows go by. Bad data never reaches a 
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
 from shared.dataset import BlockBlobSink, Limits, Report, scan
 from shared.ledger import Run, State
@@ -47,7 +48,7 @@ def on_upload(ctx: Context, upload: Upload) -> str:
 
     key = naming.upload_key(upload.container, upload.name, etag)
     staged = ctx.blobs.get_container_client(settings.staged_container)
-    if not staged.exists():
+    with contextlib.suppress(ResourceExistsError):  # concurrent deliveries race to create it
         staged.create_container()
     train_blob = staged.get_blob_client(f"{key}/train.jsonl")
     test_blob = staged.get_blob_client(f"{key}/test.jsonl")

@@ -68,7 +68,8 @@ class JobCache:
         except PlatformError as exc:
             log.warning("could not read job %s for the overview: %s", job_name, exc)
             return None
-        figures = JobFigures(state.status, state.studio_url or "", state.error or "", dict(state.metrics), curve)
+        figures = JobFigures(state.status, state.studio_url or "", state.error or "", dict(state.metrics),
+                             curve)
         if state.terminal:
             with self._lock:
                 self._done[job_name] = figures
@@ -171,7 +172,8 @@ def endpoints_view(life: Lifecycle, runs: Sequence[Run], now: datetime) -> list[
         idle = (now - max(marks)) if known and marks else None
         run = live.get(endpoint.name)
         views.append({
-            "name": endpoint.name, "deployments": list(endpoint.deployments), "traffic": dict(endpoint.traffic),
+            "name": endpoint.name, "deployments": list(endpoint.deployments),
+            "traffic": dict(endpoint.traffic),
             "scoring_uri": endpoint.scoring_uri or "",
             "run_id": run.run_id if run else endpoint.tags.get(RUN_TAG, ""),
             "model": f"{run.model_name}:{run.model_version}" if run else "",

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 def host(settings_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[DevHost]:
-    for key, value in {**settings_env, "IDLE_TTL": "3s", "FINETUNE_MAX_STEPS": "4",
+    for key, value in {**settings_env, "IDLE_TTL": "3s",
                        "IDLE_SWEEP_SCHEDULE": "0 0 0 1 1 *"}.items():
         monkeypatch.setenv(key, value)
     from function_app import app

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def lifecycle(settings_env: dict[str, str]) -> Iterator[Lifecycle]:
-    env = {**settings_env, "IDLE_TTL": "2s", "FINETUNE_MAX_STEPS": "4"}
+    env = {**settings_env, "IDLE_TTL": "2s"}
     app = build_lifecycle(Settings.from_env(env))
     yield app
     app.platform.stop_all()  # type: ignore[attr-defined]

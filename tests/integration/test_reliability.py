@@ -6,6 +6,7 @@ which counts what really happened. Counts are asserted at the platform and the a
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 from collections.abc import Callable, Iterator
@@ -209,7 +210,7 @@ def known_answers() -> dict[str, str]:
     answers = {}
     for line in SAMPLE.read_text().splitlines():
         messages = json.loads(line)["messages"]
-        for asked, answered in zip(messages, messages[1:], strict=False):
+        for asked, answered in itertools.pairwise(messages):
             if asked["role"] == "user" and answered["role"] == "assistant":
                 answers[asked["content"]] = answered["content"]
     return answers

@@ -143,7 +143,7 @@ def _model_card(spec: JobSpec, metrics: Mapping[str, float]) -> Any:
 def run(job: Job) -> dict[str, Any]:
     """Download the data, fine-tune, log run and model to MLflow; return the Completed status's fields."""
     from shared.platforms.local import mlflow_store
-    from shared.platforms.local.tiny_model import load_base_model
+    from shared.platforms.local.tiny_model import load_base_model, model_specific_defaults
     from shared.platforms.local.training import fine_tune, plan_from_parameters
 
     spec, settings = job.spec, job.settings
@@ -154,12 +154,13 @@ def run(job: Job) -> dict[str, Any]:
         import peft  # noqa: F401
         import trl  # noqa: F401
     with job.step("reading parameters"):
-        plan = plan_from_parameters(spec.parameters)
+        cache = settings.data_dir / "models"
+        plan = plan_from_parameters({**model_specific_defaults(spec.base_model, cache), **spec.parameters})
     with job.step("downloading data"):
         train_rows = _download_rows(settings, spec.train_uri)
         test_rows = _download_rows(settings, spec.test_uri) if spec.test_uri else []
     with job.step("loading base model"):
-        model, tokenizer = load_base_model(spec.base_model, settings.data_dir / "models")
+        model, tokenizer = load_base_model(spec.base_model, cache)
     with job.step("training"):
         result = fine_tune(model, tokenizer, train_rows, test_rows, plan, job.dir / "trainer")
     with job.step("logging to MLflow"):

@@ -60,6 +60,8 @@ class ChatModel:
         self._context = getattr(model.config, "max_position_embeddings", None)
         eos = model.generation_config.eos_token_id
         self._eos = {*(eos if isinstance(eos, list) else [eos]), tokenizer.eos_token_id} - {None}
+        # Role markers, padding and BOS never belong inside a reply; decoded they would vanish into "".
+        self._suppress = sorted(set(tokenizer.all_special_ids) - self._eos)
         # One generation at a time: the CPU is the bottleneck, and it bounds memory under concurrent calls.
         self._lock = threading.Lock()
 
@@ -104,6 +106,8 @@ class ChatModel:
                                 f"{max_new_tokens} it exceeds the model's context of {self._context} tokens")
         options: dict[str, Any] = {"max_new_tokens": max_new_tokens, "min_new_tokens": 1,
                                    "pad_token_id": self._tokenizer.pad_token_id}
+        if self._suppress:
+            options["suppress_tokens"] = self._suppress
         # Temperature 0 means greedy, as in OpenAI's API; transformers rejects it for sampling.
         if do_sample and temperature > 0:
             options.update(do_sample=True, temperature=temperature, top_p=top_p)

@@ -7,6 +7,7 @@ Any other base model goes through the same `from_pretrained` path as the tiny on
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -14,6 +15,11 @@ from pathlib import Path
 from typing import Any
 
 TINY_MODEL_NAME = "tiny-chat-v1"
+# A model directory may carry its own fine-tune defaults, as Azure ML registry models carry
+# `model_specific_defaults`: the run's parameters are defaults <- these <- overrides.
+DEFAULTS_FILE = "finetune_defaults.json"
+# A randomly initialised 2-layer model needs a far larger step than a pretrained one to learn in seconds.
+TINY_FINETUNE_DEFAULTS = {"learning_rate": "2e-3", "num_train_epochs": "3", "per_device_train_batch_size": "4"}
 SEED = 1234
 
 BOS, EOS, PAD = "<s>", "<|end|>", "<pad>"
@@ -129,6 +135,15 @@ def load_base_model(name_or_path: str, cache_dir: Path) -> tuple[Any, Any]:
     return model, tokenizer
 
 
+def model_specific_defaults(name_or_path: str, cache_dir: Path) -> dict[str, str]:
+    """The base model's own fine-tune defaults (its DEFAULTS_FILE), or none."""
+    source = ensure_tiny_base_model(cache_dir) if not name_or_path.strip() else Path(name_or_path).expanduser()
+    path = source / DEFAULTS_FILE
+    if not path.is_file():
+        return {}
+    return {str(k): str(v) for k, v in json.loads(path.read_text()).items()}
+
+
 class BaseModelUnavailable(RuntimeError):
     """The base model named is not a loadable directory or cached model id."""
 
@@ -138,6 +153,7 @@ def _build(directory: Path) -> None:
     model = _init_model(tokenizer)
     tokenizer.save_pretrained(directory)
     model.save_pretrained(directory)
+    (directory / DEFAULTS_FILE).write_text(json.dumps(TINY_FINETUNE_DEFAULTS, indent=2) + "\n")
 
 
 def _train_tokenizer() -> Any:

@@ -1,0 +1,180 @@
+// Fine-Tune Autopilot on Azure: `azd up` creates everything the function app needs in one resource group.
+targetScope = 'subscription'
+
+@minLength(1)
+@maxLength(64)
+@description('azd environment name; names and tags derive from it')
+param environmentName string
+
+@minLength(1)
+@description('Region for every resource (pick one with GPU quota for Azure ML fine-tuning)')
+param location string
+
+@description('Object id of the person running azd; gets data access to the storage account for `autopilot drop`')
+param principalId string = ''
+
+@description('An existing Azure ML workspace to use; empty creates a new one')
+param azureMlWorkspaceName string = ''
+
+@description('Resource group of the existing workspace; empty means the app resource group')
+param azureMlResourceGroup string = ''
+
+@description('Base model in the azureml registry, e.g. Phi-4')
+param baseModel string = 'Phi-4'
+
+@description('Idle time after which the sweep deletes an endpoint, e.g. 2h')
+param idleTtl string = '2h'
+
+@description('Optional Teams/Slack webhook for alerts')
+param alertWebhookUrl string = ''
+
+@description('Create the Event Grid subscriptions (true once the function code is deployed; the postdeploy hook sets it)')
+param wireEvents bool = false
+
+var token = toLower(uniqueString(subscription().id, environmentName, location))
+var tags = { 'azd-env-name': environmentName }
+var containers = { incoming: 'incoming', staged: 'staged', rejected: 'rejected' }
+var ledgerTable = 'runs'
+var createWorkspace = empty(azureMlWorkspaceName)
+var mlWorkspaceName = createWorkspace ? 'mlw-${token}' : azureMlWorkspaceName
+var mlResourceGroupName = empty(azureMlResourceGroup) ? rg.name : azureMlResourceGroup
+
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: 'rg-${environmentName}'
+  location: location
+  tags: tags
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: rg
+  params: { location: location, tags: tags, token: token }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'storage'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    token: token
+    containers: [containers.incoming, containers.staged, containers.rejected]
+    ledgerTable: ledgerTable
+  }
+}
+
+module alerts 'modules/alerts.bicep' = {
+  name: 'alerts'
+  scope: rg
+  params: { location: location, tags: tags, token: token }
+}
+
+module workspace 'modules/ml-workspace.bicep' = if (createWorkspace) {
+  name: 'ml-workspace'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    token: token
+    name: mlWorkspaceName
+    applicationInsightsId: monitoring.outputs.applicationInsightsId
+  }
+}
+
+module app 'modules/functionapp.bicep' = {
+  name: 'functionapp'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    token: token
+    storageAccountName: storage.outputs.name
+    deploymentContainer: storage.outputs.deploymentContainer
+    appInsightsConnectionString: monitoring.outputs.connectionString
+    appSettings: {
+      AUTOPILOT_PLATFORM: 'azureml'
+      AUTOPILOT_STORAGE__blobServiceUri: storage.outputs.blobEndpoint
+      AUTOPILOT_STORAGE__queueServiceUri: storage.outputs.queueEndpoint
+      AUTOPILOT_STORAGE__tableServiceUri: storage.outputs.tableEndpoint
+      AUTOPILOT_STORAGE__credential: 'managedidentity'
+      AZUREML_SUBSCRIPTION_ID: subscription().subscriptionId
+      AZUREML_RESOURCE_GROUP: mlResourceGroupName
+      AZUREML_WORKSPACE: mlWorkspaceName
+      AZUREML_REGISTRY: 'azureml'
+      AZUREML_COMPUTE: 'serverless'
+      AZUREML_INSTANCE_TYPE_FINETUNE: 'Standard_NC24ads_A100_v4'
+      AZUREML_INSTANCE_TYPE_INFERENCE: 'Standard_NC24ads_A100_v4'
+      AZUREML_PIPELINE_VERSION: ''
+      AZUREML_EXPERIMENT: 'finetune-autopilot'
+      BASE_MODEL: baseModel
+      INCOMING_CONTAINER: containers.incoming
+      STAGED_CONTAINER: containers.staged
+      REJECTED_CONTAINER: containers.rejected
+      LEDGER_TABLE: ledgerTable
+      JOB_EVENT_QUEUE: 'autopilot-job-events'
+      ENDPOINT_NAME: 'autopilot-chat'
+      STEP_TIMEOUT: '30m'
+      RECONCILE_AFTER: '10m'
+      TEST_FRACTION: '0.05'
+      TEST_ROWS_MAX: '1000'
+      IDLE_TTL: idleTtl
+      IDLE_SWEEP_SCHEDULE: '0 */15 * * * *'
+      SWEEP_DRY_RUN: 'false'
+      SWEEP_MAX_DELETIONS: '50'
+      COST_REFERENCE_HOURS: '360'
+      SMOKE_MAX_NEW_TOKENS: '16'
+      SMOKE_CONVERSATIONS: '3'
+      EVAL_GATE: 'true'
+      EVAL_GATE_MAX_DROP: '0.05'
+      ALERT_TOPIC_ENDPOINT: alerts.outputs.endpoint
+      ALERT_WEBHOOK_URL: alertWebhookUrl
+      AUTOPILOT_LOG_FORMAT: 'json'
+    }
+  }
+}
+
+module storageAccess 'modules/storage-access.bicep' = {
+  name: 'storage-access'
+  scope: rg
+  params: {
+    storageAccountName: storage.outputs.name
+    alertTopicName: alerts.outputs.name
+    appPrincipalId: app.outputs.principalId
+    userPrincipalId: principalId
+  }
+}
+
+module mlAccess 'modules/ml-access.bicep' = {
+  name: 'ml-access'
+  scope: resourceGroup(mlResourceGroupName)
+  params: {
+    location: location
+    tags: tags
+    workspaceName: mlWorkspaceName
+    appPrincipalId: app.outputs.principalId
+    functionAppId: app.outputs.id
+    wireEvents: wireEvents
+  }
+  dependsOn: [workspace]
+}
+
+module blobEvents 'modules/blob-events.bicep' = if (wireEvents) {
+  name: 'blob-events'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    storageAccountName: storage.outputs.name
+    functionAppName: app.outputs.name
+    incomingContainer: containers.incoming
+  }
+}
+
+output AZURE_RESOURCE_GROUP string = rg.name
+output AZURE_FUNCTION_APP_NAME string = app.outputs.name
+output AUTOPILOT_URL string = app.outputs.url
+output AUTOPILOT_STORAGE__blobServiceUri string = storage.outputs.blobEndpoint
+output AUTOPILOT_STORAGE__tableServiceUri string = storage.outputs.tableEndpoint
+output AZUREML_WORKSPACE string = mlWorkspaceName
+output AZUREML_RESOURCE_GROUP string = mlResourceGroupName
+output ALERT_TOPIC_ENDPOINT string = alerts.outputs.endpoint

@@ -1,0 +1,169 @@
+"""The operations commands of `autopilot`, mirroring the HTTP API:
+
+    autopilot status [--json] [--url URL]   runs, live endpoints, alerts (from the ledger, or a deployed app)
+    autopilot drop FILE [--force]           upload FILE to the incoming container (force: train even if seen)
+    autopilot redeploy RUN_ID [--url URL]   deploy a torn-down run's model again
+    autopilot up [--port N]                 Azurite + the devhost in the foreground; Ctrl-C stops both
+
+Settings come from the environment, then local.settings.json's "Values" (as the devhost reads them). With
+--url (or AUTOPILOT_URL) the command asks a running app's API instead, sending AUTOPILOT_FUNCTION_KEY as
+the function key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from shared.ops.figures import duration
+
+if TYPE_CHECKING:
+    from shared.lifecycle import Lifecycle
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def add_commands(subparsers: Any) -> None:
+    """Add status, drop, redeploy and up to `autopilot`'s subparsers (each sets `run`)."""
+    status = subparsers.add_parser("status", help="runs, live endpoints and recent alerts")
+    status.add_argument("--json", action="store_true", help="print the API's JSON instead of a table")
+    _remote(status)
+    status.set_defaults(run=_status)
+    drop = subparsers.add_parser("drop", help="upload a chat JSONL to the incoming container")
+    drop.add_argument("file", type=Path, help="the chat JSONL (or .parquet) to upload")
+    drop.add_argument("--force", action="store_true",
+                      help="train even if the same content was trained before (metadata force=true)")
+    drop.add_argument("--name", help="blob name (default: the file's name)")
+    drop.set_defaults(run=_drop)
+    redeploy = subparsers.add_parser("redeploy", help="deploy a torn-down run's model again")
+    redeploy.add_argument("run_id", help="the run, e.g. run-1a2b3c4d5e6f")
+    _remote(redeploy)
+    redeploy.set_defaults(run=_redeploy)
+    up = subparsers.add_parser("up", help="Azurite and the devhost in the foreground; Ctrl-C stops both")
+    up.add_argument("--port", type=int, default=7071, help="devhost port on 127.0.0.1 (default 7071)")
+    up.add_argument("--no-azurite", action="store_true", help="use AUTOPILOT_STORAGE as it is set")
+    up.set_defaults(run=_up)
+
+
+def _remote(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", default=os.environ.get("AUTOPILOT_URL"),
+                        help="a running app, e.g. https://APP.azurewebsites.net (default: AUTOPILOT_URL)")
+
+
+def load_local_settings(path: Path = Path("local.settings.json")) -> None:
+    """Fill unset environment variables from local.settings.json's Values (the environment wins)."""
+    if path.exists():
+        for key, value in json.loads(path.read_text(encoding="utf-8")).get("Values", {}).items():
+            os.environ.setdefault(key, str(value))
+
+
+def _lifecycle() -> Lifecycle:
+    from shared.settings import Settings
+    from shared.wiring import build_lifecycle
+
+    load_local_settings()
+    return build_lifecycle(Settings.from_env())
+
+
+def _call(method: str, url: str, path: str) -> tuple[int, Any]:
+    import httpx
+
+    key = os.environ.get("AUTOPILOT_FUNCTION_KEY", "")
+    response = httpx.request(method, f"{url.rstrip('/')}/api/{path}", timeout=600,
+                             headers={"x-functions-key": key} if key else {})
+    try:
+        return response.status_code, response.json()
+    except ValueError:
+        return response.status_code, {"error": response.text[:500]}
+
+
+def _status(args: argparse.Namespace) -> int:
+    from shared.ops import overview
+
+    if args.url:
+        code, view = _call("GET", args.url, "runs")
+        if code != 200:
+            print(f"autopilot status: {args.url} answered {code}: {view.get('error', '')}", file=sys.stderr)
+            return EXIT_FAILED
+    else:
+        view = overview(_lifecycle())
+    print(json.dumps(view, indent=2, default=str) if args.json else status_text(view))
+    return EXIT_OK
+
+
+def status_text(view: dict[str, Any]) -> str:
+    """The overview as a terminal table: one line per run, then endpoints and alerts."""
+    lines = [f"{'RUN':<18} {'STATE':<12} {'UPLOAD':<34} {'MODEL':<30} {'UPDATED':<19}"]
+    for run in view.get("runs", []):
+        model = f"{run['model']['name']}:{run['model']['version']}" if run.get("model") else ""
+        lines.append(f"{run['run_id']:<18} {run['state']:<12} {run['upload']['blob'][-34:]:<34} "
+                     f"{model[-30:]:<30} {(run.get('updated_at') or '')[:19]:<19}")
+    if not view.get("runs"):
+        lines.append("(no runs yet: `autopilot drop FILE` uploads one)")
+    lines.append("")
+    for endpoint in view.get("endpoints", []):
+        idle = duration(endpoint.get("idle_seconds")) if endpoint.get("activity_known") else "unknown"
+        lines.append(f"endpoint {endpoint['name']}: {endpoint.get('model') or '?'} "
+                     f"(run {endpoint.get('run_id')}), idle {idle}, "
+                     f"teardown in {duration(endpoint.get('teardown_in_seconds'))}")
+    if not view.get("endpoints"):
+        lines.append("no managed endpoint is running")
+    for alert in view.get("alerts", [])[:5]:
+        lines.append(f"alert {str(alert.get('at') or '')[:19]} {alert.get('alert_class')} "
+                     f"{alert.get('run_id')}: {alert.get('summary') or ''}")
+    return "\n".join(lines)
+
+
+def _drop(args: argparse.Namespace) -> int:
+    from shared.settings import Settings, SettingsError
+    from shared.storage import blob_service
+
+    path: Path = args.file
+    if not path.is_file():
+        print(f"autopilot drop: {path}: no such file", file=sys.stderr)
+        return EXIT_USAGE
+    load_local_settings()
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"autopilot drop: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    container = blob_service(settings.storage).get_container_client(settings.incoming_container)
+    if not container.exists():
+        container.create_container()
+    name = args.name or path.name
+    with path.open("rb") as data:
+        container.upload_blob(name, data, overwrite=True, metadata={"force": "true"} if args.force else None)
+    forced = " (force=true)" if args.force else ""
+    print(f"uploaded {path} to {settings.incoming_container}/{name}{forced}")
+    return EXIT_OK
+
+
+def _redeploy(args: argparse.Namespace) -> int:
+    from shared.ops import ActionRefused, RunNotFound, redeploy
+
+    if args.url:
+        code, body = _call("POST", args.url, f"runs/{args.run_id}/redeploy")
+        if code != 200:
+            print(f"autopilot redeploy: {body.get('error', code)}", file=sys.stderr)
+            return EXIT_FAILED
+        print(f"run {args.run_id} is {body['state']} on {(body.get('endpoint') or {}).get('name', '?')}")
+        return EXIT_OK
+    try:
+        run = redeploy(_lifecycle(), args.run_id)
+    except (RunNotFound, ActionRefused) as exc:
+        print(f"autopilot redeploy: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"run {run.run_id} is {run.state} on {run.endpoint}/{run.deployment} "
+          f"({run.model_name}:{run.model_version})")
+    return EXIT_OK
+
+
+def _up(args: argparse.Namespace) -> int:
+    from devhost.__main__ import main as devhost_main
+
+    return devhost_main(["--port", str(args.port), *(["--no-azurite"] if args.no_azurite else [])])

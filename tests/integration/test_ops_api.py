@@ -1,0 +1,126 @@
+"""The runs API through the devhost's HTTP routes, over a real ledger (Azurite) and the in-memory platform.
+
+The lifecycle's own handlers move the runs (upload → job → live → teardown; a failed job); the test only
+stands in for the jobs running. Then the API must describe each run and act on it as its state allows.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from devhost.host import DevHost
+from shared.events import RunEvent
+from shared.lifecycle import Lifecycle, Upload
+from shared.settings import Settings
+from shared.wiring import build_lifecycle
+from tests.fakes.platform import InMemoryPlatform
+
+SAMPLE = Path(__file__).resolve().parents[2] / "demo" / "sample_chat.jsonl"
+pytestmark = pytest.mark.integration
+
+
+class CurvedPlatform(InMemoryPlatform):
+    """The in-memory platform, with the optional loss history the status page draws."""
+
+    def loss_history(self, job_name: str) -> Sequence[tuple[int, float]]:
+        return [(1, 2.5), (2, 2.1), (3, 1.8), (4, 1.7)] if job_name in self.jobs else []
+
+
+@pytest.fixture
+def world(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[DevHost, Lifecycle,
+                                                                                  CurvedPlatform]]:
+    platform = CurvedPlatform()
+    life = build_lifecycle(settings, platform)
+    import function_app
+    import functions.ops
+
+    monkeypatch.setattr(functions.ops, "lifecycle", lambda: life)
+    env = {"AUTOPILOT_STORAGE": settings.storage.connection_string or "",
+           "INCOMING_CONTAINER": settings.incoming_container, "IDLE_SWEEP_SCHEDULE": "0 0 0 1 1 *"}
+    with DevHost(function_app.app, settings, env=env, watch_blobs=False, timers=False, relay=False,
+                 alerts=False) as host:
+        yield host, life, platform
+
+
+def drop(life: Lifecycle, name: str, lines: list[str]) -> str:
+    incoming = life.ctx.blobs.get_container_client(life.ctx.settings.incoming_container)
+    if not incoming.exists():
+        incoming.create_container()
+    incoming.upload_blob(name, "".join(lines).encode(), overwrite=True)
+    outcome = life.on_upload(Upload(incoming.container_name, name))
+    run_id = re.search(r"run (\S+): submitted", outcome)
+    assert run_id, outcome
+    return run_id.group(1)
+
+
+def job_ends(life: Lifecycle, platform: InMemoryPlatform, run_id: str, status: str) -> None:
+    run = life.ledger.get(run_id)
+    assert run is not None
+    platform.finish(run.job_name, status)
+    life.on_job_event(RunEvent(id=f"e-{run.job_name}-{status}", event_type="RunStatusChanged", subject="",
+                               run_id=run.job_name, experiment_name="x", run_type="azureml.PipelineRun",
+                               run_status=status))
+
+
+def test_runs_api_describes_each_run_and_acts_as_its_state_allows(world: Any) -> None:
+    host, life, platform = world
+    api = f"{host.base_url}/api"
+    lines = SAMPLE.read_text().splitlines(keepends=True)
+    live_id = drop(life, "good.jsonl", lines)
+    job_ends(life, platform, live_id, "Completed")
+    failed_id = drop(life, "other.jsonl", lines[:30])
+    job_ends(life, platform, failed_id, "Failed")
+
+    listing = httpx.get(f"{api}/runs").json()
+    by_id = {r["run_id"]: r for r in listing["runs"]}
+    live = by_id[live_id]
+    assert live["state"] == "live"
+    assert live["upload"]["blob"].endswith("/good.jsonl") and len(live["upload"]["content_sha256"]) == 64
+    assert live["job"]["id"] and live["job"]["status"] == "Completed"
+    assert live["job"]["loss_curve"][0] == [1, 2.5]
+    assert live["model"] == {"name": live["model"]["name"], "version": "1"}
+    assert live["endpoint"]["name"] == life.ctx.settings.endpoint_name and live["endpoint"]["deployment"]
+    assert [h["state"] for h in live["history"]][-1] == "live" and all(h["at"] for h in live["history"])
+    assert live["actions"] == [] and by_id[failed_id]["actions"] == ["retry"]
+    assert "job.failed" in by_id[failed_id]["alerts"]
+    assert [e["name"] for e in listing["endpoints"]] == [life.ctx.settings.endpoint_name]
+    assert listing["endpoints"][0]["run_id"] == live_id and listing["endpoints"][0]["idle_seconds"] >= 0
+    assert any(a["alert_class"] == "job.failed" for a in listing["alerts"])
+
+    one = httpx.get(f"{api}/runs/{live_id}")
+    assert one.status_code == 200 and one.json()["run_id"] == live_id
+    missing = httpx.get(f"{api}/runs/run-nope")
+    assert missing.status_code == 404 and "run-nope" in missing.json()["error"]
+    assert httpx.post(f"{api}/runs/run-nope/retry").status_code == 404
+
+    refused = httpx.post(f"{api}/runs/{live_id}/retry")
+    assert refused.status_code == 409 and "is live" in refused.json()["error"]
+    assert httpx.post(f"{api}/runs/{live_id}/redeploy").status_code == 409
+    assert httpx.get(f"{api}/runs/{live_id}/redeploy").status_code == 405
+
+    submits = platform.effects["submit"]
+    retried = httpx.post(f"{api}/runs/{failed_id}/retry")
+    assert retried.status_code == 200, retried.text
+    assert retried.json()["state"] == "submitted" and retried.json()["job"]["attempt"] == 2
+    assert platform.effects["submit"] == submits + 1
+
+    life.on_sweep(life.ledger.now() + life.ctx.settings.idle_ttl + timedelta(minutes=5))
+    down = httpx.get(f"{api}/runs/{live_id}").json()
+    assert down["state"] == "torn_down" and down["costs"]["endpoint_hours"] >= 0
+    assert down["actions"] == ["redeploy"] and platform.get_endpoint(live["endpoint"]["name"]) is None
+    deploys = platform.effects["deploy"]
+    back = httpx.post(f"{api}/runs/{live_id}/redeploy")
+    assert back.status_code == 200 and back.json()["state"] == "live"
+    assert platform.effects["deploy"] == deploys + 1 and back.json()["model"]["version"] == "1"
+
+    page = httpx.get(f"{api}/status")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert page.text.count('data-state="live"') >= 1 and f"row-{failed_id}" in page.text
+    assert "<polyline" in page.text and "<script" not in page.text

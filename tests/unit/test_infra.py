@@ -1,0 +1,150 @@
+"""The azd template, checked offline: it parses, its modules and symbols line up, it sets every app setting
+the code reads, and it grants every role the code needs. (No bicep CLI here; pycep-parser parses Bicep.)"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+INFRA = ROOT / "infra"
+BICEP_FILES = sorted(INFRA.rglob("*.bicep"))
+
+# Read by the code but deliberately not set on Azure, and why.
+NOT_ON_AZURE = {
+    "AUTOPILOT_STORAGE": "the app uses identity-based AUTOPILOT_STORAGE__*ServiceUri settings, no keys",
+    "AUTOPILOT_DATA_DIR": "the local engine's working folder",
+    "ALERT_TOPIC_KEY": "the app publishes alerts with its identity (EventGrid Data Sender)",
+}
+ROLES = {
+    "AzureML Data Scientist": "f6c7c914-8db3-469d-8ca1-694a8f32e121",
+    "Monitoring Reader": "43d0d8ad-25c7-4714-9337-8ba259a9fe05",
+    "Storage Blob Data Owner": "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",
+    "Storage Table Data Contributor": "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",
+    "Storage Queue Data Contributor": "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
+    "EventGrid Data Sender": "d5a91429-5739-47e2-a06b-3470a27159e7",
+}
+KEYWORDS = {"param", "var", "resource", "module", "output", "existing", "for", "in", "if", "true", "false",
+            "null", "targetScope", "string", "int", "bool", "object", "array", "import", "type", "func"}
+FUNCTIONS = {"uniqueString", "toLower", "subscription", "resourceGroup", "guid", "subscriptionResourceId",
+             "empty", "concat", "union", "listKeys", "resourceId", "take", "contains", "tenant", "deployer",
+             "environment", "length", "format", "replace", "split", "string", "loadJsonContent"}
+
+
+def parse(path: Path) -> dict[str, Any]:
+    pycep = pytest.importorskip("pycep", reason="pip install pycep-parser (requirements-dev.txt)")
+    return dict(pycep.BicepParser().parse(file_path=path))
+
+
+def code_of(text: str) -> str:
+    """The Bicep text without comments, with string literals blanked but their ${...} expressions kept."""
+
+    def replace(match: re.Match[str]) -> str:
+        token = match.group(0)
+        if not token.startswith("'"):
+            return ""  # a comment
+        return " ".join(re.findall(r"\$\{([^}]*)\}", token)) or "''"
+
+    # One pass, so '//' inside a string (https://...) is not taken for a comment.
+    return re.sub(r"'(?:[^'\\]|\\.)*'|//[^\n]*|/\*.*?\*/", replace, text, flags=re.S)
+
+
+def declared(text: str) -> set[str]:
+    names = re.findall(r"^\s*(?:param|var|output)\s+(\w+)", text, flags=re.M)
+    names += re.findall(r"^\s*(?:resource|module)\s+(\w+)\s", text, flags=re.M)
+    names += re.findall(r"\bfor\s+(\w+)\s+in\b", text)
+    return set(names)
+
+
+def test_there_is_an_azd_template() -> None:
+    azure_yaml = (ROOT / "azure.yaml").read_text()
+    assert "host: function" in azure_yaml and "language: python" in azure_yaml
+    assert (INFRA / "main.bicep").exists() and (INFRA / "main.parameters.json").exists()
+    json.loads((INFRA / "main.parameters.json").read_text())
+
+
+@pytest.mark.parametrize("path", BICEP_FILES, ids=lambda p: p.name)
+def test_every_template_parses(path: Path) -> None:
+    assert parse(path)["globals"]
+
+
+@pytest.mark.parametrize("path", BICEP_FILES, ids=lambda p: p.name)
+def test_every_symbol_used_is_declared_and_every_param_is_used(path: Path) -> None:
+    text = path.read_text()
+    code = code_of(text)
+    symbols = declared(text)
+    # Identifiers that are not property names (after '.'), object keys, decorators or resource API versions.
+    used = set(re.findall(r"(?<![.@\w])([A-Za-z_]\w*)\b(?!\s*:(?!:))", code))
+    keys = set(re.findall(r"(?:^|[{,])\s*(\w+)\s*:", code, flags=re.M))
+    unknown = used - symbols - KEYWORDS - FUNCTIONS - keys
+    assert not unknown, f"{path.name} uses undeclared names: {sorted(unknown)}"
+    params = re.findall(r"^\s*param\s+(\w+)", text, flags=re.M)
+    unused = [p for p in params if len(re.findall(rf"(?<![.\w]){p}\b", code)) < 2]
+    assert not unused, f"{path.name} declares params it never uses: {unused}"
+
+
+def test_every_module_exists_and_gets_exactly_its_params() -> None:
+    for path in BICEP_FILES:
+        for name, module in parse(path).get("modules", {}).items():
+            target = path.parent / module["detail"]["path"]
+            assert target.exists(), f"{path.name}: module {name} points at missing {target}"
+            wanted = parse(target).get("parameters", {})
+            config = module["config"]
+            config = config.get("config", config)  # a conditional module nests its body
+            given = set(config.get("params", {}))
+            assert given <= set(wanted), f"{name}: undeclared params {given - set(wanted)}"
+            required = {p for p, spec in wanted.items() if spec.get("default") is None}
+            assert required <= given, f"{name}: required params not passed: {required - given}"
+            outputs = set(parse(target).get("outputs", {}))
+            for used in re.findall(rf"\b{name}\.outputs\.(\w+)", path.read_text()):
+                assert used in outputs, f"{path.name} reads {name}.outputs.{used}, which {target.name} lacks"
+
+
+def settings_read_by_the_code() -> set[str]:
+    source = (ROOT / "shared" / "settings.py").read_text()
+    names = re.findall(r"""(?:e\.get|need|_int|_float|_bool|parse_duration)\(\s*(?:e,\s*)?"([A-Z][A-Za-z0-9_]+)\"""",
+                       source)
+    names += re.findall(r"""\(e, "([A-Z][A-Z0-9_]+)\"""", source)
+    return set(names) | {"APPLICATIONINSIGHTS_CONNECTION_STRING"}  # shared/observability.py
+
+
+def app_settings_in_template() -> set[str]:
+    text = (INFRA / "main.bicep").read_text() + (INFRA / "modules" / "functionapp.bicep").read_text()
+    return set(re.findall(r"^\s*([A-Za-z][A-Za-z0-9_]*(?:__\w+)?)\s*:", text, flags=re.M))
+
+
+def test_the_template_sets_every_app_setting_the_code_reads() -> None:
+    read = settings_read_by_the_code()
+    assert {"AUTOPILOT_PLATFORM", "AZUREML_WORKSPACE", "IDLE_TTL"} <= read  # the scan itself works
+    missing = read - app_settings_in_template() - set(NOT_ON_AZURE)
+    assert not missing, f"app settings read by shared/settings.py but not set in infra/: {sorted(missing)}"
+    main = (INFRA / "main.bicep").read_text()
+    assert re.search(r"AUTOPILOT_PLATFORM:\s*'azureml'", main)
+    for service in ("blob", "table", "queue"):
+        assert f"AUTOPILOT_STORAGE__{service}ServiceUri" in main
+    assert not re.search(r"AccountKey|listKeys\([^)]*storage", main), "no storage keys in app settings"
+
+
+def test_every_role_the_code_needs_is_assigned() -> None:
+    templates = "".join(p.read_text() for p in BICEP_FILES)
+    for role, guid in ROLES.items():
+        assert guid in templates, f"role {role} ({guid}) is not assigned"
+    assert "principalId: appPrincipalId" in templates
+
+
+def test_event_grid_delivers_complete_uploads_and_run_events_to_the_functions() -> None:
+    blob = (INFRA / "modules" / "blob-events.bicep").read_text()
+    assert "functionName=Host.Functions.ingest" in blob and "Microsoft.Storage.BlobCreated" in blob
+    assert "'data.api'" in blob and all(api in blob for api in ("PutBlob", "PutBlockList", "FlushWithClose"))
+    assert "/containers/${incomingContainer}/blobs/" in blob
+    ml = (INFRA / "modules" / "ml-access.bicep").read_text()
+    assert "/functions/job_events" in ml
+    assert "Microsoft.MachineLearningServices.RunCompleted" in ml
+    assert "Microsoft.MachineLearningServices.RunStatusChanged" in ml
+    function_app = (INFRA / "modules" / "functionapp.bicep").read_text()
+    assert "FlexConsumption" in function_app and "type: 'SystemAssigned'" in function_app
+    assert "name: 'python'" in function_app

@@ -1,0 +1,85 @@
+"""Run views and the status page, from ledger runs and job figures alone (no I/O)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+from shared.ledger import Run, State
+from shared.ops.figures import duration, loss_curve_svg
+from shared.ops.page import render_status_page
+from shared.ops.views import JobFigures, actions, run_view
+
+T0 = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+
+
+def make_run(state: State, **changes: object) -> Run:
+    history = tuple({"state": s, "at": (T0 + timedelta(seconds=10 * i)).isoformat()}
+                    for i, s in enumerate(("received", "validated", "submitted", state.value)))
+    base: dict[str, object] = dict(
+        run_id="run-abc", state=state, content_sha256="f" * 64, upload="incoming/chat.jsonl",
+        upload_etag="0x1", job_name="ftap-run-abc", model_name="ft-tiny-chat", model_version="3",
+        endpoint="autopilot-chat", deployment="d-abc",
+        fields={"rows": 48, "train_rows": 45, "test_rows": 3, "train_uri": "http://x/staged/train.jsonl",
+                "job_url": "https://ml.azure.com/runs/ftap-run-abc", "base_model": "Phi-4",
+                "endpoint_hours": 0.5, "hours_saved": 359.5},
+        history=history, alerts=("endpoint.torn_down#1",), created_at=T0, updated_at=T0 + timedelta(minutes=1))
+    base.update(changes)
+    return Run(**base)  # type: ignore[arg-type]
+
+
+def test_a_run_view_carries_its_whole_lineage() -> None:
+    job = JobFigures("Completed", "", "", {"train_loss": 2.25, "eval_loss": 2.5}, ((1, 3.0), (2, 2.5)))
+    view = run_view(make_run(State.TORN_DOWN), job)
+    assert view["upload"] == {"blob": "incoming/chat.jsonl", "etag": "0x1", "content_sha256": "f" * 64,
+                              "forced": False}
+    assert view["job"]["id"] == "ftap-run-abc" and view["job"]["url"].startswith("https://ml.azure.com")
+    assert view["job"]["metrics"]["eval_loss"] == 2.5 and view["job"]["loss_curve"] == [[1, 3.0], [2, 2.5]]
+    assert view["model"] == {"name": "ft-tiny-chat", "version": "3"}
+    assert view["endpoint"]["deployment"] == "d-abc"
+    assert view["costs"] == {"endpoint_hours": 0.5, "hours_saved": 359.5}
+    assert view["dataset"] == {"rows": 48, "train_rows": 45, "test_rows": 3}
+    assert view["actions"] == ["redeploy"] and view["links"]["redeploy"] == "/api/runs/run-abc/redeploy"
+    assert view["created_at"] == T0.isoformat()
+
+
+def test_actions_follow_the_state() -> None:
+    assert actions(make_run(State.LIVE)) == []
+    assert actions(make_run(State.ROLLED_BACK)) == ["redeploy"]
+    assert actions(make_run(State.FAILED)) == ["retry"]
+    assert actions(make_run(State.FAILED, fields={})) == []  # nothing staged to retry
+    assert actions(make_run(State.TORN_DOWN, model_name="")) == []
+
+
+def test_the_page_is_self_contained_and_shows_each_run() -> None:
+    live = run_view(make_run(State.LIVE), JobFigures("Completed", metrics={"train_loss": 2.0},
+                                                     loss_curve=((1, 3.0), (2, 2.0), (3, 1.5))))
+    bad = run_view(make_run(State.FAILED, run_id="run-<b>", fields={"error": "quota <exceeded>"}))
+    page = render_status_page({
+        "platform": "local", "generated_at": T0.isoformat(), "idle_ttl_seconds": 7200,
+        "counts": {"live": 1, "failed": 1}, "runs": [live, bad],
+        "endpoints": [{"name": "autopilot-chat", "model": "ft-tiny-chat:3", "run_id": "run-abc",
+                       "traffic": {"d-abc": 100}, "idle_seconds": 65, "activity_known": True,
+                       "last_request_at": None, "teardown_in_seconds": 7135}],
+        "alerts": [{"at": T0.isoformat(), "run_id": "run-abc", "alert_class": "job.failed",
+                    "severity": "error", "summary": "boom"}]})
+    assert page.startswith("<!DOCTYPE html>") and "<script" not in page
+    # No CDN: nothing is loaded from elsewhere (a link to the job in Azure ML studio is fine).
+    assert not re.search(r"""src=["']https?://""", page) and "<link" not in page and "@import" not in page
+    assert 'data-state="live"' in page and "ft-tiny-chat:3" in page and "<polyline" in page
+    assert "run-&lt;b&gt;" in page and "quota &lt;exceeded&gt;" in page and "run-<b>" not in page
+    assert "1 min 5 s" in page and "1 h 58 min" in page  # idle for, teardown in
+    assert "0.5 h billed" in page and "POST /api/runs/run-&lt;b&gt;/retry" in page
+
+
+def test_the_empty_page_says_what_to_do() -> None:
+    page = render_status_page({"runs": [], "endpoints": [], "alerts": []})
+    assert "autopilot drop FILE" in page and "nothing bills" in page
+
+
+def test_figures() -> None:
+    assert duration(None) == "—" and duration(42) == "42 s" and duration(3 * 86400 + 3600) == "3 d 1 h"
+    assert loss_curve_svg([(1, 2.0)]) == ""  # one point is not a curve
+    svg = loss_curve_svg([(1, 3.0), (5, 1.0)], eval_loss=2.0)
+    points = re.search(r'points="([^"]+)"', svg)
+    assert points and len(points.group(1).split()) == 2 and "eval 2.000" in svg
