@@ -54,7 +54,8 @@ def test_actions_follow_the_state() -> None:
 def test_the_page_is_self_contained_and_shows_each_run() -> None:
     live = run_view(make_run(State.LIVE), JobFigures("Completed", metrics={"train_loss": 2.0},
                                                      loss_curve=((1, 3.0), (2, 2.0), (3, 1.5))))
-    bad = run_view(make_run(State.FAILED, run_id="run-<b>", fields={"error": "quota <exceeded>"}))
+    bad = run_view(make_run(State.FAILED, run_id="run-<b>", fields={"error": "quota <exceeded>",
+                                                                       "train_uri": "http://x/t.jsonl"}))
     page = render_status_page({
         "platform": "local", "generated_at": T0.isoformat(), "idle_ttl_seconds": 7200,
         "counts": {"live": 1, "failed": 1}, "runs": [live, bad],
