@@ -126,6 +126,10 @@ module app 'modules/functionapp.bicep' = {
       SMOKE_CONVERSATIONS: '3'
       EVAL_GATE: 'true'
       EVAL_GATE_MAX_DROP: '0.05'
+      MAX_LINE_BYTES: '8388608'
+      REPORT_MAX_ERRORS: '20'
+      CONVERSATION_TOKEN_LIMIT: '4096'
+      MAX_TOKENS_PER_RUN: '0'
       ALERT_TOPIC_ENDPOINT: alerts.outputs.endpoint
       ALERT_WEBHOOK_URL: alertWebhookUrl
       AUTOPILOT_LOG_FORMAT: 'json'

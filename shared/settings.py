@@ -96,6 +96,12 @@ class Settings:
     data_dir: Path = Path(".autopilot")
     test_fraction: float = 0.05
     test_rows_max: int = 1000
+    # Upload checks: a longer line is an error; reports list this many errors; conversations over the
+    # token limit are a warning; an upload whose estimated training tokens exceed the budget is refused.
+    max_line_bytes: int = 8 * 1024 * 1024
+    report_max_errors: int = 20
+    conversation_token_limit: int = 4096
+    max_tokens_per_run: int | None = None
     idle_ttl: timedelta = timedelta(hours=2)
     sweep_schedule: str = "0 */15 * * * *"
     # The sweep's brakes: report without deleting, and delete at most this many endpoints per sweep.
@@ -140,6 +146,10 @@ class Settings:
             data_dir=Path(e.get("AUTOPILOT_DATA_DIR", ".autopilot")).resolve(),
             test_fraction=fraction,
             test_rows_max=_int(e, "TEST_ROWS_MAX", 1000),
+            max_line_bytes=_int(e, "MAX_LINE_BYTES", 8 * 1024 * 1024),
+            report_max_errors=_int(e, "REPORT_MAX_ERRORS", 20),
+            conversation_token_limit=_int(e, "CONVERSATION_TOKEN_LIMIT", 4096),
+            max_tokens_per_run=_int(e, "MAX_TOKENS_PER_RUN", 0) or None,
             idle_ttl=parse_duration("IDLE_TTL", e.get("IDLE_TTL", "2h")),
             sweep_schedule=e.get("IDLE_SWEEP_SCHEDULE", "0 */15 * * * *"),
             sweep_dry_run=_bool(e, "SWEEP_DRY_RUN", False),

@@ -23,8 +23,8 @@ from shared.dataset.scanner import Limits
 SUFFIX = ".manifest.json"
 MAX_BYTES = 64 * 1024
 _PARAMETER = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-_KEYS = ("data", "base_model", "run_name", "epochs", "test_fraction", "max_tokens_per_run", "hyperparameters",
-         "tags")
+_KEYS = ("data", "test", "base_model", "run_name", "epochs", "test_fraction", "max_tokens_per_run",
+         "hyperparameters", "tags")
 
 
 class ManifestError(ValueError):
@@ -36,6 +36,7 @@ class Manifest:
     """What a manifest asks for. `data` is the upload's blob name (same folder as the manifest)."""
 
     data: str
+    test: str | None = None  # a held-out test file; without one the data is split
     base_model: str | None = None
     run_name: str | None = None
     epochs: int | None = None
@@ -82,16 +83,10 @@ def parse_manifest(raw: bytes, name: str) -> Manifest:
             close = difflib.get_close_matches(str(key), _KEYS, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(_KEYS)}"
             raise ManifestError(f"{name}: unknown key {key!r}{hint}")
-    folder = name.rsplit("/", 1)[0] + "/" if "/" in name else ""
-    data = doc.get("data")
-    if data is not None:
-        data = _text(name, "data", data)
-        if "/" in data or "\\" in data or data in (".", ".."):
-            raise ManifestError(f"{name}: \"data\" must be a file name in the manifest's own folder, "
-                                f"got {data!r}")
-        data = folder + data
+    data = _sibling(name, "data", doc.get("data"))
     return Manifest(
         data=data or data_name_for(name),
+        test=_sibling(name, "test", doc.get("test")),
         base_model=_optional(name, "base_model", doc, _text),
         run_name=_optional(name, "run_name", doc, _text),
         epochs=_optional(name, "epochs", doc, lambda n, k, v: _int(n, k, v, 1, 100)),
@@ -101,6 +96,17 @@ def parse_manifest(raw: bytes, name: str) -> Manifest:
         hyperparameters=_hyperparameters(name, doc.get("hyperparameters", {})),
         tags=_tags(name, doc.get("tags", {})),
     )
+
+
+def _sibling(name: str, key: str, value: Any) -> str | None:
+    """A file named by the manifest: a plain name in the manifest's own folder, never a path out of it."""
+    if value is None:
+        return None
+    text = _text(name, key, value)
+    if "/" in text or "\\" in text or text in (".", ".."):
+        raise ManifestError(f"{name}: {key!r} must be a file name in the manifest's own folder, got {text!r}")
+    folder = name.rsplit("/", 1)[0] + "/" if "/" in name else ""
+    return folder + text
 
 
 def _optional(name: str, key: str, doc: dict[str, Any], check: Any) -> Any:

@@ -11,7 +11,7 @@ from shared.events import RunEvent
 from shared.ledger import IllegalTransition, Ledger, Run, State
 from shared.lifecycle import deploy, job_events, reconcile, sweep, upload
 from shared.lifecycle.context import Context
-from shared.lifecycle.upload import Upload
+from shared.lifecycle.manifests import Upload
 from shared.platforms.port import Platform
 from shared.settings import Settings
 

@@ -22,7 +22,8 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bott
 table{border-collapse:collapse;width:100%}
 th,td{text-align:left;padding:5px 8px;border-bottom:1px solid #eaeef2;vertical-align:top}
 th{background:#f6f8fa;font-weight:600}code{font:12px ui-monospace,Menlo,monospace}
-.badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600;
+.badge{display:inline-block;white-space:nowrap;padding:1px 8px;border-radius:10px;font-size:12px;
+font-weight:600;
 background:#ddf4ff;color:#0550ae}.badge.ok{background:#dafbe1;color:#116329}
 .badge.bad{background:#ffebe9;color:#a40e26}.badge.muted{background:#eaeef2;color:#57606a}
 .meta{color:#57606a}.run{border:1px solid #d0d7de;border-radius:6px;padding:8px 12px;margin:10px 0}
@@ -38,7 +39,8 @@ def render_status_page(view: Mapping[str, Any], refresh_seconds: int = 30) -> st
                        for state, n in view.get("counts", {}).items())
     body = [
         "<h1>Fine-Tune Autopilot</h1>",
-        f'<p class="meta">{len(runs)} runs{": " + counts if counts else ""} · platform '
+        f'<p class="meta">{len(runs)} run{"" if len(runs) == 1 else "s"}{": " + counts if counts else ""} · '
+        'platform '
         f'<b>{_e(view.get("platform"))}</b> · idle TTL {duration(view.get("idle_ttl_seconds"))} · '
         f'generated {_e(_short_time(view.get("generated_at")))} (refreshes every {refresh_seconds} s)</p>',
         _endpoints(view.get("endpoints", [])),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -50,16 +51,17 @@ class JobFigures:
 
 
 class JobCache:
-    """Figures of finished jobs never change, so each is read from the platform once per process."""
+    """Figures of finished jobs never change, so each is read from its platform once per process."""
 
     def __init__(self) -> None:
-        self._done: dict[str, JobFigures] = {}
+        self._done: weakref.WeakKeyDictionary[Any, dict[str, JobFigures]] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
 
     def figures(self, platform: Any, job_name: str) -> JobFigures | None:
         with self._lock:
-            if job_name in self._done:
-                return self._done[job_name]
+            known = self._done.get(platform, {}).get(job_name)
+        if known is not None:
+            return known
         try:
             state: JobState = platform.job_status(job_name)
             curve: tuple[tuple[int, float], ...] = ()
@@ -72,7 +74,7 @@ class JobCache:
                              curve)
         if state.terminal:
             with self._lock:
-                self._done[job_name] = figures
+                self._done.setdefault(platform, {})[job_name] = figures
         return figures
 
 

@@ -31,7 +31,7 @@ pytestmark = [
 
 @pytest.fixture
 def host(settings_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[DevHost]:
-    for key, value in {**settings_env, "IDLE_TTL": "3s", "FINETUNE_MAX_STEPS": "4",
+    for key, value in {**settings_env, "IDLE_TTL": "3s",
                        "FINETUNE_LOGGING_STEPS": "1", "IDLE_SWEEP_SCHEDULE": "0 0 0 1 1 *"}.items():
         monkeypatch.setenv(key, value)
     from function_app import app

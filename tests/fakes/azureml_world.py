@@ -20,6 +20,7 @@ PHI4_DEFAULTS = ("{'apply_lora': 'true', 'apply_deepspeed': 'true', 'deepspeed_s
 
 @dataclass
 class World:
+    settings: Settings
     platform: AzureMLPlatform
     ml: FakeMLClient
     registry: FakeRegistryClient
@@ -45,6 +46,7 @@ def build_world(**env: str) -> World:
         tags={"FinetuneRetirementDate": "2025-08-30", "finetune_compute_allow_list": str(A100_SKUS)}))
     ml = FakeMLClient(registry, clock=clock_at(NOW))
     metrics = FakeMetricsClient()
-    platform = AzureMLPlatform(Settings.from_env(azureml_env(**env)), ml_client=ml, registry_client=registry,
-                               metrics_client=metrics, clock=clock_at(NOW))
-    return World(platform, ml, registry, metrics)
+    settings = Settings.from_env(azureml_env(**env))
+    platform = AzureMLPlatform(settings, ml_client=ml, registry_client=registry, metrics_client=metrics,
+                               clock=clock_at(NOW))
+    return World(settings, platform, ml, registry, metrics)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,12 +16,25 @@ from tests.fakes._common import LOCATION, WORKSPACE_ID, Poller, user_error
 
 MAX_REQUEST_TIMEOUT_MS = 180000
 
+# What a deployment answers: (endpoint, deployment, request payload) -> the JSON body of the reply.
+Answer = Callable[[str, str, Any], Any]
+
+
+def answer_by_deployment(endpoint: str, deployment: str, payload: Any) -> Any:
+    """An MLflow chat deployment's reply, `{"output": "..."}`, naming the deployment that answered."""
+    return {"output": f"answer from {deployment}"}
+
 
 class FakeOnlineEndpoints:
-    """online_endpoints: create/update (traffic checked), get, list, delete, invoke."""
+    """online_endpoints: create/update (traffic checked), get, list, delete, invoke.
 
-    def __init__(self, clock: Any = None) -> None:
+    `answer` decides what invoke replies (default: `answer_by_deployment`); tests set it to model a
+    deployment that answers in a list, with an empty reply, or with the reference text.
+    """
+
+    def __init__(self, clock: Any = None, answer: Answer = answer_by_deployment) -> None:
         self._rest: dict[str, Any] = {}
+        self.answer = answer
         self.deployments: FakeOnlineDeployments | None = None
         self.requests: list[tuple[str, str, Any]] = []  # (endpoint, deployment, payload)
         self.traffic_history: list[tuple[str, dict[str, int]]] = []
@@ -79,7 +93,7 @@ class FakeOnlineEndpoints:
         with open(str(request_file), encoding="utf-8") as request:
             payload = json.load(request)
         self.requests.append((endpoint_name, target, payload))
-        return json.dumps({"output": f"answer from {target}"})
+        return json.dumps(self.answer(endpoint_name, target, payload))
 
     def _deployments(self) -> dict[tuple[str, str], Any]:
         return self.deployments._rest if self.deployments else {}

@@ -106,8 +106,8 @@ def test_every_module_exists_and_gets_exactly_its_params() -> None:
 
 def settings_read_by_the_code() -> set[str]:
     source = (ROOT / "shared" / "settings.py").read_text()
-    names = re.findall(r"""(?:e\.get|need|_int|_float|_bool|parse_duration)\(\s*(?:e,\s*)?"([A-Z][A-Za-z0-9_]+)\"""",
-                       source)
+    reader = r"(?:e\.get|need|_int|_float|_bool|parse_duration)"
+    names = re.findall(reader + r"""\(\s*(?:e,\s*)?"([A-Z][A-Za-z0-9_]+)\"""", source)
     names += re.findall(r"""\(e, "([A-Z][A-Z0-9_]+)\"""", source)
     return set(names) | {"APPLICATIONINSIGHTS_CONNECTION_STRING"}  # shared/observability.py
 

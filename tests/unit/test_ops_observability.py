@@ -1,4 +1,5 @@
-"""Structured logs: run and job ids on every line of a handling, no secret in any line, App Insights export."""
+"""Structured logs: run and job ids on every line of a handling, no secret in any line, export to
+Application Insights."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from shared.observability import JsonFormatter, bind, bind_run, handling, redact
 
 SECRETS = {
     "https://acct.blob.core.windows.net/staged/a.jsonl?sv=2024-08-04&se=2026&sp=r&sig=AbC%2Fd3f%3D": "sig=",
-    "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=Zm9vYmFyYmF6cXV4==;EndpointSuffix=x": "AccountKey=",
+    "DefaultEndpointsProtocol=https;AccountName=a;AccountKey=Zm9vYmFyYmF6cXV4==;x=y": "AccountKey=",
     "Authorization: Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln": "Bearer ",
     "https://func.azurewebsites.net/runtime/webhooks/blobs?functionName=x&code=s3cr3tK3y==": "code=",
     '{"primaryKey": "k3yk3yk3y", "name": "ok"}': '"primaryKey": "',
@@ -71,7 +72,7 @@ def test_the_record_factory_scrubs_records_for_every_handler(caplog: pytest.LogC
     assert "SECRETSIG" not in captured.getMessage() and captured.run_id == "run-3"  # type: ignore[attr-defined]
 
 
-def test_app_insights_export_is_configured_only_with_a_connection_string(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_app_insights_export_only_with_a_connection_string(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[dict[str, object]] = []
     fake = types.ModuleType("azure.monitor.opentelemetry")
     fake.configure_azure_monitor = lambda **kwargs: calls.append(kwargs)  # type: ignore[attr-defined]

@@ -23,7 +23,8 @@ def make_run(state: State, **changes: object) -> Run:
         fields={"rows": 48, "train_rows": 45, "test_rows": 3, "train_uri": "http://x/staged/train.jsonl",
                 "job_url": "https://ml.azure.com/runs/ftap-run-abc", "base_model": "Phi-4",
                 "endpoint_hours": 0.5, "hours_saved": 359.5},
-        history=history, alerts=("endpoint.torn_down#1",), created_at=T0, updated_at=T0 + timedelta(minutes=1))
+        history=history, alerts=("endpoint.torn_down#1",), created_at=T0,
+        updated_at=T0 + timedelta(minutes=1))
     base.update(changes)
     return Run(**base)  # type: ignore[arg-type]
 

@@ -20,8 +20,8 @@ TINY_MODEL_NAME = "tiny-chat-v1"
 DEFAULTS_FILE = "finetune_defaults.json"
 # A randomly initialised 2-layer model needs a far larger step, and more epochs, than a pretrained one to
 # learn anything in seconds. Measured on the demo data: 20 epochs (~7 s) turn noise into recognisable text.
-TINY_FINETUNE_DEFAULTS = {"learning_rate": "1e-2", "num_train_epochs": "20", "per_device_train_batch_size": "4",
-                          "lora_r": "16", "lora_alpha": "16"}
+TINY_FINETUNE_DEFAULTS = {"learning_rate": "1e-2", "num_train_epochs": "20",
+                          "per_device_train_batch_size": "4", "lora_r": "16", "lora_alpha": "16"}
 SEED = 1234
 
 BOS, EOS, PAD = "<s>", "<|end|>", "<pad>"
@@ -139,7 +139,8 @@ def load_base_model(name_or_path: str, cache_dir: Path) -> tuple[Any, Any]:
 
 def model_specific_defaults(name_or_path: str, cache_dir: Path) -> dict[str, str]:
     """The base model's own fine-tune defaults (its DEFAULTS_FILE), or none."""
-    source = ensure_tiny_base_model(cache_dir) if not name_or_path.strip() else Path(name_or_path).expanduser()
+    given = name_or_path.strip()
+    source = Path(given).expanduser() if given else ensure_tiny_base_model(cache_dir)
     path = source / DEFAULTS_FILE
     if not path.is_file():
         return {}

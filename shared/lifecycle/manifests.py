@@ -1,0 +1,110 @@
+"""Which files make a run, and with which overrides: a plain upload, or files a manifest names.
+
+A manifest (`NAME.manifest.json`) names a train file, optionally a test file, in its own folder, and per-run
+overrides (base model, epochs, hyperparameters). Upload the manifest first, then the data: the run starts
+when the last named file is there, whichever of them arrives last. A data file that a manifest names is never
+a run of its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from azure.core.exceptions import ResourceNotFoundError
+
+from shared.dataset import Manifest, ManifestError, is_manifest, parse_manifest
+from shared.finetune import ParameterError, resolve_parameters
+from shared.lifecycle.context import Context
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A blob that arrived in the incoming container."""
+
+    container: str
+    name: str
+
+    @property
+    def path(self) -> str:
+        return f"{self.container}/{self.name}"
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """The files and settings of one run."""
+
+    train: Upload
+    test: Upload | None = None
+    base_model: str | None = None
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    manifest: str | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        """What besides the data's content makes this run different from another on the same data."""
+        if not self.manifest:
+            return ""
+        payload = {"base_model": self.base_model, "overrides": dict(self.overrides)}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class ManifestRejected(Exception):
+    """A manifest that cannot start a run; the message says what to fix."""
+
+
+def plan_for(ctx: Context, upload: Upload) -> RunPlan | str:
+    """The run this arrival completes, or a one-line reason why there is none (yet)."""
+    if is_manifest(upload.name):
+        manifest = _read(ctx, upload)
+        return _ready(ctx, upload.container, manifest, upload.name)
+    for name, manifest in _manifests_beside(ctx, upload):
+        if upload.name in (manifest.data, manifest.test):
+            return _ready(ctx, upload.container, manifest, name)
+    return RunPlan(train=upload)
+
+
+def _ready(ctx: Context, container: str, manifest: Manifest, manifest_name: str) -> RunPlan | str:
+    test = manifest.test
+    missing = [n for n in (manifest.data, test) if n and not _exists(ctx, container, n)]
+    if missing:
+        return f"manifest {manifest_name}: waiting for {', '.join(missing)}"
+    overrides = dict(manifest.hyperparameters)
+    if manifest.epochs is not None:
+        overrides["num_train_epochs"] = manifest.epochs
+    try:
+        resolve_parameters({}, overrides)  # unknown names or bad values are refused before any upload work
+    except ParameterError as exc:
+        raise ManifestRejected(f"{manifest_name}: {exc}") from None
+    return RunPlan(train=Upload(container, manifest.data), test=Upload(container, test) if test else None,
+                   base_model=manifest.base_model, overrides=overrides, manifest=manifest_name)
+
+
+def _read(ctx: Context, upload: Upload) -> Manifest:
+    raw = ctx.blobs.get_blob_client(upload.container, upload.name).download_blob().readall()
+    try:
+        return parse_manifest(raw, upload.name)
+    except ManifestError as exc:
+        raise ManifestRejected(str(exc)) from None
+
+
+def _manifests_beside(ctx: Context, upload: Upload) -> list[tuple[str, Manifest]]:
+    folder = upload.name.rsplit("/", 1)[0] + "/" if "/" in upload.name else ""
+    container = ctx.blobs.get_container_client(upload.container)
+    found = []
+    for blob in container.list_blobs(name_starts_with=folder):
+        rest = blob.name[len(folder):]
+        if "/" in rest or not is_manifest(blob.name):
+            continue
+        try:
+            found.append((blob.name, parse_manifest(container.download_blob(blob.name).readall(), blob.name)))
+        except (ManifestError, ResourceNotFoundError):
+            continue  # a broken manifest is reported when it arrives, not on every data upload
+    return found
+
+
+def _exists(ctx: Context, container: str, name: str) -> bool:
+    return bool(ctx.blobs.get_blob_client(container, name).exists())

@@ -1,0 +1,194 @@
+"""The same handlers with AUTOPILOT_PLATFORM=azureml: the lifecycle drives AzureMLPlatform end to end.
+
+Ledger, blobs and alerts are real (Azurite, the JSONL alert sink); the Azure ML control plane and Azure
+Monitor are the in-memory fakes of tests/fakes, holding the SDK's real entities, so every job, model,
+endpoint and deployment the lifecycle makes passes through azure-ai-ml's own serialization.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from azure.ai.ml.constants import AssetTypes
+
+from shared.events import RUN_COMPLETED, parse_run_event, run_event
+from shared.ledger import Run, State
+from shared.lifecycle import Lifecycle, Upload
+from shared.lifecycle.naming import deployment_name
+from shared.platforms.port import HASH_TAG, MANAGED_TAG, RUN_TAG
+from shared.wiring import build_lifecycle
+from tests.fakes.azureml_world import NOW
+from tests.fakes.azureml_world import World as AzureML
+from tests.fakes.azureml_world import build_world
+
+SAMPLE = Path(__file__).resolve().parents[2] / "demo" / "sample_chat.jsonl"
+EXPERIMENT = "autopilot-it"
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class App:
+    """The function app's lifecycle over the fake workspace, with the storage it really uses."""
+
+    azure: AzureML
+    life: Lifecycle
+
+    @property
+    def endpoint(self) -> str:
+        return self.azure.settings.endpoint_name
+
+    def drop(self, name: str, data: bytes) -> Upload:
+        container = self.life.ctx.blobs.get_container_client(self.azure.settings.incoming_container)
+        if not container.exists():
+            container.create_container()
+        container.upload_blob(name, data, overwrite=True)
+        return Upload(self.azure.settings.incoming_container, name)
+
+    def run_of(self, name: str) -> Run:
+        (run,) = self.life.ledger.find(upload=f"{self.azure.settings.incoming_container}/{name}")
+        return run
+
+    def complete(self, run: Run) -> str:
+        """Azure ML finishes the job and Event Grid delivers its RunCompleted, tags and all."""
+        self.azure.ml.jobs.set_status(run.job_name, "Completed")
+        job = self.azure.ml.jobs.get(run.job_name)
+        body = run_event(run.job_name, "Completed", experiment=str(job.experiment_name),
+                         tags=dict(job.tags or {}))
+        event = parse_run_event(json.loads(json.dumps(body)))  # as it comes off the wire
+        assert event.event_type == RUN_COMPLETED and event.run_tags[RUN_TAG] == run.run_id
+        return self.life.on_job_event(event)
+
+    def alerts(self) -> list[dict[str, Any]]:
+        path = self.azure.settings.data_dir / "alerts.jsonl"
+        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+    def traffic(self) -> list[dict[str, int]]:
+        return [t for name, t in self.azure.ml.online_endpoints.traffic_history if name == self.endpoint]
+
+
+def make_app(settings_env: dict[str, str], **extra: str) -> App:
+    env = {**settings_env, "AUTOPILOT_PLATFORM": "azureml", "AZUREML_SUBSCRIPTION_ID":
+           "00000000-0000-0000-0000-000000000000", "AZUREML_RESOURCE_GROUP": "rg", "AZUREML_WORKSPACE": "ws",
+           "AZUREML_EXPERIMENT": EXPERIMENT, "SMOKE_CONVERSATIONS": "2", **extra}
+    azure = build_world(**env)
+    assert azure.settings.platform == "azureml" and azure.settings.azureml is not None
+    return App(azure, build_lifecycle(azure.settings, platform=azure.platform))
+
+
+@pytest.fixture
+def app(settings_env: dict[str, str]) -> Iterator[App]:
+    yield make_app(settings_env)
+
+
+def test_upload_to_live_then_blue_green_then_idle_teardown(app: App) -> None:
+    # 1. Upload → one PipelineJob with the staged blobs as uri_file inputs and the run's tags.
+    outcome = app.life.on_upload(app.drop("chats.jsonl", SAMPLE.read_bytes()))
+    first = app.run_of("chats.jsonl")
+    assert first.state == State.SUBMITTED, outcome
+    (job,) = app.azure.ml.jobs.created
+    assert job.name == first.job_name == f"ftap-{first.run_id}"
+    assert job.experiment_name == EXPERIMENT  # AZUREML_EXPERIMENT, not the port's default
+    assert job.display_name.endswith("-bs1-cosine-ds3-lora-save_limit-1-seqlen-1")  # the seed's run name
+    (node,) = job.jobs.values()
+    for port_input, field in (("train_file_path", "train_uri"), ("test_file_path", "test_uri")):
+        given = node.inputs[port_input]._data
+        assert given.type == AssetTypes.URI_FILE and given.path == first.fields[field]
+        assert given.path.startswith(app.azure.settings.storage.connection_string.split("BlobEndpoint=")[1]
+                                     .split(";")[0])  # the staged blob in (this test's) Azurite
+    assert node.inputs["mlflow_model_path"]._data.path.endswith("/models/Phi-4/versions/7")
+    assert job.tags[RUN_TAG] == first.run_id and job.tags[HASH_TAG] == first.content_sha256
+
+    # 2. RunCompleted → model registered, endpoint made, deployment at 0 %, scored, 100 %, live.
+    app.complete(first)
+    live = app.life.ledger.get(first.run_id)
+    assert live is not None and live.state == State.LIVE, live
+    (model,) = app.azure.ml.models.list()
+    assert (model.name, model.version) == (live.model_name, live.model_version)
+    assert model.path == f"azureml://jobs/{first.job_name}/outputs/trained_model"
+    assert model.type == AssetTypes.MLFLOW_MODEL and model.tags is not None
+    assert model.tags[RUN_TAG] == first.run_id and model.tags[HASH_TAG] == first.content_sha256
+    endpoint = app.azure.ml.online_endpoints.get(app.endpoint)
+    assert endpoint.auth_mode == "key" and endpoint.tags is not None
+    assert endpoint.tags[MANAGED_TAG] == "true" and endpoint.tags[RUN_TAG] == first.run_id
+    blue = deployment_name(first.run_id)
+    (created,) = app.azure.ml.online_deployments.created
+    assert created.name == blue and created.model == model.id
+    scored = [(dep, body) for _, dep, body in app.azure.ml.online_endpoints.requests]
+    cases = min(2, int(first.fields["test_rows"]))  # SMOKE_CONVERSATIONS, or fewer if the split is smaller
+    assert [dep for dep, _ in scored] == [blue] * cases  # straight to the new deployment, by name
+    assert scored[0][1]["input_data"]["parameters"]["do_sample"] is False
+    assert app.traffic() == [{}, {blue: 100}]  # created with no traffic, then switched
+    assert live.fields["scoring_uri"] == endpoint.scoring_uri and live.fields["smoke_reply"] == f"answer from {blue}"
+
+    # 3. Different content → green at 0 % beside blue, gated against blue, 100 % to green, blue deleted.
+    second_data = b"\n".join(SAMPLE.read_bytes().splitlines()[1:]) + b"\n"
+    app.life.on_upload(app.drop("chats-v2.jsonl", second_data))
+    second = app.run_of("chats-v2.jsonl")
+    assert second.run_id != first.run_id and len(app.azure.ml.jobs.created) == 2
+    app.complete(second)
+    green = deployment_name(second.run_id)
+    after = app.life.ledger.get(second.run_id)
+    assert after is not None and after.state == State.LIVE, after
+    assert after.fields["replaced"] == blue and after.fields["baseline_rouge_l"] is not None
+    gated = [dep for _, dep, _ in app.azure.ml.online_endpoints.requests[cases:]]
+    later = min(2, int(second.fields["test_rows"]))
+    assert gated == [green] * later + [blue] * later  # smoke on green, then the eval against live blue
+    assert app.traffic() == [{}, {blue: 100}, {green: 100}]
+    info = app.azure.platform.get_endpoint(app.endpoint)
+    assert info is not None and info.deployments == (green,) and info.traffic == {green: 100}
+    superseded = app.life.ledger.get(first.run_id)
+    assert superseded is not None and superseded.state == State.TORN_DOWN
+
+    # 4. The sweep: Azure Monitor shows no request; past IDLE_TTL the endpoint goes, the model stays.
+    early = app.life.on_sweep(NOW + timedelta(minutes=5))
+    assert early["deleted"] == [] and app.azure.platform.get_endpoint(app.endpoint) is not None
+    report = app.life.on_sweep(NOW + app.azure.settings.idle_ttl + timedelta(minutes=1))
+    assert report["deleted"] == [app.endpoint]
+    assert app.azure.platform.get_endpoint(app.endpoint) is None
+    queried = app.azure.metrics.queries[-1]
+    assert queried["metrics"] == ["RequestsPerMinute"] and queried["resource_ids"] == [endpoint.id]
+    down = app.life.ledger.get(second.run_id)
+    assert down is not None and down.state == State.TORN_DOWN
+    assert len(app.azure.ml.models.list()) == 2
+    assert [a["alert_class"] for a in app.alerts()] == ["endpoint.torn_down"]
+
+
+def test_a_deployment_answering_in_a_list_passes_the_gate(app: App) -> None:
+    # MLflow chat deployments answer {"output": "..."} or a bare list; the gate reads either.
+    app.azure.ml.online_endpoints.answer = lambda endpoint, deployment, payload: ["Keep three copies."]
+    app.life.on_upload(app.drop("chats.jsonl", SAMPLE.read_bytes()))
+    run = app.run_of("chats.jsonl")
+    app.complete(run)
+    live = app.life.ledger.get(run.run_id)
+    assert live is not None and live.state == State.LIVE and live.fields["smoke_reply"] == "Keep three copies."
+
+
+def test_a_deployment_with_empty_replies_is_rolled_back(app: App) -> None:
+    app.azure.ml.online_endpoints.answer = lambda endpoint, deployment, payload: {"output": ""}
+    app.life.on_upload(app.drop("chats.jsonl", SAMPLE.read_bytes()))
+    run = app.run_of("chats.jsonl")
+    app.complete(run)
+    rolled = app.life.ledger.get(run.run_id)
+    assert rolled is not None and rolled.state == State.ROLLED_BACK
+    info = app.azure.platform.get_endpoint(app.endpoint)
+    assert info is not None and info.deployments == () and app.traffic() == [{}]
+    assert [a["alert_class"] for a in app.alerts()] == ["deploy.smoke_gate_failed"]
+
+
+def test_a_retired_base_model_fails_the_run_at_submit_with_its_date(settings_env: dict[str, str]) -> None:
+    app = make_app(settings_env, BASE_MODEL="Phi-3-mini-4k-instruct")
+    upload = app.drop("chats.jsonl", SAMPLE.read_bytes())
+    app.life.on_upload(upload)
+    app.life.on_upload(upload)  # Event Grid delivers at least once
+    run = app.run_of("chats.jsonl")
+    assert run.state == State.FAILED
+    assert "2025-08-30" in run.fields["error"] and "BASE_MODEL" in run.fields["error"]
+    assert app.azure.ml.jobs.created == []
+    (alert,) = app.alerts()
+    assert alert["alert_class"] == "job.submit_failed" and "2025-08-30" in alert["summary"]
