@@ -22,8 +22,12 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def app(settings_env: dict[str, str]) -> Iterator[tuple[Lifecycle, InMemoryPlatform]]:
     platform = InMemoryPlatform()
-    yield build_lifecycle(Settings.from_env({**settings_env, "MAX_TOKENS_PER_RUN": "200000"}),
-                          platform=platform), platform
+    yield (
+        build_lifecycle(
+            Settings.from_env({**settings_env, "MAX_TOKENS_PER_RUN": "200000"}), platform=platform
+        ),
+        platform,
+    )
 
 
 def drop(life: Lifecycle, name: str, data: bytes, **metadata: str) -> Upload:
@@ -40,13 +44,21 @@ def staged_rows(life: Lifecycle, uri: str) -> int:
 
 
 def test_manifest_first_then_data_starts_one_run_with_the_overrides(
-        app: tuple[Lifecycle, InMemoryPlatform]) -> None:
+    app: tuple[Lifecycle, InMemoryPlatform],
+) -> None:
     life, platform = app
-    manifest = {"data": "train.jsonl", "test": "test.jsonl", "base_model": "my-model", "epochs": 2,
-                "hyperparameters": {"lora_r": 16, "learning_rate": 0.001}}
+    manifest = {
+        "data": "train.jsonl",
+        "test": "test.jsonl",
+        "base_model": "my-model",
+        "epochs": 2,
+        "hyperparameters": {"lora_r": 16, "learning_rate": 0.001},
+    }
     outcome = life.on_upload(drop(life, "team/run.manifest.json", json.dumps(manifest).encode()))
     assert outcome.startswith("manifest team/run.manifest.json: waiting for")
-    assert "waiting for team/test.jsonl" in life.on_upload(drop(life, "team/train.jsonl", b"".join(ROWS[:40])))
+    assert "waiting for team/test.jsonl" in life.on_upload(
+        drop(life, "team/train.jsonl", b"".join(ROWS[:40]))
+    )
     assert "submitted" in life.on_upload(drop(life, "team/test.jsonl", b"".join(ROWS[40:])))
 
     (spec,) = platform.specs.values()
@@ -60,7 +72,8 @@ def test_manifest_first_then_data_starts_one_run_with_the_overrides(
 
 
 def test_a_manifest_with_an_unknown_parameter_is_refused_before_any_work(
-        app: tuple[Lifecycle, InMemoryPlatform]) -> None:
+    app: tuple[Lifecycle, InMemoryPlatform],
+) -> None:
     life, platform = app
     drop(life, "x.jsonl", b"".join(ROWS))
     outcome = life.on_upload(drop(life, "x.jsonl.manifest.json", b'{"hyperparameters": {"lora_rank": 4}}'))
@@ -72,7 +85,9 @@ def test_a_manifest_with_an_unknown_parameter_is_refused_before_any_work(
 
 def test_over_the_token_budget_is_rejected_with_the_numbers(settings_env: dict[str, str]) -> None:
     platform = InMemoryPlatform()
-    life = build_lifecycle(Settings.from_env({**settings_env, "MAX_TOKENS_PER_RUN": "100"}), platform=platform)
+    life = build_lifecycle(
+        Settings.from_env({**settings_env, "MAX_TOKENS_PER_RUN": "100"}), platform=platform
+    )
     outcome = life.on_upload(drop(life, "big.jsonl", b"".join(ROWS)))
     assert outcome.startswith("rejected") and platform.effects["submit"] == 0
     (run,) = list(life.ledger.all())
