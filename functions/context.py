@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cache
 
 from shared.lifecycle import Lifecycle
+from shared.observability import configure_logging
 from shared.settings import Settings
 from shared.wiring import build_lifecycle
 
@@ -12,4 +13,5 @@ from shared.wiring import build_lifecycle
 @cache
 def lifecycle() -> Lifecycle:
     """Build (once) the lifecycle over the configured platform, ledger and alert sinks."""
+    configure_logging()  # run/job ids on every line, secrets redacted, App Insights when configured
     return build_lifecycle(Settings.from_env())

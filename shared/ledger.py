@@ -22,6 +22,8 @@ from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceModifiedError
 from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 
+from shared.observability import bind_run
+
 PARTITION = "run"
 
 
@@ -147,6 +149,7 @@ class Ledger:
 
     def create(self, run: Run, note: str = "") -> Run | None:
         """Insert a new run; None if a run with that id already exists (someone else created it)."""
+        bind_run(run)
         now = self.now()
         run = replace(run, created_at=now, updated_at=now,
                       history=(*run.history, _event(run.state, now, note)))
@@ -223,6 +226,7 @@ class Ledger:
         return None
 
     def _replace(self, run: Run) -> Run:
+        bind_run(run)  # every later log line of this handling carries the run's ids
         try:
             meta = self._table.update_entity(_to_entity(run), mode=UpdateMode.REPLACE, etag=run.etag,
                                              match_condition=MatchConditions.IfNotModified)

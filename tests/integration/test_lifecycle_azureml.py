@@ -23,9 +23,8 @@ from shared.lifecycle import Lifecycle, Upload
 from shared.lifecycle.naming import deployment_name
 from shared.platforms.port import HASH_TAG, MANAGED_TAG, RUN_TAG
 from shared.wiring import build_lifecycle
-from tests.fakes.azureml_world import NOW
+from tests.fakes.azureml_world import NOW, build_world
 from tests.fakes.azureml_world import World as AzureML
-from tests.fakes.azureml_world import build_world
 
 SAMPLE = Path(__file__).resolve().parents[2] / "demo" / "sample_chat.jsonl"
 EXPERIMENT = "autopilot-it"
@@ -99,8 +98,7 @@ def test_upload_to_live_then_blue_green_then_idle_teardown(app: App) -> None:
     for port_input, field in (("train_file_path", "train_uri"), ("test_file_path", "test_uri")):
         given = node.inputs[port_input]._data
         assert given.type == AssetTypes.URI_FILE and given.path == first.fields[field]
-        assert given.path.startswith(app.azure.settings.storage.connection_string.split("BlobEndpoint=")[1]
-                                     .split(";")[0])  # the staged blob in (this test's) Azurite
+        assert given.path.startswith(app.life.ctx.blobs.url)  # the staged blob in this test's Azurite
     assert node.inputs["mlflow_model_path"]._data.path.endswith("/models/Phi-4/versions/7")
     assert job.tags[RUN_TAG] == first.run_id and job.tags[HASH_TAG] == first.content_sha256
 
@@ -124,7 +122,8 @@ def test_upload_to_live_then_blue_green_then_idle_teardown(app: App) -> None:
     assert [dep for dep, _ in scored] == [blue] * cases  # straight to the new deployment, by name
     assert scored[0][1]["input_data"]["parameters"]["do_sample"] is False
     assert app.traffic() == [{}, {blue: 100}]  # created with no traffic, then switched
-    assert live.fields["scoring_uri"] == endpoint.scoring_uri and live.fields["smoke_reply"] == f"answer from {blue}"
+    assert live.fields["scoring_uri"] == endpoint.scoring_uri
+    assert live.fields["smoke_reply"] == f"answer from {blue}"
 
     # 3. Different content → green at 0 % beside blue, gated against blue, 100 % to green, blue deleted.
     second_data = b"\n".join(SAMPLE.read_bytes().splitlines()[1:]) + b"\n"
@@ -166,7 +165,8 @@ def test_a_deployment_answering_in_a_list_passes_the_gate(app: App) -> None:
     run = app.run_of("chats.jsonl")
     app.complete(run)
     live = app.life.ledger.get(run.run_id)
-    assert live is not None and live.state == State.LIVE and live.fields["smoke_reply"] == "Keep three copies."
+    assert live is not None and live.state == State.LIVE
+    assert live.fields["smoke_reply"] == "Keep three copies."
 
 
 def test_a_deployment_with_empty_replies_is_rolled_back(app: App) -> None:

@@ -26,6 +26,10 @@ AZURE_ONLY = frozenset({
 })
 
 
+# Settings chosen by measurement (bench/train.py), applied on top of the plan: they change how fast a
+# step runs, not what the plan trains.
+SPEED_SETTINGS: dict[str, Any] = {}
+
 # Below this size a CPU fine-tune runs single-threaded (measured: steadier and no slower on 2 shared cores).
 SMALL_MODEL_PARAMETERS = 50_000_000
 
@@ -146,59 +150,90 @@ def conversations(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             for row in rows]
 
 
-def fine_tune(model: Any, tokenizer: Any, train_rows: Sequence[Mapping[str, Any]],
-              test_rows: Sequence[Mapping[str, Any]], plan: TrainingPlan, work_dir: Path) -> TrainingResult:
-    """Fine-tune `model` on the chat rows, evaluate on the test rows, merge LoRA if asked."""
+def sft_config(plan: TrainingPlan, tokenizer: Any, work_dir: Path,
+               overrides: Mapping[str, Any] | None = None) -> Any:
+    """The SFTConfig for `plan` on this machine: the plan's values plus the engine's speed settings.
+
+    `overrides` replace any field (the training benchmark uses them to try other settings).
+    """
     import torch
-    from datasets import Dataset
-    from peft import LoraConfig
-    from trl import SFTConfig, SFTTrainer  # type: ignore[attr-defined]
+    from trl import SFTConfig  # type: ignore[attr-defined]
     from trl.chat_template_utils import has_generation_markers
 
     cuda = torch.cuda.is_available()
-    if not cuda and sum(p.numel() for p in model.parameters()) < SMALL_MODEL_PARAMETERS:
+    settings: dict[str, Any] = {
+        "output_dir": str(work_dir),
+        "num_train_epochs": plan.num_train_epochs,
+        "max_steps": plan.max_steps,
+        "per_device_train_batch_size": plan.per_device_train_batch_size,
+        "per_device_eval_batch_size": plan.per_device_train_batch_size,
+        "learning_rate": plan.learning_rate,
+        "lr_scheduler_type": plan.lr_scheduler_type,
+        "gradient_accumulation_steps": plan.gradient_accumulation_steps,
+        "logging_steps": plan.logging_steps,
+        "seed": plan.seed,
+        "max_length": _max_length(plan, tokenizer),
+        # Assistant-only loss needs {% generation %} markers; a template without them trains on every token.
+        "assistant_only_loss": bool(tokenizer.chat_template) and has_generation_markers(tokenizer.chat_template),
+        "bf16": cuda and torch.cuda.is_bf16_supported(),
+        "fp16": False,
+        # Recomputing activations trades time for memory a LoRA fine-tune on CPU does not need to save.
+        "gradient_checkpointing": False,
+        "use_cpu": not cuda,
+        "report_to": "none",
+        "save_strategy": "no",
+        "eval_strategy": "no",
+        # The bar goes to the job's log; the child sets TQDM_MININTERVAL so a file gets a few updates, not one
+        # per step.
+        "disable_tqdm": False,
+        "dataloader_num_workers": 0,
+        **SPEED_SETTINGS,
+    }
+    settings.update(overrides or {})
+    return SFTConfig(**settings)
+
+
+def fine_tune(model: Any, tokenizer: Any, train_rows: Sequence[Mapping[str, Any]],
+              test_rows: Sequence[Mapping[str, Any]], plan: TrainingPlan, work_dir: Path, *,
+              callbacks: Sequence[Any] = (), config_overrides: Mapping[str, Any] | None = None) -> TrainingResult:
+    """Fine-tune `model` on the chat rows, evaluate on the test rows before and after, merge LoRA if asked.
+
+    The test split is scored once before training (the LoRA adapter starts as a no-op, so that is the base
+    model) and once after, with the same evaluation code: `base_eval_loss` and `eval_loss`, and perplexities.
+    """
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from trl import SFTTrainer  # type: ignore[attr-defined]
+
+    if not torch.cuda.is_available() and sum(p.numel() for p in model.parameters()) < SMALL_MODEL_PARAMETERS:
         # On tiny matrices thread hand-offs cost more than they save, and on a busy CPU they stall.
         torch.set_num_threads(1)
-    config = SFTConfig(
-        output_dir=str(work_dir),
-        num_train_epochs=plan.num_train_epochs,
-        max_steps=plan.max_steps,
-        per_device_train_batch_size=plan.per_device_train_batch_size,
-        per_device_eval_batch_size=plan.per_device_train_batch_size,
-        learning_rate=plan.learning_rate,
-        lr_scheduler_type=plan.lr_scheduler_type,
-        gradient_accumulation_steps=plan.gradient_accumulation_steps,
-        logging_steps=plan.logging_steps,
-        seed=plan.seed,
-        max_length=_max_length(plan, tokenizer),
-        # Assistant-only loss needs {% generation %} markers; a template without them trains on every token.
-        assistant_only_loss=bool(tokenizer.chat_template) and has_generation_markers(tokenizer.chat_template),
-        bf16=cuda and torch.cuda.is_bf16_supported(),
-        fp16=False,
-        gradient_checkpointing=False,
-        use_cpu=not cuda,
-        report_to="none",
-        save_strategy="no",
-        eval_strategy="no",
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-    )
     peft_config = LoraConfig(r=plan.lora_r, lora_alpha=plan.lora_alpha, lora_dropout=plan.lora_dropout,
                              target_modules="all-linear", task_type="CAUSAL_LM") if plan.apply_lora else None
     trainer = SFTTrainer(
         model=model,
-        args=config,
+        args=sft_config(plan, tokenizer, work_dir, config_overrides),
         train_dataset=Dataset.from_list(conversations(train_rows)),
         eval_dataset=Dataset.from_list(conversations(test_rows)) if test_rows else None,
         processing_class=tokenizer,
         peft_config=peft_config,
+        callbacks=list(callbacks),
     )
+    metrics: dict[str, float] = {}
+    if test_rows:
+        metrics["base_eval_loss"] = float(trainer.evaluate()["eval_loss"])
+        metrics["base_perplexity"] = perplexity(metrics["base_eval_loss"])
     outcome = trainer.train()
-    metrics = {"train_loss": float(outcome.training_loss),
-               "train_runtime": float(outcome.metrics.get("train_runtime", 0.0)),
-               "train_steps": float(outcome.global_step)}
+    metrics.update({"train_loss": float(outcome.training_loss),
+                    "train_runtime": float(outcome.metrics.get("train_runtime", 0.0)),
+                    "train_steps": float(outcome.global_step)})
+    tokens = trainer.state.log_history[-1].get("num_tokens") if trainer.state.log_history else None
+    if isinstance(tokens, int | float) and metrics["train_runtime"] > 0:
+        metrics["train_tokens_per_second"] = float(tokens) / metrics["train_runtime"]
     if test_rows:
         metrics["eval_loss"] = float(trainer.evaluate()["eval_loss"])
+        metrics["perplexity"] = perplexity(metrics["eval_loss"])
     history = [{k: float(v) for k, v in entry.items() if isinstance(v, int | float)}
                for entry in trainer.state.log_history if "loss" in entry]
     trained: Any = trainer.model
@@ -212,6 +247,11 @@ def fine_tune(model: Any, tokenizer: Any, train_rows: Sequence[Mapping[str, Any]
         trained = trained.merge_and_unload()
     return TrainingResult(model=trained, tokenizer=tokenizer, metrics=metrics, history=history,
                           adapter_dir=adapter_dir)
+
+
+def perplexity(loss: float) -> float:
+    """exp(loss), capped where it would overflow (an untrained model's loss can be large)."""
+    return math.exp(min(loss, 700.0))
 
 
 def _max_length(plan: TrainingPlan, tokenizer: Any) -> int:

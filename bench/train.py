@@ -1,0 +1,190 @@
+"""Training throughput: the local engine's fine-tune setup against plain TRL SFTTrainer defaults.
+
+Both train the same LoRA adapter (same rank, alpha, learning rate, batch size, epochs, seed) on the same
+generated ultrachat-shaped conversations and the same base model (the built-in tiny model unless
+--base-model names another), each in its own subprocess so peak RSS is its own. The baseline is
+`SFTConfig()` with only the hyperparameters set; nothing else is adjusted unless it would crash on this
+machine. `--explore` adds the candidate settings one at a time, which is how SPEED_SETTINGS was chosen.
+
+Tokens/s counts the conversations' real tokens (chat template applied, no padding) times the epochs, over
+the trainer's own train_runtime, so every setting is measured on the same work. Prints a table, then one
+JSON line last.
+
+    python bench/train.py [--conversations 300] [--epochs 1] [--base-model DIR] [--explore]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+WORDS = ("the quick brown fox jumps over lazy dog river bank hello how are you today fine thank asking "
+         "help write short email manager project deadline capital france paris plants sunlight water air "
+         "food oxygen summarize article three sentences cities traffic public transport poem ocean night "
+         "stars recipe tomato soup garlic basil onions olive oil sort list numbers python sorted function "
+         "weather sunny breeze story robot paint workshop exercise sleep heart mood climate years trip "
+         "mountains family meeting thursday afternoon patience question students chapter company growth "
+         "book history science travel music art literature ideas feelings water breaks desk").split()
+
+# Candidate settings tried with --explore, each on top of our setup.
+EXPLORE: dict[str, dict[str, Any]] = {
+    "ours + 2 threads": {"threads": 2},
+    "ours + padding_free": {"config": {"padding_free": True, "max_length": None}},
+    "ours + packing (bfd)": {"config": {"packing": True}},
+    "ours + group_by_length": {"config": {"train_sampling_strategy": "group_by_length"}},
+    "ours - assistant-only loss": {"config": {"assistant_only_loss": False}},
+}
+
+
+def conversations(count: int, seed: int = 7) -> list[dict[str, Any]]:
+    """Ultrachat-shaped rows of varied length: 1-3 exchanges, user turns 4-30 words, answers 8-90 words."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(count):
+        messages = []
+        for _ in range(rng.choice((1, 1, 2, 3))):
+            messages.append({"role": "user", "content": " ".join(rng.choices(WORDS, k=rng.randint(4, 30)))})
+            messages.append({"role": "assistant",
+                             "content": " ".join(rng.choices(WORDS, k=rng.randint(8, 90))) + "."})
+        rows.append({"prompt": messages[0]["content"], "prompt_id": f"{i:06d}", "messages": messages})
+    return rows
+
+
+def _hyperparameters(model_dir: str, args: argparse.Namespace) -> dict[str, str]:
+    from shared.platforms.local.tiny_model import model_specific_defaults
+
+    # The model's own fine-tune defaults (the tiny model's learning rate, batch size and LoRA size), with the
+    # run length set here; both setups get exactly these values.
+    return {**model_specific_defaults(model_dir, Path(model_dir)), "num_train_epochs": str(args.epochs),
+            "logging_steps": "10", "seed": "42"}
+
+
+def child(args: argparse.Namespace) -> dict[str, Any]:
+    """Train once with setting `args.child` and return what was measured."""
+    import torch
+
+    from shared.platforms.local import training
+    from shared.platforms.local.tiny_model import load_base_model
+
+    rows = [json.loads(line) for line in Path(args.data).read_text().splitlines()]
+    model, tokenizer = load_base_model(args.model, Path(args.model))
+    plan = training.plan_from_parameters(_hyperparameters(args.model, args))
+    work = Path(tempfile.mkdtemp(prefix="bench-train-"))
+    started = time.monotonic()
+    if args.child == "trl defaults":
+        runtime, loss = _plain_trl(model, tokenizer, rows, plan, work)
+    else:
+        setting = EXPLORE.get(args.child, {})
+        if "threads" in setting:
+            training.SMALL_MODEL_PARAMETERS = 0  # skip the engine's single-thread rule for this run
+            torch.set_num_threads(int(setting["threads"]))
+        result = training.fine_tune(model, tokenizer, rows, [], plan, work,
+                                    config_overrides=setting.get("config"))
+        runtime, loss = result.metrics["train_runtime"], result.metrics["train_loss"]
+    total_s = time.monotonic() - started
+    limit = training.sft_config(plan, tokenizer, work).max_length
+    tokens = sum(min(len(_ids(tokenizer, row["messages"])), limit) for row in rows) * plan.num_train_epochs
+    return {"setting": args.child, "tokens": int(tokens), "train_s": round(runtime, 2),
+            "tokens_per_s": round(tokens / runtime, 1), "total_s": round(total_s, 2),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "train_loss": round(loss, 4), "threads": torch.get_num_threads()}
+
+
+def _plain_trl(model: Any, tokenizer: Any, rows: list[dict[str, Any]], plan: Any,
+               work: Path) -> tuple[float, float]:
+    """SFTTrainer with SFTConfig's defaults; only the hyperparameters both setups share are set."""
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from trl import SFTConfig, SFTTrainer  # type: ignore[attr-defined]
+
+    from shared.platforms.local.training import conversations as messages_only
+
+    config = SFTConfig(output_dir=str(work), num_train_epochs=plan.num_train_epochs,
+                       per_device_train_batch_size=plan.per_device_train_batch_size,
+                       learning_rate=plan.learning_rate, logging_steps=plan.logging_steps, seed=plan.seed,
+                       report_to="none", save_strategy="no",
+                       use_cpu=not torch.cuda.is_available())  # the one change: bf16 on "gpu" crashes here
+    peft_config = LoraConfig(r=plan.lora_r, lora_alpha=plan.lora_alpha, lora_dropout=plan.lora_dropout,
+                             target_modules="all-linear", task_type="CAUSAL_LM")
+    trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(messages_only(rows)),
+                         processing_class=tokenizer, peft_config=peft_config)
+    outcome = trainer.train()
+    return float(outcome.metrics["train_runtime"]), float(outcome.training_loss)
+
+
+def _ids(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
+    encoded = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)
+    return list(encoded["input_ids"])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--conversations", type=int, default=300)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--base-model", default="", help="a local model directory; empty: the tiny model")
+    parser.add_argument("--explore", action="store_true", help="also try each candidate setting")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--data", help=argparse.SUPPRESS)
+    parser.add_argument("--model", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    if args.child:
+        print(json.dumps(child(args)))
+        return 0
+
+    from shared.platforms.local.tiny_model import ensure_tiny_base_model
+
+    with tempfile.TemporaryDirectory(prefix="bench-train-") as scratch:
+        model = args.base_model or str(ensure_tiny_base_model(Path(scratch) / "models"))
+        data = Path(scratch) / "train.jsonl"
+        data.write_text("\n".join(json.dumps(row) for row in conversations(args.conversations)))
+        settings = ["trl defaults", "ours", *(EXPLORE if args.explore else ())]
+        results = [_run(setting, data, model, args) for setting in settings]
+    _table(results)
+    by_name = {r["setting"]: r for r in results}
+    speedup = by_name["ours"]["tokens_per_s"] / by_name["trl defaults"]["tokens_per_s"]
+    print(f"\nours vs plain TRL defaults: {speedup:.2f}x tokens/s, "
+          f"{by_name['ours']['peak_rss_mb'] / by_name['trl defaults']['peak_rss_mb']:.2f}x peak RSS")
+    print(json.dumps({"benchmark": "train", "base_model": args.base_model or "tiny-chat-v1",
+                      "conversations": args.conversations, "epochs": args.epochs,
+                      "speedup_tokens_per_s": round(speedup, 2), "results": results}))
+    return 0
+
+
+def _run(setting: str, data: Path, model: str, args: argparse.Namespace) -> dict[str, Any]:
+    command = [sys.executable, __file__, "--child", setting, "--data", str(data), "--model", model,
+               "--epochs", str(args.epochs)]
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "TQDM_DISABLE": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"setting {setting!r} failed:\n{done.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"  {setting}: {result['tokens_per_s']:.0f} tokens/s", file=sys.stderr)
+    return result
+
+
+def _table(results: list[dict[str, Any]]) -> None:
+    header = f"{'setting':<28} {'tokens/s':>9} {'train s':>8} {'total s':>8} {'peak RSS MB':>12} {'loss':>7}"
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        print(f"{r['setting']:<28} {r['tokens_per_s']:>9.0f} {r['train_s']:>8.2f} {r['total_s']:>8.2f} "
+              f"{r['peak_rss_mb']:>12.0f} {r['train_loss']:>7.3f}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

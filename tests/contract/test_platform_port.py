@@ -1,0 +1,286 @@
+"""One contract, both adapters: what the lifecycle relies on from the platform port, held against each.
+
+`local` is the embedded engine on a fresh data dir with Azurite: its one job really fine-tunes the tiny model
+and its deployment is a real server process. `azureml` is AzureMLPlatform over the in-memory workspace of
+tests/fakes. Each adapter gets one job, one model and one endpoint for the module (module-scoped fixtures,
+since a real job and a model load cost seconds); the tests that change the endpoint come last, in file order.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devhost.azurite import Azurite
+from shared.lifecycle.gate import reply_text, seed_payload
+from shared.platforms.local import LocalPlatform
+from shared.platforms.local.endpoint_state import EndpointFiles, read_state
+from shared.platforms.port import (
+    HASH_TAG,
+    MANAGED_TAG,
+    RUN_TAG,
+    EndpointInfo,
+    JobSpec,
+    JobState,
+    ModelRef,
+    NotFoundError,
+    Platform,
+    PlatformError,
+)
+from shared.settings import Settings
+from shared.storage import blob_service
+from tests.fakes.azureml_world import World, build_world
+
+SAMPLE = Path(__file__).resolve().parents[2] / "demo" / "sample_chat.jsonl"
+ENDPOINT = "ep-contract"
+MODEL = "ft-contract-chats"
+TAGS = {MANAGED_TAG: "true", RUN_TAG: "run-contract"}
+CONVERSATION = [{"role": "user", "content": "What is a good backup rule?"}]
+pytestmark = pytest.mark.integration
+
+
+class Adapter:
+    """One adapter under test, with what only its own world can tell (how many jobs really started...)."""
+
+    kind: str
+    platform: Platform
+    spec: JobSpec
+
+    def finish(self, job: str) -> JobState:
+        """Bring the job to a terminal status (the platform's own doing) and return it."""
+        raise NotImplementedError
+
+    def jobs_started(self) -> int:
+        raise NotImplementedError
+
+    def deployment_marker(self, endpoint: str, deployment: str) -> Any:
+        """Something that changes whenever the deployment is created (again)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Leave nothing running."""
+
+
+class LocalAdapter(Adapter):
+    kind = "local"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.local = LocalPlatform(settings)
+        self.platform = self.local
+        self.spec = job_spec(stage(settings))
+
+    def finish(self, job: str) -> JobState:
+        deadline = time.monotonic() + 180
+        while not (state := self.platform.job_status(job)).terminal:
+            assert time.monotonic() < deadline, f"local job {job} did not finish; see its job.log"
+            time.sleep(0.25)
+        return state
+
+    def jobs_started(self) -> int:
+        return sum(1 for _ in (self.settings.data_dir / "jobs").iterdir())
+
+    def deployment_marker(self, endpoint: str, deployment: str) -> Any:
+        state = read_state(EndpointFiles(self.settings.data_dir / "endpoints" / endpoint))
+        entry = state.deployments[deployment] if state else None
+        return (entry.pid, entry.created_at) if entry else None
+
+    def close(self) -> None:
+        self.local.stop_all()
+
+
+class AzureMLAdapter(Adapter):
+    kind = "azureml"
+
+    def __init__(self, world: World, spec: JobSpec) -> None:
+        self.world = world
+        self.platform = world.platform
+        self.spec = spec
+
+    def finish(self, job: str) -> JobState:
+        self.world.ml.jobs.set_status(job, "Completed")  # what Azure ML does when the pipeline ends
+        return self.platform.job_status(job)
+
+    def jobs_started(self) -> int:
+        return len(self.world.ml.jobs.created)
+
+    def deployment_marker(self, endpoint: str, deployment: str) -> Any:
+        return sum(1 for d in self.world.ml.online_deployments.created
+                   if (d.endpoint_name, d.name) == (endpoint, deployment))
+
+
+def stage(settings: Settings) -> tuple[str, str]:
+    """The sample staged as the lifecycle stages it: train and test JSONL blobs; their URLs."""
+    lines = SAMPLE.read_bytes().splitlines()
+    container = blob_service(settings.storage).get_container_client(settings.staged_container)
+    if not container.exists():
+        container.create_container()
+    urls = []
+    for name, part in (("train.jsonl", lines[4:]), ("test.jsonl", lines[:4])):
+        blob = container.get_blob_client(f"contract/{name}")
+        blob.upload_blob(b"\n".join(part) + b"\n", overwrite=True)
+        urls.append(str(blob.url))
+    return urls[0], urls[1]
+
+
+def job_spec(uris: tuple[str, str]) -> JobSpec:
+    return JobSpec(name="ftap-run-contract", run_id="run-contract", display_name=MODEL, base_model="",
+                   train_uri=uris[0], test_uri=uris[1], parameters={"num_train_epochs": "1"},
+                   tags={RUN_TAG: "run-contract", HASH_TAG: "0" * 64})
+
+
+@pytest.fixture(scope="module", params=["local", "azureml"])
+def adapter(request: pytest.FixtureRequest, azurite: Azurite,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Adapter]:
+    env = {"AUTOPILOT_STORAGE": azurite.connection_string, "STAGED_CONTAINER": "stcontract",
+           "JOB_EVENT_QUEUE": "evcontract", "AUTOPILOT_DATA_DIR": str(tmp_path_factory.mktemp("contract"))}
+    chosen: Adapter
+    if request.param == "local":
+        chosen = LocalAdapter(Settings.from_env(env))
+    else:
+        world = build_world(**env)
+        chosen = AzureMLAdapter(world, job_spec(stage(world.settings)))
+    yield chosen
+    chosen.close()
+
+
+@pytest.fixture(scope="module")
+def submitted(adapter: Adapter) -> tuple[JobState, Exception | None]:
+    """The module's one job, and what registering its model right after submit raised.
+
+    The early register is tried here, not in a test, because the local job finishes on its own in seconds.
+    """
+    state = adapter.platform.submit(adapter.spec)
+    try:
+        adapter.platform.register(state.name, MODEL, TAGS)
+    except Exception as error:  # kept for the test to judge
+        return state, error
+    return state, None
+
+
+@pytest.fixture(scope="module")
+def finished(adapter: Adapter, submitted: tuple[JobState, Exception | None]) -> JobState:
+    return adapter.finish(submitted[0].name)
+
+
+@pytest.fixture(scope="module")
+def model(adapter: Adapter, finished: JobState) -> ModelRef:
+    return adapter.platform.register(finished.name, MODEL, TAGS, "contract test")
+
+
+@pytest.fixture(scope="module")
+def deployed(adapter: Adapter, model: ModelRef) -> EndpointInfo:
+    return adapter.platform.deploy(model, ENDPOINT, "blue", TAGS)
+
+
+def test_submitting_the_same_job_name_twice_makes_one_job(
+        adapter: Adapter, submitted: tuple[JobState, Exception | None]) -> None:
+    again = adapter.platform.submit(adapter.spec)
+    assert again.name == submitted[0].name == adapter.spec.name
+    assert adapter.jobs_started() == 1
+
+
+def test_status_of_an_unknown_job_is_not_found(adapter: Adapter) -> None:
+    with pytest.raises(NotFoundError):
+        adapter.platform.job_status("ftap-run-nosuchjob")
+
+
+def test_registering_before_the_job_completes_is_refused(
+        submitted: tuple[JobState, Exception | None]) -> None:
+    error = submitted[1]
+    assert isinstance(error, PlatformError) and not isinstance(error, NotFoundError), error
+    assert "Completed" in str(error) or "completed" in str(error)
+
+
+def test_the_job_reaches_a_terminal_status(adapter: Adapter, finished: JobState) -> None:
+    assert finished.terminal and finished.status == "Completed", finished.error
+    assert adapter.platform.job_status(finished.name).status == "Completed"
+
+
+def test_registering_twice_returns_the_same_model(
+        adapter: Adapter, finished: JobState, model: ModelRef) -> None:
+    assert adapter.platform.register(finished.name, MODEL, TAGS, "contract test") == model
+
+
+def test_deploying_an_unregistered_model_is_not_found(adapter: Adapter) -> None:
+    with pytest.raises(NotFoundError):
+        adapter.platform.deploy(ModelRef(MODEL, "999"), "ep-contract-none", "blue", TAGS)
+    assert adapter.platform.get_endpoint("ep-contract-none") is None
+
+
+def test_deploy_makes_a_managed_endpoint_with_the_deployment_at_zero(deployed: EndpointInfo) -> None:
+    assert deployed.name == ENDPOINT and deployed.deployments == ("blue",)
+    assert deployed.tags[MANAGED_TAG] == "true" and deployed.tags[RUN_TAG] == "run-contract"
+    # Azure ML leaves a 0 % deployment out of the traffic map; the local engine lists it at 0.
+    assert deployed.traffic.get("blue", 0) == 0 and sum(deployed.traffic.values()) == 0
+    assert isinstance(deployed.created_at, datetime) and isinstance(deployed.last_deployed_at, datetime)
+
+
+def test_deploying_the_same_names_again_makes_no_second_deployment(
+        adapter: Adapter, model: ModelRef, deployed: EndpointInfo) -> None:
+    before = adapter.deployment_marker(ENDPOINT, "blue")
+    again = adapter.platform.deploy(model, ENDPOINT, "blue", TAGS)
+    assert again.deployments == ("blue",) and adapter.deployment_marker(ENDPOINT, "blue") == before
+
+
+def test_a_deployment_answers_the_seed_payload_by_name(adapter: Adapter, deployed: EndpointInfo) -> None:
+    answer = adapter.platform.score(ENDPOINT, seed_payload(CONVERSATION, 8, greedy=True), deployment="blue")
+    assert reply_text(answer).strip(), answer
+
+
+def test_traffic_to_a_missing_deployment_is_refused(adapter: Adapter, deployed: EndpointInfo) -> None:
+    with pytest.raises(PlatformError):
+        adapter.platform.set_traffic(ENDPOINT, {"green": 100})
+    info = adapter.platform.get_endpoint(ENDPOINT)
+    assert info is not None and sum(info.traffic.values()) == 0
+
+
+def test_deleting_a_missing_deployment_is_fine(adapter: Adapter, deployed: EndpointInfo) -> None:
+    adapter.platform.delete_deployment(ENDPOINT, "green")
+    adapter.platform.delete_deployment("ep-contract-none", "green")
+    info = adapter.platform.get_endpoint(ENDPOINT)
+    assert info is not None and info.deployments == ("blue",)
+
+
+def test_with_all_traffic_the_endpoint_answers_and_keeps_its_deployment(
+        adapter: Adapter, deployed: EndpointInfo) -> None:
+    adapter.platform.set_traffic(ENDPOINT, {"blue": 100})
+    info = adapter.platform.get_endpoint(ENDPOINT)
+    assert info is not None and info.traffic == {"blue": 100} and info.scoring_uri
+    assert reply_text(adapter.platform.score(ENDPOINT, seed_payload(CONVERSATION, 8, greedy=True))).strip()
+    with pytest.raises(PlatformError, match="traffic"):  # both refuse to delete a deployment that serves
+        adapter.platform.delete_deployment(ENDPOINT, "blue")
+
+
+def test_a_missing_endpoint_is_none(adapter: Adapter) -> None:
+    assert adapter.platform.get_endpoint("ep-contract-none") is None
+    with pytest.raises(NotFoundError):  # the sweep skips an endpoint deleted since it was listed
+        adapter.platform.endpoint_activity("ep-contract-none")
+
+
+def test_list_endpoints_includes_ours_with_its_tags(adapter: Adapter, deployed: EndpointInfo) -> None:
+    ours = [e for e in adapter.platform.list_endpoints() if e.name == ENDPOINT]
+    assert len(ours) == 1 and ours[0].tags[MANAGED_TAG] == "true" and ours[0].deployments == ("blue",)
+
+
+def test_endpoint_activity_is_a_time_or_none(adapter: Adapter, deployed: EndpointInfo) -> None:
+    last = adapter.platform.endpoint_activity(ENDPOINT)
+    if adapter.kind == "local":
+        # The local request log is written as each request is served; Azure Monitor's RequestsPerMinute
+        # arrives minutes late (the fake monitor holds no points), so there None is the honest answer.
+        assert isinstance(last, datetime) and last.tzinfo is not None
+    else:
+        assert last is None
+
+
+def test_deleting_the_endpoint_removes_it_and_is_repeatable(adapter: Adapter, deployed: EndpointInfo) -> None:
+    assert adapter.platform.get_endpoint(ENDPOINT) is not None
+    adapter.platform.delete_endpoint(ENDPOINT)
+    assert adapter.platform.get_endpoint(ENDPOINT) is None
+    assert ENDPOINT not in {e.name for e in adapter.platform.list_endpoints()}
+    adapter.platform.delete_endpoint(ENDPOINT)
