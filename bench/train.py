@@ -30,13 +30,16 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-WORDS = ("the quick brown fox jumps over lazy dog river bank hello how are you today fine thank asking "
-         "help write short email manager project deadline capital france paris plants sunlight water air "
-         "food oxygen summarize article three sentences cities traffic public transport poem ocean night "
-         "stars recipe tomato soup garlic basil onions olive oil sort list numbers python sorted function "
-         "weather sunny breeze story robot paint workshop exercise sleep heart mood climate years trip "
-         "mountains family meeting thursday afternoon patience question students chapter company growth "
-         "book history science travel music art literature ideas feelings water breaks desk").split()
+_VOCABULARY = """\
+the quick brown fox jumps over lazy dog river bank hello how are you today fine thank asking help
+write short email manager project deadline capital france paris plants sunlight water air food
+oxygen summarize article three sentences cities traffic public transport poem ocean night stars
+recipe tomato soup garlic basil onions olive oil sort list numbers python sorted function weather
+sunny breeze story robot paint workshop exercise sleep heart mood climate years trip mountains
+family meeting thursday afternoon patience question students chapter company growth book history
+science travel music art literature ideas feelings water breaks desk
+"""
+WORDS = tuple(_VOCABULARY.split())
 
 # Candidate settings tried with --explore, each on top of our setup.
 EXPLORE: dict[str, dict[str, Any]] = {

@@ -157,6 +157,13 @@ def test_upload_to_live_then_blue_green_then_idle_teardown(app: App) -> None:
     assert len(app.azure.ml.models.list()) == 2
     assert [a["alert_class"] for a in app.alerts()] == ["endpoint.torn_down"]
 
+    # 5. Redeploy is one step: the registered model goes back on a new endpoint, no new job or model.
+    back = app.life.redeploy(down)
+    assert back is not None and back.state == State.LIVE
+    info = app.azure.platform.get_endpoint(app.endpoint)
+    assert info is not None and info.traffic == {green: 100}
+    assert len(app.azure.ml.jobs.created) == 2 and len(app.azure.ml.models.list()) == 2
+
 
 def test_a_deployment_answering_in_a_list_passes_the_gate(app: App) -> None:
     # MLflow chat deployments answer {"output": "..."} or a bare list; the gate reads either.

@@ -203,7 +203,8 @@ def test_unknown_job_is_not_found(settings):
 
 def test_unmerged_lora_keeps_the_adapter_and_serves_a_merged_model(tmp_path):
     model, tokenizer = load_base_model("", tmp_path / "models")
-    plan = plan_from_parameters({"merge_lora_weights": "false", "max_steps": "2", "lora_r": "4"})
+    plan = plan_from_parameters({"apply_lora": "true", "merge_lora_weights": "false", "max_steps": "2",
+                                 "lora_r": "4"})
     rows = chat_rows(6)
     result = fine_tune(model, tokenizer, rows[2:], rows[:2], plan, tmp_path / "trainer")
     assert result.adapter_dir is not None and (result.adapter_dir / "adapter_config.json").exists()

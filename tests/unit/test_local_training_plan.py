@@ -33,7 +33,7 @@ def test_azure_only_and_unknown_keys_are_ignored_and_listed():
 def test_defaults_are_the_components():
     plan = plan_from_parameters({})
     assert (plan.learning_rate, plan.lora_alpha) == (2e-5, 128)
-    assert plan.apply_lora and plan.merge_lora_weights
+    assert not plan.apply_lora and plan.merge_lora_weights  # the component applies LoRA only when asked
 
 
 @pytest.mark.parametrize(("parameters", "message"), [

@@ -200,4 +200,4 @@ def run_overrides(parameters: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _same_model(deployed: Any, registered_id: str | None) -> bool:
-    return False and str(deployed or "").lower() == str(registered_id).lower()
+    return bool(registered_id) and str(deployed or "").lower() == str(registered_id).lower()

@@ -68,14 +68,22 @@ class LocalEndpoints:
         model_dir = self._model_dir(model)
         with locked(self._root, endpoint):
             state = read_state(files) or self._create(files, tags)
-            entry = state.deployments.get(deployment)
-            if not (entry and entry.model_uri == model_uri and server_process.running(entry.pid, files)):
-                if entry:
-                    server_process.stop(entry.pid, files)
+            existing = state.deployments.get(deployment)
+            created = not (existing and existing.model_uri == model_uri
+                           and server_process.running(existing.pid, files))
+            if existing and not created:
+                entry = existing
+            else:
+                if existing:
+                    server_process.stop(existing.pid, files)
                 entry = server_process.start(files, deployment, model_uri, model_dir)
                 state.deployments[deployment] = entry
                 state.traffic.setdefault(deployment, 0)
                 write_state(files, state)
+        if created:
+            # A restart that keeps all the traffic (a new model on the live deployment) is champion at once.
+            mlflow_store.follow_deployment(self._data_dir, model_uri, "took all traffic"
+                                           if state.traffic.get(deployment, 0) == 100 else "created")
         self._await_ready(files, endpoint, deployment, entry)
         return self._info(endpoint, self._require(files, endpoint))
 
@@ -121,6 +129,10 @@ class LocalEndpoints:
                 raise PlatformError(f"traffic must sum to 100 (or 0), got {sum(traffic.values())}")
             state.traffic = {name: int(traffic.get(name, 0)) for name in state.deployments}
             write_state(files, state)
+        for name, share in state.traffic.items():
+            if share == 100:
+                mlflow_store.follow_deployment(self._data_dir, state.deployments[name].model_uri,
+                                               "took all traffic")
 
     def delete_deployment(self, endpoint: str, deployment: str) -> None:
         """Stop and remove one deployment. Like Azure ML, refuses one that still takes traffic."""
@@ -139,6 +151,7 @@ class LocalEndpoints:
             state.traffic.pop(deployment, None)
             write_state(files, state)
             files.server_log(deployment).unlink(missing_ok=True)
+        mlflow_store.follow_deployment(self._data_dir, entry.model_uri, "deleted")
 
     def delete_endpoint(self, endpoint: str) -> None:
         """Stop every deployment and remove the endpoint's folder (key and request log included)."""

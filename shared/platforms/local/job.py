@@ -141,45 +141,58 @@ def _model_card(spec: JobSpec, metrics: Mapping[str, float]) -> Any:
 
 
 def run(job: Job) -> dict[str, Any]:
-    """Download the data, fine-tune, log run and model to MLflow; return the Completed status's fields."""
+    """Download the data, fine-tune inside an open MLflow run, log model and loss curve; return the result.
+
+    The run opens before training so its step metrics appear while the job is Running; if a step fails the
+    run ends FAILED, as the job does.
+    """
     from shared.platforms.local import mlflow_store
     from shared.platforms.local.tiny_model import load_base_model, model_specific_defaults
-    from shared.platforms.local.training import fine_tune, plan_from_parameters
+    from shared.platforms.local.training import fine_tune, resolve_plan
 
     spec, settings = job.spec, job.settings
+    base = spec.base_model or "tiny-chat-v1"
     with job.step("importing libraries"):
         # Up front, so the timings say how much of a job is import cost rather than hiding it in a step.
         import mlflow
         import mlflow.transformers
         import peft  # noqa: F401
         import trl  # noqa: F401
+
+        from shared.platforms.local.tracking import StepMetrics, loss_curve
     with job.step("reading parameters"):
         cache = settings.data_dir / "models"
-        plan = plan_from_parameters({**model_specific_defaults(spec.base_model, cache), **spec.parameters})
+        plan = resolve_plan(model_specific_defaults(spec.base_model, cache), spec.parameters)
     with job.step("downloading data"):
         train_rows = _download_rows(settings, spec.train_uri)
         test_rows = _download_rows(settings, spec.test_uri) if spec.test_uri else []
     with job.step("loading base model"):
         model, tokenizer = load_base_model(spec.base_model, cache)
-    with job.step("training"):
-        result = fine_tune(model, tokenizer, train_rows, test_rows, plan, job.dir / "trainer")
-    with job.step("logging to MLflow"):
+    with job.step("opening the MLflow run"):
         client = mlflow_store.use(settings.data_dir)
         experiment_id = mlflow_store.ensure_experiment(client, settings.data_dir, spec.experiment)
-        tags = {**spec.tags, JOB_TAG: spec.name, "autopilot-base-model": spec.base_model or "tiny-chat-v1"}
-        with mlflow.start_run(experiment_id=experiment_id, run_name=spec.name, tags=tags) as mlrun:
-            mlflow.log_params({**plan.as_params(), "base_model": spec.base_model or "tiny-chat-v1",
-                               "train_rows": len(train_rows), "test_rows": len(test_rows)})
+        tags = {**spec.tags, JOB_TAG: spec.name, "autopilot-base-model": base}
+    with mlflow.start_run(experiment_id=experiment_id, run_name=spec.name, tags=tags) as mlrun:
+        run_id = mlrun.info.run_id
+        mlflow.log_params({**plan.as_params(), "base_model": base, "train_rows": len(train_rows),
+                           "test_rows": len(test_rows)})
+        with job.step("training"):
+            result = fine_tune(model, tokenizer, train_rows, test_rows, plan, job.dir / "trainer",
+                               callbacks=[StepMetrics(run_id)])
+        with job.step("logging to MLflow"):
             mlflow.log_metrics(result.metrics)
-            for entry in result.history:
-                mlflow.log_metric("loss", entry["loss"], step=int(entry.get("step", 0)))
+            evaluations = {name: result.metrics[key] for name, key in
+                           (("test loss before", "base_eval_loss"), ("test loss after", "eval_loss"))
+                           if key in result.metrics}
+            curve = loss_curve(result.history, evaluations, job.dir / "loss_curve.png")
+            mlflow.log_artifact(str(curve))
             if result.adapter_dir is not None:
                 mlflow.log_artifacts(str(result.adapter_dir), "adapter")
             info = mlflow.transformers.log_model(
                 {"model": result.model, "tokenizer": result.tokenizer}, name=MODEL_ARTIFACT,
                 task="llm/v1/chat", model_card=_model_card(spec, result.metrics),
                 pip_requirements=_pip_requirements())
-    return {"metrics": result.metrics, "mlflow_run_id": mlrun.info.run_id, "model_uri": info.model_uri,
+    return {"metrics": result.metrics, "mlflow_run_id": run_id, "model_uri": info.model_uri,
             "experiment_id": experiment_id, "ignored_parameters": list(plan.ignored)}
 
 

@@ -28,6 +28,8 @@ from shared.platforms.port import (
 from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[3]
+# The model version tag holding the job's fine-tune parameters (JSON, the component's names and values).
+PARAMETERS_TAG = "autopilot-parameters"
 # A job dir without a started child after this long was abandoned by a submitter that died mid-submit.
 START_GRACE_S = 60.0
 
@@ -98,7 +100,8 @@ class LocalJobs:
             import mlflow
 
             version = mlflow.register_model(model_uri, model_name,
-                                            tags={**tags, job_files.JOB_TAG: job_name})
+                                            tags={**_lineage(self.jobs_dir / job_name, status), **tags,
+                                                  job_files.JOB_TAG: job_name})
             if description:
                 client.update_model_version(model_name, version.version, description=description)
         return ModelRef(model_name, str(version.version))
@@ -114,6 +117,9 @@ class LocalJobs:
             "HF_HUB_OFFLINE": "1",
             "TRANSFORMERS_OFFLINE": "1",
             "TOKENIZERS_PARALLELISM": "false",
+            # The progress bar goes to job.log, a file: a redraw every few seconds keeps it readable.
+            "TQDM_MININTERVAL": "3",
+            "TQDM_NCOLS": "100",
             "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
         })
         if s.storage.connection_string:
@@ -140,6 +146,21 @@ def _finished(status: Mapping[str, Any] | None) -> bool:
 def _state(job_name: str, status: Mapping[str, Any]) -> JobState:
     metrics = {k: float(v) for k, v in (status.get("metrics") or {}).items() if isinstance(v, int | float)}
     return JobState(job_name, str(status["status"]), error=status.get("error"), metrics=metrics)
+
+
+def _lineage(job_dir: Path, status: Mapping[str, Any]) -> dict[str, str]:
+    """Tags that say how a model version was made: base model, fine-tune parameters, MLflow run, test loss."""
+    spec = job_files.read_spec(job_dir)
+    lineage = {"autopilot-base-model": spec.base_model or "tiny-chat-v1",
+               PARAMETERS_TAG: json.dumps(dict(spec.parameters), sort_keys=True, separators=(",", ":")),
+               "autopilot-train-data": spec.train_uri.split("?", 1)[0],
+               "autopilot-test-data": spec.test_uri.split("?", 1)[0],
+               "mlflow-run-id": str(status.get("mlflow_run_id", ""))}
+    metrics = status.get("metrics") or {}
+    for key in ("eval_loss", "perplexity"):
+        if isinstance(metrics.get(key), int | float):
+            lineage[f"autopilot-{key.replace('_', '-')}"] = f"{metrics[key]:.4f}"
+    return lineage
 
 
 def _version_of_job(client: Any, model_name: str, job_name: str) -> str | None:

@@ -53,7 +53,7 @@ class TrainingPlan:
     lora_dropout: float = 0.0
     max_seq_length: int = -1
     seed: int = 42
-    apply_lora: bool = True
+    apply_lora: bool = False
     merge_lora_weights: bool = True
     logging_steps: int = 10
     # Keys given but not used here (Azure-only or unknown), kept so the run can record them.
@@ -132,6 +132,29 @@ def plan_from_parameters(parameters: Mapping[str, Any]) -> TrainingPlan:
     return plan
 
 
+def resolve_plan(model_defaults: Mapping[str, Any], parameters: Mapping[str, Any]) -> TrainingPlan:
+    """The plan for a job, resolved exactly as the Azure ML adapter resolves its component inputs.
+
+    shared.finetune.DEFAULTS ← the base model's own defaults ← the run's choices (entries equal to DEFAULTS are
+    not choices, so they do not hide the model's defaults: the Azure adapter's `run_overrides` rule).
+    """
+    from shared import finetune
+
+    choices: dict[str, Any] = {}
+    for name, value in parameters.items():
+        try:
+            if name in finetune.DEFAULTS and finetune.convert(name, value) == finetune.DEFAULTS[name]:
+                continue
+        except finetune.ParameterError:
+            pass  # resolve_parameters names it, with the list of valid names
+        choices[name] = value
+    try:
+        resolved = finetune.resolve_parameters(model_defaults, choices)
+    except finetune.ParameterError as exc:
+        raise ParameterError(str(exc)) from None
+    return plan_from_parameters(resolved)
+
+
 @dataclass
 class TrainingResult:
     """The trained model (adapter merged when the plan says so) and what training measured."""
@@ -174,7 +197,8 @@ def sft_config(plan: TrainingPlan, tokenizer: Any, work_dir: Path,
         "seed": plan.seed,
         "max_length": _max_length(plan, tokenizer),
         # Assistant-only loss needs {% generation %} markers; a template without them trains on every token.
-        "assistant_only_loss": bool(tokenizer.chat_template) and has_generation_markers(tokenizer.chat_template),
+        "assistant_only_loss": bool(tokenizer.chat_template)
+        and has_generation_markers(tokenizer.chat_template),
         "bf16": cuda and torch.cuda.is_bf16_supported(),
         "fp16": False,
         # Recomputing activations trades time for memory a LoRA fine-tune on CPU does not need to save.
@@ -195,7 +219,8 @@ def sft_config(plan: TrainingPlan, tokenizer: Any, work_dir: Path,
 
 def fine_tune(model: Any, tokenizer: Any, train_rows: Sequence[Mapping[str, Any]],
               test_rows: Sequence[Mapping[str, Any]], plan: TrainingPlan, work_dir: Path, *,
-              callbacks: Sequence[Any] = (), config_overrides: Mapping[str, Any] | None = None) -> TrainingResult:
+              callbacks: Sequence[Any] = (),
+              config_overrides: Mapping[str, Any] | None = None) -> TrainingResult:
     """Fine-tune `model` on the chat rows, evaluate on the test rows before and after, merge LoRA if asked.
 
     The test split is scored once before training (the LoRA adapter starts as a no-op, so that is the base
