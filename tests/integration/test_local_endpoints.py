@@ -121,6 +121,12 @@ def _gone(pid: int, within_s: float = 10.0) -> bool:
     return False
 
 
+def aliases(data_dir: Path) -> dict[str, str]:
+    """The registered model's aliases, alias -> version."""
+    model = mlflow_store.use(data_dir).get_registered_model("tiny-chat")
+    return {alias: str(version) for alias, version in model.aliases.items()}
+
+
 def test_deploy_creates_a_ready_keyed_endpoint_and_is_idempotent(endpoints, models, blue):
     info = endpoints.get_endpoint(ENDPOINT)
     assert info is not None
@@ -271,8 +277,11 @@ def test_a_server_that_cannot_load_its_model_fails_clearly(endpoints, models, da
     assert read_state(EndpointFiles(endpoints._root / "ep-broken")).deployments["blue"].pid is None  # type: ignore[union-attr]
     with pytest.raises(PlatformError, match="not running"):
         endpoints.score("ep-broken", SEED_PAYLOAD, deployment="blue")
+    assert aliases(data_dir).get("challenger") == str(version)  # it was being deployed
     endpoints.delete_endpoint("ep-broken")
     assert endpoints.get_endpoint("ep-broken") is None
+    after = aliases(data_dir)
+    assert after.get("challenger") is None and after.get("champion") == models[0].version
 
 
 def test_both_model_loaders_read_the_same_weights(models, data_dir):
@@ -285,14 +294,17 @@ def test_both_model_loaders_read_the_same_weights(models, data_dir):
     assert answers[0] == answers[1] and answers[0].completion_tokens >= 1
 
 
-def test_blue_green_switch_then_delete_leaves_no_process(endpoints, models, blue):
+def test_blue_green_switch_then_delete_leaves_no_process(endpoints, models, blue, data_dir):
     assert endpoints.get_endpoint(ENDPOINT).traffic == {"blue": 100}  # type: ignore[union-attr]
+    assert aliases(data_dir) == {"champion": models[0].version}  # blue took all traffic, no challenger left
     green_info = endpoints.deploy(models[1], ENDPOINT, "green", {})
     assert green_info.traffic == {"blue": 100, "green": 0} and green_info.deployments == ("blue", "green")
+    assert aliases(data_dir) == {"champion": models[0].version, "challenger": models[1].version}
     assert green_info.scoring_uri == f"http://127.0.0.1:{blue}/score", "green takes no traffic yet"
     assert endpoints.score(ENDPOINT, SEED_PAYLOAD, deployment="green")["output"]
 
     endpoints.set_traffic(ENDPOINT, {"green": 100})
+    assert aliases(data_dir) == {"champion": models[1].version}
     info = endpoints.get_endpoint(ENDPOINT)
     assert info is not None and info.traffic == {"blue": 0, "green": 100}
     blue_pid = _state(endpoints).deployments["blue"].pid
@@ -307,6 +319,7 @@ def test_blue_green_switch_then_delete_leaves_no_process(endpoints, models, blue
 
     endpoints.delete_endpoint(ENDPOINT)
     endpoints.delete_endpoint(ENDPOINT)  # and so is deleting a missing endpoint
+    assert aliases(data_dir) == {"champion": models[1].version}, "the champion is what a redeploy brings back"
     assert _gone(green_pid, within_s=1.0)
     assert endpoints.get_endpoint(ENDPOINT) is None and endpoints.list_endpoints() == []
     with pytest.raises(httpx.TransportError):  # nothing listens at the deleted deployment's address

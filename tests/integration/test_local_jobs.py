@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +15,7 @@ import pytest
 from shared.events import RUN_COMPLETED, RUN_STATUS_CHANGED, parse_run_event
 from shared.platforms.local import mlflow_store
 from shared.platforms.local.job import JOB_TAG, STATUS_FILE, write_json_atomic
-from shared.platforms.local.jobs import LocalJobs
+from shared.platforms.local.jobs import PARAMETERS_TAG, LocalJobs
 from shared.platforms.local.tiny_model import load_base_model
 from shared.platforms.local.training import fine_tune, plan_from_parameters
 from shared.platforms.port import JobSpec, NotFoundError, PlatformError
@@ -71,7 +73,7 @@ def spec_for(settings: Settings, name: str, base_model: str = "", rows: int = 40
         name=name, run_id=f"run-{name}", display_name=name, base_model=base_model,
         train_uri=stage(settings, f"{name}/train.jsonl", data[4:]),
         test_uri=stage(settings, f"{name}/test.jsonl", data[:4]),
-        parameters={"num_train_epochs": "1", "per_device_train_batch_size": "4", "learning_rate": "2e-3",
+        parameters={"num_train_epochs": "2", "per_device_train_batch_size": "4", "learning_rate": "1e-2",
                     "apply_lora": "true", "merge_lora_weights": "true", "lora_r": "8", "lora_alpha": "16",
                     "logging_steps": "2", "apply_deepspeed": "true", "precision": "16"},
         tags={"autopilot-run-id": f"run-{name}", "team": "qa"},
@@ -111,6 +113,48 @@ def test_submitted_job_completes_with_metrics_and_azure_ml_events(completed):
     assert received[-1].run_tags == dict(spec.tags)
 
 
+def test_training_lowers_the_test_loss_and_reports_it_in_the_job_status(completed):
+    _, jobs, spec, _, _ = completed
+    metrics = jobs.job_status(spec.name).metrics
+    # Both losses come from the same trainer.evaluate() on the same test split: before and after training.
+    assert metrics["eval_loss"] < metrics["base_eval_loss"] - 0.05, metrics
+    assert metrics["perplexity"] == pytest.approx(math.exp(metrics["eval_loss"]))
+    assert metrics["perplexity"] < metrics["base_perplexity"]
+    assert metrics["train_tokens_per_second"] > 0
+
+
+def test_the_mlflow_run_has_step_metrics_a_loss_curve_and_the_evaluation(completed):
+    settings, _, spec, _, _ = completed
+    status = json.loads((settings.data_dir / "jobs" / spec.name / STATUS_FILE).read_text())
+    client = mlflow_store.use(settings.data_dir)
+    run = client.get_run(status["mlflow_run_id"])
+    assert run.info.status == "FINISHED" and run.data.tags[JOB_TAG] == spec.name
+    assert run.data.metrics["eval_loss"] == pytest.approx(status["metrics"]["eval_loss"])
+    assert "perplexity" in run.data.metrics and run.data.params["learning_rate"] == "0.01"
+    # lora_r "8" equals the seed default, so (as on Azure ML) the tiny model's own default of 16 stands.
+    assert run.data.params["lora_r"] == "16"
+
+    # 2 epochs of 36 rows at batch 4 is 18 steps; logging every 2 steps gives 9 points per metric.
+    for name in ("loss", "learning_rate", "tokens_per_second"):
+        history = client.get_metric_history(run.info.run_id, name)
+        assert len(history) == 9, name
+        assert [m.step for m in history] == list(range(2, 19, 2))
+    assert all(m.value > 0 for m in client.get_metric_history(run.info.run_id, "tokens_per_second"))
+    rates = [m.value for m in client.get_metric_history(run.info.run_id, "learning_rate")]
+    assert rates == sorted(rates, reverse=True), "the scheduler's decay is visible step by step"
+
+    artifacts = [a.path for a in client.list_artifacts(run.info.run_id)]
+    assert "loss_curve.png" in artifacts
+    curve = Path(client.download_artifacts(run.info.run_id, "loss_curve.png"))
+    assert curve.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and curve.stat().st_size > 5000
+
+
+def test_the_job_log_shows_a_progress_bar(completed):
+    settings, _, spec, _, _ = completed
+    log = (settings.data_dir / "jobs" / spec.name / "job.log").read_text()
+    assert "18/18" in log and "100%|" in log
+
+
 def test_submitting_the_same_spec_again_starts_no_second_job(completed):
     settings, jobs, spec, _, _ = completed
     pid_before = (settings.data_dir / "jobs" / spec.name / "pid.json").read_text()
@@ -142,6 +186,15 @@ def test_register_twice_returns_one_version_with_tags_and_description(completed)
     assert version.tags["autopilot-run-id"] == spec.run_id
     assert version.tags[JOB_TAG] == spec.name
     assert version.description == "demo run"
+    # Lineage: what it was trained from and with, and the run that did it.
+    assert json.loads(version.tags[PARAMETERS_TAG]) == dict(spec.parameters)
+    assert version.tags["autopilot-base-model"] == "tiny-chat-v1"
+    assert version.tags["autopilot-train-data"] == spec.train_uri.split("?")[0].rstrip("/")
+    status = json.loads((settings.data_dir / "jobs" / spec.name / STATUS_FILE).read_text())
+    assert version.tags["mlflow-run-id"] == status["mlflow_run_id"] == version.run_id
+    eval_loss = float(version.tags["autopilot-eval-loss"])
+    assert eval_loss == pytest.approx(status["metrics"]["eval_loss"], abs=1e-4)
+    assert not any("sig=" in value or "AccountKey" in value for value in version.tags.values())
 
 
 def test_registered_model_answers_chat_through_mlflow(completed):

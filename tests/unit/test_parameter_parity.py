@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from shared.finetune import COMPONENT_INPUTS, DEFAULTS, resolve_parameters
+from shared.finetune import COMPONENT_INPUTS, resolve_parameters
+from shared.platforms.azureml.platform import run_overrides
 from shared.platforms.local.tiny_model import TINY_FINETUNE_DEFAULTS
 from shared.platforms.local.training import TrainingPlan, plan_from_parameters, resolve_plan
 
@@ -53,12 +54,12 @@ def test_local_defaults_are_the_component_defaults():
                          ids=["no model defaults", "tiny model", "phi-4-like"])
 @pytest.mark.parametrize("overrides", OVERRIDES, ids=lambda o: ",".join(o) or "none")
 def test_both_adapters_resolve_the_same_values(model_defaults, overrides):
-    sent = resolve_parameters(model_defaults, {k: v for k, v in overrides.items()
-                                               if not (k in DEFAULTS and str(v) == str(DEFAULTS[k]))})
+    sent = resolve_parameters(model_defaults, run_overrides(overrides))  # as AzureMLPlatform.submit does
     plan = resolve_plan(model_defaults, overrides)
     for name in SHARED:
         azure = sent.get(name, COMPONENT_INPUTS[name].default)
-        assert getattr(plan, name) == typed(name, azure), f"{name}: local {getattr(plan, name)!r}, azure {azure!r}"
+        local = getattr(plan, name)
+        assert local == typed(name, azure), f"{name}: local {local!r}, azure {azure!r}"
     assert isinstance(plan.num_train_epochs, float) and isinstance(plan.lora_r, int)
 
 
@@ -66,4 +67,5 @@ def test_an_override_wins_over_the_model_defaults_on_both():
     overrides = {"learning_rate": "3e-4"}
     assert resolve_parameters(TINY_FINETUNE_DEFAULTS, overrides)["learning_rate"] == 3e-4
     assert resolve_plan(TINY_FINETUNE_DEFAULTS, overrides).learning_rate == 3e-4
-    assert resolve_plan(TINY_FINETUNE_DEFAULTS, {}).learning_rate == float(TINY_FINETUNE_DEFAULTS["learning_rate"])
+    tiny_rate = float(TINY_FINETUNE_DEFAULTS["learning_rate"])
+    assert resolve_plan(TINY_FINETUNE_DEFAULTS, {}).learning_rate == tiny_rate

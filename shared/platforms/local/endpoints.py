@@ -154,13 +154,18 @@ class LocalEndpoints:
         mlflow_store.follow_deployment(self._data_dir, entry.model_uri, "deleted")
 
     def delete_endpoint(self, endpoint: str) -> None:
-        """Stop every deployment and remove the endpoint's folder (key and request log included)."""
+        """Stop every deployment and remove the endpoint's folder (key and request log included).
+
+        The registry's champion alias stays on the version that served: it is what a redeploy brings back.
+        """
         files = self._files(endpoint)
         with locked(self._root, endpoint):
             state = read_state(files) if files.root.exists() else None
             for entry in (state.deployments.values() if state else ()):
                 server_process.stop(entry.pid, files)
             shutil.rmtree(files.root, ignore_errors=True)
+        for entry in (state.deployments.values() if state else ()):
+            mlflow_store.follow_deployment(self._data_dir, entry.model_uri, "deleted")
 
     def get_endpoint(self, endpoint: str) -> EndpointInfo | None:
         """The endpoint, or None if it does not exist."""

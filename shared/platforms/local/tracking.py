@@ -21,8 +21,8 @@ STEP_METRICS = ("loss", "learning_rate", "grad_norm", "mean_token_accuracy")
 class StepMetrics(TrainerCallback):
     """Logs loss, learning rate, grad norm and tokens/s to an MLflow run at every logging step.
 
-    Tokens/s is measured between two logging steps from TRL's running `num_tokens` count, so it is the
-    throughput of the steps just taken (not diluted by start-up time).
+    Tokens/s is measured between two logging steps from the trainer's running count of real (non-padding)
+    input tokens, so it is the throughput of the steps just taken (not diluted by start-up time).
     """
 
     def __init__(self, run_id: str) -> None:
@@ -43,7 +43,7 @@ class StepMetrics(TrainerCallback):
             return  # an evaluation or the end-of-training summary, recorded by the job itself
         metrics = {name: float(logs[name]) for name in STEP_METRICS
                    if isinstance(logs.get(name), int | float) and math.isfinite(float(logs[name]))}
-        tokens = logs.get("num_tokens")
+        tokens = logs.get("num_input_tokens_seen", logs.get("num_tokens"))
         now = time.monotonic()
         if isinstance(tokens, int | float) and now > self._since:
             metrics["tokens_per_second"] = (float(tokens) - self._tokens) / (now - self._since)
