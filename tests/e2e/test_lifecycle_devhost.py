@@ -3,44 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from devhost.host import DevHost
+from tests.e2e.support import SAMPLE, wait_until
 
-SAMPLE = Path(__file__).resolve().parents[2] / "demo" / "sample_chat.jsonl"
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def host(settings_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[DevHost]:
-    for key, value in {**settings_env, "IDLE_TTL": "3s",
-                       "IDLE_SWEEP_SCHEDULE": "0 0 0 1 1 *"}.items():
-        monkeypatch.setenv(key, value)
-    from function_app import app
-    from functions.context import lifecycle
-
-    lifecycle.cache_clear()
-    devhost = DevHost(app, timers=False, poll_interval=0.3).start()
-    try:
-        yield devhost
-    finally:
-        devhost.stop()
-        lifecycle().platform.stop_all()  # type: ignore[attr-defined]
-        lifecycle.cache_clear()
-
-
-def wait_until(check: Any, timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := check():
-            return value
-        time.sleep(0.5)
-    raise AssertionError("timed out")
 
 
 def test_dropped_file_goes_live_and_is_torn_down_when_idle(host: DevHost) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +16,9 @@ import httpx
 import pytest
 
 from devhost.host import DevHost
+from tests.e2e.support import SAMPLE, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
-SAMPLE = ROOT / "demo" / "sample_chat.jsonl"
 ARTIFACTS = ROOT / "artifacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [
@@ -27,24 +26,6 @@ pytestmark = [
     pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed; install it with "
                                                  "`apt-get update && apt-get install -y chromium`"),
 ]
-
-
-@pytest.fixture
-def host(settings_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[DevHost]:
-    for key, value in {**settings_env, "IDLE_TTL": "3s",
-                       "FINETUNE_LOGGING_STEPS": "1", "IDLE_SWEEP_SCHEDULE": "0 0 0 1 1 *"}.items():
-        monkeypatch.setenv(key, value)
-    from function_app import app
-    from functions.context import lifecycle
-
-    lifecycle.cache_clear()
-    devhost = DevHost(app, timers=False, poll_interval=0.3).start()
-    try:
-        yield devhost
-    finally:
-        devhost.stop()
-        lifecycle().platform.stop_all()  # type: ignore[attr-defined]
-        lifecycle.cache_clear()
 
 
 def chromium(url: str, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -67,15 +48,6 @@ def screenshot(url: str, tmp_path: Path, name: str) -> Path:
     assert target.stat().st_size > 10_000, "the screenshot is (nearly) empty"
     print(f"\nstatus page screenshot: {target}")
     return target
-
-
-def wait_until(check: Any, timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := check():
-            return value
-        time.sleep(0.5)
-    raise AssertionError("timed out")
 
 
 def test_status_page_shows_the_run_live_then_torn_down(host: DevHost, tmp_path: Path) -> None:

@@ -62,7 +62,7 @@ def _register_models(data_dir: Path) -> tuple[ModelRef, ModelRef]:
     first = client.get_model_version("tiny-chat", str(logged.registered_model_version))
     second = client.create_model_version("tiny-chat", source=first.source, run_id=first.run_id,
                                          model_id=first.model_id)
-    return ModelRef("tiny-chat", first.version), ModelRef("tiny-chat", second.version)
+    return ModelRef("tiny-chat", str(first.version)), ModelRef("tiny-chat", str(second.version))
 
 
 @pytest.fixture(scope="module")
