@@ -12,21 +12,34 @@ import zlib
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
+import msgspec
 import orjson
 
 from shared.dataset import rules
 from shared.dataset.report import Figures, Report
 from shared.dataset.rules import ROLES, Issue
 from shared.dataset.sinks import Sink
-from shared.dataset.split import Split
+from shared.dataset.split import KEY_BYTES, Split
 
 MiB = 1024 * 1024
 _ROLE_INDEX = {role: i for i, role in enumerate(ROLES)}
 _SYSTEM, _USER, _ASSISTANT = _ROLE_INDEX["system"], _ROLE_INDEX["user"], _ROLE_INDEX["assistant"]
 _BOM = b"\xef\xbb\xbf"
 _ROW_START, _ROW_END = b'{"messages":', b"}\n"
+
+
+class _Message(msgspec.Struct, forbid_unknown_fields=True):
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str
+
+
+class _Row(msgspec.Struct):  # other top-level keys (ultrachat's prompt, prompt_id) are fine
+    messages: list[_Message]
+
+
+_TYPED = msgspec.json.Decoder(_Row)
 
 
 @dataclass(frozen=True)
@@ -134,9 +147,10 @@ class _Scan:
         through `checked`, which applies every rule.
         """
         loads, decode_error, max_bytes = orjson.loads, orjson.JSONDecodeError, self.limits.max_line_bytes
-        number, raw = self.line, None
+        typed_decode, not_typed, encode = _TYPED.decode, msgspec.MsgspecError, msgspec.json.encode
+        number, raw, typed = self.line, None, False
         roles, role_index, dumps, route = self.roles, _ROLE_INDEX, orjson.dumps, self.split.route
-        key = zlib.crc32  # split_key, without a Python call per row
+        crc, key_bytes = zlib.crc32, KEY_BYTES  # split_key, inlined: no Python call per row
         staging = self.sinks != (None, None)
         limit = self.limits.token_limit_per_conversation
         fig = self.figures
@@ -150,31 +164,48 @@ class _Scan:
                     self._too_long(number)
                     continue
                 try:
-                    row = loads(item)
-                except decode_error as exc:
-                    self.unparsable(number, item, exc)
-                    continue
+                    # The common shape decodes straight into typed structs: the C decoder checks roles,
+                    # string contents and message keys, and builds no dicts. Anything else (and every
+                    # error) takes the general path below, which applies and words every rule.
+                    row, typed = typed_decode(item), True
+                except not_typed:
+                    try:
+                        row, typed = loads(item), False
+                    except decode_error as exc:
+                        self.unparsable(number, item, exc)
+                        continue
                 raw = item
             else:
-                row = item
+                row, typed = item, False
             before = roles[:]
             chars = 0
             try:
-                messages = row["messages"]
-                for m in messages:
-                    content = m["content"]
-                    # `content.isspace` raises for a non-string, which sends the row to `checked`
-                    if len(m) != 2 or not content or content.isspace():
-                        raise TypeError
-                    roles[role_index[m["role"]]] += 1
-                    chars += len(content)
+                if typed:
+                    messages = row.messages
+                    for m in messages:
+                        content = m.content
+                        if not content or content.isspace():
+                            raise TypeError
+                        roles[role_index[m.role]] += 1
+                        chars += len(content)
+                    first_role = messages[0].role
+                else:
+                    messages = row["messages"]
+                    for m in messages:
+                        content = m["content"]
+                        # `content.isspace` raises for a non-string, which sends the row to `checked`
+                        if len(m) != 2 or not content or content.isspace():
+                            raise TypeError
+                        roles[role_index[m["role"]]] += 1
+                        chars += len(content)
+                    first_role = messages[0]["role"]
                 if roles[_ASSISTANT] == before[_ASSISTANT] or type(messages) is not list:
                     raise TypeError
                 has_user = roles[_USER] > before[_USER]
-                misplaced = roles[_SYSTEM] - before[_SYSTEM] > (messages[0]["role"] == "system")
+                misplaced = roles[_SYSTEM] - before[_SYSTEM] > (first_role == "system")
             except (TypeError, KeyError, AttributeError, IndexError):
                 roles[:] = before
-                found = self.checked(number, row)
+                found = self.checked(number, loads(raw) if typed else row)
                 if found is None:
                     continue
                 messages, chars, has_user, misplaced = found
@@ -195,9 +226,10 @@ class _Scan:
             if tokens > limit or not has_user or misplaced:
                 self.row_warnings(number, tokens, has_user, misplaced)
             # Serialize only what is needed: the staged row, or the split key of a row without a raw line.
-            canonical = dumps(messages) if staging or raw is None else b""
+            canonical = (encode if typed else dumps)(messages) if staging or raw is None else b""
             # Training truncates long conversations, so they are billed up to the limit (OpenAI's cookbook).
-            route(key(raw or canonical), _ROW_START + canonical + _ROW_END if staging else b"",
+            keyed = raw or canonical
+            route(crc(keyed[:key_bytes], len(keyed)), _ROW_START + canonical + _ROW_END if staging else b"",
                   tokens if tokens < limit else limit)
         self.line = number
         fig.rows, fig.messages, fig.chars, fig.tokens = count, total_messages, total_chars, total_tokens

@@ -140,8 +140,8 @@ def plan_from_parameters(parameters: Mapping[str, Any]) -> TrainingPlan:
 def resolve_plan(model_defaults: Mapping[str, Any], parameters: Mapping[str, Any]) -> TrainingPlan:
     """The plan for a job, resolved exactly as the Azure ML adapter resolves its component inputs.
 
-    shared.finetune.DEFAULTS ← the base model's own defaults ← the run's choices (entries equal to DEFAULTS are
-    not choices, so they do not hide the model's defaults: the Azure adapter's `run_overrides` rule).
+    shared.finetune.DEFAULTS ← the base model's own defaults ← the run's choices (entries equal to DEFAULTS
+    are not choices, so they do not hide the model's defaults: the Azure adapter's `run_overrides` rule).
     """
     from shared import finetune
 
