@@ -148,7 +148,9 @@ class _Scan:
         """
         loads, decode_error, max_bytes = orjson.loads, orjson.JSONDecodeError, self.limits.max_line_bytes
         typed_decode, not_typed, encode = _TYPED.decode, msgspec.MsgspecError, msgspec.json.encode
-        number, raw, typed = self.line, None, False
+        number, typed = self.line, False
+        raw: bytes | None = None
+        row: Any
         roles, role_index, dumps, route = self.roles, _ROLE_INDEX, orjson.dumps, self.split.route
         crc, key_bytes = zlib.crc32, KEY_BYTES  # split_key, inlined: no Python call per row
         staging = self.sinks != (None, None)
@@ -205,7 +207,7 @@ class _Scan:
                 misplaced = roles[_SYSTEM] - before[_SYSTEM] > (first_role == "system")
             except (TypeError, KeyError, AttributeError, IndexError):
                 roles[:] = before
-                found = self.checked(number, loads(raw) if typed else row)
+                found = self.checked(number, loads(raw or b"") if typed else row)
                 if found is None:
                     continue
                 messages, chars, has_user, misplaced = found

@@ -9,10 +9,10 @@ from azure.storage.blob import BlobServiceClient
 from shared.alerts import Alerts
 from shared.events import RunEvent
 from shared.ledger import IllegalTransition, Ledger, Run, State
-from shared.observability import handling
 from shared.lifecycle import deploy, job_events, reconcile, sweep, upload
 from shared.lifecycle.context import Context
 from shared.lifecycle.manifests import Upload
+from shared.observability import handling
 from shared.platforms.port import Platform
 from shared.settings import Settings
 

@@ -102,8 +102,11 @@ def test_valid_upload_is_staged_as_messages_rows_and_sinks_closed() -> None:
     assert len(staged) == 200 == report.train_rows + report.test_rows
     assert all(set(row) == {"messages"} for row in staged)
     # Same conversations, compared as data: the staged JSON may order a message's keys differently.
-    originals = sorted(orjson.dumps(conversation(i)["messages"], option=orjson.OPT_SORT_KEYS) for i in range(200))
-    assert sorted(orjson.dumps(row["messages"], option=orjson.OPT_SORT_KEYS) for row in staged) == originals
+    def canonical(messages: object) -> bytes:
+        return orjson.dumps(messages, option=orjson.OPT_SORT_KEYS)
+
+    originals = sorted(canonical(conversation(i)["messages"]) for i in range(200))
+    assert sorted(canonical(row["messages"]) for row in staged) == originals
     assert test.value.count(b"\n") == report.test_rows
 
 
