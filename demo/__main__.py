@@ -88,7 +88,9 @@ def drive(life: Any, marks: list[tuple[str, datetime]]) -> dict[str, Any]:
     endpoint = life.platform.get_endpoint(run.endpoint)
     key = life.platform.get_key(run.endpoint)
     question = [{"role": "user", "content": "How should I brew green tea?"}]
-    response = httpx.post(endpoint.scoring_uri, json=seed_payload(question, 24),
+    # Greedy: the tiny model's next-token distribution stays nearly flat, so sampling reads as noise while
+    # its top choice is what it learned.
+    response = httpx.post(endpoint.scoring_uri, json=seed_payload(question, 24, greedy=True),
                           headers={"Authorization": f"Bearer {key}"}, timeout=120)
     response.raise_for_status()
     reply = response.json()["output"]

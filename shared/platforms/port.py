@@ -50,7 +50,8 @@ class JobSpec:
 
     `name` is deterministic per run, so a second submit of the same run finds the first job.
     `train_uri`/`test_uri` are the staged blobs' URLs.
-    `parameters` are the merged fine-tune parameters in the component's vocabulary (see shared.finetune).
+    `parameters` are the run's own choices in the component's vocabulary (settings' FINETUNE_* and the
+    manifest); each adapter resolves shared.finetune.DEFAULTS ← the model's defaults ← these.
     """
 
     name: str

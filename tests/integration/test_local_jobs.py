@@ -131,8 +131,8 @@ def test_the_mlflow_run_has_step_metrics_a_loss_curve_and_the_evaluation(complet
     assert run.info.status == "FINISHED" and run.data.tags[JOB_TAG] == spec.name
     assert run.data.metrics["eval_loss"] == pytest.approx(status["metrics"]["eval_loss"])
     assert "perplexity" in run.data.metrics and run.data.params["learning_rate"] == "0.01"
-    # lora_r "8" equals the seed default, so (as on Azure ML) the tiny model's own default of 16 stands.
-    assert run.data.params["lora_r"] == "16"
+    # The spec chooses lora_r "8": a run's explicit choice beats the tiny model's own default of 16.
+    assert run.data.params["lora_r"] == "8"
 
     # 2 epochs of 36 rows at batch 4 is 18 steps; logging every 2 steps gives 9 points per metric.
     for name in ("loss", "learning_rate", "tokens_per_second"):
@@ -147,6 +147,13 @@ def test_the_mlflow_run_has_step_metrics_a_loss_curve_and_the_evaluation(complet
     assert "loss_curve.png" in artifacts
     curve = Path(client.download_artifacts(run.info.run_id, "loss_curve.png"))
     assert curve.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and curve.stat().st_size > 5000
+
+
+def test_loss_history_is_read_back_for_the_ops_page(completed):
+    _, jobs, spec, _, _ = completed
+    history = jobs.loss_history(spec.name)
+    assert len(history) >= 2 and [step for step, _ in history] == sorted(step for step, _ in history)
+    assert jobs.loss_history("no-such-job") == []
 
 
 def test_the_job_log_shows_a_progress_bar(completed):

@@ -1,4 +1,4 @@
-"""The job-events function acknowledges what it cannot read: a malformed event must not be retried for 24 h."""
+"""The job-events function acknowledges what it cannot read: a malformed event must not be retried all day."""
 
 from __future__ import annotations
 

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 from shared.finetune import COMPONENT_INPUTS, resolve_parameters
-from shared.platforms.azureml.platform import run_overrides
 from shared.platforms.local.tiny_model import TINY_FINETUNE_DEFAULTS
 from shared.platforms.local.training import TrainingPlan, plan_from_parameters, resolve_plan
 
@@ -25,7 +24,7 @@ OVERRIDES: list[dict[str, Any]] = [
     {"per_device_train_batch_size": "8", "gradient_accumulation_steps": 4, "max_steps": "50", "seed": "7"},
     {"lora_r": 16, "lora_alpha": "32", "lora_dropout": "0.05", "max_seq_length": 256},
     {"apply_lora": "false", "merge_lora_weights": False, "logging_steps": "5"},
-    {"apply_lora": True, "learning_rate": 5e-6, "num_train_epochs": 3.0},  # equal to DEFAULTS: not a choice
+    {"apply_lora": True, "learning_rate": 5e-6, "num_train_epochs": 3.0},  # equal to DEFAULTS, still chosen
     {"apply_deepspeed": "true", "precision": 16, "deepspeed_stage": "3"},  # Azure-only, ignored locally
 ]
 
@@ -54,7 +53,7 @@ def test_local_defaults_are_the_component_defaults():
                          ids=["no model defaults", "tiny model", "phi-4-like"])
 @pytest.mark.parametrize("overrides", OVERRIDES, ids=lambda o: ",".join(o) or "none")
 def test_both_adapters_resolve_the_same_values(model_defaults, overrides):
-    sent = resolve_parameters(model_defaults, run_overrides(overrides))  # as AzureMLPlatform.submit does
+    sent = resolve_parameters(model_defaults, overrides)  # as AzureMLPlatform.submit does
     plan = resolve_plan(model_defaults, overrides)
     for name in SHARED:
         azure = sent.get(name, COMPONENT_INPUTS[name].default)

@@ -13,7 +13,7 @@ from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
 
-from shared.finetune import DEFAULTS, ParameterError, convert, display_name, resolve_parameters
+from shared.finetune import ParameterError, display_name, resolve_parameters
 from shared.platforms.azureml import clients, endpoints
 from shared.platforms.azureml.activity import last_request
 from shared.platforms.azureml.base_model import inference_skus, resolve_base_model
@@ -91,7 +91,7 @@ class AzureMLPlatform:
                                    self._clock().date(), self._aml.registry)
         compute = plan_compute(self.ml, self._aml, model)
         try:
-            params = resolve_parameters(model.model_specific_defaults, run_overrides(spec.parameters))
+            params = resolve_parameters(model.model_specific_defaults, spec.parameters)
         except ParameterError as error:
             raise InvalidParameters(f"{error} (from the run's manifest or FINETUNE_* settings)") from error
         params.update(compute_inputs(compute))
@@ -180,23 +180,6 @@ class AzureMLPlatform:
             return None
         except Exception as error:
             raise translate(error, f"get endpoint {endpoint}") from error
-
-
-def run_overrides(parameters: Mapping[str, Any]) -> dict[str, Any]:
-    """The run's own choices: entries equal to finetune.DEFAULTS are dropped, so the model's defaults win.
-
-    The lifecycle may pass bare overrides or parameters already merged over DEFAULTS; either way a value
-    the run did not change must not hide the model's own default (e.g. Phi-4's deepspeed_stage 3).
-    """
-    kept: dict[str, Any] = {}
-    for name, value in parameters.items():
-        try:
-            if name in DEFAULTS and convert(name, value) == DEFAULTS[name]:
-                continue
-        except ParameterError:
-            pass  # resolve_parameters reports it with the list of valid names
-        kept[name] = value
-    return kept
 
 
 def _same_model(deployed: Any, registered_id: str | None) -> bool:

@@ -79,6 +79,17 @@ class LocalJobs:
             return JobState(job_name, "Queued")
         return _state(job_name, status)
 
+    def loss_history(self, job_name: str) -> list[tuple[int, float]]:
+        """The training loss per logging step, from the job's MLflow run (for the ops page's curve)."""
+        from shared.platforms.local import mlflow_store
+
+        status = job_files.read_status(self.jobs_dir / job_name) or {}
+        run_id = status.get("mlflow_run_id")
+        if not run_id:
+            return []
+        client = mlflow_store.use(self.settings.data_dir)
+        return [(int(m.step), float(m.value)) for m in client.get_metric_history(str(run_id), "loss")]
+
     def register(self, job_name: str, model_name: str, tags: Mapping[str, str],
                  description: str = "") -> ModelRef:
         """Register the job's logged model as a version of `model_name`; a repeat returns the same version."""

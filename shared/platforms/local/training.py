@@ -140,21 +140,12 @@ def plan_from_parameters(parameters: Mapping[str, Any]) -> TrainingPlan:
 def resolve_plan(model_defaults: Mapping[str, Any], parameters: Mapping[str, Any]) -> TrainingPlan:
     """The plan for a job, resolved exactly as the Azure ML adapter resolves its component inputs.
 
-    shared.finetune.DEFAULTS ← the base model's own defaults ← the run's choices (entries equal to DEFAULTS
-    are not choices, so they do not hide the model's defaults: the Azure adapter's `run_overrides` rule).
+    shared.finetune.DEFAULTS ← the base model's own defaults ← the run's choices (JobSpec.parameters).
     """
     from shared import finetune
 
-    choices: dict[str, Any] = {}
-    for name, value in parameters.items():
-        try:
-            if name in finetune.DEFAULTS and finetune.convert(name, value) == finetune.DEFAULTS[name]:
-                continue
-        except finetune.ParameterError:
-            pass  # resolve_parameters names it, with the list of valid names
-        choices[name] = value
     try:
-        resolved = finetune.resolve_parameters(model_defaults, choices)
+        resolved = finetune.resolve_parameters(model_defaults, parameters)
     except finetune.ParameterError as exc:
         raise ParameterError(str(exc)) from None
     return plan_from_parameters(resolved)
