@@ -41,9 +41,11 @@ bench: setup
 up: setup
 	$(PY) -m devhost
 
+# The registry of `make up` by default; `make mlflow-ui DATA_DIR=.autopilot/demo` shows the demo's.
+DATA_DIR ?= .autopilot
 mlflow-ui: setup
 	$(VENV)/bin/mlflow ui --host 127.0.0.1 --port 5000 \
-		--backend-store-uri sqlite:///$(CURDIR)/.autopilot/mlflow.db
+		--backend-store-uri sqlite:///$(abspath $(DATA_DIR))/mlflow.db
 
 clean:
 	rm -rf .autopilot .pytest_cache .mypy_cache .ruff_cache
