@@ -42,6 +42,7 @@ def record(message: str, *args: object, exc: BaseException | None = None) -> log
 
 def test_each_line_of_a_handling_carries_its_run_and_job_id() -> None:
     formatter = JsonFormatter()
+    before = json.loads(formatter.format(record("previous handling")))
     with handling(job_id="ftap-run-1"):
         first = json.loads(formatter.format(record("event for %s", "ftap-run-1")))
         bind_run(types.SimpleNamespace(run_id="run-1", job_name="ftap-run-1"))
@@ -49,7 +50,8 @@ def test_each_line_of_a_handling_carries_its_run_and_job_id() -> None:
     after = json.loads(formatter.format(record("next handling")))
     assert (first["run_id"], first["job_id"]) == ("", "ftap-run-1")
     assert (second["run_id"], second["job_id"]) == ("run-1", "ftap-run-1")
-    assert (after["run_id"], after["job_id"]) == ("", "")
+    # Leaving the handling restores whatever was bound before it (nothing, in a fresh worker thread).
+    assert (after["run_id"], after["job_id"]) == (before["run_id"], before["job_id"])
 
 
 def test_a_json_line_never_holds_a_secret_in_its_message_or_exception() -> None:
