@@ -21,7 +21,7 @@ def reconcile(ctx: Context, now: datetime | None = None) -> list[str]:
     """Advance every run that has been quiet too long; returns one line per run it touched."""
     now = now or ctx.ledger.now()
     outcomes = []
-    for run in ctx.ledger.all():
+    for run in ctx.ledger.in_states((State.VALIDATED, *_WAITING_ON_JOB, *_BETWEEN_STEPS)):
         if run.lease_live(now) or not _quiet(run, now, ctx):
             continue
         try:

@@ -75,6 +75,13 @@ def test_expired_lease_can_be_taken_over(settings: Settings) -> None:
     assert ledger.claim(held, "submit", timedelta(minutes=5)) is not None
 
 
+def test_runs_are_found_by_state(ledger: Ledger) -> None:
+    for run_id, state in (("s-1", State.SUBMITTED), ("s-2", State.LIVE), ("s-3", State.RUNNING)):
+        ledger.create(Run(run_id, state))
+    found = {r.run_id for r in ledger.in_states((State.SUBMITTED, State.RUNNING))}
+    assert found == {"s-1", "s-3"}
+
+
 def test_alert_classes_are_marked_once(ledger: Ledger) -> None:
     run = ledger.create(Run("run-6", State.FAILED))
     assert run is not None
