@@ -16,6 +16,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 from devhost import azurite
 from devhost.host import DevHost
@@ -77,6 +78,15 @@ def _banner(host: DevHost) -> None:
     log.info("\n".join(lines))
 
 
+def _local_endpoints(settings: Settings | None) -> Any:
+    """The embedded engine's endpoints, whose server processes live and die with `up` (None on Azure ML)."""
+    if settings is None or settings.platform != "local":
+        return None
+    from shared.platforms.local.endpoints import LocalEndpoints
+
+    return LocalEndpoints(settings)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run until SIGINT/SIGTERM; exit 2 on a bad setting, with the message naming it."""
     args = _arguments(argv)
@@ -111,6 +121,10 @@ def main(argv: list[str] | None = None) -> int:
                        timers=not args.no_timers, relay=not args.no_relay,
                        route_prefix=_route_prefix(Path.cwd() / "host.json")).start()
         _banner(host)
+        endpoints = _local_endpoints(host.settings)
+        if endpoints is not None:
+            for resumed in endpoints.resume_all():
+                log.info("endpoint %s is serving again", resumed)
         log.info("running; Ctrl-C stops the devhost%s", " and Azurite" if storage else "")
         stopping.wait()
         return 0
@@ -121,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
         log.info("stopping")
         if host is not None:
             host.stop()
+            endpoints = _local_endpoints(host.settings)
+            if endpoints is not None:
+                endpoints.stop_all()  # the embedded engine's endpoint servers; `up` resumes them
         if storage is not None:
             storage.stop()
 

@@ -242,6 +242,25 @@ def test_activity_of_an_endpoint_never_scored_or_unreadable(tmp_path):
         platform.endpoint_activity("ep-missing")
 
 
+def test_stop_all_then_resume_all_serves_again_with_the_same_traffic(tmp_path):
+    # Its own data dir: stop_all stops every endpoint of a platform, and the others here keep their ports.
+    endpoints = LocalEndpoints(Settings(storage=StorageSettings(connection_string=None), data_dir=tmp_path),
+                               ready_timeout_s=120)
+    model, _ = _register_models(tmp_path)
+    endpoints.deploy(model, ENDPOINT, "blue", {MANAGED_TAG: "true"})
+    endpoints.set_traffic(ENDPOINT, {"blue": 100})
+    payload = {"input_data": {"input_string": [{"role": "user", "content": "hi"}],
+                              "parameters": {"max_new_tokens": 2}}}
+    endpoints.stop_all()  # what `autopilot up` does on Ctrl-C
+    with pytest.raises(PlatformError, match="not running"):
+        endpoints.score(ENDPOINT, payload)
+    assert endpoints.resume_all() == [f"{ENDPOINT}/blue"]  # ... and on its next start
+    assert endpoints.get_endpoint(ENDPOINT).traffic == {"blue": 100}
+    assert endpoints.score(ENDPOINT, payload)["output"]
+    assert endpoints.resume_all() == []
+    endpoints.delete_endpoint(ENDPOINT)
+
+
 def test_names_and_traffic_are_validated(endpoints, blue):
     for bad in ("ab", "1abc", "a" * 33, "../etc", "ep_x"):
         with pytest.raises(PlatformError, match="invalid"):

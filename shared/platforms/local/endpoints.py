@@ -203,8 +203,20 @@ class LocalEndpoints:
         except FileNotFoundError:
             raise NotFoundError(f"endpoint {endpoint} does not exist") from None
 
+    def resume_all(self) -> list[str]:
+        """Start again every deployment whose server is not running (after `stop_all`, or a reboot)."""
+        resumed = []
+        for info in self.list_endpoints():
+            state = read_state(self._files(info.name))
+            for name, entry in (state.deployments.items() if state else ()):
+                parsed = mlflow_store.parse_model_version_uri(entry.model_uri)
+                if parsed and not server_process.running(entry.pid, self._files(info.name)):
+                    self.deploy(ModelRef(*parsed), info.name, name, {})
+                    resumed.append(f"{info.name}/{name}")
+        return resumed
+
     def stop_all(self) -> None:
-        """Stop every deployment's server (state stays; a later deploy starts it again)."""
+        """Stop every deployment's server (state stays; `resume_all` or a deploy starts it again)."""
         for info in self.list_endpoints():
             files = self._files(info.name)
             with locked(self._root, info.name):
