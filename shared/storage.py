@@ -5,6 +5,7 @@ One place decides between connection-string and identity-based access, so no oth
 
 from __future__ import annotations
 
+import ipaddress
 from functools import cache
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -55,15 +56,25 @@ def queue_client(storage: StorageSettings, queue: str) -> QueueClient:
 
 def split_blob_url(url: str) -> tuple[str, str]:
     """(container, blob name) of a blob URL: Azure's `account.blob...` or Azurite's path-style URLs."""
-    parts = unquote(urlparse(url).path).lstrip("/").split("/", 2)
-    # Azurite puts the account name first in the path: /devstoreaccount1/container/name
-    if len(parts) == 3 and ("127.0.0.1" in url or "localhost" in url):
-        parts = parts[1:]
-    else:
-        parts = unquote(urlparse(url).path).lstrip("/").split("/", 1)
+    parsed = urlparse(url)
+    path = unquote(parsed.path).lstrip("/")
+    # Path-style endpoints (Azurite on an IP or localhost) put the account name first: /account/container/name
+    if _path_style(parsed.hostname or ""):
+        path = path.split("/", 1)[1] if "/" in path else ""
+    parts = path.split("/", 1)
     if len(parts) != 2 or not parts[0] or not parts[1]:
         raise ValueError(f"not a blob URL: {url!r}")
     return parts[0], parts[1]
+
+
+def _path_style(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def blob_from_url(storage: StorageSettings, url: str) -> BlobClient:
