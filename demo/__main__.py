@@ -1,7 +1,8 @@
 """`make demo`: the whole lifecycle on the embedded default, through the real function app.
 
 Starts Azurite and the devhost, drops the sample chat file into the incoming container, waits for the run to
-go live, scores the endpoint with the seed's payload (over HTTP, with the endpoint key, as a user would),
+go live, scores the endpoint with the seed's payload through the platform port (the local engine POSTs it to
+the endpoint's scoring URI with its key),
 waits for the idle sweep to tear the endpoint down, stops everything it started, prints a timeline and, as
 its last line, one JSON summary. Exit status 0 only if every stage happened.
 """
@@ -16,7 +17,10 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from shared.lifecycle import Lifecycle
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = Path(__file__).with_name("sample_chat.jsonl")
@@ -54,7 +58,7 @@ def run_demo(data_dir: Path) -> dict[str, Any]:
                            "AUTOPILOT_DATA_DIR": str(data_dir)})
         from devhost.host import DevHost
         from function_app import app
-        from functions.context import lifecycle
+        from functions.worker import lifecycle
 
         life = lifecycle()
         try:
@@ -62,38 +66,30 @@ def run_demo(data_dir: Path) -> dict[str, Any]:
                 print(f"devhost on {host.base_url}; Azurite blob port {storage.blob_port}", flush=True)
                 return drive(life, marks)
         finally:
-            life.platform.stop_all()  # type: ignore[attr-defined]
+            life.close()  # the local engine's endpoint servers
 
 
-def drive(life: Any, marks: list[tuple[str, datetime]]) -> dict[str, Any]:
-    import httpx
-
-    from shared.lifecycle.gate import seed_payload
+def drive(life: Lifecycle, marks: list[tuple[str, datetime]]) -> dict[str, Any]:
+    from shared.lifecycle.gate import reply_text, seed_payload
+    from shared.staging import BlobRef
 
     settings = life.ctx.settings
-    incoming = life.ctx.blobs.get_container_client(settings.incoming_container)
-    if not incoming.exists():
-        incoming.create_container()
-    incoming.upload_blob(SAMPLE.name, SAMPLE.read_bytes(), overwrite=True)
+    life.ctx.staging.put(BlobRef(settings.incoming_container, SAMPLE.name), SAMPLE.read_bytes(),
+                         "application/jsonl")
     marks.append(("uploaded", life.ledger.now()))
     print(f"uploaded {SAMPLE.name} to {settings.incoming_container}/", flush=True)
 
     def current() -> Any:
         runs = life.ledger.find(upload=f"{settings.incoming_container}/{SAMPLE.name}")
         if runs and runs[0].state.value in FAILED_STATES:
-            raise DemoFailed(f"run {runs[0].run_id} ended {runs[0].state}: {runs[0].fields.get('error', '')}")
+            raise DemoFailed(f"run {runs[0].run_id} ended {runs[0].state}: {runs[0].error}")
         return runs[0] if runs else None
 
     run = wait_for("the run to go live", lambda: (r := current()) and r.state.value == "live" and r, 300)
-    endpoint = life.platform.get_endpoint(run.endpoint)
-    key = life.platform.get_key(run.endpoint)
     question = [{"role": "user", "content": "How should I brew green tea?"}]
     # Greedy: the tiny model's next-token distribution stays nearly flat, so sampling reads as noise while
     # its top choice is what it learned.
-    response = httpx.post(endpoint.scoring_uri, json=seed_payload(question, 24, greedy=True),
-                          headers={"Authorization": f"Bearer {key}"}, timeout=120)
-    response.raise_for_status()
-    reply = response.json()["output"]
+    reply = reply_text(life.platform.score(run.endpoint, seed_payload(question, 24, greedy=True)))
     marks.append(("scored", life.ledger.now()))
     print(f"scored {run.endpoint}: {reply!r}", flush=True)
 
@@ -104,7 +100,7 @@ def drive(life: Any, marks: list[tuple[str, datetime]]) -> dict[str, Any]:
     print_timeline(down, marks)
     return {
         "run_id": run.run_id,
-        "dataset": {k: run.fields[k] for k in ("rows", "train_rows", "test_rows")},
+        "dataset": {"rows": run.rows, "train_rows": run.train_rows, "test_rows": run.test_rows},
         "job": {"id": run.job_name, "status": job.status},
         "model": {"name": run.model_name, "version": run.model_version},
         "endpoint": {"name": run.endpoint, "scored": bool(reply), "reply": reply},

@@ -8,6 +8,7 @@ standard ports and AUTOPILOT_STORAGE points at it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import logging
@@ -16,12 +17,12 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any
 
 from devhost import azurite
 from devhost.host import DevHost
 from devhost.triggers import BLOB, EVENT_GRID, HTTP, TIMER, FunctionError
-from shared.settings import Settings, SettingsError
+from shared.settings import DEVELOPMENT_STORAGE, LOCAL_SETTINGS, Settings, SettingsError, load_local_settings
+from shared.wiring import platform_processes
 
 log = logging.getLogger("devhost")
 
@@ -32,7 +33,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=7071, help="devhost port on 127.0.0.1 (default 7071)")
     parser.add_argument("--data-dir", type=Path, help="AUTOPILOT_DATA_DIR (default: setting or .autopilot)")
     parser.add_argument("--app", default="function_app:app", help="the FunctionApp, module:attribute")
-    parser.add_argument("--settings-file", type=Path, default=Path("local.settings.json"))
+    parser.add_argument("--settings-file", type=Path, default=LOCAL_SETTINGS)
     parser.add_argument("--no-azurite", action="store_true", help="use AUTOPILOT_STORAGE as it is set")
     parser.add_argument("--connection-string", help="storage connection string (implies --no-azurite)")
     parser.add_argument("--azurite-ports", default="10000,10001,10002", help="blob,queue,table ports")
@@ -40,15 +41,6 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         parser.add_argument(f"--no-{source}", action="store_true", help=f"do not run the {source}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser.parse_args(argv)
-
-
-def _load_settings_file(path: Path) -> None:
-    if not path.exists():
-        return
-    values = json.loads(path.read_text()).get("Values", {})
-    for key, value in values.items():
-        os.environ.setdefault(key, str(value))
-    log.info("app settings from %s (the environment overrides them)", path)
 
 
 def _route_prefix(host_json: Path) -> str:
@@ -78,15 +70,6 @@ def _banner(host: DevHost) -> None:
     log.info("\n".join(lines))
 
 
-def _local_endpoints(settings: Settings | None) -> Any:
-    """The embedded engine's endpoints, whose server processes live and die with `up` (None on Azure ML)."""
-    if settings is None or settings.platform != "local":
-        return None
-    from shared.platforms.local.endpoints import LocalEndpoints
-
-    return LocalEndpoints(settings)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run until SIGINT/SIGTERM; exit 2 on a bad setting, with the message naming it."""
     args = _arguments(argv)
@@ -94,7 +77,12 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     for noisy in ("azure", "httpx", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    _load_settings_file(args.settings_file)
+    try:
+        if load_local_settings(args.settings_file):
+            log.info("app settings from %s (the environment overrides them)", args.settings_file)
+    except SettingsError as exc:
+        log.error("%s", exc)
+        return 2
     if args.data_dir:
         os.environ["AUTOPILOT_DATA_DIR"] = str(args.data_dir)
     data_dir = Path(os.environ.get("AUTOPILOT_DATA_DIR", ".autopilot")).resolve()
@@ -106,38 +94,34 @@ def main(argv: list[str] | None = None) -> int:
         storage = azurite.start(data_dir / "azurite", blob_port=blob, queue_port=queue, table_port=table,
                                 log=data_dir / "azurite.log")
         log.info("Azurite on 127.0.0.1:%d/%d/%d, data in %s", blob, queue, table, data_dir / "azurite")
-        if os.environ.get("AUTOPILOT_STORAGE", "UseDevelopmentStorage=true") != "UseDevelopmentStorage=true":
+        if os.environ.get("AUTOPILOT_STORAGE", DEVELOPMENT_STORAGE) != DEVELOPMENT_STORAGE:
             log.warning("AUTOPILOT_STORAGE now points at this Azurite; --no-azurite keeps the one set")
         os.environ["AUTOPILOT_STORAGE"] = storage.connection_string
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.set())
-    host: DevHost | None = None
     try:
-        sys.path.insert(0, str(Path.cwd()))
-        module, _, attribute = args.app.partition(":")
-        app = getattr(importlib.import_module(module), attribute or "app")
-        host = DevHost(app, Settings.from_env(), port=args.port, watch_blobs=not args.no_watcher,
-                       timers=not args.no_timers, relay=not args.no_relay,
-                       route_prefix=_route_prefix(Path.cwd() / "host.json")).start()
-        _banner(host)
-        endpoints = _local_endpoints(host.settings)
-        if endpoints is not None:
-            for resumed in endpoints.resume_all():
+        with contextlib.ExitStack() as running:
+            sys.path.insert(0, str(Path.cwd()))
+            module, _, attribute = args.app.partition(":")
+            app = getattr(importlib.import_module(module), attribute or "app")
+            settings = Settings.from_env()
+            # The embedded engine's endpoint servers live and die with `up` (stopped after the devhost);
+            # the next start resumes them.
+            for resumed in running.enter_context(platform_processes(settings)):
                 log.info("endpoint %s is serving again", resumed)
-        log.info("running; Ctrl-C stops the devhost%s", " and Azurite" if storage else "")
-        stopping.wait()
+            host = running.enter_context(DevHost(
+                app, settings, port=args.port, watch_blobs=not args.no_watcher, timers=not args.no_timers,
+                relay=not args.no_relay, route_prefix=_route_prefix(Path.cwd() / "host.json")))
+            _banner(host)
+            log.info("running; Ctrl-C stops the devhost%s", " and Azurite" if storage else "")
+            stopping.wait()
+            log.info("stopping")
         return 0
     except (SettingsError, FunctionError) as exc:
         log.error("%s", exc)
         return 2
     finally:
-        log.info("stopping")
-        if host is not None:
-            host.stop()
-            endpoints = _local_endpoints(host.settings)
-            if endpoints is not None:
-                endpoints.stop_all()  # the embedded engine's endpoint servers; `up` resumes them
         if storage is not None:
             storage.stop()
 

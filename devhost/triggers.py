@@ -1,8 +1,8 @@
 """The registered functions as the host sees them: their trigger bindings, and how to invoke each one.
 
-Everything comes from the app's own metadata (`app.get_functions()`, each binding's `get_dict_repr()`), so the
-devhost drives exactly the functions that `function_app.py` registers, with the argument types the Python
-worker would hand them.
+Everything comes from the library's public API: `app.get_functions()`, each function's `get_user_function()`
+and its bindings' `get_dict_repr()` (what the host reads), so the devhost drives exactly the functions that
+`function_app.py` registers, with trigger arguments built by the library's public constructors.
 """
 
 from __future__ import annotations
@@ -16,18 +16,18 @@ import threading
 import time
 import typing
 import uuid
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import azure.functions as func
-from azure.functions import meta
-from azure.functions.decorators.function_app import Function
-from azure.functions.decorators.utils import StringifyEnumJsonEncoder
-from azure.functions.eventgrid import EventGridEventInConverter
+from azure.functions.blob import InputStream
+from azure.functions.timer import TimerRequest
 from azure.storage.blob import BlobClient
 
-from shared.settings import StorageSettings, azurite_connection_string
+from shared.events import parse_event_time
+from shared.settings import StorageSettings, connection_string
 from shared.storage import blob_service, split_blob_url
 
 log = logging.getLogger("devhost")
@@ -87,11 +87,23 @@ class HostedFunction:
                 "config": {"bindings": [dict(b) for b in self.bindings]}}
 
 
-def index(app: func.FunctionApp) -> list[Function]:
-    """`app.get_functions()`, callable more than once (a restarted DevHost, tests reading the bindings)."""
-    # get_functions() records the names it has seen and takes them as duplicates on a second call.
-    app.functions_bindings = None
-    return app.get_functions()
+# get_functions() remembers the names it has indexed and refuses them as duplicates on a second call, so
+# each app is indexed once and its functions reused (a restarted DevHost, tests reading the bindings).
+_INDEXED: weakref.WeakKeyDictionary[func.FunctionApp, list[func.Function]] = weakref.WeakKeyDictionary()
+_INDEX_LOCK = threading.Lock()
+
+
+def index(app: func.FunctionApp) -> list[func.Function]:
+    """`app.get_functions()`, indexed once per app."""
+    with _INDEX_LOCK:
+        if app not in _INDEXED:
+            _INDEXED[app] = app.get_functions()
+        return _INDEXED[app]
+
+
+def description(binding: Any) -> dict[str, Any]:
+    """A binding as the host reads it (`get_dict_repr()`), with the library's enums as their strings."""
+    return dict(json.loads(json.dumps(binding.get_dict_repr(), default=str)))
 
 
 def read_functions(app: func.FunctionApp, env: Mapping[str, str]) -> dict[str, HostedFunction]:
@@ -99,8 +111,7 @@ def read_functions(app: func.FunctionApp, env: Mapping[str, str]) -> dict[str, H
     hosted: dict[str, HostedFunction] = {}
     for function in index(app):
         name = str(function.get_function_name())
-        raw = tuple(json.loads(json.dumps(b.get_dict_repr(), cls=StringifyEnumJsonEncoder))
-                    for b in function.get_bindings())
+        raw = tuple(description(b) for b in function.get_bindings())
         triggers = [b for b in raw if str(b.get("type", "")).endswith("Trigger")]
         if len(triggers) != 1 or triggers[0]["type"] not in SUPPORTED:
             raise FunctionError(f"function {name}: trigger {[b.get('type') for b in triggers]} is not one "
@@ -119,10 +130,8 @@ def read_functions(app: func.FunctionApp, env: Mapping[str, str]) -> dict[str, H
 def storage_for(connection: str, env: Mapping[str, str]) -> StorageSettings:
     """The storage a binding's `connection` names: a connection string or `<name>__blobServiceUri`."""
     value = env.get(connection, "").strip()
-    if value == "UseDevelopmentStorage=true":
-        return StorageSettings(connection_string=azurite_connection_string())
     if value:
-        return StorageSettings(connection_string=value)
+        return StorageSettings(connection_string=connection_string(value))
     uri = env.get(f"{connection}__blobServiceUri") or env.get(f"{connection}__serviceUri")
     if uri:
         return StorageSettings(connection_string=None, blob_url=uri)
@@ -146,21 +155,32 @@ def blob_argument(function: HostedFunction, url: str, env: Mapping[str, str]) ->
     wanted = function.arg_type
     if isinstance(wanted, type) and issubclass(wanted, func.InputStream):
         data = client.download_blob().readall()
-        return func.blob.InputStream(data=data, name=f"{container}/{name}", uri=client.url, length=len(data))
+        return InputStream(data=data, name=f"{container}/{name}", uri=client.url, length=len(data))
     return client
 
 
 def event_grid_argument(body: Mapping[str, Any]) -> func.EventGridEvent | func.CloudEvent:
-    """The Event Grid trigger's argument, converted by the worker library's own converter."""
-    datum = meta.Datum(json.dumps(body), "json")
-    event: func.EventGridEvent | func.CloudEvent = EventGridEventInConverter.decode(
-        datum, trigger_metadata={})
-    return event
+    """The Event Grid trigger's argument: a CloudEvent for a CloudEvents 1.0 body, else an EventGridEvent."""
+    if "specversion" in body:
+        known = {"specversion", "id", "source", "type", "time", "subject", "datacontenttype", "dataschema",
+                 "data"}
+        return func.CloudEvent(
+            id=str(body.get("id", "")), source=str(body.get("source", "")), type=str(body.get("type", "")),
+            specversion=str(body["specversion"]), data=body.get("data"),
+            time=parse_event_time(body.get("time")),
+            subject=body.get("subject"), datacontenttype=body.get("datacontenttype"),
+            dataschema=body.get("dataschema"), **{k: v for k, v in body.items() if k not in known})
+    data = body.get("data")
+    return func.EventGridEvent(
+        id=str(body.get("id", "")), data=data if isinstance(data, dict) else {},
+        topic=str(body.get("topic", "")),
+        subject=str(body.get("subject", "")), event_type=str(body.get("eventType", "")),
+        event_time=parse_event_time(body.get("eventTime")), data_version=str(body.get("dataVersion", "")))
 
 
 def timer_argument(*, past_due: bool = False) -> func.TimerRequest:
     """The timer trigger's argument."""
-    return func.timer.TimerRequest(past_due=past_due)
+    return TimerRequest(past_due=past_due)
 
 
 class Invoker:

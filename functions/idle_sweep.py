@@ -4,7 +4,7 @@ import logging
 
 import azure.functions as func
 
-from functions.context import lifecycle
+from functions.worker import lifecycle
 
 bp = func.Blueprint()
 log = logging.getLogger(__name__)
@@ -15,4 +15,4 @@ log = logging.getLogger(__name__)
 def idle_sweep(timer: func.TimerRequest) -> None:
     """Delete managed endpoints idle past IDLE_TTL; advance runs stuck without events."""
     report = lifecycle().on_sweep()
-    log.info("idle sweep%s: %s", " (past due)" if timer.past_due else "", report)
+    log.info("idle sweep%s: %s", " (past due)" if timer.past_due else "", report.summary())

@@ -9,8 +9,8 @@ import logging
 import azure.functions as func
 import azurefunctions.extensions.bindings.blob as blob
 
-from functions.context import lifecycle
-from shared.lifecycle import Upload
+from functions.worker import lifecycle
+from shared.staging import BlobRef
 
 bp = func.Blueprint()
 log = logging.getLogger(__name__)
@@ -21,5 +21,5 @@ log = logging.getLogger(__name__)
                  source=func.BlobSource.EVENT_GRID)
 def ingest(client: blob.BlobClient) -> None:
     """A new blob in the incoming container: validate, split, stage and submit (or quarantine)."""
-    outcome = lifecycle().on_upload(Upload(container=client.container_name, name=client.blob_name))
+    outcome = lifecycle().on_upload(BlobRef(client.container_name, client.blob_name))
     log.info("upload %s/%s: %s", client.container_name, client.blob_name, outcome)

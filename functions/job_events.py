@@ -10,7 +10,7 @@ from typing import Any
 
 import azure.functions as func
 
-from functions.context import lifecycle
+from functions.worker import lifecycle
 from shared.events import MalformedEvent, parse_run_event
 
 bp = func.Blueprint()
@@ -27,7 +27,7 @@ def job_events(event: func.EventGridEvent) -> None:
         log.warning("ignored malformed job event %s: %s", getattr(event, "id", "?"), exc)
         return
     outcome = lifecycle().on_job_event(run_event)
-    log.info("job event %s for %s (%s): %s", run_event.id, run_event.run_id, run_event.run_status, outcome)
+    log.info("job event %s for %s (%s): %s", run_event.id, run_event.job_name, run_event.job_status, outcome)
 
 
 def _as_dict(event: Any) -> dict[str, Any]:

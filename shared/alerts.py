@@ -47,8 +47,8 @@ class AlertSink(Protocol):
     def send(self, alert: Alert) -> None: ...
 
 
-class FileSink:
-    """Appends alerts as JSON lines (the embedded default; the devhost prints them as they arrive)."""
+class JsonlAlertSink:
+    """Appends alerts as JSON lines to a file (the local default; the devhost prints them as they arrive)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -61,6 +61,7 @@ class FileSink:
             out.write(line + "\n")
 
     def read(self) -> list[dict[str, Any]]:
+        """Every alert written so far, oldest first."""
         if not self.path.exists():
             return []
         return [json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines() if line]

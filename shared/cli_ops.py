@@ -5,9 +5,10 @@
     autopilot redeploy RUN_ID [--url URL]   deploy a torn-down run's model again
     autopilot up [--port N]                 Azurite + the devhost in the foreground; Ctrl-C stops both
 
-Settings come from the environment, then local.settings.json's "Values" (as the devhost reads them). With
---url (or AUTOPILOT_URL) the command asks a running app's API instead, sending AUTOPILOT_FUNCTION_KEY as
-the function key.
+Settings come from the environment, then local.settings.json's "Values" (the devhost reads them the same way,
+through shared.settings). With --url (or AUTOPILOT_URL) the command asks a running app's API instead, sending
+AUTOPILOT_FUNCTION_KEY as the function key. `up` runs the devhost as its own program (`python -m devhost`),
+so this package never imports it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shared.ops.figures import duration
+from shared.settings import Settings, SettingsError, load_local_settings
 
 if TYPE_CHECKING:
     from shared.lifecycle import Lifecycle
@@ -54,19 +56,15 @@ def _remote(parser: argparse.ArgumentParser) -> None:
                         help="a running app, e.g. https://APP.azurewebsites.net (default: AUTOPILOT_URL)")
 
 
-def load_local_settings(path: Path = Path("local.settings.json")) -> None:
-    """Fill unset environment variables from local.settings.json's Values (the environment wins)."""
-    if path.exists():
-        for key, value in json.loads(path.read_text(encoding="utf-8")).get("Values", {}).items():
-            os.environ.setdefault(key, str(value))
+def _settings() -> Settings:
+    load_local_settings()
+    return Settings.from_env()
 
 
 def _lifecycle() -> Lifecycle:
-    from shared.settings import Settings
     from shared.wiring import build_lifecycle
 
-    load_local_settings()
-    return build_lifecycle(Settings.from_env())
+    return build_lifecycle(_settings())
 
 
 def _call(method: str, url: str, path: str) -> tuple[int, Any]:
@@ -119,16 +117,14 @@ def status_text(view: dict[str, Any]) -> str:
 
 
 def _drop(args: argparse.Namespace) -> int:
-    from shared.settings import Settings, SettingsError
     from shared.storage import blob_service
 
     path: Path = args.file
     if not path.is_file():
         print(f"autopilot drop: {path}: no such file", file=sys.stderr)
         return EXIT_USAGE
-    load_local_settings()
     try:
-        settings = Settings.from_env()
+        settings = _settings()
     except SettingsError as exc:
         print(f"autopilot drop: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -164,6 +160,9 @@ def _redeploy(args: argparse.Namespace) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
-    from devhost.__main__ import main as devhost_main
-
-    return devhost_main(["--port", str(args.port), *(["--no-azurite"] if args.no_azurite else [])])
+    """Become `python -m devhost`: Ctrl-C then reaches it directly, and it stops everything it started."""
+    argv = [sys.executable, "-m", "devhost", "--port", str(args.port),
+            *(["--no-azurite"] if args.no_azurite else [])]
+    sys.stdout.flush()
+    os.execv(sys.executable, argv)
+    return EXIT_FAILED  # not reached: execv replaces this process

@@ -1,8 +1,9 @@
 """Typed views of the events we receive: storage BlobCreated and Azure ML run events.
 
-Handlers read `event.run_status`, not `event["data"]["runStatus"]`; the raw shapes (Event Grid schema and
-CloudEvents 1.0) stay in this module. Builders for the same shapes live here too, so the local platform
-emits exactly what Azure ML would.
+Handlers read `event.job_status`, not `event["data"]["runStatus"]`; the raw shapes (Event Grid schema and
+CloudEvents 1.0) stay in this module. Azure ML calls a job a "run" on the wire; here a run is ours (a ledger
+run), so the event's fields are named for what they hold: the job's name, status, type and tags. Builders for
+the same shapes live here too, so the local platform emits exactly what Azure ML would.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from shared.platforms.port import JobStatus
 
 RUN_COMPLETED = "Microsoft.MachineLearningServices.RunCompleted"
 RUN_STATUS_CHANGED = "Microsoft.MachineLearningServices.RunStatusChanged"
@@ -24,27 +27,23 @@ class MalformedEvent(ValueError):
 
 @dataclass(frozen=True)
 class RunEvent:
-    """An Azure ML run event (RunCompleted or RunStatusChanged), whichever schema it came in."""
+    """An Azure ML run event (RunCompleted or RunStatusChanged) about one job, whichever schema it came in."""
 
     id: str
     event_type: str
     subject: str
-    run_id: str
+    job_name: str  # data.runId: the Azure ML job's name (ours are ftap-<run id>), not our run id
     experiment_name: str
-    run_type: str
-    run_status: str  # normalised to Azure ML's capitalisation: Completed, Failed, Running, ...
-    run_tags: Mapping[str, str] = field(default_factory=dict)
+    job_type: str  # data.runType, e.g. azureml.PipelineRun (step runs send their own events)
+    job_status: str  # data.runStatus in Azure ML's capitalisation: Completed, Failed, Running, ...
+    job_tags: Mapping[str, str] = field(default_factory=dict)
     event_time: datetime | None = None
-
-
-_STATUS_WORDS = {s.lower(): s for s in (
-    "NotStarted", "Starting", "Provisioning", "Preparing", "Queued", "Running", "Finalizing",
-    "CancelRequested", "Completed", "Failed", "Canceled", "NotResponding", "Paused", "Unknown")}
 
 
 def normalise_status(raw: str) -> str:
     """Azure ML samples vary in case ('failed', 'Failed'); compare in one canonical spelling."""
-    return _STATUS_WORDS.get(raw.strip().lower(), raw.strip())
+    known = JobStatus.parse(raw)
+    return known.value if known else raw.strip()
 
 
 def parse_run_event(body: Mapping[str, Any]) -> RunEvent:
@@ -56,11 +55,11 @@ def parse_run_event(body: Mapping[str, Any]) -> RunEvent:
     data = body.get("data")
     if not isinstance(event_type, str) or not isinstance(data, Mapping):
         raise MalformedEvent("event has no type or no data object")
-    run_id = data.get("runId")
-    if not isinstance(run_id, str) or not run_id:
+    job_name = data.get("runId")
+    if not isinstance(job_name, str) or not job_name:
         raise MalformedEvent(f"{event_type} event has no data.runId")
     if event_type == RUN_COMPLETED:
-        status = "Completed"
+        status = JobStatus.COMPLETED.value
     elif event_type == RUN_STATUS_CHANGED:
         raw = data.get("runStatus")
         if not isinstance(raw, str):
@@ -74,24 +73,24 @@ def parse_run_event(body: Mapping[str, Any]) -> RunEvent:
         id=str(body.get("id", "")),
         event_type=event_type,
         subject=str(body.get("subject", "")),
-        run_id=run_id,
+        job_name=job_name,
         experiment_name=str(data.get("experimentName", "")),
-        run_type=str(data.get("runType", "")),
-        run_status=status,
-        run_tags={str(k): str(v) for k, v in tags.items()} if isinstance(tags, Mapping) else {},
-        event_time=_parse_time(when) if isinstance(when, str) else None,
+        job_type=str(data.get("runType", "")),
+        job_status=status,
+        job_tags={str(k): str(v) for k, v in tags.items()} if isinstance(tags, Mapping) else {},
+        event_time=parse_event_time(when),
     )
 
 
 def run_event(job_name: str, status: str, *, experiment: str, tags: Mapping[str, str],
-              run_type: str = "azureml.PipelineRun", topic: str = "local") -> dict[str, Any]:
+              job_type: str = "azureml.PipelineRun", topic: str = "local") -> dict[str, Any]:
     """An Azure ML–shaped Event Grid event for `job_name` reaching `status` (RunCompleted on success)."""
-    completed = status == "Completed"
+    completed = status == JobStatus.COMPLETED
     data: dict[str, Any] = {
         "experimentId": str(uuid.uuid5(uuid.NAMESPACE_URL, experiment)),
         "experimentName": experiment,
         "runId": job_name,
-        "runType": run_type,
+        "runType": job_type,
         "runTags": dict(tags),
         "runProperties": {},
     }
@@ -154,7 +153,10 @@ def blob_created_event(url: str, *, content_length: int, etag: str = "",
     }
 
 
-def _parse_time(raw: str) -> datetime | None:
+def parse_event_time(raw: Any) -> datetime | None:
+    """An event's ISO 8601 time ('Z' or an offset; naive times are UTC); None when absent or unreadable."""
+    if not isinstance(raw, str) or not raw:
+        return None
     try:
         parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:

@@ -6,9 +6,10 @@ start with a message an operator can act on instead of failing deep inside a han
 
 from __future__ import annotations
 
+import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -19,6 +20,9 @@ PlatformName = Literal["local", "azureml"]
 # Azurite's well-known development account key (public, documented by Microsoft; not a secret).
 AZURITE_ACCOUNT = "devstoreaccount1"
 AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+# The emulator shorthand Core Tools and the storage SDKs' docs use for a connection string.
+DEVELOPMENT_STORAGE = "UseDevelopmentStorage=true"
+LOCAL_SETTINGS = Path("local.settings.json")
 
 
 class SettingsError(ValueError):
@@ -34,6 +38,35 @@ def azurite_connection_string(host: str = "127.0.0.1", blob: int = 10000, queue:
         f"QueueEndpoint=http://{host}:{queue}/{AZURITE_ACCOUNT};"
         f"TableEndpoint=http://{host}:{table}/{AZURITE_ACCOUNT};"
     )
+
+
+def connection_string(value: str) -> str:
+    """A storage connection string as given, with `UseDevelopmentStorage=true` read as Azurite's default ports
+    (the one place that shorthand is understood)."""
+    value = value.strip()
+    return azurite_connection_string() if value == DEVELOPMENT_STORAGE else value
+
+
+def load_local_settings(path: Path = LOCAL_SETTINGS,
+                        env: MutableMapping[str, str] | None = None) -> list[str]:
+    """Fill unset variables of `env` (default: os.environ) from a local.settings.json's "Values".
+
+    The environment wins, as with Core Tools. Returns the names it set; a missing file sets nothing, a
+    malformed one raises SettingsError naming it.
+    """
+    if not path.is_file():
+        return []
+    try:
+        values = json.loads(path.read_text(encoding="utf-8")).get("Values", {})
+    except (ValueError, AttributeError) as exc:
+        raise SettingsError(f"{path} is not a local.settings.json with a \"Values\" object: {exc}") from None
+    if not isinstance(values, Mapping):
+        raise SettingsError(f"{path}: \"Values\" must be an object of setting names and values")
+    target = os.environ if env is None else env
+    added = [str(key) for key in values if str(key) not in target]
+    for key in added:
+        target[key] = str(values[key])
+    return added
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -173,12 +206,10 @@ def _storage(e: Mapping[str, str]) -> StorageSettings:
     conn = e.get("AUTOPILOT_STORAGE", "").strip()
     blob = e.get("AUTOPILOT_STORAGE__blobServiceUri")
     if conn:
-        looks_right = any(k in conn for k in ("AccountName=", "BlobEndpoint=", "UseDevelopmentStorage=true"))
-        if not looks_right:
+        conn = connection_string(conn)
+        if not any(k in conn for k in ("AccountName=", "BlobEndpoint=")):
             raise SettingsError("AUTOPILOT_STORAGE is not a storage connection string "
-                                "(expected 'AccountName=...' or 'BlobEndpoint=...')")
-        if conn == "UseDevelopmentStorage=true":
-            conn = azurite_connection_string()
+                                f"(expected 'AccountName=...', 'BlobEndpoint=...' or {DEVELOPMENT_STORAGE})")
         return StorageSettings(connection_string=conn)
     if blob:
         return StorageSettings(
@@ -188,7 +219,7 @@ def _storage(e: Mapping[str, str]) -> StorageSettings:
             queue_url=e.get("AUTOPILOT_STORAGE__queueServiceUri"),
         )
     raise SettingsError("AUTOPILOT_STORAGE is not set: give a storage connection string "
-                        "(for Azurite: UseDevelopmentStorage=true) or "
+                        f"(for Azurite: {DEVELOPMENT_STORAGE}) or "
                         "AUTOPILOT_STORAGE__blobServiceUri "
                         "and AUTOPILOT_STORAGE__tableServiceUri for identity-based access")
 

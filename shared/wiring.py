@@ -1,39 +1,79 @@
-"""The composition root: settings in, a Lifecycle over the configured adapters out."""
+"""The composition root: settings in, a Lifecycle over the configured adapters and stores out.
+
+The only module that knows every concrete adapter; everything else sees the ports.
+"""
 
 from __future__ import annotations
 
-from shared.alerts import Alerts, AlertSink, EventGridSink, FileSink, WebhookSink
-from shared.ledger import Ledger
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from shared.alerts import Alerts, AlertSink, EventGridSink, JsonlAlertSink, WebhookSink
 from shared.lifecycle import Lifecycle
 from shared.platforms.port import Platform
+from shared.runs import Ledger
+from shared.runs.table import TableRowStore
 from shared.settings import Settings
+from shared.staging import BlobStore
+from shared.staging.azure_blob import AzureBlobStore
 from shared.storage import blob_service, table_service
 
 
-def build_platform(settings: Settings) -> Platform:
-    """The platform adapter the settings name; the local engine's heavy imports stay out of Azure."""
+def build_platform(settings: Settings) -> tuple[Platform, Callable[[], None] | None]:
+    """The platform adapter the settings name, and what stops its processes on this machine (if any).
+
+    The local engine's heavy imports stay out of Azure.
+    """
     if settings.platform == "azureml":
         from shared.platforms.azureml import AzureMLPlatform
 
-        return AzureMLPlatform(settings)
+        return AzureMLPlatform(settings), None
     from shared.platforms.local import LocalPlatform
 
-    return LocalPlatform(settings)
+    local = LocalPlatform(settings)
+    return local, local.stop_all
 
 
 def build_alerts(settings: Settings) -> Alerts:
+    """The alert sinks the settings name; locally (or with none set) also the JSONL file."""
     sinks: list[AlertSink] = []
     if settings.alert_topic_endpoint:
         sinks.append(EventGridSink(settings.alert_topic_endpoint, settings.alert_topic_key))
     if settings.alert_webhook_url:
         sinks.append(WebhookSink(settings.alert_webhook_url))
     if settings.platform == "local" or not sinks:
-        sinks.append(FileSink(settings.data_dir / "alerts.jsonl"))
+        sinks.append(JsonlAlertSink(settings.data_dir / "alerts.jsonl"))
     return Alerts(sinks)
 
 
-def build_lifecycle(settings: Settings, platform: Platform | None = None) -> Lifecycle:
-    """Wire the lifecycle; tests pass their own platform (e.g. the Azure ML fake)."""
-    return Lifecycle(settings, platform or build_platform(settings),
-                     Ledger(table_service(settings.storage), settings.ledger_table),
-                     build_alerts(settings), blob_service(settings.storage))
+def build_lifecycle(settings: Settings, platform: Platform | None = None, *, ledger: Ledger | None = None,
+                    staging: BlobStore | None = None) -> Lifecycle:
+    """Wire the lifecycle. Tests pass their own platform (the in-memory one, the Azure ML fake), and for
+    millisecond runs a ledger over the in-memory row store and the in-memory staging; the defaults are the
+    storage account's table and blobs."""
+    close: Callable[[], None] | None = None
+    if platform is None:
+        platform, close = build_platform(settings)
+    ledger = ledger or Ledger(TableRowStore(table_service(settings.storage), settings.ledger_table))
+    staging = staging or AzureBlobStore(blob_service(settings.storage))
+    return Lifecycle(settings, platform, ledger, build_alerts(settings), staging, close=close)
+
+
+@contextmanager
+def platform_processes(settings: Settings) -> Iterator[list[str]]:
+    """The configured platform's processes on this machine, for the duration of the block.
+
+    The local engine's endpoint servers are resumed at entry (their names yielded) and stopped at exit, so
+    `autopilot up` leaves nothing running after Ctrl-C and serves the same endpoints on its next start.
+    Azure ML runs nothing here.
+    """
+    if settings.platform != "local":
+        yield []
+        return
+    from shared.platforms.local import LocalPlatform
+
+    local = LocalPlatform(settings)
+    try:
+        yield local.resume_all()
+    finally:
+        local.stop_all()

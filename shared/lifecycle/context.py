@@ -1,19 +1,20 @@
-"""What every lifecycle step works with: settings and the ports (platform, ledger, alerts, blobs)."""
+"""What every lifecycle step works with: settings and the ports (platform, ledger, alerts, staging)."""
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from azure.storage.blob import BlobServiceClient
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
 from shared.alerts import Alert, Alerts, Severity
-from shared.ledger import Ledger, Run
 from shared.platforms.port import Platform, PlatformError
+from shared.runs import Ledger, Run
 from shared.settings import Settings
+from shared.staging import BlobStore
 
 log = logging.getLogger("autopilot.lifecycle")
 T = TypeVar("T")
@@ -21,15 +22,19 @@ T = TypeVar("T")
 
 @dataclass
 class Context:
+    """Settings and the ports a step uses; one per lifecycle."""
+
     settings: Settings
     platform: Platform
     ledger: Ledger
     alerts: Alerts
-    blobs: BlobServiceClient
+    staging: BlobStore
+    # How a retry waits out its backoff (tests that run in milliseconds record the waits instead).
+    sleep: Callable[[float], None] = field(default=time.sleep)
 
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Call the platform, retrying transient failures (429, 5xx, timeouts) with backoff."""
-        return _transient_retry(fn)(*args, **kwargs)
+        return _transient_retry(fn, self.sleep)(*args, **kwargs)
 
     def alert(self, run: Run, alert_class: str, severity: Severity, summary: str, **details: Any) -> None:
         """Send the alert of this class for this run once, however many handlers reach this point."""
@@ -43,6 +48,6 @@ def _is_transient(exc: BaseException) -> bool:
     return isinstance(exc, PlatformError) and exc.transient
 
 
-def _transient_retry(fn: Callable[..., T]) -> Callable[..., T]:
+def _transient_retry(fn: Callable[..., T], sleep: Callable[[float], None]) -> Callable[..., T]:
     return retry(retry=retry_if_exception(_is_transient), stop=stop_after_attempt(4),
-                 wait=wait_exponential(multiplier=0.5, max=8), reraise=True)(fn)
+                 wait=wait_exponential(multiplier=0.5, max=8), sleep=sleep, reraise=True)(fn)

@@ -7,10 +7,11 @@ serving.
 
 from __future__ import annotations
 
-from shared.ledger import Run, State
 from shared.lifecycle import gate, naming
 from shared.lifecycle.context import Context, log
 from shared.platforms.port import HASH_TAG, MANAGED_TAG, RUN_TAG, EndpointInfo, ModelRef, PlatformError
+from shared.runs import Run, State
+from shared.staging import StagingError
 
 
 def advance(ctx: Context, run: Run) -> Run:
@@ -32,7 +33,7 @@ def register(ctx: Context, run: Run) -> Run | None:
     claimed = ctx.ledger.claim(run, "register", ctx.settings.step_timeout)
     if claimed is None:
         return None
-    name = naming.model_name(str(run.fields.get("base_model", "")), run.upload.split("/", 1)[-1])
+    name = naming.model_name(run.base_model, run.upload.split("/", 1)[-1])
     tags = {RUN_TAG: run.run_id, HASH_TAG: run.content_sha256, "autopilot-job": run.job_name,
             "autopilot-upload": run.upload}
     try:
@@ -50,12 +51,13 @@ def register(ctx: Context, run: Run) -> Run | None:
 def deploy(ctx: Context, run: Run) -> Run | None:
     """New deployment at 0 % → smoke test and eval gate → 100 % → delete the old one; roll back on failure.
 
-    Also the redeploy of a torn-down or rolled-back run: the model is still registered, so this is one step.
+    Also the redeploy of a torn-down or rolled-back run: the model is still registered, so this is one step,
+    and it goes back to the endpoint the run served on (the first deploy goes to ENDPOINT_NAME).
     """
     claimed = ctx.ledger.claim(run, "deploy", ctx.settings.step_timeout)
     if claimed is None:
         return None
-    endpoint = str(run.fields.get("endpoint_name") or ctx.settings.endpoint_name)
+    endpoint = run.endpoint or ctx.settings.endpoint_name
     deployment = naming.deployment_name(run.run_id)
     if claimed.state == State.DEPLOYING:
         run = claimed  # taking over a deploy whose handler died; every step below is idempotent
@@ -67,12 +69,12 @@ def deploy(ctx: Context, run: Run) -> Run | None:
     try:
         live = _serving(ctx.platform.get_endpoint(endpoint), deployment)
         info = ctx.call(ctx.platform.deploy, model, endpoint, deployment, tags)
-        cases = gate.test_cases(ctx, str(run.fields["test_uri"]), ctx.settings.smoke_conversations)
+        cases = gate.test_cases(ctx, run.test_uri, ctx.settings.smoke_conversations)
         verdict = gate.check(ctx, endpoint, deployment, live, cases)
         ctx.call(ctx.platform.set_traffic, endpoint, {deployment: 100})
         for old in (d for d in info.deployments if d != deployment):
             ctx.call(ctx.platform.delete_deployment, endpoint, old)
-    except (PlatformError, gate.GateFailed) as exc:
+    except (PlatformError, StagingError, gate.GateFailed) as exc:
         return _roll_back(ctx, run, endpoint, deployment, exc)
     _retire_superseded(ctx, run, endpoint)
     current = ctx.platform.get_endpoint(endpoint)
@@ -107,6 +109,6 @@ def _roll_back(ctx: Context, run: Run, endpoint: str, deployment: str, exc: Exce
 
 def _retire_superseded(ctx: Context, run: Run, endpoint: str) -> None:
     """The run that was live on this endpoint is now replaced; record it as torn down."""
-    for earlier in ctx.ledger.find(endpoint=endpoint, state=State.LIVE.value):
+    for earlier in ctx.ledger.find(state=State.LIVE, endpoint=endpoint):
         if earlier.run_id != run.run_id:
             ctx.ledger.advance(earlier, State.TORN_DOWN, note=f"superseded by {run.run_id}")

@@ -15,7 +15,7 @@ from typing import Any
 from rouge_score import rouge_scorer
 
 from shared.lifecycle.context import Context
-from shared.storage import split_blob_url
+from shared.staging import open_blob
 
 
 class GateFailed(Exception):
@@ -102,10 +102,4 @@ def _ask(ctx: Context, endpoint: str, deployment: str, case: Case) -> str:
 
 def _lines(ctx: Context, uri: str) -> Iterator[bytes]:
     """Lines of a staged blob, streamed: the test split can be large and we need only its head."""
-    container, name = split_blob_url(uri)
-    tail = b""
-    for chunk in ctx.blobs.get_blob_client(container, name).download_blob().chunks():
-        *lines, tail = (tail + chunk).split(b"\n")
-        yield from (line for line in lines if line.strip())
-    if tail.strip():
-        yield tail
+    yield from open_blob(ctx.staging, ctx.staging.ref(uri)).lines()

@@ -14,31 +14,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from azure.core.exceptions import ResourceNotFoundError
-
 from shared.dataset import Manifest, ManifestError, is_manifest, parse_manifest
 from shared.finetune import ParameterError, resolve_parameters
 from shared.lifecycle.context import Context
-
-
-@dataclass(frozen=True)
-class Upload:
-    """A blob that arrived in the incoming container."""
-
-    container: str
-    name: str
-
-    @property
-    def path(self) -> str:
-        return f"{self.container}/{self.name}"
+from shared.staging import BlobMissing, BlobRef, read_all
 
 
 @dataclass(frozen=True)
 class RunPlan:
     """The files and settings of one run."""
 
-    train: Upload
-    test: Upload | None = None
+    train: BlobRef
+    test: BlobRef | None = None
     base_model: str | None = None
     overrides: Mapping[str, Any] = field(default_factory=dict)
     manifest: str | None = None
@@ -56,7 +43,7 @@ class ManifestRejected(Exception):
     """A manifest that cannot start a run; the message says what to fix."""
 
 
-def plan_for(ctx: Context, upload: Upload) -> RunPlan | str:
+def plan_for(ctx: Context, upload: BlobRef) -> RunPlan | str:
     """The run this arrival completes, or a one-line reason why there is none (yet)."""
     if is_manifest(upload.name):
         manifest = _read(ctx, upload)
@@ -79,32 +66,30 @@ def _ready(ctx: Context, container: str, manifest: Manifest, manifest_name: str)
         resolve_parameters({}, overrides)  # unknown names or bad values are refused before any upload work
     except ParameterError as exc:
         raise ManifestRejected(f"{manifest_name}: {exc}") from None
-    return RunPlan(train=Upload(container, manifest.data), test=Upload(container, test) if test else None,
+    return RunPlan(train=BlobRef(container, manifest.data), test=BlobRef(container, test) if test else None,
                    base_model=manifest.base_model, overrides=overrides, manifest=manifest_name)
 
 
-def _read(ctx: Context, upload: Upload) -> Manifest:
-    raw = ctx.blobs.get_blob_client(upload.container, upload.name).download_blob().readall()
+def _read(ctx: Context, upload: BlobRef) -> Manifest:
+    raw = read_all(ctx.staging, upload)
     try:
         return parse_manifest(raw, upload.name)
     except ManifestError as exc:
         raise ManifestRejected(str(exc)) from None
 
 
-def _manifests_beside(ctx: Context, upload: Upload) -> list[tuple[str, Manifest]]:
+def _manifests_beside(ctx: Context, upload: BlobRef) -> list[tuple[str, Manifest]]:
     folder = upload.name.rsplit("/", 1)[0] + "/" if "/" in upload.name else ""
-    container = ctx.blobs.get_container_client(upload.container)
     found = []
-    for blob in container.list_blobs(name_starts_with=folder):
-        rest = blob.name[len(folder):]
-        if "/" in rest or not is_manifest(blob.name):
+    for name in ctx.staging.names(upload.container, folder):
+        if "/" in name[len(folder):] or not is_manifest(name):
             continue
         try:
-            found.append((blob.name, parse_manifest(container.download_blob(blob.name).readall(), blob.name)))
-        except (ManifestError, ResourceNotFoundError):
+            found.append((name, parse_manifest(read_all(ctx.staging, BlobRef(upload.container, name)), name)))
+        except (ManifestError, BlobMissing):
             continue  # a broken manifest is reported when it arrives, not on every data upload
     return found
 
 
 def _exists(ctx: Context, container: str, name: str) -> bool:
-    return bool(ctx.blobs.get_blob_client(container, name).exists())
+    return ctx.staging.properties(BlobRef(container, name)) is not None

@@ -8,27 +8,29 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from shared.ledger import Run, State
-from shared.lifecycle import deploy, job_events, upload
+from shared.lifecycle import deploy, job_status, upload
 from shared.lifecycle.context import Context, log
+from shared.lifecycle.outcome import Outcome, Result
 from shared.platforms.port import NotFoundError, PlatformError
+from shared.runs import Run, State
 
 _WAITING_ON_JOB = (State.SUBMITTED, State.RUNNING)
 _BETWEEN_STEPS = (State.SUCCEEDED, State.REGISTERED, State.DEPLOYING)
 
 
-def reconcile(ctx: Context, now: datetime | None = None) -> list[str]:
-    """Advance every run that has been quiet too long; returns one line per run it touched."""
+def reconcile(ctx: Context, now: datetime | None = None) -> list[Outcome]:
+    """Advance every run that has been quiet too long; returns what happened to each run it touched."""
     now = now or ctx.ledger.now()
     outcomes = []
-    for run in ctx.ledger.in_states((State.VALIDATED, *_WAITING_ON_JOB, *_BETWEEN_STEPS)):
+    for run in ctx.ledger.find(state=(State.VALIDATED, *_WAITING_ON_JOB, *_BETWEEN_STEPS)):
         if run.lease_live(now) or not _quiet(run, now, ctx):
             continue
         try:
             outcome = _advance(ctx, run)
         except PlatformError as exc:
-            outcome = f"run {run.run_id}: could not poll ({exc}); will try next sweep"
-        if outcome:
+            outcome = Outcome(Result.IN_PROGRESS, run.run_id, run.state,
+                              f"could not poll ({exc}); will try next sweep")
+        if outcome is not None:
             log.info("reconciled %s", outcome)
             outcomes.append(outcome)
     return outcomes
@@ -40,18 +42,17 @@ def _quiet(run: Run, now: datetime, ctx: Context) -> bool:
     return run.updated_at is not None and now - run.updated_at >= ctx.settings.reconcile_after
 
 
-def _advance(ctx: Context, run: Run) -> str:
+def _advance(ctx: Context, run: Run) -> Outcome | None:
     if run.state == State.VALIDATED:
         return upload.submit(ctx, run)  # the submitter died before recording the job
     if run.state in _WAITING_ON_JOB:
         try:
             job = ctx.call(ctx.platform.job_status, run.job_name)
         except NotFoundError:
-            return f"run {run.run_id}: job {run.job_name} is not on the platform"
+            return Outcome(Result.IGNORED, run.run_id, run.state,
+                           f"job {run.job_name} is not on the platform")
         if not job.terminal and run.state == State.RUNNING:
-            return ""
-        return job_events.apply_status(ctx, run, job.status, error=job.error or "")
-    if run.state in _BETWEEN_STEPS:
-        final = deploy.advance(ctx, run)
-        return f"run {run.run_id}: {run.state} -> {final.state}"
-    return ""
+            return None
+        return job_status.apply_status(ctx, run, job.status, error=job.error or "")
+    final = deploy.advance(ctx, run)  # between steps: register, deploy
+    return Outcome(Result.ADVANCED, run.run_id, final.state, f"from {run.state}")

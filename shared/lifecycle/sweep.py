@@ -4,31 +4,42 @@ An idle endpoint is deleted when nobody has scored it for longer than IDLE_TTL, 
 its last request and its newest deployment (so a fresh deployment gets a grace period). Only endpoints
 tagged as ours are looked at; a keep tag exempts one; missing activity data is never read as "idle"; a
 request that arrives while the sweep decides wins; SWEEP_DRY_RUN reports without deleting; at most
-SWEEP_MAX_DELETIONS endpoints go per sweep, the longest idle first.
+SWEEP_MAX_DELETIONS endpoints go per sweep, the longest idle first. The decision itself (idle_since, judge,
+select) lives in idle.py, where the status page reads it too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
 
 from shared.alerts import Alert
-from shared.ledger import Conflict, IllegalTransition, Run, State
 from shared.lifecycle.context import Context, log
-from shared.platforms.port import KEEP_TAG, MANAGED_TAG, EndpointInfo, NotFoundError, PlatformError
+from shared.lifecycle.idle import IdleVerdict, judge, select
+from shared.lifecycle.outcome import Outcome
+from shared.platforms.port import MANAGED_TAG, EndpointInfo, NotFoundError, PlatformError
+from shared.runs import Conflict, IllegalTransition, Run, State
 
-REPORT_KEYS = ("deleted", "would_delete", "deferred", "kept", "activity_unknown", "request_won", "gone",
-               "failed")
 
+@dataclass
+class SweepReport:
+    """What one sweep did: runs reconciled, then endpoint names (with a reason where kept) by outcome."""
 
-@dataclass(frozen=True)
-class Verdict:
-    endpoint: str
-    delete: bool
-    reason: str
-    idle_for: timedelta | None = None
+    reconciled: list[Outcome] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    would_delete: list[str] = field(default_factory=list)  # SWEEP_DRY_RUN
+    deferred: list[str] = field(default_factory=list)  # over SWEEP_MAX_DELETIONS: the next sweep's
+    kept: list[str] = field(default_factory=list)
+    activity_unknown: list[str] = field(default_factory=list)
+    request_won: list[str] = field(default_factory=list)  # a request arrived while the sweep decided
+    gone: list[str] = field(default_factory=list)  # deleted by someone else meanwhile
+    failed: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, list[str]]:
+        """The non-empty outcomes, for the log."""
+        return {f.name: [str(entry) for entry in getattr(self, f.name)]
+                for f in fields(self) if getattr(self, f.name)}
 
 
 @dataclass(frozen=True)
@@ -37,35 +48,13 @@ class Candidate:
 
     endpoint: EndpointInfo
     last_request: datetime | None
-    verdict: Verdict
+    verdict: IdleVerdict
 
 
-def judge(endpoint: EndpointInfo, last_request: datetime | None, now: datetime, ttl: timedelta) -> Verdict:
-    """The sweep's decision for one endpoint whose activity is known. Pure, so the benchmark runs it too."""
-    if endpoint.tags.get(MANAGED_TAG) != "true":
-        return Verdict(endpoint.name, False, "not managed by autopilot")
-    if endpoint.tags.get(KEEP_TAG, "").lower() == "true":
-        return Verdict(endpoint.name, False, f"{KEEP_TAG}=true")
-    marks = [t for t in (last_request, endpoint.last_deployed_at, endpoint.created_at) if t is not None]
-    if not marks:
-        return Verdict(endpoint.name, False, "no deployment or request time known")
-    idle_for = now - max(marks)
-    if idle_for <= ttl:
-        return Verdict(endpoint.name, False, "active within the TTL", idle_for)
-    return Verdict(endpoint.name, True, f"idle for {idle_for} > {ttl}", idle_for)
-
-
-def select(verdicts: Iterable[Verdict], max_deletions: int) -> tuple[list[Verdict], list[Verdict]]:
-    """Split the delete verdicts into this sweep's deletions (longest idle first, at most `max_deletions`)
-    and those deferred to the next sweep. Pure, so the benchmark applies the same cap."""
-    idle = sorted((v for v in verdicts if v.delete), key=lambda v: v.idle_for or timedelta(0), reverse=True)
-    return idle[:max_deletions], idle[max_deletions:]
-
-
-def on_sweep(ctx: Context, now: datetime | None = None) -> dict[str, list[str]]:
-    """Tear down idle managed endpoints; returns endpoint names by outcome (see REPORT_KEYS), for the log."""
+def on_sweep(ctx: Context, now: datetime | None = None, report: SweepReport | None = None) -> SweepReport:
+    """Tear down idle managed endpoints; `report` (a new one by default) says what happened to each."""
     now = now or ctx.ledger.now()
-    report: dict[str, list[str]] = {key: [] for key in REPORT_KEYS}
+    report = report or SweepReport()
     candidates: dict[str, Candidate] = {}
     for endpoint in ctx.call(ctx.platform.list_endpoints):
         if endpoint.tags.get(MANAGED_TAG) != "true":
@@ -79,25 +68,25 @@ def on_sweep(ctx: Context, now: datetime | None = None) -> dict[str, list[str]]:
             continue
         verdict = judge(endpoint, last, now, ctx.settings.idle_ttl)
         if verdict.delete and _deploy_in_progress(ctx, endpoint.name):
-            verdict = Verdict(endpoint.name, False, "a deployment to it is in progress", verdict.idle_for)
+            verdict = IdleVerdict(endpoint.name, False, "a deployment to it is in progress", verdict.idle_for)
         if not verdict.delete:
-            report["kept"].append(f"{endpoint.name} ({verdict.reason})")
+            report.kept.append(f"{endpoint.name} ({verdict.reason})")
             continue
         candidates[endpoint.name] = Candidate(endpoint, last, verdict)
 
     chosen, deferred = select((c.verdict for c in candidates.values()), ctx.settings.sweep_max_deletions)
-    report["deferred"] = [v.endpoint for v in deferred]
+    report.deferred = [v.endpoint for v in deferred]
     if deferred:
         log.warning("sweep: %d idle endpoints over SWEEP_MAX_DELETIONS=%d wait for the next sweep: %s",
-                    len(deferred), ctx.settings.sweep_max_deletions, ", ".join(report["deferred"]))
+                    len(deferred), ctx.settings.sweep_max_deletions, ", ".join(report.deferred))
     for verdict in chosen:
         if ctx.settings.sweep_dry_run:
             log.info("sweep (dry run): would delete %s, %s", verdict.endpoint, verdict.reason)
-            report["would_delete"].append(verdict.endpoint)
+            report.would_delete.append(verdict.endpoint)
             continue
         outcome, entry = _tear_down(ctx, candidates[verdict.endpoint], now)
-        report[outcome].append(entry)
-    log.info("sweep at %s: %s", now.isoformat(), {k: v for k, v in report.items() if v})
+        getattr(report, outcome).append(entry)
+    log.info("sweep at %s: %s", now.isoformat(), report.summary())
     return report
 
 
@@ -138,22 +127,22 @@ def _tear_down(ctx: Context, candidate: Candidate, now: datetime) -> tuple[str, 
     return "deleted", name
 
 
-def _record_teardown(ctx: Context, endpoint: EndpointInfo, verdict: Verdict, now: datetime) -> None:
+def _record_teardown(ctx: Context, endpoint: EndpointInfo, verdict: IdleVerdict, now: datetime) -> None:
     """Each run live on the endpoint is torn down, with its endpoint-hours and the hours the sweep saved."""
     idle_hours = _hours(verdict.idle_for or timedelta(0))
     saved = round(max(0.0, ctx.settings.cost_reference_hours - idle_hours), 4)
-    runs = ctx.ledger.find(endpoint=endpoint.name, state=State.LIVE.value)
+    runs = ctx.ledger.find(state=State.LIVE, endpoint=endpoint.name)
     for run in runs:
         since = endpoint.last_deployed_at or endpoint.created_at or _deployed_at(run) or now
-        teardowns = int(run.fields.get("teardowns", 0)) + 1
+        teardowns = run.teardowns + 1
         down = _advance_to_torn_down(ctx, run, verdict.reason, endpoint_hours=_hours(now - since),
-                                     idle_hours=idle_hours, hours_saved=saved, torn_down_at=now.isoformat(),
+                                     idle_hours=idle_hours, hours_saved=saved, torn_down_at=now,
                                      cost_reference_hours=ctx.settings.cost_reference_hours,
                                      teardowns=teardowns)
         if down is None:
             continue
         summary = (f"endpoint {endpoint.name} was deleted after {verdict.idle_for} without requests "
-                   f"({down.fields['endpoint_hours']} endpoint-hours billed, ~{saved} h saved); model "
+                   f"({down.endpoint_hours} endpoint-hours billed, ~{saved} h saved); model "
                    f"{run.model_name}:{run.model_version} stays registered, redeploy is one step")
         # The compare-and-set to torn_down already makes this handler the only one; the ordinal keeps a
         # second teardown after a redeploy from being mistaken for a repeat of the first.
@@ -166,13 +155,13 @@ def _record_teardown(ctx: Context, endpoint: EndpointInfo, verdict: Verdict, now
                               f"{verdict.idle_for} without requests", {"endpoint": endpoint.name}))
 
 
-def _advance_to_torn_down(ctx: Context, run: Run, note: str, **fields: Any) -> Run | None:
+def _advance_to_torn_down(ctx: Context, run: Run, note: str, **changes: Any) -> Run | None:
     current: Run | None = run
     for _ in range(3):
         if current is None or current.state != State.LIVE:
             return None
         try:
-            return ctx.ledger.advance(current, State.TORN_DOWN, note=note, **fields)
+            return ctx.ledger.advance(current, State.TORN_DOWN, note=note, **changes)
         except IllegalTransition:
             return None
         except Conflict:
@@ -182,10 +171,10 @@ def _advance_to_torn_down(ctx: Context, run: Run, note: str, **fields: Any) -> R
 
 
 def _activity_unknown(ctx: Context, endpoint: str, exc: Exception,
-                      report: dict[str, list[str]] | None) -> None:
+                      report: SweepReport | None) -> None:
     log.warning("sweep: keeping %s, its activity could not be read: %s", endpoint, exc)
     if report is not None:
-        report["activity_unknown"].append(endpoint)
+        report.activity_unknown.append(endpoint)
     _warn(ctx, endpoint, "sweep.activity_unavailable",
           f"the sweep kept endpoint {endpoint} because its request activity could not be read "
           f"({str(exc)[:300]}); it keeps billing until the signal returns or someone deletes it")
@@ -193,7 +182,7 @@ def _activity_unknown(ctx: Context, endpoint: str, exc: Exception,
 
 def _warn(ctx: Context, endpoint: str, alert_class: str, summary: str) -> None:
     """A warning about an endpoint, on the run live there (once per run), else under the endpoint's name."""
-    runs = ctx.ledger.find(endpoint=endpoint, state=State.LIVE.value)
+    runs = ctx.ledger.find(state=State.LIVE, endpoint=endpoint)
     if runs:
         ctx.alert(runs[0], alert_class, "warning", summary, endpoint=endpoint)
     else:
@@ -201,7 +190,7 @@ def _warn(ctx: Context, endpoint: str, alert_class: str, summary: str) -> None:
 
 
 def _deploy_in_progress(ctx: Context, endpoint: str) -> bool:
-    return bool(ctx.ledger.find(endpoint=endpoint, state=State.DEPLOYING.value))
+    return bool(ctx.ledger.find(state=State.DEPLOYING, endpoint=endpoint))
 
 
 def _deployed_at(run: Run) -> datetime | None:
@@ -211,7 +200,7 @@ def _deployed_at(run: Run) -> datetime | None:
 
 def _costs(run: Run) -> dict[str, object]:
     keys = ("endpoint_hours", "idle_hours", "hours_saved", "cost_reference_hours")
-    return {key: run.fields[key] for key in keys if key in run.fields}
+    return {key: getattr(run, key) for key in keys if getattr(run, key) is not None}
 
 
 def _hours(span: timedelta) -> float:

@@ -6,74 +6,77 @@ staged files are written block by block as rows go by. Bad data never reaches a 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-
-from shared.dataset import BlockBlobSink, Limits, Report, Sink, scan
-from shared.ledger import Run, State
+from shared.dataset import Limits, Report, Sink, scan
 from shared.lifecycle import manifests, naming
 from shared.lifecycle.context import Context, log
-from shared.lifecycle.manifests import RunPlan, Upload
+from shared.lifecycle.manifests import RunPlan
+from shared.lifecycle.outcome import Outcome, Result
 from shared.platforms.port import HASH_TAG, RUN_TAG, JobSpec, PlatformError
-from shared.quarantine import quarantine
+from shared.runs import Run, State
+from shared.staging import BlobMissing, BlobReader, BlobRef, open_blob, quarantine
 
 
 @dataclass(frozen=True)
 class Staged:
     """The outcome of streaming a run's files into the staged container."""
 
-    report: Report  # the train file's report (the combined counts are in `fields`)
-    fields: dict[str, Any]
+    report: Report  # the train file's report (the combined counts are in `counts`)
+    counts: dict[str, Any]  # the run's dataset fields: rows, train/test rows, tokens, warnings, staged URLs
     content_sha256: str
-    rejected: tuple[Upload, Report] | None = None
+    rejected: tuple[BlobRef, Report] | None = None
 
 
-def on_upload(ctx: Context, upload: Upload) -> str:
-    """Validate, split, stage and submit the upload; returns a one-line outcome for the log."""
+_GONE = "the blob is gone (already quarantined or deleted)"
+
+
+def on_upload(ctx: Context, upload: BlobRef) -> Outcome:
+    """Validate, split, stage and submit the upload (or quarantine it)."""
     if upload.container != ctx.settings.incoming_container:
-        return f"ignored: {upload.container} is not the incoming container"
+        return Outcome(Result.IGNORED, detail=f"{upload.container} is not the incoming container")
     try:
         plan = manifests.plan_for(ctx, upload)
     except manifests.ManifestRejected as exc:
         return _bad_manifest(ctx, upload, str(exc))
-    except ResourceNotFoundError:
-        return "ignored: the blob is gone (already quarantined or deleted)"
+    except BlobMissing:
+        return Outcome(Result.IGNORED, detail=_GONE)
     if isinstance(plan, str):
-        return plan
-    blob = ctx.blobs.get_blob_client(plan.train.container, plan.train.name)
-    try:
-        props = blob.get_blob_properties()
-    except ResourceNotFoundError:
-        return "ignored: the blob is gone (already quarantined or deleted)"
-    etag = str(props.etag).strip('"')
+        return Outcome(Result.WAITING, detail=plan)
+    info = ctx.staging.properties(plan.train)
+    if info is None:
+        return Outcome(Result.IGNORED, detail=_GONE)
+    etag = info.etag.strip('"')
     known = ctx.ledger.find(upload=plan.train.path, upload_etag=etag)
     if known:
         return resume(ctx, known[0])
 
     key = naming.upload_key(plan.train.container, plan.train.name, etag + plan.fingerprint)
     received = ctx.ledger.now()
-    staged = _stage(ctx, plan, key)
+    # Read exactly the version whose ETag the run records: an overwrite meanwhile fails the read.
+    staged = _stage(ctx, plan, key, BlobReader(ctx.staging, plan.train, info.etag, info.size))
     if staged.rejected is not None:
         bad, report = staged.rejected
         return _reject(ctx, bad, etag, key, report)
 
-    forced = str((props.metadata or {}).get("force", "")).lower() == "true"
+    forced = str(info.metadata.get("force", "")).lower() == "true"
     run = Run(
         run_id=naming.run_id(staged.content_sha256, key if forced else None),
         state=State.VALIDATED,
         content_sha256=staged.content_sha256,
         upload=plan.train.path,
         upload_etag=etag,
-        fields={**staged.fields, "base_model": plan.base_model or ctx.settings.base_model, "forced": forced,
-                "overrides": dict(plan.overrides), "manifest": plan.manifest or "",
-                "test_upload": plan.test.path if plan.test else ""},
+        base_model=plan.base_model or ctx.settings.base_model,
+        forced=forced,
+        overrides=dict(plan.overrides),
+        manifest=plan.manifest or "",
+        test_upload=plan.test.path if plan.test else "",
         history=({"state": State.RECEIVED.value, "at": received.isoformat()},),
+        **staged.counts,
     )
-    created = ctx.ledger.create(run, note=f"{staged.fields['rows']} rows")
+    created = ctx.ledger.create(run, note=f"{staged.counts['rows']} rows")
     if created is None:
         earlier = ctx.ledger.get(run.run_id)
         if earlier is not None and earlier.upload == plan.train.path and earlier.upload_etag == etag:
@@ -82,38 +85,32 @@ def on_upload(ctx: Context, upload: Upload) -> str:
     return submit(ctx, created)
 
 
-def _stage(ctx: Context, plan: RunPlan, key: str) -> Staged:
+def _stage(ctx: Context, plan: RunPlan, key: str, train: BlobReader) -> Staged:
     """Stream the train file (split, unless a test file is named) and the test file into `staged/<key>/`."""
-    staged = ctx.blobs.get_container_client(ctx.settings.staged_container)
-    with contextlib.suppress(ResourceExistsError):  # concurrent deliveries race to create it
-        staged.create_container()
-    train_blob = staged.get_blob_client(f"{key}/train.jsonl")
-    test_blob = staged.get_blob_client(f"{key}/test.jsonl")
+    train_file = BlobRef(ctx.settings.staged_container, f"{key}/train.jsonl")
+    test_file = BlobRef(ctx.settings.staged_container, f"{key}/test.jsonl")
     limits = _limits(ctx, plan)
-    read = ctx.blobs.get_blob_client
     if plan.test is None:
         # scan() commits both staged blobs when the data is valid and aborts them otherwise.
-        report = scan(read(plan.train.container, plan.train.name).download_blob().chunks(), limits,
-                      BlockBlobSink(train_blob), BlockBlobSink(test_blob))
-        fields: dict[str, Any] = {"rows": report.rows, "train_rows": report.train_rows,
+        report = scan(train.chunks(), limits, ctx.staging.writer(train_file), ctx.staging.writer(test_file))
+        counts: dict[str, Any] = {"rows": report.rows, "train_rows": report.train_rows,
                                   "test_rows": report.test_rows}
         sha = report.content_sha256
         test_report = report
     else:
-        report = scan(read(plan.train.container, plan.train.name).download_blob().chunks(), limits,
-                      *OneFile(BlockBlobSink(train_blob)).sides())
-        test_report = scan(read(plan.test.container, plan.test.name).download_blob().chunks(), limits,
-                           *OneFile(BlockBlobSink(test_blob)).sides())
-        fields = {"rows": report.rows + test_report.rows, "train_rows": report.rows,
+        report = scan(train.chunks(), limits, *OneFile(ctx.staging.writer(train_file)).sides())
+        test_report = scan(open_blob(ctx.staging, plan.test).chunks(), limits,
+                           *OneFile(ctx.staging.writer(test_file)).sides())
+        counts = {"rows": report.rows + test_report.rows, "train_rows": report.rows,
                   "test_rows": test_report.rows}
         sha = hashlib.sha256(f"{report.content_sha256}:{test_report.content_sha256}".encode()).hexdigest()
     if plan.fingerprint:  # same data, other settings: another run, not a duplicate
         sha = hashlib.sha256(f"{sha}:{plan.fingerprint}".encode()).hexdigest()
     rejected = ((plan.train, report) if not report.valid else
                 (plan.test, test_report) if plan.test and not test_report.valid else None)
-    fields |= {"estimated_tokens": report.estimated_tokens, "train_uri": train_blob.url,
-               "test_uri": test_blob.url, "warnings": report.warning_count}
-    return Staged(report, fields, sha, rejected)
+    counts |= {"estimated_tokens": report.estimated_tokens, "train_uri": ctx.staging.url(train_file),
+               "test_uri": ctx.staging.url(test_file), "warnings": report.warning_count}
+    return Staged(report, counts, sha, rejected)
 
 
 class OneFile:
@@ -148,27 +145,26 @@ class _Side:
         self.file._close(abort=True)
 
 
-def resume(ctx: Context, run: Run) -> str:
+def resume(ctx: Context, run: Run) -> Outcome:
     """A repeated delivery of an upload we know: finish its submit if it was left half-done."""
     if run.state == State.VALIDATED:
         return submit(ctx, run)
-    return f"already handled: run {run.run_id} is {run.state}"
+    return Outcome(Result.ALREADY_HANDLED, run.run_id, run.state)
 
 
-def submit(ctx: Context, run: Run) -> str:
+def submit(ctx: Context, run: Run) -> Outcome:
     """Claim the submit step and start the job (its name is deterministic, so a retry finds it)."""
     claimed = ctx.ledger.claim(run, "submit", ctx.settings.step_timeout)
     if claimed is None:
-        return f"run {run.run_id}: another handler is submitting it"
-    params = {**ctx.settings.finetune_overrides, **claimed.fields.get("overrides", {})}
+        return Outcome(Result.IN_PROGRESS, run.run_id, run.state, "another handler is submitting it")
     spec = JobSpec(
-        name=naming.job_name(claimed.run_id, int(claimed.fields.get("attempt", 1))),
+        name=naming.job_name(claimed.run_id, claimed.attempt),
         run_id=claimed.run_id,
-        display_name=naming.model_name(str(claimed.fields.get("base_model", "")), claimed.upload),
-        base_model=str(claimed.fields.get("base_model", "")),
-        train_uri=str(claimed.fields["train_uri"]),
-        test_uri=str(claimed.fields["test_uri"]),
-        parameters=params,
+        display_name=naming.model_name(claimed.base_model, claimed.upload),
+        base_model=claimed.base_model,
+        train_uri=claimed.train_uri,
+        test_uri=claimed.test_uri,
+        parameters={**ctx.settings.finetune_overrides, **claimed.overrides},
         tags={RUN_TAG: claimed.run_id, HASH_TAG: claimed.content_sha256},
     )
     try:
@@ -176,11 +172,11 @@ def submit(ctx: Context, run: Run) -> str:
     except PlatformError as exc:
         failed = ctx.ledger.advance(claimed, State.FAILED, note="submit failed", error=str(exc))
         ctx.alert(failed, "job.submit_failed", "error", f"the fine-tune job could not be submitted: {exc}")
-        return f"run {run.run_id}: submit failed"
+        return Outcome(Result.FAILED, run.run_id, State.FAILED, f"submit failed: {exc}")
     ctx.ledger.advance(claimed, State.SUBMITTED, note=job.status, job_name=job.name,
                        job_url=job.studio_url or "")
     log.info("run %s: submitted job %s", run.run_id, job.name)
-    return f"run {run.run_id}: submitted job {job.name}"
+    return Outcome(Result.SUBMITTED, run.run_id, State.SUBMITTED, f"job {job.name}")
 
 
 def _limits(ctx: Context, plan: RunPlan) -> Limits:
@@ -192,34 +188,37 @@ def _limits(ctx: Context, plan: RunPlan) -> Limits:
                   epochs=max(1, round(float(epochs))))
 
 
-def _reject(ctx: Context, upload: Upload, etag: str, key: str, report: Report) -> str:
+def _reject(ctx: Context, upload: BlobRef, etag: str, key: str, report: Report) -> Outcome:
     """Quarantine the upload with its report (copy verified before the original goes) and alert once."""
-    location = quarantine(ctx.blobs, upload.container, upload.name, ctx.settings.rejected_container, report)
+    location = quarantine(ctx.staging, upload, ctx.settings.rejected_container, report)
+    errors = tuple(report.to_dict()["errors"][:5])
     run = Run(run_id=f"rej-{key}", state=State.REJECTED, content_sha256=report.content_sha256,
-              upload=upload.path, upload_etag=etag,
-              fields={"rows": report.rows, "error_count": report.error_count, "quarantined_to": location,
-                      "errors": report.to_dict()["errors"][:5]})
+              upload=upload.path, upload_etag=etag, rows=report.rows, error_count=report.error_count,
+              quarantined_to=location, errors=errors)
     created = ctx.ledger.create(run, note=f"{report.error_count} errors") or ctx.ledger.get(run.run_id)
     if created is not None:
         first = report.errors[0]
         ctx.alert(created, "upload.rejected", "error",
                   f"{upload.path} was rejected with {report.error_count} error(s) and moved to {location}; "
                   f"first: line {first.line}: {first.message}")
-    return f"rejected: {report.error_count} errors; quarantined to {location}"
+    return Outcome(Result.REJECTED, run.run_id, State.REJECTED,
+                   f"{report.error_count} errors; quarantined to {location}")
 
 
-def _bad_manifest(ctx: Context, upload: Upload, problem: str) -> str:
+def _bad_manifest(ctx: Context, upload: BlobRef, problem: str) -> Outcome:
     """A manifest that cannot start a run: record it and alert once; no data is touched."""
     key = naming.upload_key(upload.container, upload.name, "manifest")
-    run = Run(run_id=f"rej-{key}", state=State.REJECTED, upload=upload.path, fields={"error": problem})
+    run = Run(run_id=f"rej-{key}", state=State.REJECTED, upload=upload.path, manifest=upload.name,
+              error=problem)
     created = ctx.ledger.create(run, note="bad manifest") or ctx.ledger.get(run.run_id)
     if created is not None:
         ctx.alert(created, "upload.rejected", "error", f"manifest {upload.path} was rejected: {problem}")
-    return f"rejected manifest: {problem}"
+    return Outcome(Result.REJECTED, run.run_id, State.REJECTED, f"manifest: {problem}")
 
 
-def _duplicate(ctx: Context, run: Run, key: str) -> str:
+def _duplicate(ctx: Context, run: Run, key: str) -> Outcome:
     record = Run(run_id=f"dup-{key}", state=State.DUPLICATE, content_sha256=run.content_sha256,
-                 upload=run.upload, upload_etag=run.upload_etag, fields={"duplicate_of": run.run_id})
+                 upload=run.upload, upload_etag=run.upload_etag, duplicate_of=run.run_id)
     ctx.ledger.create(record, note=f"same content as {run.run_id}")
-    return f"duplicate of run {run.run_id}: no new job (set blob metadata force=true to retrain)"
+    return Outcome(Result.DUPLICATE, record.run_id, State.DUPLICATE,
+                   f"same content as run {run.run_id}: no new job (set blob metadata force=true to retrain)")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from shared.ledger import Conflict, IllegalTransition, Run
+from shared.runs import Conflict, IllegalTransition, Run
 
 if TYPE_CHECKING:
     from shared.lifecycle import Lifecycle

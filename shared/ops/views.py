@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from shared.alerts import FileSink
-from shared.ledger import Run, State
+from shared.alerts import JsonlAlertSink
+from shared.lifecycle.idle import idle_since
 from shared.platforms.port import MANAGED_TAG, RUN_TAG, JobState, PlatformError
+from shared.runs import Run, State, operator_actions
 
 if TYPE_CHECKING:
     from shared.lifecycle import Lifecycle
@@ -24,9 +25,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DATASET_FIELDS = ("rows", "train_rows", "test_rows", "estimated_tokens", "error_count", "quarantined_to")
-COST_FIELDS = ("endpoint_hours", "idle_hours", "hours_saved", "cost_reference_hours", "teardowns")
-REDEPLOYABLE = frozenset({State.TORN_DOWN, State.ROLLED_BACK})
-RETRYABLE = frozenset({State.FAILED, State.CANCELED})
+COST_FIELDS = ("endpoint_hours", "idle_hours", "hours_saved", "cost_reference_hours")
 # Jobs are looked up for the newest runs only: on Azure ML each lookup is a remote call.
 JOB_LOOKUPS = 25
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -81,45 +80,39 @@ class JobCache:
 JOBS = JobCache()
 
 
-def actions(run: Run) -> list[str]:
-    """The operator actions this run's state allows."""
-    allowed = []
-    if run.state in REDEPLOYABLE and run.model_name:
-        allowed.append("redeploy")
-    if run.state in RETRYABLE and run.fields.get("train_uri"):
-        allowed.append("retry")
-    return allowed
-
-
 def run_view(run: Run, job: JobFigures | None = None, base_path: str = "/api") -> dict[str, Any]:
     """One run with its lineage: upload → content hash → job → model → endpoint, plus timeline and costs."""
-    fields = run.fields
-    job_url = str(fields.get("job_url") or "") or (job.url if job else "")
+    actions = operator_actions(run)
     return {
         "run_id": run.run_id,
         "state": run.state.value,
         "upload": {"blob": run.upload, "etag": run.upload_etag, "content_sha256": run.content_sha256,
-                   "forced": bool(fields.get("forced", False))},
-        "dataset": {k: fields[k] for k in DATASET_FIELDS if k in fields},
+                   "forced": run.forced},
+        "dataset": _known(run, DATASET_FIELDS),
         "job": None if not run.job_name else {
-            "id": run.job_name, "url": job_url, "attempt": int(fields.get("attempt", 1)),
+            "id": run.job_name, "url": run.job_url or (job.url if job else ""), "attempt": run.attempt,
             "status": job.status if job else None, "error": job.error if job else None,
             "metrics": dict(job.metrics) if job else {},
             "loss_curve": [list(point) for point in job.loss_curve] if job else []},
         "model": {"name": run.model_name, "version": run.model_version} if run.model_name else None,
         "endpoint": {"name": run.endpoint, "deployment": run.deployment,
-                     "scoring_uri": str(fields.get("scoring_uri") or "")} if run.endpoint else None,
-        "base_model": str(fields.get("base_model") or ""),
-        "error": str(fields.get("error") or ""),
+                     "scoring_uri": run.scoring_uri} if run.endpoint else None,
+        "base_model": run.base_model,
+        "error": run.error,
         "created_at": _iso(run.created_at),
         "updated_at": _iso(run.updated_at),
         "history": [dict(entry) for entry in run.history],
         "alerts": list(run.alerts),
-        "costs": {k: fields[k] for k in COST_FIELDS if k in fields},
-        "actions": actions(run),
+        "costs": {**_known(run, COST_FIELDS), **({"teardowns": run.teardowns} if run.teardowns else {})},
+        "actions": actions,
         "links": {"self": f"{base_path}/runs/{run.run_id}",
-                  **{action: f"{base_path}/runs/{run.run_id}/{action}" for action in actions(run)}},
+                  **{action: f"{base_path}/runs/{run.run_id}/{action}" for action in actions}},
     }
+
+
+def _known(run: Run, names: Sequence[str]) -> dict[str, Any]:
+    """The named fields the run has a value for (a count of 0 is a value; an unset one is not)."""
+    return {name: value for name in names if (value := getattr(run, name)) not in (None, "")}
 
 
 def sorted_runs(runs: Iterable[Run]) -> list[Run]:
@@ -170,8 +163,8 @@ def endpoints_view(life: Lifecycle, runs: Sequence[Run], now: datetime) -> list[
             known = True
         except PlatformError:
             last_request, known = None, False
-        marks = [t for t in (last_request, endpoint.last_deployed_at, endpoint.created_at) if t]
-        idle = (now - max(marks)) if known and marks else None
+        since = idle_since(endpoint, last_request) if known else None
+        idle = now - since if since is not None else None
         run = live.get(endpoint.name)
         views.append({
             "name": endpoint.name, "deployments": list(endpoint.deployments),
@@ -188,7 +181,7 @@ def endpoints_view(life: Lifecycle, runs: Sequence[Run], now: datetime) -> list[
 
 def recent_alerts(life: Lifecycle, runs: Sequence[Run], limit: int) -> list[dict[str, Any]]:
     """Newest alerts first: from the local alert file when there is one, else the classes the ledger keeps."""
-    files = [s for s in life.ctx.alerts.sinks if isinstance(s, FileSink)]
+    files = [s for s in life.ctx.alerts.sinks if isinstance(s, JsonlAlertSink)]
     if files:
         found = [a for sink in files for a in sink.read()]
         found.sort(key=lambda a: str(a.get("at", "")), reverse=True)

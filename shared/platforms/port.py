@@ -14,10 +14,44 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
-# Azure ML job statuses (azure-ai-ml 1.35); the local adapter reports the same words.
-TERMINAL_STATUSES = frozenset({"Completed", "Failed", "Canceled", "NotResponding"})
+
+class JobStatus(StrEnum):
+    """Azure ML job statuses (azure-ai-ml 1.35); the local adapter reports the same words.
+
+    A member equals its word (`JobStatus.COMPLETED == "Completed"`), so `JobState.status` stays a string.
+    """
+
+    NOT_STARTED = "NotStarted"
+    STARTING = "Starting"
+    PROVISIONING = "Provisioning"
+    PREPARING = "Preparing"
+    QUEUED = "Queued"
+    RUNNING = "Running"
+    FINALIZING = "Finalizing"
+    CANCEL_REQUESTED = "CancelRequested"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    CANCELED = "Canceled"
+    NOT_RESPONDING = "NotResponding"
+    PAUSED = "Paused"
+    UNKNOWN = "Unknown"
+
+    @classmethod
+    def parse(cls, raw: str) -> JobStatus | None:
+        """The status a word names, whatever its case ('failed' in some Azure ML samples); None if unknown."""
+        return _BY_LOWER.get(raw.strip().lower())
+
+
+_BY_LOWER = {status.value.lower(): status for status in JobStatus}
+# Still going: the job may yet end either way. Paused and Unknown are neither going nor ended.
+ACTIVE_STATUSES = frozenset({JobStatus.NOT_STARTED, JobStatus.STARTING, JobStatus.PROVISIONING,
+                             JobStatus.PREPARING, JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.FINALIZING,
+                             JobStatus.CANCEL_REQUESTED})
+TERMINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED,
+                               JobStatus.NOT_RESPONDING})
 
 # Tags that mark an endpoint as ours; the idle sweep never touches an endpoint without MANAGED_TAG.
 MANAGED_TAG = "autopilot-managed"

@@ -1,9 +1,11 @@
-"""One contract, both adapters: what the lifecycle relies on from the platform port, held against each.
+"""One contract, every implementation: what the lifecycle relies on from the platform port, held against each.
 
 `local` is the embedded engine on a fresh data dir with Azurite: its one job really fine-tunes the tiny model
 and its deployment is a real server process. `azureml` is AzureMLPlatform over the in-memory workspace of
-tests/fakes. Each adapter gets one job, one model and one endpoint for the module (module-scoped fixtures,
-since a real job and a model load cost seconds); the tests that change the endpoint come last, in file order.
+tests/fakes. `memory` is the in-memory platform the lifecycle's unit tests run on (tests/fakes/platform.py):
+a fake is only as good as its promise to behave like the real thing, so it is held to the same contract.
+Each implementation gets one job, one model and one endpoint for the module (module-scoped fixtures, since
+a real job and a model load cost seconds); the tests that change the endpoint come last, in file order.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from shared.platforms.port import (
 from shared.settings import Settings
 from shared.storage import blob_service
 from tests.fakes.azureml_world import World, build_world
+from tests.fakes.platform import InMemoryPlatform
 
 SAMPLE = Path(__file__).resolve().parents[2] / "demo" / "sample_chat.jsonl"
 ENDPOINT = "ep-contract"
@@ -50,6 +53,9 @@ class Adapter:
     kind: str
     platform: Platform
     spec: JobSpec
+    # The local request log is written as each request is served; Azure Monitor's RequestsPerMinute arrives
+    # minutes late (the fake monitor holds no points), so there None is the honest answer after a score.
+    activity_after_score = True
 
     def finish(self, job: str) -> JobState:
         """Bring the job to a terminal status (the platform's own doing) and return it."""
@@ -94,8 +100,28 @@ class LocalAdapter(Adapter):
         self.local.stop_all()
 
 
+class MemoryAdapter(Adapter):
+    kind = "memory"
+
+    def __init__(self) -> None:
+        self.memory = InMemoryPlatform()
+        self.platform = self.memory
+        self.spec = job_spec(("memory://staged/contract/train.jsonl", "memory://staged/contract/test.jsonl"))
+
+    def finish(self, job: str) -> JobState:
+        self.memory.finish(job)  # the fake's stand-in for the job running to its end
+        return self.platform.job_status(job)
+
+    def jobs_started(self) -> int:
+        return self.memory.effects["submit"]
+
+    def deployment_marker(self, endpoint: str, deployment: str) -> Any:
+        return self.memory.deployments_made[(endpoint, deployment)]
+
+
 class AzureMLAdapter(Adapter):
     kind = "azureml"
+    activity_after_score = False
 
     def __init__(self, world: World, spec: JobSpec) -> None:
         self.world = world
@@ -134,9 +160,12 @@ def job_spec(uris: tuple[str, str]) -> JobSpec:
                    tags={RUN_TAG: "run-contract", HASH_TAG: "0" * 64})
 
 
-@pytest.fixture(scope="module", params=["local", "azureml"])
-def adapter(request: pytest.FixtureRequest, azurite: Azurite,
-            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Adapter]:
+@pytest.fixture(scope="module", params=["local", "azureml", "memory"])
+def adapter(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Adapter]:
+    if request.param == "memory":
+        yield MemoryAdapter()
+        return
+    azurite: Azurite = request.getfixturevalue("azurite")
     env = {"AUTOPILOT_STORAGE": azurite.connection_string, "STAGED_CONTAINER": "stcontract",
            "JOB_EVENT_QUEUE": "evcontract", "AUTOPILOT_DATA_DIR": str(tmp_path_factory.mktemp("contract"))}
     chosen: Adapter
@@ -270,9 +299,7 @@ def test_list_endpoints_includes_ours_with_its_tags(adapter: Adapter, deployed: 
 
 def test_endpoint_activity_is_a_time_or_none(adapter: Adapter, deployed: EndpointInfo) -> None:
     last = adapter.platform.endpoint_activity(ENDPOINT)
-    if adapter.kind == "local":
-        # The local request log is written as each request is served; Azure Monitor's RequestsPerMinute
-        # arrives minutes late (the fake monitor holds no points), so there None is the honest answer.
+    if adapter.activity_after_score:
         assert isinstance(last, datetime) and last.tzinfo is not None
     else:
         assert last is None

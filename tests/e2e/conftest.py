@@ -16,7 +16,7 @@ def host(settings_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Itera
                        "IDLE_SWEEP_SCHEDULE": "0 0 0 1 1 *"}.items():
         monkeypatch.setenv(key, value)  # the functions read their settings from the environment
     from function_app import app
-    from functions.context import lifecycle
+    from functions.worker import lifecycle
 
     lifecycle.cache_clear()
     devhost = DevHost(app, timers=False, poll_interval=0.3).start()
@@ -24,5 +24,5 @@ def host(settings_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Itera
         yield devhost
     finally:
         devhost.stop()
-        lifecycle().platform.stop_all()  # type: ignore[attr-defined]
+        lifecycle().close()  # the local engine's endpoint servers
         lifecycle.cache_clear()

@@ -15,19 +15,18 @@ pytestmark = pytest.mark.e2e
 
 
 def test_dropped_file_goes_live_and_is_torn_down_when_idle(host: DevHost) -> None:
-    from functions.context import lifecycle
+    from functions.worker import lifecycle
+    from shared.staging import BlobRef
 
     listed = httpx.get(f"{host.base_url}/admin/functions").json()
     assert {f["name"] for f in listed} >= {"ingest", "job_events", "idle_sweep"}
 
     life = lifecycle()
-    incoming = life.ctx.blobs.get_container_client(life.ctx.settings.incoming_container)
-    if not incoming.exists():
-        incoming.create_container()
-    incoming.upload_blob("chat.jsonl", SAMPLE.read_bytes())  # the watcher turns this into BlobCreated
+    upload = BlobRef(life.ctx.settings.incoming_container, "chat.jsonl")
+    life.ctx.staging.put(upload, SAMPLE.read_bytes())  # the watcher turns this into BlobCreated
 
     def live() -> Any:
-        runs = life.ledger.find(upload=f"{incoming.container_name}/chat.jsonl")
+        runs = life.ledger.find(upload=upload.path)
         assert not runs or runs[0].state.value not in ("failed", "rolled_back", "rejected"), runs[0]
         return runs[0] if runs and runs[0].state.value == "live" else None
 

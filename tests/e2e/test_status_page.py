@@ -51,16 +51,15 @@ def screenshot(url: str, tmp_path: Path, name: str) -> Path:
 
 
 def test_status_page_shows_the_run_live_then_torn_down(host: DevHost, tmp_path: Path) -> None:
-    from functions.context import lifecycle
+    from functions.worker import lifecycle
+    from shared.staging import BlobRef
 
     life = lifecycle()
-    incoming = life.ctx.blobs.get_container_client(life.ctx.settings.incoming_container)
-    if not incoming.exists():
-        incoming.create_container()
-    incoming.upload_blob("chat.jsonl", SAMPLE.read_bytes())
+    upload = BlobRef(life.ctx.settings.incoming_container, "chat.jsonl")
+    life.ctx.staging.put(upload, SAMPLE.read_bytes())
 
     def live() -> Any:
-        runs = life.ledger.find(upload=f"{incoming.container_name}/chat.jsonl")
+        runs = life.ledger.find(upload=upload.path)
         assert not runs or runs[0].state.value not in ("failed", "rolled_back", "rejected"), runs[0]
         return runs[0] if runs and runs[0].state.value == "live" else None
 

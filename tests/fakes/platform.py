@@ -1,9 +1,14 @@
-"""An in-memory platform for the lifecycle's reliability tests.
+"""An in-memory platform for the lifecycle's unit tests, held to the port's contract (tests/contract/).
 
-It keeps the port's rules (idempotent names, 0 % new deployments, traffic only to existing deployments)
-and counts every effect, so tests assert on what happened at the platform, not on the ledger alone.
-Faults are injected per operation: `fail("deploy", times=2)` makes the next two calls raise a transient
-error; `fail("deploy", permanent=True)` a permanent one.
+It keeps the port's rules as strictly as the real adapters: a model is registered only from a completed job,
+only a registered model is deployed, new deployments start at 0 %, traffic goes only to existing deployments,
+a deployment that serves cannot be deleted, and asking about a missing endpoint's activity is NotFoundError.
+It counts every effect, so tests assert on what happened at the platform, not on the ledger alone.
+
+Faults are injected per operation (optionally for one endpoint): `fail("deploy", times=2)` makes the next two
+calls raise a transient error; `fail("deploy", permanent=True)` a permanent one; `error=` a given one, e.g.
+`fail("endpoint_activity", target="ep", error=ActivityUnavailable(...))`. `after(operation, hook)` runs a hook
+once, right after that operation (a request landing while the sweep decides).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +24,7 @@ from shared.platforms.port import (
     EndpointInfo,
     JobSpec,
     JobState,
+    JobStatus,
     ModelRef,
     NotFoundError,
     PlatformError,
@@ -25,48 +32,77 @@ from shared.platforms.port import (
 )
 
 
+@dataclass
+class _Endpoint:
+    tags: dict[str, str]
+    created_at: datetime
+    last_deployed_at: datetime
+    deployments: dict[str, ModelRef] = field(default_factory=dict)
+    traffic: dict[str, int] = field(default_factory=dict)
+    last_request: datetime | None = None
+
+
 class InMemoryPlatform:
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], datetime] | None = None) -> None:
+        self.clock = clock or (lambda: datetime.now(UTC))
         self.lock = threading.RLock()
         self.jobs: dict[str, JobState] = {}
         self.specs: dict[str, JobSpec] = {}
         self.models: dict[str, ModelRef] = {}  # job name -> registered version
-        self.endpoints: dict[str, dict[str, Any]] = {}
+        self.endpoints: dict[str, _Endpoint] = {}
         self.effects: Counter[str] = Counter()  # what really happened: submit, register, deploy, ...
+        self.deployments_made: Counter[tuple[str, str]] = Counter()  # (endpoint, deployment) creations
         self.scored: list[tuple[str, str]] = []  # (endpoint, deployment) of each score call
+        self.activity_reads: list[str] = []
         self.faults: dict[str, list[PlatformError]] = {}
+        self.hooks: dict[str, Callable[[str], None]] = {}
         # reply(deployment, payload) -> answer; default answers the reference-like text "ok".
         self.reply: Callable[[str, Mapping[str, Any]], Any] = lambda deployment, payload: {"output": "ok"}
 
-    def fail(self, operation: str, *, times: int = 1, permanent: bool = False) -> None:
-        error = PlatformError if permanent else TransientPlatformError
-        self.faults.setdefault(operation, []).extend(
-            error(f"injected {'permanent' if permanent else 'transient'} {operation} failure")
+    def fail(self, operation: str, *, times: int = 1, permanent: bool = False, target: str = "",
+             error: PlatformError | None = None) -> None:
+        """The next `times` calls of `operation` (on `target` only, if given) raise."""
+        kind = PlatformError if permanent else TransientPlatformError
+        key = f"{operation}:{target}" if target else operation
+        self.faults.setdefault(key, []).extend(
+            error or kind(f"injected {'permanent' if permanent else 'transient'} {operation} failure")
             for _ in range(times))
 
-    def _maybe_fail(self, operation: str) -> None:
+    def after(self, operation: str, hook: Callable[[str], None]) -> None:
+        """Run `hook(target)` once, right after the next call of `operation`."""
+        self.hooks[operation] = hook
+
+    def _maybe_fail(self, operation: str, target: str = "") -> None:
         with self.lock:
-            pending = self.faults.get(operation)
-            if pending:
-                raise pending.pop(0)
+            for key in (f"{operation}:{target}", operation):
+                pending = self.faults.get(key)
+                if pending:
+                    raise pending.pop(0)
+
+    def _done(self, operation: str, target: str) -> None:
+        hook = self.hooks.pop(operation, None)
+        if hook is not None:
+            hook(target)
 
     # jobs
     def submit(self, spec: JobSpec) -> JobState:
-        self._maybe_fail("submit")
+        self._maybe_fail("submit", spec.name)
         with self.lock:
             if spec.name not in self.jobs:
                 self.effects["submit"] += 1
                 self.specs[spec.name] = spec
-                self.jobs[spec.name] = JobState(spec.name, "Queued")
+                self.jobs[spec.name] = JobState(spec.name, JobStatus.QUEUED.value)
             return self.jobs[spec.name]
 
     def finish(self, job_name: str, status: str = "Completed") -> None:
         """The test's stand-in for the job actually running."""
         with self.lock:
+            if job_name not in self.jobs:
+                raise NotFoundError(f"no job {job_name}")
             self.jobs[job_name] = JobState(job_name, status, error=None if status == "Completed" else "boom")
 
     def job_status(self, job_name: str) -> JobState:
-        self._maybe_fail("job_status")
+        self._maybe_fail("job_status", job_name)
         with self.lock:
             if job_name not in self.jobs:
                 raise NotFoundError(f"no job {job_name}")
@@ -74,64 +110,73 @@ class InMemoryPlatform:
 
     def register(self, job_name: str, model_name: str, tags: Mapping[str, str],
                  description: str = "") -> ModelRef:
-        self._maybe_fail("register")
+        self._maybe_fail("register", job_name)
         with self.lock:
-            if job_name not in self.models:
-                self.effects["register"] += 1
-                version = 1 + sum(1 for m in self.models.values() if m.name == model_name)
-                self.models[job_name] = ModelRef(model_name, str(version))
+            if job_name in self.models:
+                return self.models[job_name]
+            job = self.jobs.get(job_name)
+            if job is None:
+                raise NotFoundError(f"job {job_name} not found; cannot register its model")
+            if job.status != JobStatus.COMPLETED:
+                raise PlatformError(f"job {job_name} is {job.status}; only a Completed job's model can be "
+                                    "registered")
+            self.effects["register"] += 1
+            version = 1 + sum(1 for m in self.models.values() if m.name == model_name)
+            self.models[job_name] = ModelRef(model_name, str(version))
             return self.models[job_name]
 
     # endpoints
     def deploy(self, model: ModelRef, endpoint: str, deployment: str,
                tags: Mapping[str, str]) -> EndpointInfo:
-        self._maybe_fail("deploy")
+        self._maybe_fail("deploy", endpoint)
         with self.lock:
-            now = datetime.now(UTC)
-            ep = self.endpoints.setdefault(endpoint, {"tags": dict(tags), "created_at": now, "traffic": {},
-                                                      "deployments": {}, "last_deployed_at": now})
-            if deployment not in ep["deployments"]:
+            if model not in self.models.values():
+                raise NotFoundError(f"model {model.name}:{model.version} is not registered")
+            now = self.clock()
+            ep = self.endpoints.setdefault(endpoint, _Endpoint(dict(tags), now, now))
+            if deployment not in ep.deployments:
                 self.effects["deploy"] += 1
-                ep["deployments"][deployment] = model
-                ep["traffic"].setdefault(deployment, 0)
-                ep["last_deployed_at"] = now
+                self.deployments_made[(endpoint, deployment)] += 1
+                ep.deployments[deployment] = model
+                ep.traffic.setdefault(deployment, 0)
+                ep.last_deployed_at = now
             return self._info(endpoint)
 
     def score(self, endpoint: str, payload: Mapping[str, Any], deployment: str | None = None) -> Any:
-        self._maybe_fail("score")
+        self._maybe_fail("score", endpoint)
         with self.lock:
-            ep = self.endpoints.get(endpoint)
-            if ep is None:
-                raise NotFoundError(f"no endpoint {endpoint}")
-            target = deployment or max(ep["traffic"], key=ep["traffic"].get, default=None)
-            if target is None or target not in ep["deployments"]:
-                raise PlatformError(f"no deployment {target} on {endpoint}")
+            ep = self._endpoint(endpoint)
+            target = deployment or max(ep.traffic, key=lambda d: ep.traffic[d], default=None)
+            serving = deployment is not None or bool(target and ep.traffic.get(target))
+            if target is None or target not in ep.deployments or not serving:
+                raise PlatformError(f"no deployment {target} takes traffic on {endpoint}")
             self.scored.append((endpoint, target))
+            ep.last_request = self.clock()
         return self.reply(target, payload)
 
     def set_traffic(self, endpoint: str, traffic: Mapping[str, int]) -> None:
-        self._maybe_fail("set_traffic")
+        self._maybe_fail("set_traffic", endpoint)
         with self.lock:
-            ep = self.endpoints[endpoint]
-            unknown = set(traffic) - set(ep["deployments"])
+            ep = self._endpoint(endpoint)
+            unknown = set(traffic) - set(ep.deployments)
             if unknown or sum(traffic.values()) not in (0, 100):
-                raise PlatformError(f"bad traffic {dict(traffic)}")
-            ep["traffic"] = {d: traffic.get(d, 0) for d in ep["deployments"]}
+                raise PlatformError(f"bad traffic {dict(traffic)} for {endpoint}")
+            ep.traffic = {d: traffic.get(d, 0) for d in ep.deployments}
             self.effects["set_traffic"] += 1
 
     def delete_deployment(self, endpoint: str, deployment: str) -> None:
-        self._maybe_fail("delete_deployment")
+        self._maybe_fail("delete_deployment", endpoint)
         with self.lock:
             ep = self.endpoints.get(endpoint)
-            if ep and deployment in ep["deployments"]:
-                if ep["traffic"].get(deployment):
-                    raise PlatformError(f"{deployment} still has traffic")
-                del ep["deployments"][deployment]
-                ep["traffic"].pop(deployment, None)
+            if ep and deployment in ep.deployments:
+                if ep.traffic.get(deployment):
+                    raise PlatformError(f"{deployment} still takes traffic on {endpoint}")
+                del ep.deployments[deployment]
+                ep.traffic.pop(deployment, None)
                 self.effects["delete_deployment"] += 1
 
     def delete_endpoint(self, endpoint: str) -> None:
-        self._maybe_fail("delete_endpoint")
+        self._maybe_fail("delete_endpoint", endpoint)
         with self.lock:
             if self.endpoints.pop(endpoint, None) is not None:
                 self.effects["delete_endpoint"] += 1
@@ -145,14 +190,26 @@ class InMemoryPlatform:
             return [self._info(name) for name in self.endpoints]
 
     def endpoint_activity(self, endpoint: str) -> datetime | None:
-        return None
+        with self.lock:
+            self.activity_reads.append(endpoint)
+        self._maybe_fail("endpoint_activity", endpoint)
+        with self.lock:
+            last = self._endpoint(endpoint).last_request
+        self._done("endpoint_activity", endpoint)
+        return last
 
     def live_deployment(self, endpoint: str) -> str | None:
-        traffic = self.endpoints[endpoint]["traffic"]
-        return next((d for d, share in traffic.items() if share == 100), None)
+        """The deployment taking all of the endpoint's traffic (a test's question, not the port's)."""
+        return next((d for d, share in self._endpoint(endpoint).traffic.items() if share == 100), None)
+
+    def _endpoint(self, endpoint: str) -> _Endpoint:
+        ep = self.endpoints.get(endpoint)
+        if ep is None:
+            raise NotFoundError(f"endpoint {endpoint} not found")
+        return ep
 
     def _info(self, endpoint: str) -> EndpointInfo:
         ep = self.endpoints[endpoint]
-        return EndpointInfo(endpoint, dict(ep["tags"]), ep["created_at"], dict(ep["traffic"]),
-                            tuple(ep["deployments"]), scoring_uri=f"https://{endpoint}.example/score",
-                            last_deployed_at=ep["last_deployed_at"])
+        return EndpointInfo(endpoint, dict(ep.tags), ep.created_at, dict(ep.traffic), tuple(ep.deployments),
+                            scoring_uri=f"https://{endpoint}.example/score",
+                            last_deployed_at=ep.last_deployed_at)

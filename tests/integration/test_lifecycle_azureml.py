@@ -18,10 +18,11 @@ import pytest
 from azure.ai.ml.constants import AssetTypes
 
 from shared.events import RUN_COMPLETED, parse_run_event, run_event
-from shared.ledger import Run, State
-from shared.lifecycle import Lifecycle, Upload
+from shared.lifecycle import Lifecycle, Outcome
 from shared.lifecycle.naming import deployment_name
 from shared.platforms.port import HASH_TAG, MANAGED_TAG, RUN_TAG
+from shared.runs import Run, State
+from shared.staging import BlobRef
 from shared.wiring import build_lifecycle
 from tests.fakes.azureml_world import NOW, build_world
 from tests.fakes.azureml_world import World as AzureML
@@ -42,25 +43,23 @@ class App:
     def endpoint(self) -> str:
         return self.azure.settings.endpoint_name
 
-    def drop(self, name: str, data: bytes) -> Upload:
-        container = self.life.ctx.blobs.get_container_client(self.azure.settings.incoming_container)
-        if not container.exists():
-            container.create_container()
-        container.upload_blob(name, data, overwrite=True)
-        return Upload(self.azure.settings.incoming_container, name)
+    def drop(self, name: str, data: bytes) -> BlobRef:
+        blob = BlobRef(self.azure.settings.incoming_container, name)
+        self.life.ctx.staging.put(blob, data)
+        return blob
 
     def run_of(self, name: str) -> Run:
         (run,) = self.life.ledger.find(upload=f"{self.azure.settings.incoming_container}/{name}")
         return run
 
-    def complete(self, run: Run) -> str:
+    def complete(self, run: Run) -> Outcome:
         """Azure ML finishes the job and Event Grid delivers its RunCompleted, tags and all."""
         self.azure.ml.jobs.set_status(run.job_name, "Completed")
         job = self.azure.ml.jobs.get(run.job_name)
         body = run_event(run.job_name, "Completed", experiment=str(job.experiment_name),
                          tags=dict(job.tags or {}))
         event = parse_run_event(json.loads(json.dumps(body)))  # as it comes off the wire
-        assert event.event_type == RUN_COMPLETED and event.run_tags[RUN_TAG] == run.run_id
+        assert event.event_type == RUN_COMPLETED and event.job_tags[RUN_TAG] == run.run_id
         return self.life.on_job_event(event)
 
     def alerts(self) -> list[dict[str, Any]]:
@@ -95,10 +94,12 @@ def test_upload_to_live_then_blue_green_then_idle_teardown(app: App) -> None:
     assert job.experiment_name == EXPERIMENT  # AZUREML_EXPERIMENT, not the port's default
     assert job.display_name.endswith("-bs1-cosine-ds3-lora-save_limit-1-seqlen-1")  # the seed's run name
     (node,) = job.jobs.values()
-    for port_input, field in (("train_file_path", "train_uri"), ("test_file_path", "test_uri")):
+    staged = app.life.ctx.staging
+    for port_input, uri in (("train_file_path", first.train_uri), ("test_file_path", first.test_uri)):
         given = node.inputs[port_input]._data
-        assert given.type == AssetTypes.URI_FILE and given.path == first.fields[field]
-        assert given.path.startswith(app.life.ctx.blobs.url)  # the staged blob in this test's Azurite
+        assert given.type == AssetTypes.URI_FILE and given.path == uri
+        # The staged blob in this test's Azurite
+        assert staged.url(staged.ref(given.path)) == uri and staged.ref(uri).container.startswith("st")
     assert node.inputs["mlflow_model_path"]._data.path.endswith("/models/Phi-4/versions/7")
     assert job.tags[RUN_TAG] == first.run_id and job.tags[HASH_TAG] == first.content_sha256
 
@@ -118,12 +119,12 @@ def test_upload_to_live_then_blue_green_then_idle_teardown(app: App) -> None:
     (created,) = app.azure.ml.online_deployments.created
     assert created.name == blue and created.model == model.id
     scored = [(dep, body) for _, dep, body in app.azure.ml.online_endpoints.requests]
-    cases = min(2, int(first.fields["test_rows"]))  # SMOKE_CONVERSATIONS, or fewer if the split is smaller
+    cases = min(2, first.test_rows or 0)  # SMOKE_CONVERSATIONS, or fewer if the split is smaller
     assert [dep for dep, _ in scored] == [blue] * cases  # straight to the new deployment, by name
     assert scored[0][1]["input_data"]["parameters"]["do_sample"] is False
     assert app.traffic() == [{}, {blue: 100}]  # created with no traffic, then switched
-    assert live.fields["scoring_uri"] == endpoint.scoring_uri
-    assert live.fields["smoke_reply"] == f"answer from {blue}"
+    assert live.scoring_uri == endpoint.scoring_uri
+    assert live.smoke_reply == f"answer from {blue}"
 
     # 3. Different content → green at 0 % beside blue, gated against blue, 100 % to green, blue deleted.
     second_data = b"\n".join(SAMPLE.read_bytes().splitlines()[1:]) + b"\n"
@@ -134,9 +135,9 @@ def test_upload_to_live_then_blue_green_then_idle_teardown(app: App) -> None:
     green = deployment_name(second.run_id)
     after = app.life.ledger.get(second.run_id)
     assert after is not None and after.state == State.LIVE, after
-    assert after.fields["replaced"] == blue and after.fields["baseline_rouge_l"] is not None
+    assert after.replaced == blue and after.baseline_rouge_l is not None
     gated = [dep for _, dep, _ in app.azure.ml.online_endpoints.requests[cases:]]
-    later = min(2, int(second.fields["test_rows"]))
+    later = min(2, second.test_rows or 0)
     assert gated == [green] * later + [blue] * later  # smoke on green, then the eval against live blue
     assert app.traffic() == [{}, {blue: 100}, {green: 100}]
     info = app.azure.platform.get_endpoint(app.endpoint)
@@ -146,9 +147,9 @@ def test_upload_to_live_then_blue_green_then_idle_teardown(app: App) -> None:
 
     # 4. The sweep: Azure Monitor shows no request; past IDLE_TTL the endpoint goes, the model stays.
     early = app.life.on_sweep(NOW + timedelta(minutes=5))
-    assert early["deleted"] == [] and app.azure.platform.get_endpoint(app.endpoint) is not None
+    assert early.deleted == [] and app.azure.platform.get_endpoint(app.endpoint) is not None
     report = app.life.on_sweep(NOW + app.azure.settings.idle_ttl + timedelta(minutes=1))
-    assert report["deleted"] == [app.endpoint]
+    assert report.deleted == [app.endpoint]
     assert app.azure.platform.get_endpoint(app.endpoint) is None
     queried = app.azure.metrics.queries[-1]
     assert queried["metrics"] == ["RequestsPerMinute"] and queried["resource_ids"] == [endpoint.id]
@@ -173,7 +174,7 @@ def test_a_deployment_answering_in_a_list_passes_the_gate(app: App) -> None:
     app.complete(run)
     live = app.life.ledger.get(run.run_id)
     assert live is not None and live.state == State.LIVE
-    assert live.fields["smoke_reply"] == "Keep three copies."
+    assert live.smoke_reply == "Keep three copies."
 
 
 def test_a_deployment_with_empty_replies_is_rolled_back(app: App) -> None:
@@ -195,7 +196,7 @@ def test_a_retired_base_model_fails_the_run_at_submit_with_its_date(settings_env
     app.life.on_upload(upload)  # Event Grid delivers at least once
     run = app.run_of("chats.jsonl")
     assert run.state == State.FAILED
-    assert "2025-08-30" in run.fields["error"] and "BASE_MODEL" in run.fields["error"]
+    assert "2025-08-30" in run.error and "BASE_MODEL" in run.error
     assert app.azure.ml.jobs.created == []
     (alert,) = app.alerts()
     assert alert["alert_class"] == "job.submit_failed" and "2025-08-30" in alert["summary"]

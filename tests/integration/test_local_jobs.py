@@ -107,10 +107,10 @@ def test_submitted_job_completes_with_metrics_and_azure_ml_events(completed):
     assert state.metrics["train_loss"] > 0 and state.metrics["eval_loss"] > 0
 
     received = [parse_run_event(e) for e in events(settings)]
-    assert [(e.event_type, e.run_status) for e in received] == [
+    assert [(e.event_type, e.job_status) for e in received] == [
         (RUN_STATUS_CHANGED, "Running"), (RUN_COMPLETED, "Completed")]
-    assert all(e.run_id == spec.name and e.experiment_name == spec.experiment for e in received)
-    assert received[-1].run_tags == dict(spec.tags)
+    assert all(e.job_name == spec.name and e.experiment_name == spec.experiment for e in received)
+    assert received[-1].job_tags == dict(spec.tags)
 
 
 def test_training_lowers_the_test_loss_and_reports_it_in_the_job_status(completed):
@@ -235,8 +235,8 @@ def test_job_with_a_missing_base_model_fails_once_with_a_failed_event(settings):
     assert state.status == "Failed"
     assert state.error and "no-such-model does not exist" in state.error and "BASE_MODEL" in state.error
     received = [parse_run_event(e) for e in events(settings)]
-    assert [e.run_status for e in received] == ["Running", "Failed"]
-    assert received[-1].event_type == RUN_STATUS_CHANGED and received[-1].run_tags == dict(spec.tags)
+    assert [e.job_status for e in received] == ["Running", "Failed"]
+    assert received[-1].event_type == RUN_STATUS_CHANGED and received[-1].job_tags == dict(spec.tags)
     with pytest.raises(PlatformError, match="is Failed, not Completed"):
         jobs.register(spec.name, "tiny-chat-ft", {})
 

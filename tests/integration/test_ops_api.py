@@ -6,7 +6,6 @@ stands in for the jobs running. Then the API must describe each run and act on i
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -17,8 +16,9 @@ import pytest
 
 from devhost.host import DevHost
 from shared.events import RunEvent
-from shared.lifecycle import Lifecycle, Upload
+from shared.lifecycle import Lifecycle, Result
 from shared.settings import Settings
+from shared.staging import BlobRef
 from shared.wiring import build_lifecycle
 from tests.fakes.platform import InMemoryPlatform
 
@@ -39,9 +39,9 @@ def world(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple
     platform = CurvedPlatform()
     life = build_lifecycle(settings, platform)
     import function_app
-    import functions.ops
+    import functions.runs_api
 
-    monkeypatch.setattr(functions.ops, "lifecycle", lambda: life)
+    monkeypatch.setattr(functions.runs_api, "lifecycle", lambda: life)
     env = {"AUTOPILOT_STORAGE": settings.storage.connection_string or "",
            "INCOMING_CONTAINER": settings.incoming_container, "IDLE_SWEEP_SCHEDULE": "0 0 0 1 1 *"}
     with DevHost(function_app.app, settings, env=env, watch_blobs=False, timers=False, relay=False,
@@ -50,14 +50,11 @@ def world(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple
 
 
 def drop(life: Lifecycle, name: str, lines: list[str]) -> str:
-    incoming = life.ctx.blobs.get_container_client(life.ctx.settings.incoming_container)
-    if not incoming.exists():
-        incoming.create_container()
-    incoming.upload_blob(name, "".join(lines).encode(), overwrite=True)
-    outcome = life.on_upload(Upload(incoming.container_name, name))
-    run_id = re.search(r"run (\S+): submitted", outcome)
-    assert run_id, outcome
-    return run_id.group(1)
+    upload = BlobRef(life.ctx.settings.incoming_container, name)
+    life.ctx.staging.put(upload, "".join(lines).encode())
+    outcome = life.on_upload(upload)
+    assert outcome.result is Result.SUBMITTED, outcome
+    return outcome.run_id
 
 
 def job_ends(life: Lifecycle, platform: InMemoryPlatform, run_id: str, status: str) -> None:
@@ -65,8 +62,8 @@ def job_ends(life: Lifecycle, platform: InMemoryPlatform, run_id: str, status: s
     assert run is not None
     platform.finish(run.job_name, status)
     life.on_job_event(RunEvent(id=f"e-{run.job_name}-{status}", event_type="RunStatusChanged", subject="",
-                               run_id=run.job_name, experiment_name="x", run_type="azureml.PipelineRun",
-                               run_status=status))
+                               job_name=run.job_name, experiment_name="x", job_type="azureml.PipelineRun",
+                               job_status=status))
 
 
 def test_runs_api_describes_each_run_and_acts_as_its_state_allows(world: Any) -> None:

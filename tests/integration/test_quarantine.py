@@ -1,7 +1,8 @@
-"""Quarantine against Azurite: copy, verify, report, then delete - and never lose the upload on a failure.
+"""Quarantine on Azure Blob Storage (Azurite): copy, verify, report, then delete - never lose the upload.
 
-Failures are injected at the HTTP level (the storage SDK's `raw_request_hook`, called for every request),
-so the real SDK and the real emulator run everything else.
+The rules are written once over the staging port (tests/unit/test_quarantine_rules.py runs them in memory);
+here failures are injected at the HTTP level (the storage SDK's `raw_request_hook`, called for every
+request), so the real SDK, the real emulator and the port's error translation run everything else.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from azure.storage.blob import BlobServiceClient
 
 from devhost.azurite import Azurite
 from shared.dataset import BlockBlobSink, Limits, Report, scan
-from shared.quarantine import QuarantineError, destination_name, quarantine
+from shared.staging import BlobRef, QuarantineError, destination_name, quarantine
+from shared.staging.azure_blob import AzureBlobStore
 
 pytestmark = pytest.mark.integration
 
@@ -64,7 +66,7 @@ def test_rejected_upload_moves_with_its_report(service: BlobServiceClient,
     incoming, rejected = containers
     name = "..\\team a\\chats é\x07.jsonl"  # traversal, space, non-ASCII, a control character
     report = upload(service, incoming, name, BAD_UPLOAD)
-    moved = quarantine(service, incoming, name, rejected, report)
+    moved = quarantine(AzureBlobStore(service), BlobRef(incoming, name), rejected, report)
     assert moved == destination_name(name, report.content_sha256)
     assert ".." not in moved.split("/")
     box = service.get_container_client(rejected)
@@ -82,12 +84,12 @@ def test_crash_between_copy_and_delete_keeps_both(azurite: Azurite, service: Blo
     crashing = BlobServiceClient.from_connection_string(azurite.connection_string,
                                                         raw_request_hook=fail_deletes)
     with pytest.raises(InjectedCrash):
-        quarantine(crashing, incoming, "chats.jsonl", rejected, report)
+        quarantine(AzureBlobStore(crashing), BlobRef(incoming, "chats.jsonl"), rejected, report)
     moved = destination_name("chats.jsonl", report.content_sha256)
     assert service.get_blob_client(incoming, "chats.jsonl").download_blob().readall() == BAD_UPLOAD
     assert service.get_blob_client(rejected, moved).download_blob().readall() == BAD_UPLOAD
     # Running again (the event is redelivered) finishes the job: same destination, original gone.
-    assert quarantine(service, incoming, "chats.jsonl", rejected, report) == moved
+    assert quarantine(AzureBlobStore(service), BlobRef(incoming, "chats.jsonl"), rejected, report) == moved
     assert not service.get_blob_client(incoming, "chats.jsonl").exists()
     assert service.get_blob_client(rejected, moved).download_blob().readall() == BAD_UPLOAD
 
@@ -100,7 +102,7 @@ def test_copy_failing_verification_keeps_the_original(service: BlobServiceClient
     changed = BAD_UPLOAD.replace(b'"hi"', b'"HI"')
     service.get_blob_client(incoming, "chats.jsonl").upload_blob(changed, overwrite=True)
     with pytest.raises(QuarantineError, match="sha256"):
-        quarantine(service, incoming, "chats.jsonl", rejected, report)
+        quarantine(AzureBlobStore(service), BlobRef(incoming, "chats.jsonl"), rejected, report)
     assert service.get_blob_client(incoming, "chats.jsonl").download_blob().readall() == changed
     moved = destination_name("chats.jsonl", report.content_sha256)
     assert not service.get_blob_client(rejected, moved).exists()

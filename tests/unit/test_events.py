@@ -25,14 +25,14 @@ def load(name: str) -> dict[str, object]:
 
 def test_run_completed_in_event_grid_schema() -> None:
     event = parse_run_event(load("run_completed.json"))
-    assert event.run_status == "Completed" and event.run_id == "ftap-run-0123456789ab"
-    assert event.run_tags["autopilot-run-id"] == "run-0123456789ab"
+    assert event.job_status == "Completed" and event.job_name == "ftap-run-0123456789ab"
+    assert event.job_tags["autopilot-run-id"] == "run-0123456789ab"
     assert event.event_time is not None and event.event_time.year == 2026
 
 
 def test_status_changed_as_cloudevent_is_normalised() -> None:
     event = parse_run_event(load("run_failed_cloudevent.json"))
-    assert event.run_status == "Failed"  # the sample spells it "failed"
+    assert event.job_status == "Failed"  # the sample spells it "failed"
 
 
 @pytest.mark.parametrize("body", [
@@ -48,7 +48,7 @@ def test_malformed_events_raise_a_clear_error(body: object) -> None:
 def test_local_engine_builds_what_azure_ml_sends() -> None:
     built = run_event("ftap-run-1", "Failed", experiment="exp", tags={"a": "b"})
     parsed = parse_run_event(built)
-    assert (parsed.run_status, parsed.run_id, dict(parsed.run_tags)) == ("Failed", "ftap-run-1", {"a": "b"})
+    assert (parsed.job_status, parsed.job_name, dict(parsed.job_tags)) == ("Failed", "ftap-run-1", {"a": "b"})
     assert built["subject"].endswith("/runs/ftap-run-1")
     assert parse_run_event(run_event("j", "Completed", experiment="e", tags={})).event_type == RUN_COMPLETED
 

@@ -1,14 +1,18 @@
-"""Run views and the status page, from ledger runs and job figures alone (no I/O)."""
+"""Run views and the status page, from ledger runs and job figures alone (no I/O); the endpoint view's idle
+time comes from the sweep's own rule."""
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from shared.ledger import Run, State
+from shared.lifecycle.idle import idle_since
 from shared.ops.figures import duration, loss_curve_svg
 from shared.ops.page import render_status_page
-from shared.ops.views import JobFigures, actions, run_view
+from shared.ops.views import JobFigures, endpoints_view, run_view
+from shared.runs import Run, State, operator_actions
+from tests.fakes.world import MemoryWorld
 
 T0 = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
@@ -20,10 +24,9 @@ def make_run(state: State, **changes: object) -> Run:
         run_id="run-abc", state=state, content_sha256="f" * 64, upload="incoming/chat.jsonl",
         upload_etag="0x1", job_name="ftap-run-abc", model_name="ft-tiny-chat", model_version="3",
         endpoint="autopilot-chat", deployment="d-abc",
-        fields={"rows": 48, "train_rows": 45, "test_rows": 3, "train_uri": "http://x/staged/train.jsonl",
-                "job_url": "https://ml.azure.com/runs/ftap-run-abc", "base_model": "Phi-4",
-                "endpoint_hours": 0.5, "hours_saved": 359.5},
-        history=history, alerts=("endpoint.torn_down#1",), created_at=T0,
+        rows=48, train_rows=45, test_rows=3, train_uri="http://x/staged/train.jsonl",
+        job_url="https://ml.azure.com/runs/ftap-run-abc", base_model="Phi-4", endpoint_hours=0.5,
+        hours_saved=359.5, history=history, alerts=("endpoint.torn_down#1",), created_at=T0,
         updated_at=T0 + timedelta(minutes=1))
     base.update(changes)
     return Run(**base)  # type: ignore[arg-type]
@@ -45,18 +48,34 @@ def test_a_run_view_carries_its_whole_lineage() -> None:
 
 
 def test_actions_follow_the_state() -> None:
-    assert actions(make_run(State.LIVE)) == []
-    assert actions(make_run(State.ROLLED_BACK)) == ["redeploy"]
-    assert actions(make_run(State.FAILED)) == ["retry"]
-    assert actions(make_run(State.FAILED, fields={})) == []  # nothing staged to retry
-    assert actions(make_run(State.TORN_DOWN, model_name="")) == []
+    assert operator_actions(make_run(State.LIVE)) == []
+    assert operator_actions(make_run(State.ROLLED_BACK)) == ["redeploy"]
+    assert operator_actions(make_run(State.FAILED)) == ["retry"]
+    assert operator_actions(make_run(State.FAILED, train_uri="")) == []  # nothing staged to retry
+    assert operator_actions(make_run(State.TORN_DOWN, model_name="")) == []
+    assert run_view(make_run(State.FAILED, train_uri=""))["actions"] == []
+
+
+def test_the_page_and_the_sweep_count_idle_time_the_same_way(tmp_path: Path) -> None:
+    clock = [T0]
+    world = MemoryWorld(tmp_path, now=lambda: clock[0], SMOKE_CONVERSATIONS="1")
+    live = world.live_run()
+    clock[0] = T0 + timedelta(minutes=40)
+    world.platform.score(live.endpoint, {"input_data": {"input_string": [{"role": "user", "content": "hi"}]}})
+    now = T0 + timedelta(hours=1)
+    (view,) = endpoints_view(world.life, [world.get(live.run_id)], now)
+    info = world.platform.get_endpoint(live.endpoint)
+    assert info is not None
+    since = idle_since(info, world.platform.endpoint_activity(live.endpoint))
+    assert since == T0 + timedelta(minutes=40) and view["idle_seconds"] == (now - since).total_seconds()
+    assert view["teardown_in_seconds"] == (world.settings.idle_ttl - (now - since)).total_seconds()
 
 
 def test_the_page_is_self_contained_and_shows_each_run() -> None:
     live = run_view(make_run(State.LIVE), JobFigures("Completed", metrics={"train_loss": 2.0},
                                                      loss_curve=((1, 3.0), (2, 2.0), (3, 1.5))))
-    bad = run_view(make_run(State.FAILED, run_id="run-<b>", fields={"error": "quota <exceeded>",
-                                                                       "train_uri": "http://x/t.jsonl"}))
+    bad = run_view(make_run(State.FAILED, run_id="run-<b>", error="quota <exceeded>",
+                            train_uri="http://x/t.jsonl"))
     page = render_status_page({
         "platform": "local", "generated_at": T0.isoformat(), "idle_ttl_seconds": 7200,
         "counts": {"live": 1, "failed": 1}, "runs": [live, bad],

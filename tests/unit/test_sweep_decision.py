@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from shared.lifecycle.sweep import judge, select
+from shared.lifecycle.idle import idle_since, judge, select
 from shared.platforms.port import KEEP_TAG, MANAGED_TAG, EndpointInfo
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -59,3 +59,11 @@ def test_select_takes_the_longest_idle_first_up_to_the_cap() -> None:
     chosen, deferred = select(verdicts, 2)
     assert [v.endpoint for v in chosen] == ["ep8", "ep5"]
     assert [v.endpoint for v in deferred] == ["ep3"]  # ep1 is within the TTL: neither
+
+
+def test_idle_since_is_the_later_of_last_request_and_newest_deployment() -> None:
+    deployed = endpoint(5)
+    assert idle_since(deployed, None) == NOW - timedelta(hours=5)
+    assert idle_since(deployed, NOW - timedelta(hours=1)) == NOW - timedelta(hours=1)
+    assert idle_since(deployed, NOW - timedelta(hours=9)) == NOW - timedelta(hours=5)
+    assert idle_since(EndpointInfo("ep", {}, None, {}, ()), None) is None

@@ -10,7 +10,7 @@ from types import ModuleType
 
 import pytest
 
-from shared.lifecycle import sweep
+from shared.lifecycle.idle import IdleVerdict
 from shared.platforms.port import EndpointInfo
 
 SIM_PATH = Path(__file__).resolve().parents[2] / "bench" / "teardown_sim.py"
@@ -49,8 +49,8 @@ def test_no_sweep_bills_idle_endpoints_to_the_horizon(sim: ModuleType, fleet: ob
 
 def test_a_decision_without_grace_is_caught_as_false_teardowns(sim: ModuleType, fleet: object,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    def hasty(endpoint: EndpointInfo, last: datetime | None, now: datetime, ttl: timedelta) -> sweep.Verdict:
-        return sweep.Verdict(endpoint.name, True, "always", timedelta(hours=1))
+    def hasty(endpoint: EndpointInfo, last: datetime | None, now: datetime, ttl: timedelta) -> IdleVerdict:
+        return IdleVerdict(endpoint.name, True, "always", timedelta(hours=1))
 
     monkeypatch.setattr(sim, "judge", hasty)
     assert sim.simulate(fleet, 2.0, 15, 50, 10).summary["false_teardowns"] > 0

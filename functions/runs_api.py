@@ -10,7 +10,7 @@ from typing import Any
 
 import azure.functions as func
 
-from functions.context import lifecycle
+from functions.worker import lifecycle
 from shared import ops
 from shared.observability import handling
 

@@ -1,0 +1,56 @@
+"""The idle rules: when an endpoint counts as idle, and which idle endpoints a sweep takes down.
+
+Pure functions of what the platform reports, so the sweep, the status page and the teardown benchmark all
+judge by the same lines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from shared.platforms.port import KEEP_TAG, MANAGED_TAG, EndpointInfo
+
+
+@dataclass(frozen=True)
+class IdleVerdict:
+    """The sweep's decision for one endpoint, and why."""
+
+    endpoint: str
+    delete: bool
+    reason: str
+    idle_for: timedelta | None = None
+
+
+def idle_since(endpoint: EndpointInfo, last_request: datetime | None) -> datetime | None:
+    """When the endpoint last did something: the later of its last request and its newest deployment.
+
+    Counting from the deployment gives a fresh (re)deployment its grace period; None if nothing is known.
+    """
+    marks = [t for t in (last_request, endpoint.last_deployed_at, endpoint.created_at) if t is not None]
+    return max(marks) if marks else None
+
+
+def judge(endpoint: EndpointInfo, last_request: datetime | None, now: datetime,
+          ttl: timedelta) -> IdleVerdict:
+    """The decision for one endpoint whose activity is known."""
+    if endpoint.tags.get(MANAGED_TAG) != "true":
+        return IdleVerdict(endpoint.name, False, "not managed by autopilot")
+    if endpoint.tags.get(KEEP_TAG, "").lower() == "true":
+        return IdleVerdict(endpoint.name, False, f"{KEEP_TAG}=true")
+    since = idle_since(endpoint, last_request)
+    if since is None:
+        return IdleVerdict(endpoint.name, False, "no deployment or request time known")
+    idle_for = now - since
+    if idle_for <= ttl:
+        return IdleVerdict(endpoint.name, False, "active within the TTL", idle_for)
+    return IdleVerdict(endpoint.name, True, f"idle for {idle_for} > {ttl}", idle_for)
+
+
+def select(verdicts: Iterable[IdleVerdict],
+           max_deletions: int) -> tuple[list[IdleVerdict], list[IdleVerdict]]:
+    """Split the delete verdicts into this sweep's deletions (longest idle first, at most `max_deletions`)
+    and those deferred to the next sweep."""
+    idle = sorted((v for v in verdicts if v.delete), key=lambda v: v.idle_for or timedelta(0), reverse=True)
+    return idle[:max_deletions], idle[max_deletions:]

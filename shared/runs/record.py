@@ -1,0 +1,141 @@
+"""The run record: one upload's journey from blob to live endpoint, its states, and what may move it.
+
+Every field the lifecycle stores is declared here with its type; the ledger refuses a key that is not one of
+them, and a value of the wrong type, before anything is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class State(StrEnum):
+    RECEIVED = "received"
+    VALIDATED = "validated"
+    REJECTED = "rejected"
+    DUPLICATE = "duplicate"
+    SUBMITTED = "submitted"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    REGISTERED = "registered"
+    DEPLOYING = "deploying"
+    LIVE = "live"
+    ROLLED_BACK = "rolled_back"
+    TORN_DOWN = "torn_down"
+
+
+# The state machine. A transition not listed here is refused, so a stale or out-of-order event cannot move
+# a run backwards (e.g. a late "Running" after "Completed"). README's state diagram is checked against it.
+TRANSITIONS: Mapping[State, frozenset[State]] = {
+    State.RECEIVED: frozenset({State.VALIDATED, State.REJECTED, State.DUPLICATE}),
+    State.VALIDATED: frozenset({State.SUBMITTED, State.FAILED}),
+    State.SUBMITTED: frozenset({State.RUNNING, State.SUCCEEDED, State.FAILED, State.CANCELED}),
+    State.RUNNING: frozenset({State.SUCCEEDED, State.FAILED, State.CANCELED}),
+    State.SUCCEEDED: frozenset({State.REGISTERED, State.FAILED}),
+    State.REGISTERED: frozenset({State.DEPLOYING, State.FAILED}),
+    State.DEPLOYING: frozenset({State.LIVE, State.ROLLED_BACK}),
+    State.LIVE: frozenset({State.TORN_DOWN, State.ROLLED_BACK}),
+    State.ROLLED_BACK: frozenset({State.DEPLOYING}),
+    State.TORN_DOWN: frozenset({State.DEPLOYING}),
+    State.REJECTED: frozenset(),
+    State.DUPLICATE: frozenset(),
+    State.FAILED: frozenset({State.VALIDATED}),
+    State.CANCELED: frozenset({State.VALIDATED}),
+}
+
+# What an operator may do (API, CLI and status page all ask `can_redeploy` / `can_retry`).
+REDEPLOYABLE = frozenset({State.TORN_DOWN, State.ROLLED_BACK})
+RETRYABLE = frozenset({State.FAILED, State.CANCELED})
+
+
+class IllegalTransition(Exception):
+    """The run is not in a state this step may leave from (a stale or duplicate trigger)."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run. Only the ledger writes it: by compare-and-set on `etag`, which guards every write."""
+
+    run_id: str
+    state: State
+    # The upload, and what made this run differ from another on the same data.
+    upload: str = ""  # container/name of the uploaded (train) blob
+    upload_etag: str = ""
+    content_sha256: str = ""
+    test_upload: str = ""  # container/name of a manifest's test file
+    manifest: str = ""
+    base_model: str = ""
+    overrides: Mapping[str, Any] = field(default_factory=dict)  # the manifest's fine-tune parameters
+    forced: bool = False  # blob metadata force=true: train even if the content was trained before
+    # The scan: counts of a valid upload, or a rejected one's errors; staged files' URLs.
+    rows: int | None = None
+    train_rows: int | None = None
+    test_rows: int | None = None
+    estimated_tokens: int | None = None
+    warnings: int | None = None
+    error_count: int | None = None
+    errors: tuple[Mapping[str, Any], ...] = ()  # the first few of a rejected upload's errors
+    quarantined_to: str = ""
+    duplicate_of: str = ""
+    train_uri: str = ""
+    test_uri: str = ""
+    # The job and its model.
+    job_name: str = ""
+    job_url: str = ""
+    attempt: int = 1
+    model_name: str = ""
+    model_version: str = ""
+    # The deployment and its gate.
+    endpoint: str = ""
+    deployment: str = ""
+    scoring_uri: str = ""
+    smoke_reply: str = ""
+    eval_rouge_l: float | None = None
+    baseline_rouge_l: float | None = None
+    replaced: str = ""  # the deployment this one took the traffic from
+    # The teardown: what the endpoint billed, and what the sweep saved.
+    endpoint_hours: float | None = None
+    idle_hours: float | None = None
+    hours_saved: float | None = None
+    cost_reference_hours: float | None = None
+    teardowns: int = 0
+    torn_down_at: datetime | None = None
+    error: str = ""  # why the run failed, was rejected or rolled back
+    # Kept by the ledger itself, never passed to it as a change.
+    history: tuple[Mapping[str, str], ...] = ()
+    alerts: tuple[str, ...] = ()
+    lease_step: str = ""
+    lease_until: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    etag: str | None = None
+
+    def lease_live(self, now: datetime) -> bool:
+        """Another handler holds a step of this run and has not yet run out of time."""
+        return bool(self.lease_step) and self.lease_until is not None and self.lease_until > now
+
+
+# What the ledger keeps itself; a step's changes may not name these.
+BOOKKEEPING = frozenset({"run_id", "state", "history", "alerts", "lease_step", "lease_until", "created_at",
+                         "updated_at", "etag"})
+
+
+def can_redeploy(run: Run) -> bool:
+    """A torn-down or rolled-back run whose model is registered can be deployed again in one step."""
+    return run.state in REDEPLOYABLE and bool(run.model_name)
+
+
+def can_retry(run: Run) -> bool:
+    """A failed or canceled run whose data was staged can be submitted again as a new job."""
+    return run.state in RETRYABLE and bool(run.train_uri)
+
+
+def operator_actions(run: Run) -> list[str]:
+    """The operator actions this run allows, by name (the API's links, the page, the CLI)."""
+    return [name for name, allowed in (("redeploy", can_redeploy(run)), ("retry", can_retry(run))) if allowed]

@@ -1,0 +1,89 @@
+"""The handlers on the storage account's backends (Table Storage and Blob Storage on Azurite), with the
+in-memory platform: the same lifecycle the unit tier runs on in-memory stores, here on the real ones."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.events import RunEvent
+from shared.lifecycle import Lifecycle, Result
+from shared.runs import State
+from shared.runs.table import TableRowStore
+from shared.settings import Settings
+from shared.staging import BlobRef, read_all
+from shared.staging.azure_blob import AzureBlobStore
+from shared.wiring import build_lifecycle
+from tests.fakes.platform import InMemoryPlatform
+
+SAMPLE = Path(__file__).resolve().parents[2] / "demo" / "sample_chat.jsonl"
+pytestmark = pytest.mark.integration
+
+
+def concurrently(times: int, action: Callable[[], Any]) -> list[Any]:
+    barrier = threading.Barrier(times)
+    results: list[Any] = []
+
+    def go() -> None:
+        barrier.wait()
+        results.append(action())
+
+    threads = [threading.Thread(target=go) for _ in range(times)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == times  # a thread that raised added nothing
+    return results
+
+
+@pytest.fixture
+def app(settings_env: dict[str, str]) -> tuple[Lifecycle, InMemoryPlatform]:
+    platform = InMemoryPlatform()
+    life = build_lifecycle(Settings.from_env({**settings_env, "SMOKE_CONVERSATIONS": "2"}), platform)
+    assert isinstance(life.ledger.store, TableRowStore) and isinstance(life.ctx.staging, AzureBlobStore)
+    return life, platform
+
+
+def test_concurrent_deliveries_go_live_once_and_idle_teardown_is_recorded(
+        app: tuple[Lifecycle, InMemoryPlatform]) -> None:
+    life, platform = app
+    upload = BlobRef(life.ctx.settings.incoming_container, "chats.jsonl")
+    life.ctx.staging.put(upload, SAMPLE.read_bytes())
+    outcomes = concurrently(20, lambda: life.on_upload(upload))
+    assert [o.result for o in outcomes].count(Result.SUBMITTED) == 1 and platform.effects["submit"] == 1
+    (run,) = life.ledger.find(upload=upload.path)
+    assert run.train_uri.startswith("http://127.0.0.1:")  # the staged file in this Azurite
+    staged = read_all(life.ctx.staging, life.ctx.staging.ref(run.train_uri))
+    assert len(staged.splitlines()) == run.train_rows
+
+    platform.finish(run.job_name)
+    event = RunEvent("e", "", "", run.job_name, "x", "azureml.PipelineRun", "Completed")
+    concurrently(20, lambda: life.on_job_event(event))
+    assert [platform.effects[e] for e in ("register", "deploy", "set_traffic")] == [1, 1, 1]
+    live = life.ledger.get(run.run_id)
+    assert live is not None and live.state == State.LIVE and live.eval_rouge_l is not None
+
+    report = life.on_sweep(life.ledger.now() + life.ctx.settings.idle_ttl + timedelta(minutes=5))
+    assert report.deleted == [live.endpoint]
+    down = life.ledger.get(run.run_id)
+    assert down is not None and down.state == State.TORN_DOWN and down.teardowns == 1
+
+
+def test_a_bad_upload_is_quarantined_in_the_account(app: tuple[Lifecycle, InMemoryPlatform]) -> None:
+    life, platform = app
+    bad = b'{"messages": [{"role": "user", "content": "hi"}]}\nnot json\n'
+    upload = BlobRef(life.ctx.settings.incoming_container, "bad.jsonl")
+    life.ctx.staging.put(upload, bad)
+    outcome = life.on_upload(upload)
+    assert (outcome.result, outcome.state) == (Result.REJECTED, State.REJECTED)
+    run = life.ledger.get(outcome.run_id)
+    assert run is not None and run.error_count == 2
+    quarantined = BlobRef(life.ctx.settings.rejected_container, run.quarantined_to)
+    assert read_all(life.ctx.staging, quarantined) == bad
+    assert life.ctx.staging.properties(upload) is None and platform.effects["submit"] == 0

@@ -1,0 +1,105 @@
+"""on_upload's ways in: manifests (with and without a test file), budgets, forced re-runs, bad data, bad
+manifests, overwrites mid-scan. On the in-memory backends; every outcome is asserted as the typed value."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from shared.lifecycle import Result
+from shared.runs import State
+from shared.staging import BlobRef, read_all
+from tests.fakes.world import SAMPLE, MemoryWorld
+
+ROWS = SAMPLE.read_bytes().splitlines(keepends=True)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> MemoryWorld:
+    return MemoryWorld(tmp_path, MAX_TOKENS_PER_RUN="200000")
+
+
+def staged_rows(world: MemoryWorld, uri: str) -> int:
+    return len(read_all(world.staging, world.staging.ref(uri)).splitlines())
+
+
+def test_manifest_first_then_data_starts_one_run_with_the_overrides(world: MemoryWorld) -> None:
+    manifest = {
+        "data": "train.jsonl",
+        "test": "test.jsonl",
+        "base_model": "my-model",
+        "epochs": 2,
+        "hyperparameters": {"lora_r": 16, "learning_rate": 0.001},
+    }
+    first = world.life.on_upload(world.drop("team/run.manifest.json", json.dumps(manifest).encode()))
+    assert first.result is Result.WAITING and "team/train.jsonl" in first.detail
+    second = world.life.on_upload(world.drop("team/train.jsonl", b"".join(ROWS[:40])))
+    assert second.result is Result.WAITING and "team/test.jsonl" in second.detail
+    third = world.life.on_upload(world.drop("team/test.jsonl", b"".join(ROWS[40:])))
+    assert (third.result, third.state) == (Result.SUBMITTED, State.SUBMITTED)
+
+    (spec,) = world.platform.specs.values()
+    assert spec.base_model == "my-model"
+    assert spec.parameters["num_train_epochs"] == 2 and spec.parameters["lora_r"] == 16
+    run = world.get(third.run_id)
+    assert (run.train_rows, run.test_rows) == (40, 8) and run.test_upload.endswith("team/test.jsonl")
+    assert staged_rows(world, run.train_uri) == 40 and staged_rows(world, run.test_uri) == 8
+    # The same data with other settings is another run, not a duplicate.
+    assert run.manifest == "team/run.manifest.json" and run.overrides["lora_r"] == 16
+
+
+def test_a_manifest_with_an_unknown_parameter_is_refused_before_any_work(world: MemoryWorld) -> None:
+    world.drop("x.jsonl", b"".join(ROWS))
+    manifest = world.drop("x.jsonl.manifest.json", b'{"hyperparameters": {"lora_rank": 4}}')
+    outcome = world.life.on_upload(manifest)
+    assert (outcome.result, outcome.state) == (Result.REJECTED, State.REJECTED)
+    assert "lora_rank" in world.get(outcome.run_id).error
+    assert world.platform.effects["submit"] == 0 and world.alerts() == ["upload.rejected"]
+
+
+def test_over_the_token_budget_is_rejected_with_the_numbers(tmp_path: Path) -> None:
+    world = MemoryWorld(tmp_path, MAX_TOKENS_PER_RUN="100")
+    outcome = world.life.on_upload(world.drop("big.jsonl", b"".join(ROWS)))
+    assert outcome.result is Result.REJECTED and world.platform.effects["submit"] == 0
+    (run,) = list(world.ledger.all())
+    assert run.state == State.REJECTED and "100" in json.dumps(run.errors)
+
+
+def test_force_metadata_retrains_the_same_content(world: MemoryWorld) -> None:
+    first = world.life.on_upload(world.drop("a.jsonl", b"".join(ROWS)))
+    again = world.life.on_upload(world.drop("b.jsonl", b"".join(ROWS)))
+    assert again.result is Result.DUPLICATE and world.get(again.run_id).duplicate_of == first.run_id
+    forced = world.life.on_upload(world.drop("c.jsonl", b"".join(ROWS), force="true"))
+    assert forced.result is Result.SUBMITTED and world.get(forced.run_id).forced
+    assert world.platform.effects["submit"] == 2
+
+
+def test_the_same_delivery_again_starts_nothing(world: MemoryWorld) -> None:
+    upload = world.drop("a.jsonl")
+    first = world.life.on_upload(upload)
+    again = world.life.on_upload(upload)
+    assert (again.result, again.state) == (Result.ALREADY_HANDLED, State.SUBMITTED)
+    assert again.run_id == first.run_id
+
+
+def test_bad_data_is_quarantined_with_its_report_and_alerted_once(world: MemoryWorld) -> None:
+    bad = b'{"messages": [{"role": "user", "content": "hi"}]}\nnot json\n'
+    upload = world.drop("bad.jsonl", bad)
+    outcome = world.life.on_upload(upload)
+    assert (outcome.result, outcome.state) == (Result.REJECTED, State.REJECTED)
+    run = world.get(outcome.run_id)
+    assert run.error_count == 2 and len(run.errors) == 2
+    assert world.staging.properties(upload) is None  # moved, after its copy was verified
+    moved = BlobRef(world.settings.rejected_container, run.quarantined_to)
+    assert read_all(world.staging, moved) == bad
+    report = json.loads(read_all(world.staging, BlobRef(moved.container, f"{moved.name}.report.json")))
+    assert report["error_count"] == 2
+    assert world.life.on_upload(upload).result is Result.IGNORED  # a redelivery finds it gone
+    assert world.alerts() == ["upload.rejected"] and world.platform.effects["submit"] == 0
+
+
+def test_uploads_outside_the_incoming_container_are_ignored(world: MemoryWorld) -> None:
+    outcome = world.life.on_upload(BlobRef("elsewhere", "a.jsonl"))
+    assert outcome.result is Result.IGNORED and not list(world.ledger.all())
