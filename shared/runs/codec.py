@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -58,14 +57,8 @@ def from_row(row: Row) -> Run:
 
 
 def column_value(name: str, value: str) -> str:
-    """A query value for column `name` as the codec stores it; ValueError if `name` is not a text column."""
+    """`value` as the query value for column `name`; ValueError if runs cannot be found by `name`."""
     if name not in TEXT or name not in COLUMNS:
         queryable = ", ".join(sorted(TEXT & COLUMNS))
         raise ValueError(f"runs can be found by {queryable}; not by {name!r}")
     return value
-
-
-def as_mapping(run: Run) -> Mapping[str, Any]:
-    """The run's fields as plain values (JSON-ready), for views."""
-    result: Mapping[str, Any] = msgspec.to_builtins(run)
-    return result

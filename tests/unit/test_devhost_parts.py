@@ -15,7 +15,7 @@ from devhost.alerts import describe
 from devhost.relay import read_event
 from devhost.routes import _route_pattern
 from devhost.timers import TimerSchedule, parse_schedule
-from devhost.triggers import FunctionError, HostedFunction, Invoker
+from devhost.triggers import FunctionError, HostedFunction, Invoker, event_grid_argument, index
 
 T0 = datetime(2026, 3, 2, 9, 29, 58, tzinfo=UTC)  # a Monday
 
@@ -96,3 +96,29 @@ def _eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
     while not predicate() and time.monotonic() < deadline:
         time.sleep(0.02)
     return predicate()
+
+
+def test_event_grid_bodies_become_the_library_s_own_event_types() -> None:
+    grid = {"id": "e-1", "topic": "t", "subject": "experiments/x/runs/j", "eventType": "T",
+            "eventTime": "2026-03-02T09:30:00Z", "data": {"runId": "j"}, "dataVersion": "2"}
+    event = event_grid_argument(grid)
+    assert isinstance(event, func.EventGridEvent) and event.get_json() == {"runId": "j"}
+    assert (event.id, event.event_type, event.subject, event.data_version) == ("e-1", "T", grid["subject"], "2")
+    assert event.event_time == datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+    cloud = {"specversion": "1.0", "id": "c-1", "source": "/ml", "type": "T", "time": "2026-03-02T09:30:00Z",
+             "subject": "s", "data": {"runId": "j"}, "traceparent": "00-abc"}
+    event = event_grid_argument(cloud)
+    assert isinstance(event, func.CloudEvent) and event.get_json() == {"runId": "j"}
+    assert (event.id, event.type, event.source, event.subject) == ("c-1", "T", "/ml", "s")
+
+
+def test_an_app_is_indexed_once_however_often_it_is_read() -> None:
+    app = func.FunctionApp()
+
+    @app.function_name("tick")
+    @app.timer_trigger(arg_name="timer", schedule="0 * * * * *")
+    def tick(timer: func.TimerRequest) -> None:
+        return None
+
+    first, second = index(app), index(app)  # get_functions() itself refuses a second call
+    assert first is second and [f.get_function_name() for f in first] == ["tick"]

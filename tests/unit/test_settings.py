@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
-from shared.settings import Settings, SettingsError, parse_duration
+from shared.settings import (
+    Settings,
+    SettingsError,
+    azurite_connection_string,
+    connection_string,
+    load_local_settings,
+    parse_duration,
+)
 
 BASE = {"AUTOPILOT_STORAGE": "UseDevelopmentStorage=true"}
 
@@ -47,3 +56,29 @@ def test_durations(raw: str, seconds: float) -> None:
 def test_finetune_overrides_come_from_prefixed_settings() -> None:
     s = Settings.from_env({**BASE, "FINETUNE_NUM_TRAIN_EPOCHS": "2"})
     assert s.finetune_overrides == {"num_train_epochs": "2"}
+
+
+def test_local_settings_fill_what_the_environment_leaves_unset(tmp_path: Path) -> None:
+    path = tmp_path / "local.settings.json"
+    path.write_text(json.dumps({"IsEncrypted": False, "Values": {"IDLE_TTL": "5m", "BASE_MODEL": "Phi-4",
+                                                                 "SMOKE_CONVERSATIONS": 2}}))
+    env = {"IDLE_TTL": "1h"}
+    assert load_local_settings(path, env) == ["BASE_MODEL", "SMOKE_CONVERSATIONS"]
+    assert env == {"IDLE_TTL": "1h", "BASE_MODEL": "Phi-4", "SMOKE_CONVERSATIONS": "2"}  # the environment wins
+    assert load_local_settings(tmp_path / "absent.json", env) == []
+
+
+def test_a_malformed_local_settings_file_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "local.settings.json"
+    path.write_text("{not json")
+    with pytest.raises(SettingsError, match="local.settings.json"):
+        load_local_settings(path, {})
+    path.write_text('{"Values": ["IDLE_TTL"]}')
+    with pytest.raises(SettingsError, match="Values"):
+        load_local_settings(path, {})
+
+
+def test_the_development_storage_shorthand_means_azurite_on_its_default_ports() -> None:
+    assert connection_string(" UseDevelopmentStorage=true ") == azurite_connection_string()
+    assert connection_string("AccountName=a;AccountKey=k") == "AccountName=a;AccountKey=k"
+    assert Settings.from_env(BASE).storage.connection_string == azurite_connection_string()

@@ -1,0 +1,23 @@
+"""`autopilot up` becomes the devhost program: the CLI in shared/ starts it without importing it."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from shared import cli_ops
+from shared.cli import main
+
+
+def test_up_replaces_itself_with_python_m_devhost(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[str, list[str]]] = []
+
+    def execv(path: str, argv: list[str]) -> None:
+        calls.append((path, argv))
+        raise SystemExit(0)  # execv does not return; neither does this
+
+    monkeypatch.setattr(cli_ops.os, "execv", execv)
+    with pytest.raises(SystemExit):
+        main(["up", "--port", "7099", "--no-azurite"])
+    assert calls == [(sys.executable, [sys.executable, "-m", "devhost", "--port", "7099", "--no-azurite"])]

@@ -1,0 +1,63 @@
+"""The house's one-way data flow, checked on the source: trigger → core → port → adapter.
+
+Read from the import statements (no module is imported), so a violation names the file and the import.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def imports(folder: str) -> Iterator[tuple[str, str]]:
+    """(file, imported module) for every import under `folder` (or of one file)."""
+    target = ROOT / folder
+    for path in sorted(target.rglob("*.py") if target.is_dir() else [target]):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names = [node.module]
+            else:
+                continue
+            yield from ((str(path.relative_to(ROOT)), name) for name in names)
+
+
+def offending(folder: str, *prefixes: str) -> list[tuple[str, str]]:
+    return [(f, m) for f, m in imports(folder) if any(m == p or m.startswith(p + ".") for p in prefixes)]
+
+
+def test_the_core_never_reaches_back_to_triggers_hosts_or_the_functions_library() -> None:
+    assert offending("shared", "functions", "devhost", "demo", "azure.functions", "azurefunctions") == []
+
+
+def test_rules_and_handlers_see_ports_only_never_a_storage_or_ml_sdk() -> None:
+    for folder in ("shared/lifecycle", "shared/ops", "shared/runs/record.py", "shared/runs/ledger.py",
+                   "shared/runs/store.py", "shared/runs/memory.py", "shared/runs/codec.py",
+                   "shared/staging/store.py", "shared/staging/reader.py", "shared/staging/quarantine.py",
+                   "shared/staging/memory.py"):
+        assert offending(folder, "azure", "shared.storage", "shared.platforms.local",
+                         "shared.platforms.azureml", "shared.runs.table", "shared.staging.azure_blob") == []
+
+
+def test_only_the_composition_root_picks_adapters() -> None:
+    adapters = ("shared.platforms.local", "shared.platforms.azureml", "shared.runs.table",
+                "shared.staging.azure_blob")
+    found = {f for f, _ in offending("shared", *adapters) + offending("functions", *adapters)
+             + offending("devhost", *adapters) + offending("demo", *adapters)}
+    allowed = {"shared/wiring.py"} | {f for f in found if f.startswith(("shared/platforms/", "shared/runs/table",
+                                                                        "shared/staging/azure_blob"))}
+    assert found <= allowed, found - allowed
+
+
+def test_the_devhost_uses_the_functions_library_public_modules_only() -> None:
+    used = {m for _, m in imports("devhost") if m.startswith("azure.functions")}
+    assert used <= {"azure.functions", "azure.functions.blob", "azure.functions.timer"}, used
+    private = [(str(path.relative_to(ROOT)), node.attr) for path in (ROOT / "devhost").rglob("*.py")
+               for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+               if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
+               and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))]
+    assert private == []
