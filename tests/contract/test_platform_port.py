@@ -226,6 +226,11 @@ def test_registering_before_the_job_completes_is_refused(
     assert "Completed" in str(error) or "completed" in str(error)
 
 
+def test_registering_the_model_of_an_unknown_job_is_not_found(adapter: Adapter) -> None:
+    with pytest.raises(NotFoundError):
+        adapter.platform.register("ftap-run-nosuchjob", MODEL, TAGS)
+
+
 def test_the_job_reaches_a_terminal_status(adapter: Adapter, finished: JobState) -> None:
     assert finished.terminal and finished.status == "Completed", finished.error
     assert adapter.platform.job_status(finished.name).status == "Completed"
@@ -267,6 +272,12 @@ def test_traffic_to_a_missing_deployment_is_refused(adapter: Adapter, deployed: 
         adapter.platform.set_traffic(ENDPOINT, {"green": 100})
     info = adapter.platform.get_endpoint(ENDPOINT)
     assert info is not None and sum(info.traffic.values()) == 0
+
+
+def test_traffic_on_a_missing_endpoint_is_not_found(adapter: Adapter) -> None:
+    with pytest.raises(NotFoundError):
+        adapter.platform.set_traffic("ep-contract-none", {"blue": 100})
+    assert adapter.platform.get_endpoint("ep-contract-none") is None
 
 
 def test_deleting_a_missing_deployment_is_fine(adapter: Adapter, deployed: EndpointInfo) -> None:

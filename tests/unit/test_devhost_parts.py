@@ -103,7 +103,8 @@ def test_event_grid_bodies_become_the_library_s_own_event_types() -> None:
             "eventTime": "2026-03-02T09:30:00Z", "data": {"runId": "j"}, "dataVersion": "2"}
     event = event_grid_argument(grid)
     assert isinstance(event, func.EventGridEvent) and event.get_json() == {"runId": "j"}
-    assert (event.id, event.event_type, event.subject, event.data_version) == ("e-1", "T", grid["subject"], "2")
+    assert (event.id, event.event_type, event.data_version) == ("e-1", "T", "2")
+    assert event.subject == grid["subject"]
     assert event.event_time == datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
     cloud = {"specversion": "1.0", "id": "c-1", "source": "/ml", "type": "T", "time": "2026-03-02T09:30:00Z",
              "subject": "s", "data": {"runId": "j"}, "traceparent": "00-abc"}

@@ -64,14 +64,15 @@ def test_local_settings_fill_what_the_environment_leaves_unset(tmp_path: Path) -
                                                                  "SMOKE_CONVERSATIONS": 2}}))
     env = {"IDLE_TTL": "1h"}
     assert load_local_settings(path, env) == ["BASE_MODEL", "SMOKE_CONVERSATIONS"]
-    assert env == {"IDLE_TTL": "1h", "BASE_MODEL": "Phi-4", "SMOKE_CONVERSATIONS": "2"}  # the environment wins
+    # The environment wins.
+    assert env == {"IDLE_TTL": "1h", "BASE_MODEL": "Phi-4", "SMOKE_CONVERSATIONS": "2"}
     assert load_local_settings(tmp_path / "absent.json", env) == []
 
 
 def test_a_malformed_local_settings_file_is_named(tmp_path: Path) -> None:
     path = tmp_path / "local.settings.json"
     path.write_text("{not json")
-    with pytest.raises(SettingsError, match="local.settings.json"):
+    with pytest.raises(SettingsError, match=r"local\.settings\.json"):
         load_local_settings(path, {})
     path.write_text('{"Values": ["IDLE_TTL"]}')
     with pytest.raises(SettingsError, match="Values"):
