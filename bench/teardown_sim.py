@@ -4,7 +4,7 @@
 
 A fleet of managed online endpoints (always busy, office hours, bursty, one-off demo then silence, never
 used, keep-tagged) gets a week of per-minute traffic. Every sweep period the sweep's own `judge` and
-`select` (shared.lifecycle.idle) run on each live endpoint with a fake clock and an activity source read
+`select` (shared.idle) run on each live endpoint with a fake clock and an activity source read
 from the traffic, for: no sweep; a 15-day idle rule (Azure OpenAI's for fine-tuned deployments); ours at
 TTL 1 h and 2 h. A request to a torn-down endpoint is counted as refused, and the user redeploys at once:
 the endpoint bills again from that minute and refuses requests for --redeploy-minutes while it comes up.
@@ -25,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from shared.lifecycle.idle import judge, select
+from shared.idle import judge, select
 from shared.platforms.port import KEEP_TAG, MANAGED_TAG, EndpointInfo
 from shared.settings import Settings
 

@@ -5,7 +5,7 @@
     deploy.py       register, deploy at 0 %, gate, switch traffic, roll back
     gate.py         the deploy gate: smoke test and eval score
     reconcile.py    runs whose events were lost, or whose handler died mid-step
-    sweep.py        on_sweep: tear down idle endpoints (the rules in idle.py)
+    sweep.py        on_sweep: tear down idle endpoints (the rules in shared/idle.py)
     outcome.py      what a handler did, as a typed value
 """
 

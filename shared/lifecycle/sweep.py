@@ -5,7 +5,7 @@ its last request and its newest deployment (so a fresh deployment gets a grace p
 tagged as ours are looked at; a keep tag exempts one; missing activity data is never read as "idle"; a
 request that arrives while the sweep decides wins; SWEEP_DRY_RUN reports without deleting; at most
 SWEEP_MAX_DELETIONS endpoints go per sweep, the longest idle first. The decision itself (idle_since, judge,
-select) lives in idle.py, where the status page reads it too.
+select) lives in shared/idle.py, where the status page reads it too.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared.alerts import Alert
+from shared.idle import IdleVerdict, judge, select
 from shared.lifecycle.context import Context, log
-from shared.lifecycle.idle import IdleVerdict, judge, select
 from shared.lifecycle.outcome import Outcome
 from shared.platforms.port import MANAGED_TAG, EndpointInfo, NotFoundError, PlatformError
 from shared.runs import Conflict, IllegalTransition, Run, State

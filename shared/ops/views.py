@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from shared.alerts import JsonlAlertSink
-from shared.lifecycle.idle import idle_since
+from shared.idle import idle_since
 from shared.platforms.port import MANAGED_TAG, RUN_TAG, JobState, PlatformError
 from shared.runs import Run, State, operator_actions
 

@@ -7,7 +7,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from shared.lifecycle.idle import idle_since
+from shared.idle import idle_since
 from shared.ops.figures import duration, loss_curve_svg
 from shared.ops.page import render_status_page
 from shared.ops.views import JobFigures, endpoints_view, run_view

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from shared.lifecycle.idle import idle_since, judge, select
+from shared.idle import idle_since, judge, select
 from shared.platforms.port import KEEP_TAG, MANAGED_TAG, EndpointInfo
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)

@@ -10,7 +10,7 @@ from types import ModuleType
 
 import pytest
 
-from shared.lifecycle.idle import IdleVerdict
+from shared.idle import IdleVerdict
 from shared.platforms.port import EndpointInfo
 
 SIM_PATH = Path(__file__).resolve().parents[2] / "bench" / "teardown_sim.py"

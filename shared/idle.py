@@ -1,7 +1,8 @@
 """The idle rules: when an endpoint counts as idle, and which idle endpoints a sweep takes down.
 
-Pure functions of what the platform reports, so the sweep, the status page and the teardown benchmark all
-judge by the same lines.
+Pure functions of what the platform reports, so the sweep (shared/lifecycle/sweep.py), the status page
+(shared/ops/views.py) and the teardown benchmark all judge by the same lines. A module of its own, light to
+import: the CLI's status view must not pull in the handlers.
 """
 
 from __future__ import annotations
