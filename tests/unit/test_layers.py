@@ -62,3 +62,10 @@ def test_the_devhost_uses_the_functions_library_public_modules_only() -> None:
                and not node.attr.startswith("__")
                and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))]
     assert private == []
+
+
+def test_no_trigger_module_shares_a_name_with_a_core_module() -> None:
+    triggers = {p.stem for p in (ROOT / "functions").glob("*.py")} - {"__init__"}
+    core = {p.stem for p in (ROOT / "shared").rglob("*.py")} | {p.name for p in (ROOT / "shared").rglob("*")
+                                                                 if p.is_dir()}
+    assert triggers & core == set()
