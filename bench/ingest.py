@@ -1,11 +1,20 @@
-"""Ingest benchmark: our one-pass scan against the obvious alternatives, side by side, on one generated file.
+"""Ingest benchmark: our scan (on every core, and in one pass) against the obvious alternatives, side by side.
 
-    python bench/ingest.py --size-mb 100
+    python bench/ingest.py                      # 100 MB and 1 GB
+    python bench/ingest.py --sizes 100 --only parallel orjson_loop
+    python bench/ingest.py --crossover          # where parallel starts to beat one pass (PARALLEL_MIN_BYTES)
 
-Generates an ultrachat_200k-shaped JSONL of the given size in a temp dir, then runs each contender in its
-own subprocess (so peak RSS is its own): our `scan`; pandas.read_json(lines=True) + the same checks; HF
-datasets' JSON loader (offline, temp cache); a bare `for line in f: orjson.loads(line)` loop. Prints a
-table and, as its last line, one JSON object with the figures.
+For each size it generates an ultrachat_200k-shaped JSONL in a temp dir, then runs each contender in its own
+fresh interpreter: `parallel` (our scan_path, one worker per core), `single` (our scan_path in one pass),
+`orjson_loop` (a bare single-threaded `for line in f: orjson.loads(line)`, no checks), `pandas`
+(read_json(lines=True) + the same checks + the same sha256) and, on request, `hf_datasets`.
+
+Wall time, CPU time and memory cover the contender's whole process tree (our workers may fork from a fork
+server, so they need not be its own children). Peak RSS is the largest sum of resident memory over the tree
+(shared pages counted once per process: an upper bound), peak PSS the same with shared pages split fairly;
+both are sampled from /proc every 25 ms by this process, so the contender runs no extra thread. `parallel`
+and `single` must produce the same report (checked). Prints a table per size and, as its last line, one
+JSON object with every figure. Other processes on the machine shift wall times; the JSON records the load.
 """
 
 from __future__ import annotations
@@ -16,7 +25,6 @@ import importlib
 import json
 import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -24,11 +32,15 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CONTENDERS = ("scan", "pandas", "hf_datasets", "orjson_loop")
-LIBRARIES = {"scan": "shared.dataset", "pandas": "pandas", "hf_datasets": "datasets", "orjson_loop": "orjson"}
+CONTENDERS = ("parallel", "single", "orjson_loop", "pandas", "hf_datasets")
+DEFAULT = ("parallel", "single", "orjson_loop", "pandas")
+LIBRARIES = {"parallel": "shared.dataset", "single": "shared.dataset", "pandas": "pandas",
+             "hf_datasets": "datasets", "orjson_loop": "orjson"}
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+_TICK = os.sysconf("SC_CLK_TCK")
 
 
-def generate(path: Path, size_mb: int, seed: int = 0) -> int:
+def generate(path: Path, size_mb: float, seed: int = 0) -> int:
     """Write ultrachat-shaped rows (prompt, prompt_id, 2-8 alternating turns) until `size_mb` MB."""
     import orjson
 
@@ -66,11 +78,20 @@ def generate(path: Path, size_mb: int, seed: int = 0) -> int:
 
 
 # -- contenders (each runs in a child process: `python bench/ingest.py --run NAME FILE`) ---------------------
-def run_scan(path: Path) -> dict[str, object]:
-    from shared.dataset import Limits, scan_path
+def _ours(path: Path, workers: int | None) -> dict[str, object]:
+    from shared.dataset import Limits, Parallelism, scan_path
 
-    report = scan_path(path, Limits())
-    return {"rows": report.rows, "valid": report.valid}
+    report = scan_path(path, Limits(), parallel=Parallelism(workers=workers))
+    digest = hashlib.sha256(report.to_json().encode()).hexdigest()
+    return {"rows": report.rows, "valid": report.valid, "report_sha256": digest}
+
+
+def run_parallel(path: Path) -> dict[str, object]:
+    return _ours(path, None)
+
+
+def run_single(path: Path) -> dict[str, object]:
+    return _ours(path, 1)
 
 
 def run_orjson_loop(path: Path) -> dict[str, object]:
@@ -102,7 +123,8 @@ def run_pandas(path: Path) -> dict[str, object]:
 
     frame = pd.read_json(path, lines=True)
     _, errors = _same_checks(frame["messages"])
-    hashlib.file_digest(open(path, "rb"), "sha256")  # noqa: SIM115 - the same content hash
+    with open(path, "rb") as f:
+        hashlib.file_digest(f, "sha256")  # the same content hash
     return {"rows": len(frame), "valid": errors == 0}
 
 
@@ -116,79 +138,182 @@ def run_hf_datasets(path: Path) -> dict[str, object]:
         return {"rows": data.num_rows}
 
 
+class Tree:
+    """A process and its descendants, read from /proc: CPU seconds so far, and memory now."""
+
+    def __init__(self, root: int) -> None:
+        self.root = root
+        self.peak_rss = self.peak_pss = 0
+
+    def pids(self) -> list[int]:
+        tree, frontier = [self.root], [self.root]
+        while frontier:
+            found = []
+            for pid in frontier:
+                try:
+                    for tid in os.listdir(f"/proc/{pid}/task"):
+                        found += map(int, Path(f"/proc/{pid}/task/{tid}/children").read_text().split())
+                except OSError:
+                    continue  # it ended meanwhile
+            tree += found
+            frontier = found
+        return tree
+
+    def cpu_seconds(self) -> float:
+        """utime + stime of every live process in the tree, with the children each has reaped."""
+        total = 0
+        for pid in self.pids():
+            stat = _stat(pid)
+            if stat:
+                total += sum(int(x) for x in stat[11:15])
+        return total / _TICK
+
+    def sample(self) -> None:
+        """Add up the tree's memory now; keep the peaks."""
+        rss = pss = 0
+        for pid in self.pids():
+            rss += _read_kb(f"/proc/{pid}/status", "VmRSS:")
+            pss += _read_kb(f"/proc/{pid}/smaps_rollup", "Pss:")
+        self.peak_rss, self.peak_pss = max(self.peak_rss, rss), max(self.peak_pss, pss)
+
+
+def _stat(pid: int) -> list[str] | None:
+    """/proc/PID/stat fields after the command name: state, ppid, ... (utime is [11])."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return raw[raw.rindex(")") + 2:].split()
+
+
+def _read_kb(path: str, key: str) -> int:
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith(key):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def child(name: str, path: Path) -> None:
-    """Run one contender here and print its rows, seconds and peak RSS (this process and any it started).
+    """Run one contender here and print its figures as JSON; the parent samples our memory meanwhile.
 
     Its libraries are imported before the clock starts: we time reading the file, not interpreter start-up.
+    No thread of ours runs beside it (a sampler thread would change how our scan starts its workers).
     """
     importlib.import_module(LIBRARIES[name])
+    runs = {"parallel": run_parallel, "single": run_single, "pandas": run_pandas,
+            "hf_datasets": run_hf_datasets, "orjson_loop": run_orjson_loop}
+    tree = Tree(os.getpid())
+    cpu = tree.cpu_seconds()
+    sys.stdout.write("start\n")
+    sys.stdout.flush()
     start = time.perf_counter()
-    result = {"scan": run_scan, "pandas": run_pandas, "hf_datasets": run_hf_datasets,
-              "orjson_loop": run_orjson_loop}[name](path)
+    result = runs[name](path)
     result["seconds"] = time.perf_counter() - start
-    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    result["peak_kb"] = max(me.ru_maxrss, kids.ru_maxrss)
-    # CPU seconds (all threads): on a shared machine wall time drifts with the neighbours' load, this less so.
-    result["cpu_s"] = round(me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime, 3)
+    result["cpu_s"] = round(tree.cpu_seconds() - cpu, 2)
     print(json.dumps(result))
 
 
 def measure(name: str, path: Path, timeout: float) -> dict[str, object]:
-    """Run one contender in a fresh interpreter and collect what it reports."""
+    """Run one contender in a fresh interpreter, sampling its process tree's memory every 25 ms."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    try:
-        proc = subprocess.run([sys.executable, __file__, "--run", name, str(path)], capture_output=True,
-                              text=True, env=env, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        return {"name": name, "error": f"timed out after {timeout:.0f}s"}
+    with subprocess.Popen([sys.executable, __file__, "--run", name, str(path)], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, env=env) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.readline()  # "start": imports done, the clock runs
+        tree, deadline = Tree(proc.pid), time.monotonic() + timeout
+        while proc.poll() is None and time.monotonic() < deadline:
+            tree.sample()
+            time.sleep(0.025)
+        if proc.poll() is None:
+            proc.kill()
+            return {"name": name, "error": f"timed out after {timeout:.0f}s"}
+        out, err = proc.stdout.read(), proc.stderr.read()
     if proc.returncode != 0:
-        tail = proc.stderr.strip().splitlines()[-1:] or ["failed"]
-        return {"name": name, "error": tail[0]}
-    result: dict[str, object] = json.loads(proc.stdout.strip().splitlines()[-1])
+        return {"name": name, "error": (err.strip().splitlines()[-1:] or ["failed"])[0]}
+    result: dict[str, object] = json.loads(out.strip().splitlines()[-1])
     result["name"] = name
-    result["peak_rss_mb"] = round(int(result.pop("peak_kb")) / 1024, 1)  # type: ignore[call-overload]
+    result["peak_rss_mb"] = round(tree.peak_rss / 1024, 1)
+    result["peak_pss_mb"] = round(tree.peak_pss / 1024, 1)
     return result
 
 
+def bench_size(size_mb: float, names: list[str], timeout: float, tmp: Path) -> dict[str, object]:
+    """Generate one file and run every contender on it; the figures, ratios and checks."""
+    path = tmp / f"ultrachat-{size_mb:g}mb.jsonl"
+    started = time.perf_counter()
+    rows = generate(path, size_mb)
+    size = path.stat().st_size
+    print(f"\ngenerated {size / 1e6:,.0f} MB, {rows:,} rows in {time.perf_counter() - started:.0f}s: {path}",
+          flush=True)
+    results = [measure(name, path, timeout) for name in names]
+    path.unlink()
+    for r in results:
+        if "seconds" in r:
+            r["mb_per_s"] = round(size / 1e6 / float(r["seconds"]), 1)  # type: ignore[arg-type]
+    print_table(results)
+    speed = {str(r["name"]): float(r["mb_per_s"]) for r in results if "mb_per_s" in r}  # type: ignore[arg-type]
+    ratios = {f"{a}_vs_{b}": round(speed[a] / speed[b], 2) for a in ("parallel", "single")
+              for b in ("orjson_loop", "pandas") if a in speed and b in speed}
+    checks: dict[str, object] = {}
+    ours = {str(r["name"]): r.get("report_sha256") for r in results if r["name"] in ("parallel", "single")}
+    if len(ours) == 2:
+        checks["parallel_report_equals_single"] = ours["parallel"] == ours["single"]
+    counted = {str(r["name"]): r.get("rows") for r in results if "rows" in r}
+    checks["rows_agree"] = len(set(counted.values())) <= 1
+    print("ratios:", ", ".join(f"{k} {v}x" for k, v in ratios.items()) or "-", "| checks:", checks)
+    return {"size_mb": round(size / 1e6), "rows": rows, "results": results, **ratios, "checks": checks}
+
+
+def crossover(timeout: float, tmp: Path) -> list[dict[str, object]]:
+    """Single pass vs parallel at small sizes: where starting workers begins to pay."""
+    figures = []
+    for size_mb in (4, 8, 16, 32, 64):
+        path = tmp / "small.jsonl"
+        generate(path, size_mb)
+        row: dict[str, object] = {"size_mb": size_mb}
+        for name in ("single", "parallel"):
+            best = min(float(measure(name, path, timeout).get("seconds", float("inf")))  # type: ignore[arg-type]
+                       for _ in range(3))
+            row[name] = round(best, 3)
+        print(f"{size_mb:>4} MB  single {row['single']:.3f}s  parallel {row['parallel']:.3f}s", flush=True)
+        figures.append(row)
+    return figures
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size-mb", type=int, default=1024)
-    parser.add_argument("--only", nargs="*", choices=CONTENDERS, default=list(CONTENDERS))
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--sizes", type=float, nargs="+", default=[100, 1024], metavar="MB")
+    parser.add_argument("--only", nargs="*", choices=CONTENDERS, default=list(DEFAULT))
     parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--crossover", action="store_true", help="measure the single-pass threshold instead")
     parser.add_argument("--run", nargs=2, metavar=("NAME", "FILE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run:
         child(args.run[0], Path(args.run[1]))
         return
+    load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="ingest-bench-") as tmp:
-        path = Path(tmp) / "ultrachat.jsonl"
-        started = time.perf_counter()
-        rows = generate(path, args.size_mb)
-        size = path.stat().st_size
-        took = time.perf_counter() - started
-        print(f"generated {size / 1e6:,.0f} MB, {rows:,} rows in {took:.0f}s: {path}")
-        results = [measure(name, path, args.timeout) for name in args.only]
-    for r in results:
-        if "seconds" in r:
-            r["mb_per_s"] = round(size / 1e6 / float(r["seconds"]), 1)  # type: ignore[arg-type]
-    print_table(results)
-    speeds = {r["name"]: r.get("mb_per_s") for r in results}
-    ratios = {}
-    if speeds.get("scan") and speeds.get("pandas"):
-        ratios["scan_vs_pandas"] = round(speeds["scan"] / speeds["pandas"], 2)  # type: ignore[operator]
-    if speeds.get("scan") and speeds.get("orjson_loop"):
-        ratios["scan_vs_orjson_loop"] = round(speeds["scan"] / speeds["orjson_loop"], 2)  # type: ignore[operator]
-    print(json.dumps({"size_mb": round(size / 1e6), "rows": rows, "results": results, **ratios}))
+        if args.crossover:
+            print(json.dumps({"crossover": crossover(args.timeout, Path(tmp)), "load": load}))
+            return
+        runs = [bench_size(size, args.only, args.timeout, Path(tmp)) for size in args.sizes]
+    print(json.dumps({"cores": os.cpu_count(), "load_before": load, "load_after": os.getloadavg()[0],
+                      "runs": runs}))
 
 
 def print_table(results: list[dict[str, object]]) -> None:
-    print(f"{'contender':<14}{'seconds':>10}{'MB/s':>10}{'CPU s':>8}{'peak RSS MB':>14}  rows")
+    print(f"{'contender':<13}{'seconds':>9}{'MB/s':>9}{'CPU s':>8}{'peak RSS MB':>13}{'peak PSS MB':>13}"
+          "  rows")
     for r in results:
         if "error" in r:
-            print(f"{r['name']:<14}  error: {r['error']}")
+            print(f"{r['name']:<13}  error: {r['error']}")
             continue
-        print(f"{r['name']:<14}{float(r['seconds']):>10.2f}{r['mb_per_s']:>10}{r['cpu_s']:>8}"  # type: ignore[arg-type]
-              f"{r['peak_rss_mb']:>14}  {r['rows']}")
+        print(f"{r['name']:<13}{float(r['seconds']):>9.2f}{r['mb_per_s']:>9}{r['cpu_s']:>8}"  # type: ignore[arg-type]
+              f"{r['peak_rss_mb']:>13}{r['peak_pss_mb']:>13}  {r['rows']}")
 
 
 if __name__ == "__main__":

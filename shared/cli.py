@@ -1,11 +1,13 @@
 """`autopilot`: the command line. A subcommand is one entry in `COMMANDS`: (add_arguments, run, summary).
 
-    autopilot validate FILE [--json]   the scan an upload gets; exit 0 valid, 1 invalid, 2 usage or I/O error
+    autopilot validate FILE [--json] [--workers N]   the scan an upload gets; exit 0 valid, 1 invalid, 2 usage
+                                                     or I/O error
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -23,12 +25,14 @@ Command = tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Na
 
 
 def _validate_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", type=Path, help="chat JSONL (or .parquet) to check")
+    parser.add_argument("file", type=Path, help="chat JSONL (or .jsonl.gz, .parquet) to check")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a report")
+    parser.add_argument("--workers", type=int, default=0, metavar="N",
+                        help="scan a big file with at most N processes (default: one per core)")
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from shared.dataset import is_parquet, scan_path
+    from shared.dataset import Parallelism, scan_path, upload_format
 
     path: Path = args.file
     if not path.is_file():
@@ -36,9 +40,10 @@ def _validate(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     size = path.stat().st_size
     show_progress = not args.json and sys.stdout.isatty() and size >= _PROGRESS_MIN_BYTES \
-        and not is_parquet(path.name)
+        and upload_format(path.name) != "parquet"
+    scan = functools.partial(scan_path, parallel=Parallelism(workers=args.workers))
     try:
-        report = _scan_with_progress(path, size, scan_path) if show_progress else scan_path(path)
+        report = _scan_with_progress(path, size, scan) if show_progress else scan(path)
     except OSError as exc:
         print(f"autopilot validate: {path}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -1,18 +1,22 @@
 """Chat-format upload checks at gigabyte scale: one streaming pass validates, measures, hashes, splits and
-stages.
+stages, on every core for a big upload.
 
-    report = scan(chunks, Limits(), train=BlockBlobSink(...), test=BlockBlobSink(...))
+    report = scan_upload(BlobSource(blob), Limits(), train=BlockBlobSink(...), test=BlockBlobSink(...))
 """
 
-from shared.dataset.files import is_parquet, read_chunks, scan_path
+from shared.dataset.files import scan_path
 from shared.dataset.manifest import Manifest, ManifestError, is_manifest, parse_manifest
 from shared.dataset.parquet import scan_parquet
 from shared.dataset.report import Report
 from shared.dataset.rules import Issue
-from shared.dataset.scanner import Limits, scan
+from shared.dataset.scanner import Limits
 from shared.dataset.sinks import BlockBlobSink, FileSink, MemorySink, Sink
+from shared.dataset.sources import BlobSource, FileSource, Source
+from shared.dataset.stream import Parallelism, scan
+from shared.dataset.uploads import scan_upload, upload_format
 
 __all__ = [
-    "BlockBlobSink", "FileSink", "Issue", "Limits", "Manifest", "ManifestError", "MemorySink", "Report",
-    "Sink", "is_manifest", "is_parquet", "parse_manifest", "read_chunks", "scan", "scan_parquet", "scan_path",
+    "BlobSource", "BlockBlobSink", "FileSink", "FileSource", "Issue", "Limits", "Manifest", "ManifestError",
+    "MemorySink", "Parallelism", "Report", "Sink", "Source", "is_manifest", "parse_manifest", "scan",
+    "scan_parquet", "scan_path", "scan_upload", "upload_format",
 ]

@@ -97,7 +97,7 @@ def _where(issue: Issue) -> str:
 
 
 class Figures:
-    """Per-conversation figures, added one valid conversation at a time (on the hot path: keep it lean)."""
+    """Per-conversation figures: the scanner's hot loop counts into them, stretches merge (keep it lean)."""
 
     __slots__ = ("chars", "max_messages", "max_tokens", "messages", "min_messages", "min_tokens", "rows",
                  "tokens")
@@ -107,20 +107,16 @@ class Figures:
         self.min_messages = self.min_tokens = 1 << 62
         self.max_messages = self.max_tokens = 0
 
-    def add(self, messages: int, chars: int, tokens: int) -> None:
-        """Count one conversation."""
-        self.rows += 1
-        self.messages += messages
-        self.chars += chars
-        self.tokens += tokens
-        if messages < self.min_messages:
-            self.min_messages = messages
-        if messages > self.max_messages:
-            self.max_messages = messages
-        if tokens < self.min_tokens:
-            self.min_tokens = tokens
-        if tokens > self.max_tokens:
-            self.max_tokens = tokens
+    def merge(self, other: Figures) -> None:
+        """Add the figures of conversations counted elsewhere (another stretch of the same upload)."""
+        self.rows += other.rows
+        self.messages += other.messages
+        self.chars += other.chars
+        self.tokens += other.tokens
+        self.min_messages = min(self.min_messages, other.min_messages)
+        self.max_messages = max(self.max_messages, other.max_messages)
+        self.min_tokens = min(self.min_tokens, other.min_tokens)
+        self.max_tokens = max(self.max_tokens, other.max_tokens)
 
     def stats(self) -> dict[str, Any]:
         """min/mean/max per conversation (zeros when there were none), and totals."""

@@ -30,6 +30,8 @@ NO_ASSISTANT_MESSAGE = "no_assistant_message"
 EMPTY_FILE = "empty_file"
 TOKEN_BUDGET_EXCEEDED = "token_budget_exceeded"
 UNREADABLE_FILE = "unreadable_file"
+GZIP_COMPRESSED = "gzip_compressed"
+PARQUET_CONTENT = "parquet_content"
 
 # Warning codes (reported, never reject the file).
 CONVERSATION_TOO_LONG = "conversation_too_long"

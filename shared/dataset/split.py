@@ -9,8 +9,10 @@ range, and the first test row.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 
 _RANGE = 1 << 32
+Row = bytes | memoryview  # a staged line; a parallel scan hands over views into a range's staged bytes
 KEY_BYTES = 512
 
 
@@ -34,15 +36,15 @@ class Split:
     def __init__(self, fraction: float, test_rows_max: int) -> None:
         self._threshold = int(fraction * _RANGE)
         self._test_max = max(1, test_rows_max)
-        self.train: list[bytes] = []
-        self.test: list[bytes] = []
+        self.train: list[Row] = []
+        self.test: list[Row] = []
         self.train_rows = 0
         self.test_rows = 0
         self.train_tokens = 0
-        self._held_train: tuple[int, bytes, int] | None = None
-        self._held_test: tuple[bytes, int] | None = None
+        self._held_train: tuple[int, Row, int] | None = None
+        self._held_test: tuple[Row, int] | None = None
 
-    def route(self, key: int, row: bytes, tokens: int) -> None:
+    def route(self, key: int, row: Row, tokens: int) -> None:
         """Send one staged row (with its estimated tokens) to its side."""
         if key < self._threshold and self.test_rows < self._test_max:
             self.test_rows += 1
@@ -60,6 +62,29 @@ class Split:
                 self.train.append(held[1])
         else:
             self.train.append(row)
+
+    def take(self, keys: Sequence[int], tokens: Sequence[int], rows: Sequence[Row] | None = None) -> None:
+        """Route a run of rows in file order (`rows` omitted when nothing is staged), exactly as `route` each.
+
+        One pass and a parallel scan's merge both call this, so it is written for speed: the rows that can
+        only go to train without displacing the held-back row are added in bulk, and `route` sees the rest
+        (the first test candidates and each new smallest key).
+        """
+        i, n = 0, len(keys)
+        while i < n:
+            held = self._held_train[0] if self._held_train is not None else _RANGE
+            bound = held if self.test_rows >= self._test_max else max(held, self._threshold)
+            j = i
+            while j < n and keys[j] >= bound:
+                j += 1
+            if j > i:
+                self.train_rows += j - i
+                self.train_tokens += sum(tokens[i:j])
+                if rows is not None:
+                    self.train.extend(rows[i:j])
+            if j < n:
+                self.route(keys[j], rows[j] if rows is not None else b"", tokens[j])
+            i = j + 1
 
     def finish(self) -> None:
         """Settle the held-back rows: at least one train row, and one test row when there are two rows."""

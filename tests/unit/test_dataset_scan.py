@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from shared.dataset import Limits, MemorySink, read_chunks, scan, scan_path
+from shared.dataset import Limits, MemorySink, scan, scan_path
 from shared.dataset import rules as r
 
 
@@ -79,18 +79,18 @@ def test_long_line_completed_by_a_later_chunk(chunk: int) -> None:
 
 def test_long_line_is_never_buffered_whole() -> None:
     """A 64 MiB line fed in 1 MiB chunks: the carried tail never exceeds the limit."""
-    from shared.dataset.scanner import _Scan
+    from shared.dataset.scanner import Lines
 
-    state = _Scan(Limits(max_line_bytes=2 << 20), None, None)
+    lines = Lines(Limits(max_line_bytes=2 << 20), staging=False)
     longest = 0
     for _ in range(64):
-        state.feed(b"x" * (1 << 20))
-        longest = max(longest, len(state.tail))
-    state.feed(b"\n" + jsonl(2))
-    report = state.finish("jsonl")
+        lines.feed(b"x" * (1 << 20))
+        longest = max(longest, len(lines.tail))
+    lines.feed(b"\n" + jsonl(2))
+    tally = lines.finish()
     assert longest <= 2 << 20
-    assert [(e.line, e.code) for e in report.errors] == [(1, r.LINE_TOO_LONG)]
-    assert report.rows == 2
+    assert [(e.line, e.code) for e in tally.errors] == [(1, r.LINE_TOO_LONG)]
+    assert tally.figures.rows == 2
 
 
 def test_valid_upload_is_staged_as_messages_rows_and_sinks_closed() -> None:
@@ -136,9 +136,3 @@ def test_stats(tmp_path: Path) -> None:
     assert stats["roles"] == {"system": 0, "user": 10, "assistant": 10, "tool": 0}
     assert stats["tokens"]["min"] <= stats["tokens"]["mean"] <= stats["tokens"]["max"]
     assert report.estimated_tokens > 0
-
-
-def test_reading_a_file_in_chunks(tmp_path: Path) -> None:
-    path = tmp_path / "d.jsonl"
-    path.write_bytes(jsonl(100))
-    assert b"".join(read_chunks(path, 100)) == path.read_bytes()

@@ -1,0 +1,283 @@
+"""Scanning on every core: ranges of an upload go to worker processes, their tallies come back in order.
+
+The parent reads the upload once and in order (so the content hash stays one sequential sha256 on a thread),
+and cuts it into ranges that end at a line end. A worker gets a range as a file offset to read itself (a
+local file: the parent's read left it in the page cache) or through shared memory (a blob, or decompressed
+gzip), and runs the same `Lines` scanner a single pass runs. Its tally comes back over its pipe (staged rows
+through shared memory) and is added to `Totals` in range order, moved by the lines before it: the report
+and the staged files equal the single pass's.
+
+Workers are processes (the scanner holds the GIL); they fork from a fork server that has already imported the
+scanner, so starting one costs milliseconds (spawn where there is no fork server).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import os
+import threading
+import traceback
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from multiprocessing.shared_memory import SharedMemory
+from typing import Any
+
+from shared.dataset.scanner import Limits, Lines, MiB, Tally
+from shared.dataset.split import Row
+from shared.dataset.totals import Totals
+
+PIECE_BYTES = 2 * MiB  # a range is one piece (up to its last line end) unless a line is longer
+_SLOTS = 2  # ranges (and input slots) per worker: the parent fills one while the worker scans the other
+_RELEASED = "released"
+
+
+@dataclass
+class _Worker:
+    """The parent's handle on one worker: its pipe, its slots, and the ranges it has in hand (in order)."""
+
+    process: Any
+    conn: Connection
+    slots: list[SharedMemory]
+    out: SharedMemory | None
+    free: list[int] = field(default_factory=lambda: list(range(_SLOTS)))
+    ranges: deque[int] = field(default_factory=deque)
+
+
+def _view(segment: SharedMemory) -> memoryview:
+    """A shared-memory segment's bytes (open segments always have a buffer)."""
+    assert segment.buf is not None
+    return segment.buf
+
+
+def _context() -> Any:
+    """How workers start: forked from this process when it runs no other thread (the CLI: no start-up cost,
+    nothing to deadlock on), else from a fork server that has already imported the scanner (a host process
+    with threads must not fork itself), else spawned (Windows)."""
+    methods = mp.get_all_start_methods()
+    if "fork" in methods and threading.active_count() == 1:
+        return mp.get_context("fork")
+    if "forkserver" in methods:
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload([__name__])
+        return ctx
+    return mp.get_context("spawn")
+
+
+class Ranges:
+    """Feeds a stream of JSON Lines to `workers` processes as line-aligned ranges and adds their tallies to
+    `totals` in order. `path`: the stream is this local file's bytes from its start, so workers read their
+    ranges from it. Use as a context manager: leaving it stops the workers."""
+
+    def __init__(self, totals: Totals, workers: int, path: str | None = None,
+                 piece_bytes: int = PIECE_BYTES) -> None:
+        self.totals = totals
+        self.path = path
+        self.piece_bytes = piece_bytes
+        self.workers: list[_Worker] = []
+        self.open: _Worker | None = None  # the worker whose range has not reached a line end yet
+        self.sent = 0  # bytes of the stream handed out
+        self.started = 0  # ranges handed out
+        self.merged = 0  # ranges added to totals
+        self.done: dict[int, tuple[Tally, bytes, list[int] | None]] = {}
+        ctx = _context()
+        try:
+            for _ in range(workers):
+                self.workers.append(self._start(ctx))
+        except BaseException:
+            self.close()
+            raise
+
+    @staticmethod
+    def shared_bytes(staging: bool, piece_bytes: int = PIECE_BYTES) -> int:
+        """Shared memory one worker may fill: its input slots, and its staged-rows slot when staging."""
+        return (_SLOTS * 2 + (3 if staging else 0)) * piece_bytes
+
+    def _start(self, ctx: Any) -> _Worker:
+        # A slot holds a carried partial line (under a piece) plus a piece; a range's staged rows are about
+        # the size of the range, and spill to a segment of their own when they are not.
+        size = 2 * self.piece_bytes
+        slots = [] if self.path else [SharedMemory(create=True, size=size) for _ in range(_SLOTS)]
+        out = SharedMemory(create=True, size=3 * self.piece_bytes) if self.totals.staging else None
+        mine, theirs = ctx.Pipe()
+        process = ctx.Process(target=_work, daemon=True, name="scan-worker",
+                              args=(theirs, self.path, [s.name for s in slots], out.name if out else None,
+                                    self.totals.limits, self.totals.staging))
+        worker = _Worker(process, mine, slots, out)
+        process.start()
+        theirs.close()
+        return worker
+
+    def __enter__(self) -> Ranges:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def scan(self, pieces: Iterable[bytes]) -> None:
+        """Scan the whole stream: every piece, in order, then wait for the last tally."""
+        carry = b""
+        for data in pieces:
+            for at in range(0, len(data), self.piece_bytes):
+                part = memoryview(data)[at:at + self.piece_bytes]
+                cut = data.rfind(b"\n", at, at + len(part)) - at
+                if cut < 0:  # no line ends here: it all continues the open range
+                    self._send(carry, part, end=False)
+                    carry = b""
+                else:
+                    self._send(carry, part[:cut + 1], end=True)
+                    carry = bytes(part[cut + 1:])
+        if carry or self.open is not None:
+            self._send(carry, memoryview(b""), end=True)
+        while self.merged < self.started:
+            self._service(block=True)
+
+    def _send(self, carry: bytes, part: memoryview, *, end: bool) -> None:
+        """Hand the next stretch (the carried partial line, then `part`) to the worker of its range."""
+        if self.open is None:
+            while all(len(w.ranges) >= _SLOTS for w in self.workers):
+                self._service(block=True)
+            worker = min(self.workers, key=lambda w: len(w.ranges))
+            worker.ranges.append(self.started)
+            self.started += 1
+        else:
+            worker = self.open
+        file_start, size = self.sent == 0, len(carry) + len(part)
+        if self.path is not None:
+            worker.conn.send((self.sent, size, file_start, end))
+        else:
+            while not worker.free:
+                self._service(block=True)
+            index = worker.free.pop()
+            buf = _view(worker.slots[index])
+            buf[:len(carry)] = carry
+            buf[len(carry):size] = part
+            worker.conn.send((index, size, file_start, end))
+        self.sent += size
+        self.open = None if end else worker
+        self._service(block=False)
+
+    def _service(self, *, block: bool) -> None:
+        """Take what the workers have sent: freed slots and tallies; add finished ranges in order."""
+        for ready in wait([w.conn for w in self.workers], timeout=None if block else 0):
+            worker = next(w for w in self.workers if w.conn is ready)
+            try:
+                message = worker.conn.recv()
+            except (EOFError, OSError):
+                worker.process.join(timeout=1)
+                raise RuntimeError(f"scan worker {worker.process.pid} stopped (exit code "
+                                   f"{worker.process.exitcode})") from None
+            kind = message[0]
+            if kind == "ack":
+                worker.free.append(message[1])
+            elif kind == "tally":
+                self.done[worker.ranges.popleft()] = self._received(worker, *message[1:])
+            else:
+                raise RuntimeError(f"scan worker failed:\n{message[1]}")
+        while self.merged in self.done:
+            tally, staged, lengths = self.done.pop(self.merged)
+            tally.rows = _rows(staged, lengths)
+            self.totals.add(tally)
+            self.merged += 1
+
+    def _received(self, worker: _Worker, tally: Tally, size: int, spill: str | None,
+                  lengths: list[int] | None) -> tuple[Tally, bytes, list[int] | None]:
+        """Copy a tally's staged rows out of shared memory (a spill segment is the worker's, for once)."""
+        staged = b""
+        if spill is not None:
+            segment = SharedMemory(name=spill)
+            staged = bytes(_view(segment)[:size])
+            segment.close()
+            segment.unlink()
+        elif worker.out is not None:
+            staged = bytes(_view(worker.out)[:size])
+            worker.conn.send(_RELEASED)
+        return tally, staged, lengths
+
+    def close(self) -> None:
+        """Stop the workers and free the shared memory (also after a failure)."""
+        for worker in self.workers:
+            with contextlib.suppress(OSError):  # it is gone already
+                worker.conn.send(None)
+        for worker in self.workers:
+            worker.process.join(timeout=5)
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join()
+            worker.conn.close()
+            for segment in [*worker.slots, *([worker.out] if worker.out else [])]:
+                segment.unlink()
+                with contextlib.suppress(BufferError):  # a view still held by a failed send: freed with it
+                    segment.close()
+        self.workers.clear()
+
+
+def _rows(staged: bytes, lengths: list[int] | None) -> list[Row]:
+    """Each staged row as a view into the range's staged bytes (no copy)."""
+    view, at, rows = memoryview(staged), 0, list[Row]()
+    for n in lengths or ():
+        rows.append(view[at:at + n])
+        at += n
+    return rows
+
+
+def _work(conn: Connection, path: str | None, slot_names: list[str], out_name: str | None, limits: Limits,
+          staging: bool) -> None:
+    """A worker: scan each range it is sent, stretch by stretch; send back a tally per range."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0)) if path else -1
+    slots = [SharedMemory(name=name) for name in slot_names]
+    out = SharedMemory(name=out_name) if out_name else None
+    held: deque[Any] = deque()  # messages that arrived while waiting for the staged-rows slot
+    out_free, lines = True, None
+    try:
+        while (message := held.popleft() if held else conn.recv()) is not None:
+            if message == _RELEASED:
+                out_free = True
+                continue
+            where, size, file_start, end = message
+            if path:
+                chunk = os.pread(fd, size, where)
+            else:
+                chunk = bytes(_view(slots[where])[:size])
+                conn.send(("ack", where))
+            if lines is None:
+                lines = Lines(limits, staging=staging, at_file_start=file_start)
+            lines.feed(chunk)
+            if not end:
+                continue
+            tally, lines = lines.finish(), None
+            while not out_free:
+                reply = conn.recv()
+                out_free = reply == _RELEASED
+                if not out_free:
+                    held.append(reply)
+            out_free = _send_tally(conn, tally, out)
+    except Exception:
+        conn.send(("failed", traceback.format_exc()))
+    finally:
+        for segment in [*slots, *([out] if out else [])]:
+            segment.close()
+        if fd >= 0:
+            os.close(fd)
+
+
+def _send_tally(conn: Connection, tally: Tally, out: SharedMemory | None) -> bool:
+    """Send a range's tally, its staged rows through `out` (or a spill segment when they don't fit there).
+    Returns whether `out` is still free."""
+    rows, tally.rows = tally.rows, []
+    if out is None:
+        conn.send(("tally", tally, 0, None, None))
+        return True
+    staged = b"".join(rows)
+    lengths = [len(row) for row in rows]
+    if len(staged) > out.size:
+        spill = SharedMemory(create=True, size=len(staged))
+        _view(spill)[:len(staged)] = staged
+        spill.close()
+        conn.send(("tally", tally, len(staged), spill.name, lengths))
+        return True
+    _view(out)[:len(staged)] = staged
+    conn.send(("tally", tally, len(staged), None, lengths))
+    return False

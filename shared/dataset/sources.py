@@ -1,0 +1,116 @@
+"""Where an upload's bytes come from: anything with a name, a size and ranged reads.
+
+    class Source(Protocol): name: str; size: int; def read_range(offset, length) -> bytes
+
+A local file and a blob (ranged downloads, pinned to the version first seen) are the two here; a staging
+port can serve the same protocol.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from shared.dataset.parallel import PIECE_BYTES
+
+if TYPE_CHECKING:
+    from azure.storage.blob import BlobClient
+
+READ_AHEAD = 2  # pieces being read while the scan works on the current one
+
+
+class SourceChanged(OSError):
+    """The upload changed (or shrank) while it was being read."""
+
+
+class Source(Protocol):
+    """An upload's bytes by range. `name` decides the format (.jsonl, .jsonl.gz, .parquet)."""
+
+    @property
+    def name(self) -> str:
+        """The upload's name (a file or blob name)."""
+
+    @property
+    def size(self) -> int:
+        """Its length in bytes."""
+
+    def read_range(self, offset: int, length: int) -> bytes:
+        """`length` bytes from `offset` (fewer only at the end)."""
+
+
+class FileSource:
+    """A local file, read with positional reads (safe from several threads at once)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.name = path.name
+        self._fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        self.size = os.fstat(self._fd).st_size
+
+    def read_range(self, offset: int, length: int) -> bytes:
+        """`length` bytes from `offset`."""
+        return os.pread(self._fd, length, offset)
+
+    def close(self) -> None:
+        """Close the file."""
+        os.close(self._fd)
+
+    def __enter__(self) -> FileSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class BlobSource:
+    """A blob read with ranged downloads, each pinned to the ETag seen first: if the blob is overwritten
+    mid-scan the read fails instead of mixing two uploads."""
+
+    def __init__(self, blob: BlobClient) -> None:
+        props = blob.get_blob_properties()
+        self.blob = blob
+        self.name = blob.blob_name
+        self.size = int(props.size)
+        self.etag = props.etag
+
+    def read_range(self, offset: int, length: int) -> bytes:
+        """`length` bytes from `offset`, one ranged GET (the SDK retries transient failures)."""
+        from azure.core import MatchConditions
+
+        if length <= 0:
+            return b""
+        return self.blob.download_blob(offset=offset, length=length, etag=self.etag,
+                                       match_condition=MatchConditions.IfNotModified).readall()
+
+
+def read_pieces(source: Source, piece: int = PIECE_BYTES, ahead: int = READ_AHEAD) -> Iterator[bytes]:
+    """The source's bytes in order, `piece` at a time, with the next `ahead` pieces already being read."""
+    size = source.size
+    offsets = iter(range(0, size, piece))
+    with ThreadPoolExecutor(max_workers=ahead, thread_name_prefix="read-range") as pool:
+        pending: deque[tuple[int, Future[bytes]]] = deque()
+
+        def read_next() -> None:
+            offset = next(offsets, None)
+            if offset is not None:
+                length = min(piece, size - offset)
+                pending.append((length, pool.submit(source.read_range, offset, length)))
+
+        for _ in range(ahead):
+            read_next()
+        try:
+            while pending:
+                expected, future = pending.popleft()
+                data = future.result()
+                if len(data) != expected:
+                    raise SourceChanged(f"{source.name} changed while it was read ({len(data):,} bytes where "
+                                        f"{expected:,} were expected)")
+                read_next()
+                yield data
+        finally:
+            for _, future in pending:
+                future.cancel()

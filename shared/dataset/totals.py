@@ -1,0 +1,112 @@
+"""The running sum of an upload's tallies, in file order: findings, figures, the split and the staged files.
+
+One pass adds its scanner's tallies as it goes; a parallel scan adds each range's tallies in range order,
+moving the range's line numbers by the lines before it. Either way the same adds happen in the same order,
+so the report (and the staged files) cannot tell the two apart.
+"""
+
+from __future__ import annotations
+
+from shared.dataset import rules
+from shared.dataset.report import Figures, Report
+from shared.dataset.rules import ROLES, Issue
+from shared.dataset.scanner import Limits, Tally
+from shared.dataset.sinks import Sink
+from shared.dataset.split import Split
+
+
+class Totals:
+    """Adds tallies in file order; `finish` settles the split, decides validity and closes or aborts the
+    sinks (a rejected upload never leaves a staged file)."""
+
+    def __init__(self, limits: Limits, train: Sink | None = None, test: Sink | None = None) -> None:
+        self.limits = limits
+        self.sinks = (train, test)
+        self.staging = self.sinks != (None, None)
+        self.split = Split(limits.test_fraction, limits.test_rows_max)
+        self.lines_before = 0  # lines of the stretches already finished
+        self.errors: list[Issue] = []
+        self.error_count = 0
+        self.warnings: list[Issue] = []
+        self.warning_count = 0
+        self.roles = [0] * len(ROLES)
+        self.figures = Figures()
+        self.over_limit = 0
+
+    def error(self, line: int | None, code: str, message: str) -> None:
+        """A finding about the file as a whole (or one found outside the scanner)."""
+        self.error_count += 1
+        if len(self.errors) < self.limits.max_errors_listed:
+            self.errors.append(Issue(line, code, message))
+
+    def warn(self, line: int, code: str, message: str) -> None:
+        """A warning about the upload as a whole."""
+        self.warning_count += 1
+        if len(self.warnings) < self.limits.max_errors_listed:
+            self.warnings.append(Issue(line, code, message))
+
+    def add(self, tally: Tally) -> None:
+        """Add the next tally in file order, and stage its rows unless the upload is already known bad."""
+        cap, offset = self.limits.max_errors_listed, self.lines_before
+        self.errors += [_moved(e, offset) for e in tally.errors[: cap - len(self.errors)]]
+        self.warnings += [_moved(w, offset) for w in tally.warnings[: cap - len(self.warnings)]]
+        self.error_count += tally.error_count
+        self.warning_count += tally.warning_count
+        self.figures.merge(tally.figures)
+        self.roles = [a + b for a, b in zip(self.roles, tally.roles, strict=True)]
+        self.over_limit += tally.over_limit
+        self.split.take(tally.keys, tally.tokens, tally.rows if self.staging else None)
+        self.drain()
+        if tally.done:
+            self.lines_before += tally.lines
+
+    def drain(self) -> None:
+        """Hand routed rows to the sinks; once the upload is known bad, stop writing and just count."""
+        for rows, sink in ((self.split.train, self.sinks[0]), (self.split.test, self.sinks[1])):
+            if rows and sink is not None and self.error_count == 0:
+                sink.write(b"".join(rows))
+            rows.clear()
+
+    def finish(self, *, content_sha256: str, size: int, format: str) -> Report:
+        """Settle the split, decide validity, close or abort the sinks, and write the report."""
+        self.split.finish()
+        self.drain()
+        if self.figures.rows == 0 and self.error_count == 0:
+            self.error(None, rules.EMPTY_FILE, "the upload has no conversations; each line should be "
+                       'one JSON object with a "messages" array')
+        if self.figures.rows == 1:
+            self.warn(1, rules.TOO_FEW_ROWS_TO_SPLIT, "only one conversation: it is used for training and "
+                      "there is no test row")
+        estimated = self.split.train_tokens * self.limits.epochs
+        budget = self.limits.max_tokens_per_run
+        if budget is not None and estimated > budget:
+            self.error(None, rules.TOKEN_BUDGET_EXCEEDED,
+                       f"about {estimated:,} training tokens ({self.split.train_tokens:,} x "
+                       f"{self.limits.epochs} epoch(s)) exceed the budget of {budget:,} tokens per run; "
+                       "upload fewer or shorter conversations, or raise the budget")
+        valid = self.error_count == 0
+        for sink in self.sinks:
+            if sink is not None:
+                sink.close() if valid else sink.abort()
+        stats = self.figures.stats()
+        stats["roles"] = dict(zip(ROLES, self.roles, strict=True))
+        stats["epochs"] = self.limits.epochs
+        stats["token_estimate"] = "chars/4 + 4 per message + 3"
+        stats["conversations_over_token_limit"] = self.over_limit
+        return Report(valid=valid, rows=self.figures.rows, train_rows=self.split.train_rows,
+                      test_rows=self.split.test_rows, errors=self.errors, error_count=self.error_count,
+                      warnings=self.warnings, warning_count=self.warning_count, stats=stats,
+                      content_sha256=content_sha256, estimated_tokens=estimated, bytes=size, format=format)
+
+    def abort(self) -> None:
+        """Reading failed: discard whatever was staged."""
+        for sink in self.sinks:
+            if sink is not None:
+                sink.abort()
+
+
+def _moved(issue: Issue, offset: int) -> Issue:
+    """A stretch's finding with its line number counted from the start of the file."""
+    if issue.line is None or not offset:
+        return issue
+    return Issue(issue.line + offset, issue.code, issue.message)
