@@ -135,6 +135,8 @@ class Settings:
     report_max_errors: int = 20
     conversation_token_limit: int = 4096
     max_tokens_per_run: int | None = None
+    # Worker processes that scan a big upload (0: one per core the app may use).
+    ingest_workers: int = 0
     idle_ttl: timedelta = timedelta(hours=2)
     sweep_schedule: str = "0 */15 * * * *"
     # The sweep's brakes: report without deleting, and delete at most this many endpoints per sweep.
@@ -183,6 +185,7 @@ class Settings:
             report_max_errors=_int(e, "REPORT_MAX_ERRORS", 20),
             conversation_token_limit=_int(e, "CONVERSATION_TOKEN_LIMIT", 4096),
             max_tokens_per_run=_int(e, "MAX_TOKENS_PER_RUN", 0) or None,
+            ingest_workers=_ingest_workers(e),
             idle_ttl=parse_duration("IDLE_TTL", e.get("IDLE_TTL", "2h")),
             sweep_schedule=e.get("IDLE_SWEEP_SCHEDULE", "0 */15 * * * *"),
             sweep_dry_run=_bool(e, "SWEEP_DRY_RUN", False),
@@ -250,6 +253,14 @@ def _endpoint_name(raw: str) -> str:
         raise SettingsError(f"ENDPOINT_NAME={raw!r}: use 3-32 letters, digits or hyphens, starting with a "
                             "letter and not ending with a hyphen")
     return raw
+
+
+def _ingest_workers(e: Mapping[str, str]) -> int:
+    workers = _int(e, "INGEST_WORKERS", 0)
+    if workers < 0:
+        raise SettingsError(f"INGEST_WORKERS={workers} must be 0 (one worker process per core) or a positive "
+                            "cap; 1 scans every upload in a single pass")
+    return workers
 
 
 def _sweep_max_deletions(e: Mapping[str, str]) -> int:

@@ -130,12 +130,12 @@ def _scan_rows(pq: Any, file: HashedFile, totals: Totals, progress: Callable[[in
         # Unbuffered column reads of at most a piece: memory stays bounded by a batch, not a row group.
         parquet = pq.ParquetFile(file, pre_buffer=False, buffer_size=PIECE_BYTES)
     except Exception as exc:  # pyarrow raises several types for a file that is not Parquet
-        totals.error(None, rules.UNREADABLE_FILE, f"not a readable Parquet file: {exc}")
+        totals.cannot_read(rules.UNREADABLE_FILE, f"not a readable Parquet file: {exc}")
         return
     names = parquet.schema_arrow.names
     if "messages" not in names:
-        totals.error(None, rules.MESSAGES_MISSING, f"the Parquet file has no \"messages\" column "
-                     f"(columns: {', '.join(names[:5])})")
+        totals.cannot_read(rules.MESSAGES_MISSING, f"the Parquet file has no \"messages\" column "
+                           f"(columns: {', '.join(names[:5])})")
         return
     lines = Lines(totals.limits, staging=totals.staging, at_file_start=False)
     for batch in parquet.iter_batches(batch_size=_BATCH_ROWS, columns=["messages"]):

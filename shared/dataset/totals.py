@@ -26,6 +26,7 @@ class Totals:
         self.split = Split(limits.test_fraction, limits.test_rows_max)
         self.lines_before = 0  # lines of the stretches already finished
         self.errors: list[Issue] = []
+        self.unreadable: list[Issue] = []  # listed first, wherever in the stream they were found
         self.error_count = 0
         self.warnings: list[Issue] = []
         self.warning_count = 0
@@ -34,10 +35,16 @@ class Totals:
         self.over_limit = 0
 
     def error(self, line: int | None, code: str, message: str) -> None:
-        """A finding about the file as a whole (or one found outside the scanner)."""
+        """A finding about the upload as a whole, after every line's."""
         self.error_count += 1
         if len(self.errors) < self.limits.max_errors_listed:
             self.errors.append(Issue(line, code, message))
+
+    def cannot_read(self, code: str, message: str) -> None:
+        """The upload cannot be read as what its name says (not gzip, truncated, not Parquet). Listed before
+        every line's finding: a parallel scan may find it before or after merging a given range."""
+        self.error_count += 1
+        self.unreadable.append(Issue(None, code, message))
 
     def warn(self, line: int, code: str, message: str) -> None:
         """A warning about the upload as a whole."""
@@ -84,6 +91,7 @@ class Totals:
                        f"about {estimated:,} training tokens ({self.split.train_tokens:,} x "
                        f"{self.limits.epochs} epoch(s)) exceed the budget of {budget:,} tokens per run; "
                        "upload fewer or shorter conversations, or raise the budget")
+        self.errors = (self.unreadable + self.errors)[: self.limits.max_errors_listed]
         valid = self.error_count == 0
         for sink in self.sinks:
             if sink is not None:

@@ -66,10 +66,10 @@ def _plain(raw: Iterator[bytes], totals: Totals) -> Iterator[bytes]:
     """The pieces of a JSON Lines upload, unless its first bytes say it is something else."""
     first = next(raw, b"")
     if first.startswith(_GZIP_MAGIC):
-        totals.error(None, rules.GZIP_COMPRESSED, "the file is gzip-compressed; name it .jsonl.gz (or "
-                     "upload it uncompressed)")
+        totals.cannot_read(rules.GZIP_COMPRESSED, "the file is gzip-compressed; name it .jsonl.gz (or "
+                           "upload it uncompressed)")
     elif first.startswith(_PARQUET_MAGIC):
-        totals.error(None, rules.PARQUET_CONTENT, "the file is Parquet; name it .parquet")
+        totals.cannot_read(rules.PARQUET_CONTENT, "the file is Parquet; name it .parquet")
     else:
         if first:
             yield first
@@ -99,10 +99,10 @@ def _gunzip(raw: Iterator[bytes], totals: Totals, piece: int) -> Iterator[bytes]
                     data, inside = inflate.unused_data, False
                     inflate = zlib.decompressobj(wbits=31)
     except zlib.error as exc:
-        totals.error(None, rules.UNREADABLE_FILE, f"the file is named .gz but is not readable gzip: {exc}")
+        totals.cannot_read(rules.UNREADABLE_FILE, f"the file is named .gz but is not readable gzip: {exc}")
         for _ in raw:  # the content hash covers the whole upload
             pass
         return
     if inside:
-        totals.error(None, rules.UNREADABLE_FILE, "the gzip stream ends in the middle; the upload is "
-                     "truncated")
+        totals.cannot_read(rules.UNREADABLE_FILE, "the gzip stream ends in the middle; the upload is "
+                           "truncated")

@@ -10,7 +10,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from shared.dataset import Limits, Report, Sink, scan
+from shared.dataset import Limits, Parallelism, Report, Sink, scan_upload
 from shared.lifecycle import manifests, naming
 from shared.lifecycle.context import Context, log
 from shared.lifecycle.manifests import RunPlan
@@ -89,18 +89,22 @@ def _stage(ctx: Context, plan: RunPlan, key: str, train: BlobReader) -> Staged:
     """Stream the train file (split, unless a test file is named) and the test file into `staged/<key>/`."""
     train_file = BlobRef(ctx.settings.staged_container, f"{key}/train.jsonl")
     test_file = BlobRef(ctx.settings.staged_container, f"{key}/test.jsonl")
-    limits = _limits(ctx, plan)
+    limits, parallel = _limits(ctx, plan), Parallelism(workers=ctx.settings.ingest_workers)
+
+    def scan(upload: BlobReader, train: Sink, test: Sink) -> Report:
+        # Ranged reads through the staging port, scanned on every core; the format follows the upload's
+        # name. Commits the sinks when the data is valid and aborts them otherwise.
+        return scan_upload(upload, limits, train, test, parallel=parallel)
+
     if plan.test is None:
-        # scan() commits both staged blobs when the data is valid and aborts them otherwise.
-        report = scan(train.chunks(), limits, ctx.staging.writer(train_file), ctx.staging.writer(test_file))
+        report = scan(train, ctx.staging.writer(train_file), ctx.staging.writer(test_file))
         counts: dict[str, Any] = {"rows": report.rows, "train_rows": report.train_rows,
                                   "test_rows": report.test_rows}
         sha = report.content_sha256
         test_report = report
     else:
-        report = scan(train.chunks(), limits, *OneFile(ctx.staging.writer(train_file)).sides())
-        test_report = scan(open_blob(ctx.staging, plan.test).chunks(), limits,
-                           *OneFile(ctx.staging.writer(test_file)).sides())
+        report = scan(train, *OneFile(ctx.staging.writer(train_file)).sides())
+        test_report = scan(open_blob(ctx.staging, plan.test), *OneFile(ctx.staging.writer(test_file)).sides())
         counts = {"rows": report.rows + test_report.rows, "train_rows": report.rows,
                   "test_rows": test_report.rows}
         sha = hashlib.sha256(f"{report.content_sha256}:{test_report.content_sha256}".encode()).hexdigest()

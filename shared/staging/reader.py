@@ -17,13 +17,19 @@ CHUNK_BYTES = 4 * 1024 * 1024
 
 
 class BlobReader:
-    """Size and ranged reads of one blob version (what a parallel scan splits by byte ranges)."""
+    """Size and ranged reads of one blob version (what a parallel scan splits by byte ranges): a
+    `shared.dataset.Source`, so `scan_upload` reads an upload through whichever backend holds it."""
 
     def __init__(self, store: BlobStore, blob: BlobRef, etag: str, size: int) -> None:
         self.store = store
         self.blob = blob
         self.etag = etag
         self.size = size
+
+    @property
+    def name(self) -> str:
+        """The blob's name: its ending says the upload's format (.jsonl, .jsonl.gz, .parquet)."""
+        return self.blob.name
 
     def read_range(self, offset: int, length: int) -> bytes:
         """Bytes [offset, offset + length), fewer at the end; nothing past the end."""

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
+
 import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shared.dataset import Limits, MemorySink, scan
+from shared.dataset.split import Split
 
 
 def rows(n: int, offset: int = 0) -> bytes:
@@ -55,3 +60,24 @@ def test_single_row_trains_and_warns() -> None:
     report = scan([rows(1)])
     assert (report.train_rows, report.test_rows) == (1, 0)
     assert [w.code for w in report.warnings] == ["too_few_rows_to_split"]
+
+
+@settings(max_examples=300, deadline=None, print_blob=True)
+@given(rows=st.lists(st.tuples(st.integers(0, (1 << 32) - 1), st.integers(0, 50)), max_size=80),
+       cuts=st.lists(st.integers(0, 80), max_size=6), fraction=st.sampled_from([1e-9, 0.05, 0.5, 0.999]),
+       test_max=st.integers(1, 6))
+def test_take_routes_a_run_exactly_as_route_does_row_by_row(rows: list[tuple[int, int]], cuts: list[int],
+                                                             fraction: float, test_max: int) -> None:
+    """`take` adds rows in bulk and hands only some to `route`: same sides, counts, tokens and order."""
+    one_by_one, in_runs = Split(fraction, test_max), Split(fraction, test_max)
+    staged = [f"row {i}".encode() for i in range(len(rows))]
+    for (key, tokens), line in zip(rows, staged, strict=True):
+        one_by_one.route(key, line, tokens)
+    bounds = [0, *sorted(c for c in cuts if c < len(rows)), len(rows)]
+    for a, b in itertools.pairwise(bounds):
+        in_runs.take([k for k, _ in rows[a:b]], [t for _, t in rows[a:b]], staged[a:b])
+    for split in (one_by_one, in_runs):
+        split.finish()
+    assert (in_runs.train, in_runs.test) == (one_by_one.train, one_by_one.test)
+    assert (in_runs.train_rows, in_runs.test_rows, in_runs.train_tokens) == \
+        (one_by_one.train_rows, one_by_one.test_rows, one_by_one.train_tokens)

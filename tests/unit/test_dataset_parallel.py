@@ -1,0 +1,159 @@
+"""The parallel scan: for any file, ranges scanned by worker processes and merged in order give the single
+pass's report, field for field, and the same staged files."""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from shared.dataset import FileSource, Limits, MemorySink, Parallelism, Report, scan_upload
+from shared.dataset import parallel as parallel_module
+from shared.dataset.scanner import Lines
+
+ONE_PASS = Parallelism(workers=1)
+Scanned = tuple[Report, MemorySink, MemorySink]
+
+
+class BytesSource:
+    """An upload held in memory (not a local file, so ranges reach the workers through shared memory)."""
+
+    def __init__(self, name: str, data: bytes) -> None:
+        self.name, self.data, self.size = name, data, len(data)
+
+    def read_range(self, offset: int, length: int) -> bytes:
+        return self.data[offset:offset + length]
+
+
+def row(messages: list[dict[str, Any]], **extra: Any) -> bytes:
+    return orjson.dumps({**extra, "messages": messages})
+
+
+def chat(text: str, answer: str = "ok") -> list[dict[str, Any]]:
+    return [{"role": "user", "content": text}, {"role": "assistant", "content": answer}]
+
+
+TEXT = st.text(st.characters(codec="utf-8", exclude_characters="\n\r"), max_size=40)
+LINES = st.one_of(
+    TEXT.map(lambda t: row(chat(t or "x"))),  # the common shape (fast path)
+    TEXT.map(lambda t: row(chat("q", "é😀中" * 12 + t), prompt="p")),  # multi-byte text, cut by small pieces
+    TEXT.map(lambda t: row([{"role": "system", "content": "s"}, *chat(t or "y")])),
+    TEXT.map(lambda t: row([{"role": "assistant", "content": t or "z"}])),  # warning: no user message
+    TEXT.map(lambda t: row([{"role": "user", "content": "q"}, {"role": "system", "content": "s"},
+                            {"role": "assistant", "content": t or "a"}])),  # warning: system not first
+    st.just(row([{"role": "user", "content": "q"}, {"role": "assistant", "content": None,
+                                                   "tool_calls": [{"id": "1"}]}])),  # valid, general path
+    st.just(row(chat("q", "x" * 90))),  # over the small token limit: a warning
+    st.just(row(chat("q", "y" * 400))),  # longer than max_line_bytes: an error
+    st.just(row([{"role": "user", "content": "   "}, {"role": "assistant", "content": "a"}])),
+    st.just(row([{"role": "robot", "content": "beep"}])),
+    st.just(b'{"messages": []}'),
+    st.just(b"[1, 2]"),
+    st.just(b"{not json"),
+    st.just(b"\xff\xfe bad utf-8"),
+    st.sampled_from([b"", b"   ", b"\t", b"\r"]),  # blank lines are fine
+)
+
+
+@st.composite
+def uploads(draw: st.DrawFn) -> bytes:
+    lines = draw(st.lists(LINES, max_size=60))
+    newline = draw(st.sampled_from([b"\n", b"\r\n"]))
+    data = newline.join(lines)
+    if draw(st.booleans()):
+        data += newline
+    return (b"\xef\xbb\xbf" if draw(st.booleans()) else b"") + data
+
+
+def scanned(source: Any, limits: Limits, parallel: Parallelism) -> Scanned:
+    train, test = MemorySink(), MemorySink()
+    return scan_upload(source, limits, train, test, parallel=parallel), train, test
+
+
+def assert_same(one: Scanned, other: Scanned) -> None:
+    assert other[0].to_dict() == one[0].to_dict()
+    assert (other[1].value, other[2].value) == (one[1].value, one[2].value)
+    assert (other[1].aborted, other[2].aborted) == (one[1].aborted, one[2].aborted)
+
+
+@settings(max_examples=60, deadline=None, print_blob=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(data=uploads(), workers=st.integers(2, 3), piece=st.sampled_from([7, 16, 64, 300]),
+       in_file=st.booleans(), errors_listed=st.integers(1, 4), fraction=st.sampled_from([0.05, 0.3, 0.9]),
+       test_max=st.integers(1, 5), staging=st.booleans())
+def test_parallel_report_equals_single_pass(data: bytes, workers: int, piece: int, in_file: bool,
+                                            errors_listed: int, fraction: float, test_max: int,
+                                            staging: bool) -> None:
+    limits = Limits(max_line_bytes=300, max_errors_listed=errors_listed, token_limit_per_conversation=30,
+                    test_fraction=fraction, test_rows_max=test_max)
+    spread = Parallelism(workers=workers, min_bytes=0, piece_bytes=piece)
+    event(f"worker processes: {spread.workers_for(len(data), staging=True)}")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "upload.jsonl"
+        path.write_bytes(data)
+        single = scanned(BytesSource("upload.jsonl", data), limits, ONE_PASS)
+        source = FileSource(path) if in_file else contextlib.nullcontext(BytesSource("upload.jsonl", data))
+        with source as opened:
+            parallel = scanned(opened, limits, spread)
+    if not staging:
+        single[1].value = single[2].value = parallel[1].value = parallel[2].value = None
+    assert_same(single, parallel)
+    assert mp.active_children() == []
+
+
+def ultrachat_like(n: int) -> bytes:
+    return b"".join(row(chat(f"question {i} " * (i % 9 + 1), f"answer {i} é" * (i % 13 + 1)),
+                        prompt=f"question {i}", prompt_id=f"{i:064x}") + b"\n" for i in range(n))
+
+
+@pytest.mark.parametrize("method", ["fork", "forkserver", "spawn"])
+def test_every_start_method_gives_the_same_report(method: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = ultrachat_like(400) + b"{broken\n" + ultrachat_like(50)
+    monkeypatch.setattr(parallel_module, "_context", lambda: mp.get_context(method))
+    spread = Parallelism(workers=2, min_bytes=0, piece_bytes=4096)
+    single = scanned(BytesSource("d.jsonl", data), Limits(), ONE_PASS)
+    assert_same(single, scanned(BytesSource("d.jsonl", data), Limits(), spread))
+    assert single[0].errors[0].line == 401
+
+
+def test_staged_rows_spill_when_a_range_stages_more_than_its_slot(tmp_path: Path) -> None:
+    # One 30 kB conversation in 64-byte pieces: its range is many pieces long, its staged row larger than
+    # the 3-piece slot, so it comes back through a segment of its own.
+    data = ultrachat_like(3) + row(chat("long", "w" * 30_000)) + b"\n" + ultrachat_like(3)
+    spread = Parallelism(workers=2, min_bytes=0, piece_bytes=64)
+    single = scanned(BytesSource("d.jsonl", data), Limits(), ONE_PASS)
+    parallel = scanned(BytesSource("d.jsonl", data), Limits(), spread)
+    assert_same(single, parallel)
+    assert parallel[0].valid and parallel[0].rows == 7
+
+
+def test_a_failing_worker_fails_the_scan_and_aborts_the_sinks(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(self: Lines, chunk: bytes) -> None:
+        raise ValueError("disk on fire")
+
+    monkeypatch.setattr(parallel_module, "_context", lambda: mp.get_context("fork"))
+    monkeypatch.setattr(Lines, "feed", broken)  # forked workers inherit it; the parent never feeds
+    shm_before = set(os.listdir("/dev/shm"))
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        scanned(BytesSource("d.jsonl", ultrachat_like(200)), Limits(),
+                Parallelism(workers=2, min_bytes=0, piece_bytes=1024))
+    assert mp.active_children() == []
+    assert set(os.listdir("/dev/shm")) <= shm_before  # no shared memory left behind
+
+
+def test_workers_for_an_upload() -> None:
+    mib = 1 << 20
+    cores = len(os.sched_getaffinity(0))
+    assert Parallelism().workers_for(10 * mib, staging=False) == 1  # small: one pass, no start-up cost
+    assert Parallelism(workers=1).workers_for(1 << 30, staging=True) == 1
+    assert Parallelism(workers=64).workers_for(1 << 30, staging=True) == cores
+    two_ranges = Parallelism(workers=64, min_bytes=0, piece_bytes=mib)
+    assert two_ranges.workers_for(mib + 1, staging=False) == min(2, cores)
