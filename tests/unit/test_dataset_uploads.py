@@ -1,5 +1,5 @@
-"""Uploads by name: .jsonl.gz streamed through gzip, gzip or Parquet bodies under another name refused clearly,
-the byte-order mark however the first bytes are read, and Parquet over ranged reads."""
+"""Uploads by name: .jsonl.gz streamed through gzip, gzip or Parquet bodies under another name refused
+clearly, the byte-order mark however the first bytes are read, and Parquet over ranged reads."""
 
 from __future__ import annotations
 
