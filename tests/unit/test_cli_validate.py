@@ -71,3 +71,20 @@ def test_parquet_by_extension(tmp_path: Path) -> None:
                                            {"role": "assistant", "content": "a"}]] * 3}), path)
     done = autopilot("validate", str(path), "--json")
     assert done.returncode == 0 and json.loads(done.stdout)["rows"] == 3
+
+
+def test_jsonl_gz_and_a_gzip_body_under_a_plain_name(tmp_path: Path) -> None:
+    import gzip
+
+    packed = tmp_path / "chats.jsonl.gz"
+    packed.write_bytes(gzip.compress(GOOD * 5))
+    done = autopilot("validate", str(packed), "--json", "--workers", "2")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["rows"] == 5 and report["format"] == "jsonl.gz"
+    misnamed = tmp_path / "chats.jsonl"
+    misnamed.write_bytes(packed.read_bytes())
+    done = autopilot("validate", str(misnamed))
+    assert done.returncode == 1
+    assert "gzip_compressed" in done.stdout and "name it .jsonl.gz" in done.stdout
+    assert "UTF-8" not in done.stdout

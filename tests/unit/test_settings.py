@@ -23,6 +23,7 @@ BASE = {"AUTOPILOT_STORAGE": "UseDevelopmentStorage=true"}
 def test_defaults_run_the_embedded_engine() -> None:
     s = Settings.from_env(BASE)
     assert s.platform == "local" and s.base_model == "" and s.idle_ttl == timedelta(hours=2)
+    assert s.ingest_workers == 0 and Settings.from_env({**BASE, "INGEST_WORKERS": "3"}).ingest_workers == 3
     assert s.storage.connection_string and "devstoreaccount1" in s.storage.connection_string
 
 
@@ -33,6 +34,8 @@ def test_defaults_run_the_embedded_engine() -> None:
     ({**BASE, "TEST_FRACTION": "1.5"}, "TEST_FRACTION"),
     ({**BASE, "TEST_ROWS_MAX": "many"}, "TEST_ROWS_MAX"),
     ({**BASE, "ENDPOINT_NAME": "../etc"}, "ENDPOINT_NAME"),
+    ({**BASE, "INGEST_WORKERS": "-1"}, "INGEST_WORKERS"),
+    ({**BASE, "INGEST_WORKERS": "all"}, "INGEST_WORKERS"),
     ({**BASE, "AUTOPILOT_PLATFORM": "azureml"}, "AZUREML_SUBSCRIPTION_ID"),
 ])
 def test_bad_settings_name_themselves(env: dict[str, str], named: str) -> None:
