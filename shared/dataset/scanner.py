@@ -46,13 +46,23 @@ Raw = bytes | memoryview
 _Entry = tuple[Any, bool, Raw | None] | None  # (row, typed, raw line) for a line with a row
 
 
-def _line_ends(chunk: bytes, start: int, end: int) -> list[int]:
-    """Where each line in chunk[start:end] ends (bytes.find is memchr; bytes.count is three times slower)."""
+def _line_ends(chunk: bytes, start: int, end: int) -> list[int] | None:
+    """Where each line in chunk[start:end] ends, if every line is one `{...}` object, else None.
+
+    The fast path's decoder reads whitespace-separated values, not lines: `{..} {..}` on one line or an object
+    pretty-printed over two would pass it. A line that begins with `{` and ends with `}` cannot end inside an
+    object (a `{` cannot follow a `}` within one), so if every line does and the counts agree, each line is
+    exactly one object. (bytes.find is memchr; bytes.count is three times slower.)
+    """
     ends, find = [], chunk.find
     at = find(b"\n", start, end)
     while at >= 0:
+        last = chunk[at - 1] if chunk[at - 1] != 13 else chunk[at - 2]  # before a CR
+        if chunk[start] != 123 or last != 125 or at - start < 2:  # "{", "}"
+            return None
         ends.append(at)
-        at = find(b"\n", at + 1, end)
+        start = at + 1
+        at = find(b"\n", start, end)
     return ends
 
 
@@ -158,15 +168,15 @@ class Lines:
         """The complete lines in chunk[start:end] (which ends with a newline).
 
         Fast path: the C decoder reads them all as the common row shape at once (no line objects); it is
-        taken when no line can be too long and every line decoded (a blank line is skipped by the decoder,
-        so the counts would differ). Anything else goes line by line, where every rule is worded.
+        taken when no line can be too long, every line decoded, and each line is one object (see
+        `_line_ends`). Anything else goes line by line, where every rule is worded.
         """
         long = end - start > self.limits.max_line_bytes
         if not long:
             with contextlib.suppress(msgspec.MsgspecError):
                 rows = _TYPED.decode_lines(memoryview(chunk)[start:end])
                 ends = _line_ends(chunk, start, end)
-                if len(rows) == len(ends):
+                if ends is not None and len(rows) == len(ends):
                     self.count(_typed_lines(rows, chunk, start, ends))
                     return
         self.count(self._decoded(chunk.split(b"\n")[1 if start else 0:-1], long))

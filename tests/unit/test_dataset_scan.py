@@ -136,3 +136,17 @@ def test_stats(tmp_path: Path) -> None:
     assert stats["roles"] == {"system": 0, "user": 10, "assistant": 10, "tool": 0}
     assert stats["tokens"]["min"] <= stats["tokens"]["mean"] <= stats["tokens"]["max"]
     assert report.estimated_tokens > 0
+
+
+def test_a_line_is_one_object_even_where_whole_chunks_decode_at_once() -> None:
+    """The fast path's decoder reads a stream of values: two objects on a line, or one object over two
+    lines, must still be invalid lines, as line by line (one-byte chunks never take the fast path)."""
+    good = jsonl(5)
+    two_on_a_line = orjson.dumps(conversation(1)) + b" " + orjson.dumps(conversation(2)) + b"\n"
+    pretty = orjson.dumps(conversation(3), option=orjson.OPT_INDENT_2) + b"\n"
+    padded = b"   " + good[:-1] + b"  \n"
+    for bad in (two_on_a_line + pretty, pretty + two_on_a_line, two_on_a_line + b"\n", padded):
+        data = good + bad + good
+        report = scan([data])
+        assert report.to_dict() == scan(pieces(data, 1)).to_dict()
+        assert report.rows == 10 + (bad == padded) * 5
