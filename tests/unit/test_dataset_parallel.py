@@ -59,6 +59,8 @@ LINES = st.one_of(
     st.just(b"[1, 2]"),
     st.just(b"{not json"),
     st.just(b"\xff\xfe bad utf-8"),
+    st.just(row(chat("a")) + b" " + row(chat("b"))),  # two objects on a line: invalid
+    st.just(orjson.dumps({"messages": chat("p")}, option=orjson.OPT_INDENT_2)),  # one object, many lines
     st.sampled_from([b"", b"   ", b"\t", b"\r"]),  # blank lines are fine
 )
 
