@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import os
+import signal
 import threading
 import traceback
 from collections import deque
@@ -226,6 +227,7 @@ def _rows(staged: bytes, lengths: list[int] | None) -> list[Row]:
 def _work(conn: Connection, path: str | None, slot_names: list[str], out_name: str | None, limits: Limits,
           staging: bool) -> None:
     """A worker: scan each range it is sent, stretch by stretch; send back a tally per range."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops us
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0)) if path else -1
     slots = [SharedMemory(name=name) for name in slot_names]
     out = SharedMemory(name=out_name) if out_name else None
