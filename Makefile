@@ -33,7 +33,7 @@ lint: setup
 	$(VENV)/bin/mypy shared functions devhost demo function_app.py
 
 bench: setup
-	$(PY) bench/ingest.py --size-mb 100
+	$(PY) bench/ingest.py
 	$(PY) bench/teardown_sim.py
 	$(PY) bench/train.py
 

@@ -32,9 +32,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CONTENDERS = ("parallel", "single", "orjson_loop", "pandas", "hf_datasets")
+CONTENDERS = ("parallel", "single", "orjson_loop", "pandas", "hf_datasets", "parallel_always")
 DEFAULT = ("parallel", "single", "orjson_loop", "pandas")
-LIBRARIES = {"parallel": "shared.dataset", "single": "shared.dataset", "pandas": "pandas",
+LIBRARIES = {"parallel": "shared.dataset", "single": "shared.dataset", "parallel_always": "shared.dataset",
+             "pandas": "pandas",
              "hf_datasets": "datasets", "orjson_loop": "orjson"}
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -92,6 +93,14 @@ def run_parallel(path: Path) -> dict[str, object]:
 
 def run_single(path: Path) -> dict[str, object]:
     return _ours(path, 1)
+
+
+def run_parallel_always(path: Path) -> dict[str, object]:
+    """Parallel whatever the size (for --crossover: where it starts to pay)."""
+    from shared.dataset import Limits, Parallelism, scan_path
+
+    report = scan_path(path, Limits(), parallel=Parallelism(min_bytes=0))
+    return {"rows": report.rows}
 
 
 def run_orjson_loop(path: Path) -> dict[str, object]:
@@ -205,7 +214,8 @@ def child(name: str, path: Path) -> None:
     """
     importlib.import_module(LIBRARIES[name])
     runs = {"parallel": run_parallel, "single": run_single, "pandas": run_pandas,
-            "hf_datasets": run_hf_datasets, "orjson_loop": run_orjson_loop}
+            "hf_datasets": run_hf_datasets, "orjson_loop": run_orjson_loop,
+            "parallel_always": run_parallel_always}
     tree = Tree(os.getpid())
     cpu = tree.cpu_seconds()
     sys.stdout.write("start\n")
@@ -271,15 +281,16 @@ def bench_size(size_mb: float, names: list[str], timeout: float, tmp: Path) -> d
 def crossover(timeout: float, tmp: Path) -> list[dict[str, object]]:
     """Single pass vs parallel at small sizes: where starting workers begins to pay."""
     figures = []
-    for size_mb in (4, 8, 16, 32, 64):
+    for size_mb in (2, 4, 8, 16, 32, 64):
         path = tmp / "small.jsonl"
         generate(path, size_mb)
         row: dict[str, object] = {"size_mb": size_mb}
-        for name in ("single", "parallel"):
+        for name in ("single", "parallel_always"):
             best = min(float(measure(name, path, timeout).get("seconds", float("inf")))  # type: ignore[arg-type]
-                       for _ in range(3))
-            row[name] = round(best, 3)
-        print(f"{size_mb:>4} MB  single {row['single']:.3f}s  parallel {row['parallel']:.3f}s", flush=True)
+                       for _ in range(5))
+            row[name] = round(best, 4)
+        print(f"{size_mb:>4} MB  single {row['single']:.4f}s  parallel {row['parallel_always']:.4f}s",
+              flush=True)
         figures.append(row)
     return figures
 

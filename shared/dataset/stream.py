@@ -18,7 +18,7 @@ from shared.dataset.scanner import Limits, Lines, MiB
 from shared.dataset.sinks import Sink
 from shared.dataset.totals import Totals
 
-# Below this a single pass beats starting workers (bench/ingest.py --threshold measures the crossover).
+# Below this a single pass beats starting workers (`bench/ingest.py --crossover` measures where).
 PARALLEL_MIN_BYTES = 32 * MiB
 _SHM = "/dev/shm"
 
