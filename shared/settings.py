@@ -185,11 +185,13 @@ class Settings:
             report_max_errors=_int(e, "REPORT_MAX_ERRORS", 20),
             conversation_token_limit=_int(e, "CONVERSATION_TOKEN_LIMIT", 4096),
             max_tokens_per_run=_int(e, "MAX_TOKENS_PER_RUN", 0) or None,
-            ingest_workers=_ingest_workers(e),
+            ingest_workers=_at_least(e, "INGEST_WORKERS", 0, 0, "0 is one worker process per core, 1 scans "
+                                     "every upload in a single pass"),
             idle_ttl=parse_duration("IDLE_TTL", e.get("IDLE_TTL", "2h")),
             sweep_schedule=e.get("IDLE_SWEEP_SCHEDULE", "0 */15 * * * *"),
             sweep_dry_run=_bool(e, "SWEEP_DRY_RUN", False),
-            sweep_max_deletions=_sweep_max_deletions(e),
+            sweep_max_deletions=_at_least(e, "SWEEP_MAX_DELETIONS", 50, 1, "to delete nothing, set "
+                                          "SWEEP_DRY_RUN=true"),
             cost_reference_hours=_cost_reference_hours(e),
             smoke_max_new_tokens=_int(e, "SMOKE_MAX_NEW_TOKENS", 16),
             smoke_conversations=max(1, _int(e, "SMOKE_CONVERSATIONS", 3)),
@@ -255,20 +257,11 @@ def _endpoint_name(raw: str) -> str:
     return raw
 
 
-def _ingest_workers(e: Mapping[str, str]) -> int:
-    workers = _int(e, "INGEST_WORKERS", 0)
-    if workers < 0:
-        raise SettingsError(f"INGEST_WORKERS={workers} must be 0 (one worker process per core) or a positive "
-                            "cap; 1 scans every upload in a single pass")
-    return workers
-
-
-def _sweep_max_deletions(e: Mapping[str, str]) -> int:
-    cap = _int(e, "SWEEP_MAX_DELETIONS", 50)
-    if cap < 1:
-        raise SettingsError(f"SWEEP_MAX_DELETIONS={cap} must be at least 1; to delete nothing, set "
-                            "SWEEP_DRY_RUN=true")
-    return cap
+def _at_least(e: Mapping[str, str], name: str, default: int, low: int, hint: str) -> int:
+    value = _int(e, name, default)
+    if value < low:
+        raise SettingsError(f"{name}={value} must be at least {low}; {hint}")
+    return value
 
 
 def _cost_reference_hours(e: Mapping[str, str]) -> float:
