@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
-import os
 import signal
 import threading
 import traceback
@@ -24,13 +23,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from multiprocessing.shared_memory import SharedMemory
+from pathlib import Path
 from typing import Any
 
-from shared.dataset.scanner import Limits, Lines, MiB, Tally
+from shared.dataset.scanner import Limits, Lines, Tally
+from shared.dataset.sources import PIECE_BYTES, FileSource
 from shared.dataset.split import Row
 from shared.dataset.totals import Totals
 
-PIECE_BYTES = 2 * MiB  # a range is one piece (up to its last line end) unless a line is longer
 _SLOTS = 2  # ranges (and input slots) per worker: the parent fills one while the worker scans the other
 _RELEASED = "released"
 
@@ -228,7 +228,7 @@ def _work(conn: Connection, path: str | None, slot_names: list[str], out_name: s
           staging: bool) -> None:
     """A worker: scan each range it is sent, stretch by stretch; send back a tally per range."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops us
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0)) if path else -1
+    file = FileSource(Path(path)) if path else None
     slots = [SharedMemory(name=name) for name in slot_names]
     out = SharedMemory(name=out_name) if out_name else None
     held: deque[Any] = deque()  # messages that arrived while waiting for the staged-rows slot
@@ -239,8 +239,8 @@ def _work(conn: Connection, path: str | None, slot_names: list[str], out_name: s
                 out_free = True
                 continue
             where, size, file_start, end = message
-            if path:
-                chunk = os.pread(fd, size, where)
+            if file is not None:
+                chunk = file.read_range(where, size)
             else:
                 chunk = bytes(_view(slots[where])[:size])
                 conn.send(("ack", where))
@@ -261,8 +261,8 @@ def _work(conn: Connection, path: str | None, slot_names: list[str], out_name: s
     finally:
         for segment in [*slots, *([out] if out else [])]:
             segment.close()
-        if fd >= 0:
-            os.close(fd)
+        if file is not None:
+            file.close()
 
 
 def _send_tally(conn: Connection, tally: Tally, out: SharedMemory | None) -> bool:

@@ -15,11 +15,10 @@ from collections.abc import Callable
 from typing import Any
 
 from shared.dataset import rules
-from shared.dataset.parallel import PIECE_BYTES
 from shared.dataset.report import Report
 from shared.dataset.scanner import Limits, Lines
 from shared.dataset.sinks import Sink
-from shared.dataset.sources import Source
+from shared.dataset.sources import PIECE_BYTES, Source
 from shared.dataset.totals import Totals
 
 _BATCH_ROWS = 2048

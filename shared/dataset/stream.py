@@ -12,10 +12,11 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-from shared.dataset.parallel import PIECE_BYTES, Ranges
+from shared.dataset.parallel import Ranges
 from shared.dataset.report import Report
 from shared.dataset.scanner import Limits, Lines, MiB
 from shared.dataset.sinks import Sink
+from shared.dataset.sources import PIECE_BYTES
 from shared.dataset.totals import Totals
 
 # Below this a single pass beats starting workers (`bench/ingest.py --crossover` measures where).
