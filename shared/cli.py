@@ -54,10 +54,11 @@ def _validate(args: argparse.Namespace) -> int:
 def _scan_with_progress(path: Path, size: int, scan_path: Callable[..., Report]) -> Report:
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
+    # No refresh thread: a process without threads starts its scan workers by forking, at no start-up cost.
     with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-                  TransferSpeedColumn(), TimeRemainingColumn(), transient=True) as bar:
+                  TransferSpeedColumn(), TimeRemainingColumn(), transient=True, auto_refresh=False) as bar:
         task = bar.add_task(f"checking {path.name}", total=size)
-        return scan_path(path, progress=lambda done: bar.update(task, completed=done))
+        return scan_path(path, progress=lambda done: bar.update(task, completed=done, refresh=True))
 
 
 COMMANDS: dict[str, Command] = {

@@ -9,10 +9,10 @@ from shared.dataset.manifest import Manifest, ManifestError, is_manifest, parse_
 from shared.dataset.parquet import scan_parquet
 from shared.dataset.report import Report
 from shared.dataset.rules import Issue
-from shared.dataset.scanner import Limits
 from shared.dataset.sinks import BlockBlobSink, FileSink, MemorySink, Sink
 from shared.dataset.sources import BlobSource, FileSource, Source
 from shared.dataset.stream import Parallelism, scan
+from shared.dataset.tally import Limits
 from shared.dataset.uploads import scan_upload, upload_format
 
 __all__ = [

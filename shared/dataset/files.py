@@ -6,10 +6,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from shared.dataset.report import Report
-from shared.dataset.scanner import Limits
 from shared.dataset.sinks import Sink
 from shared.dataset.sources import FileSource
 from shared.dataset.stream import Parallelism
+from shared.dataset.tally import Limits
 from shared.dataset.uploads import scan_upload
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from shared.dataset.scanner import Limits
+from shared.dataset.tally import Limits
 
 SUFFIX = ".manifest.json"
 MAX_BYTES = 64 * 1024

@@ -26,9 +26,10 @@ from multiprocessing.shared_memory import SharedMemory
 from pathlib import Path
 from typing import Any
 
-from shared.dataset.scanner import Limits, Lines, Tally
+from shared.dataset.scanner import Lines
 from shared.dataset.sources import PIECE_BYTES, FileSource
 from shared.dataset.split import Row
+from shared.dataset.tally import Limits, Tally
 from shared.dataset.totals import Totals
 
 _SLOTS = 2  # ranges (and input slots) per worker: the parent fills one while the worker scans the other

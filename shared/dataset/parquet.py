@@ -16,9 +16,10 @@ from typing import Any
 
 from shared.dataset import rules
 from shared.dataset.report import Report
-from shared.dataset.scanner import Limits, Lines
+from shared.dataset.scanner import Lines
 from shared.dataset.sinks import Sink
 from shared.dataset.sources import PIECE_BYTES, Source
+from shared.dataset.tally import Limits
 from shared.dataset.totals import Totals
 
 _BATCH_ROWS = 2048

@@ -10,103 +10,22 @@ from __future__ import annotations
 
 import contextlib
 import zlib
-from array import array
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 import orjson
 
 from shared.dataset import rules
-from shared.dataset.report import Figures
+from shared.dataset.decoding import TYPED, Entry, line_ends, typed_lines
 from shared.dataset.rules import ROLES, Issue
-from shared.dataset.split import KEY_BYTES, Row
+from shared.dataset.split import KEY_BYTES
+from shared.dataset.tally import Limits, Tally
 
-MiB = 1024 * 1024
 _ROLE_INDEX = {role: i for i, role in enumerate(ROLES)}
 _SYSTEM, _USER, _ASSISTANT = _ROLE_INDEX["system"], _ROLE_INDEX["user"], _ROLE_INDEX["assistant"]
 BOM = b"\xef\xbb\xbf"
 _ROW_START, _ROW_END = b'{"messages":', b"}\n"
-
-
-# gc=False: these structs hold only strings, so they can never be part of a reference cycle, and leaving them
-# out of the cyclic GC makes decoding ~15% faster.
-class _Message(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    role: Literal["system", "user", "assistant", "tool"]
-    content: str
-
-
-class _Row(msgspec.Struct, gc=False):  # other top-level keys (ultrachat's prompt, prompt_id) are fine
-    messages: list[_Message]
-
-
-_TYPED = msgspec.json.Decoder(_Row)
-Raw = bytes | memoryview
-_Entry = tuple[Any, bool, Raw | None] | None  # (row, typed, raw line) for a line with a row
-
-
-def _line_ends(chunk: bytes, start: int, end: int) -> list[int] | None:
-    """Where each line in chunk[start:end] ends, if every line is one `{...}` object, else None.
-
-    The fast path's decoder reads whitespace-separated values, not lines: `{..} {..}` on one line or an object
-    pretty-printed over two would pass it. A line that begins with `{` and ends with `}` cannot end inside an
-    object (a `{` cannot follow a `}` within one), so if every line does and the counts agree, each line is
-    exactly one object. (bytes.find is memchr; bytes.count is three times slower.)
-    """
-    ends, find = [], chunk.find
-    at = find(b"\n", start, end)
-    while at >= 0:
-        last = chunk[at - 1] if chunk[at - 1] != 13 else chunk[at - 2]  # before a CR
-        if chunk[start] != 123 or last != 125 or at - start < 2:  # "{", "}"
-            return None
-        ends.append(at)
-        start = at + 1
-        at = find(b"\n", start, end)
-    return ends
-
-
-def _typed_lines(rows: list[_Row], chunk: bytes, start: int, ends: list[int]) -> Iterator[_Entry]:
-    """The fast path's rows, each with its raw line (a view into the chunk)."""
-    view = memoryview(chunk)
-    for row, end in zip(rows, ends, strict=True):
-        yield row, True, view[start:end]
-        start = end + 1
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What an upload may be. `epochs` only feeds the token (cost) estimate."""
-
-    max_line_bytes: int = 8 * MiB
-    max_errors_listed: int = 20
-    token_limit_per_conversation: int = 4096
-    test_fraction: float = 0.05
-    test_rows_max: int = 1000
-    max_tokens_per_run: int | None = None
-    epochs: int = 1
-
-
-@dataclass
-class Tally:
-    """What a scanner found since its last harvest: findings (line numbers counted from the stretch's start),
-    figures, and for each valid row its split key, billed tokens and (when staging) its staged line.
-
-    `lines` is the stretch's line count so far; `done` marks the stretch's last tally.
-    """
-
-    errors: list[Issue] = field(default_factory=list)
-    error_count: int = 0
-    warnings: list[Issue] = field(default_factory=list)
-    warning_count: int = 0
-    figures: Figures = field(default_factory=Figures)
-    roles: list[int] = field(default_factory=lambda: [0] * len(ROLES))
-    over_limit: int = 0
-    keys: array[int] = field(default_factory=lambda: array("I"))
-    tokens: array[int] = field(default_factory=lambda: array("q"))
-    rows: list[Row] = field(default_factory=list)
-    lines: int = 0
-    done: bool = False
 
 
 class Lines:
@@ -169,15 +88,15 @@ class Lines:
 
         Fast path: the C decoder reads them all as the common row shape at once (no line objects); it is
         taken when no line can be too long, every line decoded, and each line is one object (see
-        `_line_ends`). Anything else goes line by line, where every rule is worded.
+        `decoding.line_ends`). Anything else goes line by line, where every rule is worded.
         """
         long = end - start > self.limits.max_line_bytes
         if not long:
             with contextlib.suppress(msgspec.MsgspecError):
-                rows = _TYPED.decode_lines(memoryview(chunk)[start:end])
-                ends = _line_ends(chunk, start, end)
+                rows = TYPED.decode_lines(memoryview(chunk)[start:end])
+                ends = line_ends(chunk, start, end)
                 if ends is not None and len(rows) == len(ends):
-                    self.count(_typed_lines(rows, chunk, start, ends))
+                    self.count(typed_lines(rows, chunk, start, ends))
                     return
         self.count(self._decoded(chunk.split(b"\n")[1 if start else 0:-1], long))
 
@@ -222,15 +141,15 @@ class Lines:
             return
         self.error(number, rules.INVALID_JSON, f"the line is not valid JSON: {exc}")
 
-    def _decoded(self, lines: Iterable[bytes], may_be_long: bool) -> Iterator[_Entry]:
+    def _decoded(self, lines: Iterable[bytes], may_be_long: bool) -> Iterator[Entry]:
         """Each raw line decoded: typed when it has the common shape, else as plain JSON; None for a blank
         line, or a broken one (its error noted). Lines are numbered on from `self.line`."""
         loads, decode_error, max_bytes = orjson.loads, orjson.JSONDecodeError, self.limits.max_line_bytes
-        typed_decode, not_typed = _TYPED.decode, msgspec.MsgspecError
+        typed_decode, not_typed = TYPED.decode, msgspec.MsgspecError
         number = self.line
         for line in lines:
             number += 1
-            entry: _Entry = None
+            entry: Entry = None
             if may_be_long and len(line) > max_bytes:
                 self._too_long(number)
             else:
@@ -251,7 +170,7 @@ class Lines:
         self.count((row, False, None) for row in rows)
 
     # -- parsed rows --------------------------------------------------------------------------------------
-    def count(self, entries: Iterable[_Entry]) -> None:
+    def count(self, entries: Iterable[Entry]) -> None:
         """Check, count and key decoded rows, one entry per line (None: a line with no row).
 
         This is the hot loop, so it is written for speed: the common row shape (messages with only a role and

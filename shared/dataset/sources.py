@@ -16,7 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from shared.dataset.scanner import MiB
+from shared.dataset.tally import MiB
 
 if TYPE_CHECKING:
     from azure.storage.blob import BlobClient

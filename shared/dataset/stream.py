@@ -14,9 +14,10 @@ from dataclasses import dataclass
 
 from shared.dataset.parallel import Ranges
 from shared.dataset.report import Report
-from shared.dataset.scanner import Limits, Lines, MiB
+from shared.dataset.scanner import Lines
 from shared.dataset.sinks import Sink
 from shared.dataset.sources import PIECE_BYTES
+from shared.dataset.tally import Limits, MiB
 from shared.dataset.totals import Totals
 
 # Below this a single pass beats starting workers (`bench/ingest.py --crossover` measures where).

@@ -10,9 +10,9 @@ from __future__ import annotations
 from shared.dataset import rules
 from shared.dataset.report import Figures, Report
 from shared.dataset.rules import ROLES, Issue
-from shared.dataset.scanner import Limits, Tally
 from shared.dataset.sinks import Sink
 from shared.dataset.split import Split
+from shared.dataset.tally import Limits, Tally
 
 
 class Totals:

@@ -16,10 +16,10 @@ from collections.abc import Callable, Iterator
 from shared.dataset import rules
 from shared.dataset.parquet import scan_parquet
 from shared.dataset.report import Report
-from shared.dataset.scanner import Limits
 from shared.dataset.sinks import Sink
 from shared.dataset.sources import FileSource, Source, read_pieces
 from shared.dataset.stream import Hasher, Parallelism, scan_lines
+from shared.dataset.tally import Limits
 from shared.dataset.totals import Totals
 
 JSONL, JSONL_GZ, PARQUET = "jsonl", "jsonl.gz", "parquet"

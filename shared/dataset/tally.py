@@ -1,0 +1,47 @@
+"""What scanning a stretch of an upload yields (`Tally`), and the limits it is checked against (`Limits`)."""
+
+from __future__ import annotations
+
+from array import array
+from dataclasses import dataclass, field
+
+from shared.dataset.report import Figures
+from shared.dataset.rules import ROLES, Issue
+from shared.dataset.split import Row
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What an upload may be. `epochs` only feeds the token (cost) estimate."""
+
+    max_line_bytes: int = 8 * MiB
+    max_errors_listed: int = 20
+    token_limit_per_conversation: int = 4096
+    test_fraction: float = 0.05
+    test_rows_max: int = 1000
+    max_tokens_per_run: int | None = None
+    epochs: int = 1
+
+
+@dataclass
+class Tally:
+    """What a scanner found since its last harvest: findings (line numbers counted from the stretch's start),
+    figures, and for each valid row its split key, billed tokens and (when staging) its staged line.
+
+    `lines` is the stretch's line count so far; `done` marks the stretch's last tally.
+    """
+
+    errors: list[Issue] = field(default_factory=list)
+    error_count: int = 0
+    warnings: list[Issue] = field(default_factory=list)
+    warning_count: int = 0
+    figures: Figures = field(default_factory=Figures)
+    roles: list[int] = field(default_factory=lambda: [0] * len(ROLES))
+    over_limit: int = 0
+    keys: array[int] = field(default_factory=lambda: array("I"))
+    tokens: array[int] = field(default_factory=lambda: array("q"))
+    rows: list[Row] = field(default_factory=list)
+    lines: int = 0
+    done: bool = False
