@@ -28,22 +28,21 @@ from typing import Any
 
 from shared.dataset.scanner import Lines
 from shared.dataset.sources import PIECE_BYTES, FileSource
-from shared.dataset.split import Row
 from shared.dataset.tally import Limits, Tally
 from shared.dataset.totals import Totals
 
-_SLOTS = 2  # ranges (and input slots) per worker: the parent fills one while the worker scans the other
-_RELEASED = "released"
+_SLOTS = 2  # ranges, input slots and staged-rows slots per worker: one in use while the other is filled
 
 
 @dataclass
 class _Worker:
-    """The parent's handle on one worker: its pipe, its slots, and the ranges it has in hand (in order)."""
+    """The parent's handle on one worker: its pipe, its input and staged-rows slots, and the ranges it has in
+    hand (in order)."""
 
     process: Any
     conn: Connection
     slots: list[SharedMemory]
-    out: SharedMemory | None
+    out: list[SharedMemory]
     free: list[int] = field(default_factory=lambda: list(range(_SLOTS)))
     ranges: deque[int] = field(default_factory=deque)
 
@@ -83,7 +82,7 @@ class Ranges:
         self.sent = 0  # bytes of the stream handed out
         self.started = 0  # ranges handed out
         self.merged = 0  # ranges added to totals
-        self.done: dict[int, tuple[Tally, bytes, list[int] | None]] = {}
+        self.done: dict[int, tuple[_Worker, Tally, int | None, str | None, int]] = {}
         ctx = _context()
         try:
             for _ in range(workers):
@@ -94,18 +93,20 @@ class Ranges:
 
     @staticmethod
     def shared_bytes(staging: bool, piece_bytes: int = PIECE_BYTES) -> int:
-        """Shared memory one worker may fill: its input slots, and its staged-rows slot when staging."""
-        return (_SLOTS * 2 + (3 if staging else 0)) * piece_bytes
+        """Shared memory one worker may fill: its input slots, and its staged-rows slots when staging."""
+        return _SLOTS * (2 + (3 if staging else 0)) * piece_bytes
 
     def _start(self, ctx: Any) -> _Worker:
-        # A slot holds a carried partial line (under a piece) plus a piece; a range's staged rows are about
-        # the size of the range, and spill to a segment of their own when they are not.
-        size = 2 * self.piece_bytes
-        slots = [] if self.path else [SharedMemory(create=True, size=size) for _ in range(_SLOTS)]
-        out = SharedMemory(create=True, size=3 * self.piece_bytes) if self.totals.staging else None
+        # An input slot holds a carried partial line (under a piece) plus a piece; a range's staged rows are
+        # about the size of the range, and spill to a segment of their own when they are not.
+        def segments(size: int) -> list[SharedMemory]:
+            return [SharedMemory(create=True, size=size) for _ in range(_SLOTS)]
+
+        slots = [] if self.path else segments(2 * self.piece_bytes)
+        out = segments(3 * self.piece_bytes) if self.totals.staging else []
         mine, theirs = ctx.Pipe()
         process = ctx.Process(target=_work, daemon=True, name="scan-worker",
-                              args=(theirs, self.path, [s.name for s in slots], out.name if out else None,
+                              args=(theirs, self.path, [s.name for s in slots], [s.name for s in out],
                                     self.totals.limits, self.totals.staging))
         worker = _Worker(process, mine, slots, out)
         process.start()
@@ -148,7 +149,7 @@ class Ranges:
             worker = self.open
         file_start, size = self.sent == 0, len(carry) + len(part)
         if self.path is not None:
-            worker.conn.send((self.sent, size, file_start, end))
+            worker.conn.send(("piece", self.sent, size, file_start, end))
         else:
             while not worker.free:
                 self._service(block=True)
@@ -156,7 +157,7 @@ class Ranges:
             buf = _view(worker.slots[index])
             buf[:len(carry)] = carry
             buf[len(carry):size] = part
-            worker.conn.send((index, size, file_start, end))
+            worker.conn.send(("piece", index, size, file_start, end))
         self.sent += size
         self.open = None if end else worker
         self._service(block=False)
@@ -175,28 +176,26 @@ class Ranges:
             if kind == "ack":
                 worker.free.append(message[1])
             elif kind == "tally":
-                self.done[worker.ranges.popleft()] = self._received(worker, *message[1:])
+                self.done[worker.ranges.popleft()] = (worker, *message[1:])
             else:
                 raise RuntimeError(f"scan worker failed:\n{message[1]}")
         while self.merged in self.done:
-            tally, staged, lengths = self.done.pop(self.merged)
-            tally.rows = _rows(staged, lengths)
-            self.totals.add(tally)
+            self._merge(*self.done.pop(self.merged))
             self.merged += 1
 
-    def _received(self, worker: _Worker, tally: Tally, size: int, spill: str | None,
-                  lengths: list[int] | None) -> tuple[Tally, bytes, list[int] | None]:
-        """Copy a tally's staged rows out of shared memory (a spill segment is the worker's, for once)."""
-        staged = b""
-        if spill is not None:
+    def _merge(self, worker: _Worker, tally: Tally, slot: int | None, spill: str | None, size: int) -> None:
+        """Add a range's tally, its staged rows read in place from shared memory; then free that memory."""
+        if spill is not None:  # the worker's segment, for once; ours to remove
             segment = SharedMemory(name=spill)
-            staged = bytes(_view(segment)[:size])
-            segment.close()
+            self.totals.add(tally, _view(segment)[:size])
             segment.unlink()
-        elif worker.out is not None:
-            staged = bytes(_view(worker.out)[:size])
-            worker.conn.send(_RELEASED)
-        return tally, staged, lengths
+            with contextlib.suppress(BufferError):
+                segment.close()
+        elif slot is not None:
+            self.totals.add(tally, _view(worker.out[slot])[:size])
+            worker.conn.send(("released", slot))
+        else:
+            self.totals.add(tally)
 
     def close(self) -> None:
         """Stop the workers and free the shared memory (also after a failure)."""
@@ -209,37 +208,29 @@ class Ranges:
                 worker.process.kill()
                 worker.process.join()
             worker.conn.close()
-            for segment in [*worker.slots, *([worker.out] if worker.out else [])]:
+            for segment in [*worker.slots, *worker.out]:
                 segment.unlink()
                 with contextlib.suppress(BufferError):  # a view still held by a failed send: freed with it
                     segment.close()
         self.workers.clear()
 
 
-def _rows(staged: bytes, lengths: list[int] | None) -> list[Row]:
-    """Each staged row as a view into the range's staged bytes (no copy)."""
-    view, at, rows = memoryview(staged), 0, list[Row]()
-    for n in lengths or ():
-        rows.append(view[at:at + n])
-        at += n
-    return rows
-
-
-def _work(conn: Connection, path: str | None, slot_names: list[str], out_name: str | None, limits: Limits,
+def _work(conn: Connection, path: str | None, slot_names: list[str], out_names: list[str], limits: Limits,
           staging: bool) -> None:
     """A worker: scan each range it is sent, stretch by stretch; send back a tally per range."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops us
     file = FileSource(Path(path)) if path else None
     slots = [SharedMemory(name=name) for name in slot_names]
-    out = SharedMemory(name=out_name) if out_name else None
-    held: deque[Any] = deque()  # messages that arrived while waiting for the staged-rows slot
-    out_free, lines = True, None
+    out = [SharedMemory(name=name) for name in out_names]
+    free = set(range(len(out)))  # staged-rows slots the parent has released
+    held: deque[Any] = deque()  # messages that arrived while waiting for a staged-rows slot
+    lines = None
     try:
         while (message := held.popleft() if held else conn.recv()) is not None:
-            if message == _RELEASED:
-                out_free = True
+            if message[0] == "released":
+                free.add(message[1])
                 continue
-            where, size, file_start, end = message
+            _, where, size, file_start, end = message
             if file is not None:
                 chunk = file.read_range(where, size)
             else:
@@ -248,39 +239,37 @@ def _work(conn: Connection, path: str | None, slot_names: list[str], out_name: s
             if lines is None:
                 lines = Lines(limits, staging=staging, at_file_start=file_start)
             lines.feed(chunk)
-            if not end:
-                continue
-            tally, lines = lines.finish(), None
-            while not out_free:
-                reply = conn.recv()
-                out_free = reply == _RELEASED
-                if not out_free:
-                    held.append(reply)
-            out_free = _send_tally(conn, tally, out)
+            if end:
+                tally, lines = lines.finish(), None
+                while out and not free:
+                    reply = conn.recv()
+                    if reply is not None and reply[0] == "released":
+                        free.add(reply[1])
+                    else:
+                        held.append(reply)
+                _send_tally(conn, tally, out, free)
     except Exception:
         conn.send(("failed", traceback.format_exc()))
     finally:
-        for segment in [*slots, *([out] if out else [])]:
+        for segment in [*slots, *out]:
             segment.close()
         if file is not None:
             file.close()
 
 
-def _send_tally(conn: Connection, tally: Tally, out: SharedMemory | None) -> bool:
-    """Send a range's tally, its staged rows through `out` (or a spill segment when they don't fit there).
-    Returns whether `out` is still free."""
-    rows, tally.rows = tally.rows, []
-    if out is None:
-        conn.send(("tally", tally, 0, None, None))
-        return True
-    staged = b"".join(rows)
-    lengths = [len(row) for row in rows]
-    if len(staged) > out.size:
-        spill = SharedMemory(create=True, size=len(staged))
-        _view(spill)[:len(staged)] = staged
+def _send_tally(conn: Connection, tally: Tally, out: list[SharedMemory], free: set[int]) -> None:
+    """Send a range's tally; its staged rows go through a free staged-rows slot, or a spill segment when they
+    do not fit there (a conversation near the line limit)."""
+    staged, tally.staged = tally.staged, bytearray()
+    size = len(staged)
+    if not out:
+        conn.send(("tally", tally, None, None, 0))
+    elif size > out[0].size:
+        spill = SharedMemory(create=True, size=size)
+        _view(spill)[:size] = staged
         spill.close()
-        conn.send(("tally", tally, len(staged), spill.name, lengths))
-        return True
-    _view(out)[:len(staged)] = staged
-    conn.send(("tally", tally, len(staged), None, lengths))
-    return False
+        conn.send(("tally", tally, None, spill.name, size))
+    else:
+        slot = free.pop()
+        _view(out[slot])[:size] = staged
+        conn.send(("tally", tally, slot, None, size))

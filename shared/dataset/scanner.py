@@ -181,7 +181,8 @@ class Lines:
         number = self.line
         t = self.tally
         roles, role_index = t.roles, _ROLE_INDEX
-        add_key, add_tokens, add_row = t.keys.append, t.tokens.append, t.rows.append
+        add_key, add_tokens, add_end, staged = t.keys.append, t.tokens.append, t.ends.append, t.staged
+        extend = staged.extend
         crc, key_bytes = zlib.crc32, KEY_BYTES  # split_key, inlined: no Python call per row
         staging = self.staging
         limit = self.limits.token_limit_per_conversation
@@ -249,7 +250,10 @@ class Lines:
             # Training truncates long conversations, so they are billed up to the limit (OpenAI's cookbook).
             add_tokens(tokens if tokens < limit else limit)
             if staging:
-                add_row(_ROW_START + canonical + _ROW_END)
+                extend(_ROW_START)
+                extend(canonical)
+                extend(_ROW_END)
+                add_end(len(staged))
         self.line = number
         fig.rows, fig.messages, fig.chars, fig.tokens = count, total_messages, total_chars, total_tokens
         fig.min_messages, fig.max_messages, fig.min_tokens, fig.max_tokens = (min_messages, max_messages,

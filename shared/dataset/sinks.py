@@ -23,8 +23,8 @@ _IN_FLIGHT = 2  # blocks being staged at once; bounds memory to about (2 + 1) bl
 class Sink(Protocol):
     """A write-once destination for staged JSONL."""
 
-    def write(self, data: bytes) -> None:
-        """Append bytes."""
+    def write(self, data: bytes | memoryview) -> None:
+        """Append bytes. `data` may be a view that is valid only during the call: copy what you keep."""
 
     def close(self) -> None:
         """Make everything written visible (commit)."""
@@ -41,9 +41,9 @@ class MemorySink:
         self.value: bytes | None = None
         self.aborted = False
 
-    def write(self, data: bytes) -> None:
-        """Append bytes."""
-        self._parts.append(data)
+    def write(self, data: bytes | memoryview) -> None:
+        """Append (a copy of) the bytes."""
+        self._parts.append(bytes(data))
 
     def close(self) -> None:
         """Publish the bytes as `value`."""
@@ -64,7 +64,7 @@ class FileSink:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self._partial, "wb")  # noqa: SIM115 - closed by close()/abort()
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         """Append bytes."""
         self._file.write(data)
 
@@ -104,8 +104,8 @@ class BlockBlobSink:
         self._pool = ThreadPoolExecutor(max_workers=_IN_FLIGHT, thread_name_prefix="stage-block")
         self.bytes_written = 0
 
-    def write(self, data: bytes) -> None:
-        """Append bytes; a full block is staged in the background."""
+    def write(self, data: bytes | memoryview) -> None:
+        """Append (a copy of) the bytes; a full block is staged in the background."""
         self._buffer += data
         self.bytes_written += len(data)
         if len(self._buffer) >= self._block_bytes:

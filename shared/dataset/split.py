@@ -12,7 +12,7 @@ import zlib
 from collections.abc import Sequence
 
 _RANGE = 1 << 32
-Row = bytes | memoryview  # a staged line; a parallel scan hands over views into a range's staged bytes
+Row = bytes | memoryview  # staged lines: a held-back row is bytes, a run of rows a view into a tally's buffer
 KEY_BYTES = 512
 
 
@@ -63,12 +63,14 @@ class Split:
         else:
             self.train.append(row)
 
-    def take(self, keys: Sequence[int], tokens: Sequence[int], rows: Sequence[Row] | None = None) -> None:
-        """Route a run of rows in file order (`rows` omitted when nothing is staged), exactly as `route` each.
+    def take(self, keys: Sequence[int], tokens: Sequence[int], staged: memoryview | None = None,
+             ends: Sequence[int] = ()) -> None:
+        """Route a run of rows in file order, exactly as `route` each; row k of the run is
+        staged[ends[k - 1]:ends[k]] (`staged` is None when nothing is staged).
 
         One pass and a parallel scan's merge both call this, so it is written for speed: the rows that can
-        only go to train without displacing the held-back row are added in bulk, and `route` sees the rest
-        (the first test candidates and each new smallest key).
+        only go to train without displacing the held-back row are added in bulk, as one view, and `route`
+        sees the rest (the first test candidates and each new smallest key) as bytes of their own.
         """
         i, n = 0, len(keys)
         while i < n:
@@ -80,10 +82,11 @@ class Split:
             if j > i:
                 self.train_rows += j - i
                 self.train_tokens += sum(tokens[i:j])
-                if rows is not None:
-                    self.train.extend(rows[i:j])
+                if staged is not None:
+                    self.train.append(staged[ends[i - 1] if i else 0:ends[j - 1]])
             if j < n:
-                self.route(keys[j], rows[j] if rows is not None else b"", tokens[j])
+                row = bytes(staged[ends[j - 1] if j else 0:ends[j]]) if staged is not None else b""
+                self.route(keys[j], row, tokens[j])
             i = j + 1
 
     def finish(self) -> None:

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 
 from shared.dataset.report import Figures
 from shared.dataset.rules import ROLES, Issue
-from shared.dataset.split import Row
 
 MiB = 1024 * 1024
 
@@ -28,7 +27,8 @@ class Limits:
 @dataclass
 class Tally:
     """What a scanner found since its last harvest: findings (line numbers counted from the stretch's start),
-    figures, and for each valid row its split key, billed tokens and (when staging) its staged line.
+    figures, and for each valid row its split key, billed tokens and (when staging) its staged line: the rows'
+    lines one after another in `staged`, row k ending at `ends[k]`.
 
     `lines` is the stretch's line count so far; `done` marks the stretch's last tally.
     """
@@ -42,6 +42,7 @@ class Tally:
     over_limit: int = 0
     keys: array[int] = field(default_factory=lambda: array("I"))
     tokens: array[int] = field(default_factory=lambda: array("q"))
-    rows: list[Row] = field(default_factory=list)
+    staged: bytearray = field(default_factory=bytearray)
+    ends: array[int] = field(default_factory=lambda: array("Q"))
     lines: int = 0
     done: bool = False

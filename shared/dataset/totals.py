@@ -52,8 +52,9 @@ class Totals:
         if len(self.warnings) < self.limits.max_errors_listed:
             self.warnings.append(Issue(line, code, message))
 
-    def add(self, tally: Tally) -> None:
-        """Add the next tally in file order, and stage its rows unless the upload is already known bad."""
+    def add(self, tally: Tally, staged: memoryview | None = None) -> None:
+        """Add the next tally in file order, and stage its rows unless the upload is already known bad.
+        `staged`: the tally's staged rows where they are kept elsewhere (shared memory), else its own."""
         cap, offset = self.limits.max_errors_listed, self.lines_before
         self.errors += [_moved(e, offset) for e in tally.errors[: cap - len(self.errors)]]
         self.warnings += [_moved(w, offset) for w in tally.warnings[: cap - len(self.warnings)]]
@@ -62,16 +63,22 @@ class Totals:
         self.figures.merge(tally.figures)
         self.roles = [a + b for a, b in zip(self.roles, tally.roles, strict=True)]
         self.over_limit += tally.over_limit
-        self.split.take(tally.keys, tally.tokens, tally.rows if self.staging else None)
+        if self.staging:
+            self.split.take(tally.keys, tally.tokens, memoryview(tally.staged) if staged is None else staged,
+                            tally.ends)
+        else:
+            self.split.take(tally.keys, tally.tokens)
         self.drain()
         if tally.done:
             self.lines_before += tally.lines
 
     def drain(self) -> None:
-        """Hand routed rows to the sinks; once the upload is known bad, stop writing and just count."""
+        """Hand routed rows to the sinks (views, valid only now); once the upload is known bad, stop writing
+        and just count."""
         for rows, sink in ((self.split.train, self.sinks[0]), (self.split.test, self.sinks[1])):
-            if rows and sink is not None and self.error_count == 0:
-                sink.write(b"".join(rows))
+            if sink is not None and self.error_count == 0:
+                for piece in rows:
+                    sink.write(piece)
             rows.clear()
 
     def finish(self, *, content_sha256: str, size: int, format: str) -> Report:

@@ -139,7 +139,7 @@ class _Side:
     def __init__(self, file: OneFile) -> None:
         self.file = file
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         self.file.sink.write(data)
 
     def close(self) -> None:
