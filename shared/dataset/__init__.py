@@ -1,7 +1,7 @@
 """Chat-format upload checks at gigabyte scale: one streaming pass validates, measures, hashes, splits and
 stages, on every core for a big upload.
 
-    report = scan_upload(BlobSource(blob), Limits(), train=BlockBlobSink(...), test=BlockBlobSink(...))
+    report = scan_upload(open_blob(store, upload), Limits(), train=store.writer(...), test=store.writer(...))
 """
 
 from shared.dataset.files import scan_path
@@ -10,13 +10,13 @@ from shared.dataset.parquet import scan_parquet
 from shared.dataset.report import Report
 from shared.dataset.rules import Issue
 from shared.dataset.sinks import BlockBlobSink, FileSink, MemorySink, Sink
-from shared.dataset.sources import BlobSource, FileSource, Source
+from shared.dataset.sources import FileSource, Source
 from shared.dataset.stream import Parallelism, scan
 from shared.dataset.tally import Limits
 from shared.dataset.uploads import scan_upload, upload_format
 
 __all__ = [
-    "BlobSource", "BlockBlobSink", "FileSink", "FileSource", "Issue", "Limits", "Manifest", "ManifestError",
+    "BlockBlobSink", "FileSink", "FileSource", "Issue", "Limits", "Manifest", "ManifestError",
     "MemorySink", "Parallelism", "Report", "Sink", "Source", "is_manifest", "parse_manifest", "scan",
     "scan_parquet", "scan_path", "scan_upload", "upload_format",
 ]

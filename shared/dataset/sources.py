@@ -2,8 +2,8 @@
 
     class Source(Protocol): name: str; size: int; def read_range(offset, length) -> bytes
 
-A local file and a blob (ranged downloads, pinned to the version first seen) are the two here; a staging
-port can serve the same protocol.
+A local file is the one here; a blob is read through the staging port (`shared.staging.BlobReader`, ranged
+reads pinned to the version first seen), which serves the same protocol on every backend.
 """
 
 from __future__ import annotations
@@ -14,12 +14,9 @@ from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from shared.dataset.tally import MiB
-
-if TYPE_CHECKING:
-    from azure.storage.blob import BlobClient
 
 PIECE_BYTES = 2 * MiB  # one read, and about one range of a parallel scan (2 MiB beat 1, 4 and 8 in the bench)
 READ_AHEAD = 2  # pieces being read while the scan works on the current one
@@ -71,27 +68,6 @@ class FileSource:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-class BlobSource:
-    """A blob read with ranged downloads, each pinned to the ETag seen first: if the blob is overwritten
-    mid-scan the read fails instead of mixing two uploads."""
-
-    def __init__(self, blob: BlobClient) -> None:
-        props = blob.get_blob_properties()
-        self.blob = blob
-        self.name = blob.blob_name
-        self.size = int(props.size)
-        self.etag = props.etag
-
-    def read_range(self, offset: int, length: int) -> bytes:
-        """`length` bytes from `offset`, one ranged GET (the SDK retries transient failures)."""
-        from azure.core import MatchConditions
-
-        if length <= 0:
-            return b""
-        return self.blob.download_blob(offset=offset, length=length, etag=self.etag,
-                                       match_condition=MatchConditions.IfNotModified).readall()
 
 
 def read_pieces(source: Source, piece: int = PIECE_BYTES, ahead: int = READ_AHEAD) -> Iterator[bytes]:

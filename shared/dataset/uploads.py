@@ -1,7 +1,7 @@
 """Scanning an upload, whatever its kind, from any Source: what `autopilot validate` and the ingest trigger
 both call.
 
-    report = scan_upload(BlobSource(blob), limits, BlockBlobSink(train_blob), BlockBlobSink(test_blob))
+    report = scan_upload(open_blob(store, upload), limits, store.writer(train), store.writer(test))
 
 The name decides the format: `.parquet`/`.pq` is Parquet, `.gz` is gzip-compressed JSON Lines (one stream:
 gzip cannot be split by byte range, but its lines still go to every core), anything else JSON Lines. A body

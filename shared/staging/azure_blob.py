@@ -159,7 +159,7 @@ class _TranslatedSink:
     def __init__(self, sink: BlockBlobSink, blob: BlobRef) -> None:
         self._sink, self._blob = sink, blob
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         """Append bytes (a full block is staged in the background)."""
         try:
             self._sink.write(data)

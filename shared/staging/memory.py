@@ -101,8 +101,8 @@ class _Writer:
         self._store, self._blob, self._content_type = store, blob, content_type
         self._parts: list[bytes] = []
 
-    def write(self, data: bytes) -> None:
-        """Append bytes."""
+    def write(self, data: bytes | memoryview) -> None:
+        """Append (a copy of) the bytes: a view is valid only during the call."""
         self._parts.append(bytes(data))
 
     def close(self) -> None:
