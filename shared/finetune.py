@@ -41,7 +41,7 @@ def _num(default: float) -> ComponentInput:
     return ComponentInput("number", default)
 
 
-# chat_completion_pipeline's inputs (azureml-assets, pipeline_components/chat_completion/spec.yaml).
+# chat_completion_pipeline's inputs (azureml-assets, pipeline_components/chat_completion/spec.yaml, 0.0.82).
 # The contract: tests hold these names against the component spec; nothing else may be passed to it.
 COMPONENT_INPUTS: Mapping[str, ComponentInput] = {
     "instance_type_model_import": ComponentInput("string", "Standard_d12_v2"),
@@ -52,6 +52,8 @@ COMPONENT_INPUTS: Mapping[str, ComponentInput] = {
     "num_nodes_finetune": _int(1),
     "number_of_gpu_to_use_finetuning": _int(1),
     "huggingface_id": ComponentInput("string"),
+    "finetune_config_path": ComponentInput("uri_file"),
+    "trust_remote_code": _flag("false"),
     "pytorch_model_path": ComponentInput("custom_model"),
     "mlflow_model_path": ComponentInput("mlflow_model"),
     "task_name": ComponentInput("string", "ChatCompletion", ("ChatCompletion",), optional=False),
@@ -115,10 +117,12 @@ COMPONENT_INPUTS: Mapping[str, ComponentInput] = {
 }
 
 # Inputs the platform fills from settings and the staged data; a run cannot override them.
+# trust_remote_code would run code from the model's repository on our compute: never a run's choice.
 PLATFORM_INPUTS = frozenset({
     "instance_type_model_import", "instance_type_preprocess", "instance_type_finetune",
     "instance_type_model_evaluation", "number_of_gpu_to_use_finetuning", "task_name", "huggingface_id",
     "compute_model_import", "compute_preprocess", "compute_finetune", "compute_model_evaluation",
+    "trust_remote_code",
 })
 
 # The literal inputs a run may set: everything that is neither data/model nor the platform's.

@@ -6,6 +6,7 @@ start with a message an operator can act on instead of failing deep inside a han
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -175,7 +176,7 @@ class Settings:
             staged_container=e.get("STAGED_CONTAINER", "staged"),
             rejected_container=e.get("REJECTED_CONTAINER", "rejected"),
             ledger_table=e.get("LEDGER_TABLE", "runs"),
-            endpoint_name=_endpoint_name(e.get("ENDPOINT_NAME", "autopilot-chat")),
+            endpoint_name=endpoint_name_for(e, platform),
             step_timeout=parse_duration("STEP_TIMEOUT", e.get("STEP_TIMEOUT", "30m")),
             job_event_queue=e.get("JOB_EVENT_QUEUE", "autopilot-job-events"),
             data_dir=Path(e.get("AUTOPILOT_DATA_DIR", ".autopilot")).resolve(),
@@ -249,12 +250,30 @@ def _azureml(e: Mapping[str, str]) -> AzureMLSettings:
     )
 
 
-def _endpoint_name(raw: str) -> str:
-    # Azure ML's rule for online endpoint names; the local engine uses the name as a folder too.
-    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{1,30}[A-Za-z0-9]", raw):
-        raise SettingsError(f"ENDPOINT_NAME={raw!r}: use 3-32 letters, digits or hyphens, starting with a "
-                            "letter and not ending with a hyphen")
-    return raw
+ENDPOINT_NAME_RULE = re.compile(r"[A-Za-z][A-Za-z0-9-]{1,30}[A-Za-z0-9]")
+SUFFIX_LENGTH = 8
+
+
+def endpoint_name_for(e: Mapping[str, str], platform: str) -> str:
+    """ENDPOINT_NAME, and on Azure a stable per-install suffix: online endpoint names are unique per region.
+
+    The suffix is a hash of AUTOPILOT_INSTALL_ID (`azd up` sets it), else of the workspace's subscription,
+    resource group and name; the result must keep Azure's rule (3-32 letters, digits or '-', a letter first).
+    """
+    prefix = e.get("ENDPOINT_NAME", "autopilot-chat").strip()
+    name = prefix
+    if platform == "azureml":
+        install = e.get("AUTOPILOT_INSTALL_ID", "").strip() or "/".join(
+            e.get(k, "").strip().lower() for k in ("AZUREML_SUBSCRIPTION_ID", "AZUREML_RESOURCE_GROUP",
+                                                   "AZUREML_WORKSPACE"))
+        name = f"{prefix}-{hashlib.sha256(install.encode()).hexdigest()[:SUFFIX_LENGTH]}"
+    if not ENDPOINT_NAME_RULE.fullmatch(name):
+        limit = 32 - (SUFFIX_LENGTH + 1 if platform == "azureml" else 0)
+        raise SettingsError(f"ENDPOINT_NAME={prefix!r}: use letters, digits or hyphens, starting with a letter and "
+                            f"not ending with a hyphen, at most {limit} characters"
+                            + (" (a hyphen and an 8-character per-install suffix follow it on Azure)"
+                               if platform == "azureml" else ""))
+    return name
 
 
 def _at_least(e: Mapping[str, str], name: str, default: int, low: int, hint: str) -> int:

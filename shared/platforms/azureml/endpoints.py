@@ -1,16 +1,12 @@
 """Managed online endpoints: create (key auth, our tags), deploy blue/green, switch traffic, score, delete.
 
 A new deployment comes up at 0 % beside the live one; the lifecycle smoke-tests it by name (the
-`azureml-model-deployment` header, which `invoke(deployment_name=...)` sends), then moves the traffic and
-deletes the old one. Azure refuses to delete a deployment that still has traffic, so the order matters.
+`azureml-model-deployment` header, see scoring.py), then moves the traffic and deletes the old one. Azure refuses to delete a deployment that still has traffic, so the order matters.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import tempfile
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -110,27 +106,6 @@ def delete_endpoint(ml: Any, endpoint: str) -> None:
         return
     except Exception as error:
         raise translate(error, f"delete endpoint {endpoint}") from error
-
-
-def score(ml: Any, endpoint: str, payload: Mapping[str, Any], deployment: str | None) -> Any:
-    """POST the payload to the endpoint, or to one deployment by name; the answer parsed from JSON."""
-    target = f"endpoint {endpoint}" + (f" deployment {deployment}" if deployment else "")
-    # invoke() takes a request file, not a body: write the payload to a private temporary file.
-    handle, path = tempfile.mkstemp(suffix=".json")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as request:
-            json.dump(payload, request)
-        with azure_call(f"score {target}"):
-            answer = ml.online_endpoints.invoke(endpoint_name=endpoint, request_file=path,
-                                                deployment_name=deployment)
-    finally:
-        os.unlink(path)
-    if isinstance(answer, bytes | str):
-        try:
-            return json.loads(answer)
-        except ValueError:
-            return answer
-    return answer
 
 
 def endpoint_info(ml: Any, endpoint: Any, with_deployments: bool = True) -> EndpointInfo:

@@ -21,12 +21,20 @@ from azure.core.exceptions import (
 
 from shared.platforms.port import NotFoundError, PlatformError, TransientPlatformError
 
-ROLES_HINT = ("the Function App's identity needs 'AzureML Data Scientist' on the workspace (and "
-              "'Storage Blob Data Reader' on the staged container for the job); see docs/azure.md")
+ROLES_HINT = ("the Function App's identity needs 'AzureML Data Scientist' and 'Monitoring Reader' on the "
+              "workspace (and 'Storage Blob Data Reader' on the staged container for the job); see docs/azure.md")
 
 
 class ModelRetired(PlatformError):
     """The base model is archived or past its fine-tune retirement date."""
+
+
+class ModelNotFound(PlatformError):
+    """The registry has no such base model, or no active version of it."""
+
+
+class EndpointNameTaken(PlatformError):
+    """Another endpoint in the region already has that name (names are unique per Azure region)."""
 
 
 class ComputeNotAllowed(PlatformError):
@@ -86,7 +94,12 @@ def _translate_http(error: HttpResponseError, action: str) -> PlatformError:
     lowered = text.lower()
     status = error.status_code or 0
     if status in (401, 403) or "authorizationfailed" in lowered:
-        return AuthFailed(f"{action}: permission denied (HTTP {status}); {ROLES_HINT}")
+        return AuthFailed(f"{action}: permission denied (HTTP {status}): {_first_line(error)}; {ROLES_HINT}")
+    if status == 409 and "endpoint" in lowered and ("unique" in lowered or "already exists" in lowered):
+        return EndpointNameTaken(
+            f"{action}: another online endpoint in this Azure region already has that name (endpoint names are "
+            "unique per region); set ENDPOINT_NAME to another name, or leave it unset so the per-install "
+            "suffix makes it unique (docs/azure.md)")
     endpoint_limit = "endpoint" in lowered and ("quota" in lowered or "limit" in lowered)
     if endpoint_limit and "outofquota" not in lowered and "core" not in lowered:
         return EndpointQuotaReached(

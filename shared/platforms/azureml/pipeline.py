@@ -21,6 +21,7 @@ from shared.platforms.azureml.errors import azure_call, translate
 from shared.platforms.port import RUN_TAG, JobSpec, JobState
 
 PIPELINE_COMPONENT = "chat_completion_pipeline"
+TASK = "ChatCompletion"  # the component's only required input (it has a default; we do not rely on it)
 TRAINED_MODEL_OUTPUT = "trained_model"
 BASE_MODEL_TAG = "autopilot-base-model"
 
@@ -53,6 +54,7 @@ def build_job(component: Any, spec: JobSpec, model: BaseModel, parameters: Mappi
 
     def chat_completion_finetune() -> dict[str, Any]:
         finetune = component(
+            task_name=TASK,
             mlflow_model_path=model.id,
             train_file_path=Input(type="uri_file", path=spec.train_uri),
             test_file_path=Input(type="uri_file", path=spec.test_uri),

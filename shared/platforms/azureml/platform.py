@@ -1,7 +1,7 @@
 """AzureMLPlatform: the platform port on azure-ai-ml, the production path.
 
-Clients are made on first use from settings (DefaultAzureCredential), or passed in: tests pass in-memory fakes
-of the same operation groups, holding the SDK's real entities.
+Clients are made on first use from settings (DefaultAzureCredential, or the credential given) with the same
+azure-core options for all (tests pass `transport=`: the real SDKs then talk to a fake service).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from shared.finetune import ParameterError, display_name, resolve_parameters
 from shared.platforms.azureml import clients, endpoints
 from shared.platforms.azureml.activity import last_request
-from shared.platforms.azureml.base_model import inference_skus, resolve_base_model
+from shared.platforms.azureml.base_model import BaseModel, RegistryReads, inference_skus, resolve_base_model
 from shared.platforms.azureml.compute import check_size, plan_compute
 from shared.platforms.azureml.errors import InvalidParameters, translate
 from shared.platforms.azureml.pipeline import (
@@ -29,6 +29,7 @@ from shared.platforms.azureml.pipeline import (
     submit_job,
 )
 from shared.platforms.azureml.registration import register_model
+from shared.platforms.azureml.scoring import score
 from shared.platforms.port import MANAGED_TAG, EndpointInfo, JobSpec, JobState, ModelRef, NotFoundError
 from shared.settings import AzureMLSettings, Settings, SettingsError
 
@@ -36,18 +37,20 @@ from shared.settings import AzureMLSettings, Settings, SettingsError
 class AzureMLPlatform:
     """The seed's whole flow on Azure ML: fine-tune job, MLflow model, key-auth endpoint, blue/green."""
 
-    def __init__(self, settings: Settings, ml_client: Any = None, registry_client: Any = None,
-                 metrics_client: Any = None, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(self, settings: Settings, credential: Any = None, client_options: Mapping[str, Any] | None = None,
+                 clock: Callable[[], datetime] | None = None) -> None:
         if settings.azureml is None:
             raise SettingsError("AUTOPILOT_PLATFORM=azureml needs AZUREML_SUBSCRIPTION_ID, "
                                 "AZUREML_RESOURCE_GROUP and AZUREML_WORKSPACE")
         self._settings = settings
         self._aml: AzureMLSettings = settings.azureml
-        self._ml = ml_client
-        self._registry = registry_client
-        self._metrics = metrics_client
+        self._credential = credential
+        self._options = dict(client_options or {})
+        self._reads = RegistryReads()
+        self._ml: Any = None
+        self._registry: Any = None
+        self._scoring: Any = None
         self._metrics_by_region: dict[str, Any] = {}
-        self._credential: Any = None
         self._component: Any = None
         self._clock = clock or (lambda: datetime.now(UTC))
 
@@ -61,20 +64,20 @@ class AzureMLPlatform:
     @property
     def ml(self) -> Any:
         if self._ml is None:
-            self._ml = clients.workspace_client(self._aml, self._cred())
+            self._ml = clients.workspace_client(self._aml, self._cred(), self._options)
         return self._ml
 
     @property
     def registry(self) -> Any:
         if self._registry is None:
-            self._registry = clients.registry_client(self._aml, self._cred())
+            # The hook keeps the JSON of registry reads: azure-ai-ml's Model drops isArchived/system_metadata.
+            self._registry = clients.registry_client(self._aml, self._cred(),
+                                                     {**self._options, "raw_response_hook": self._reads})
         return self._registry
 
     def _metrics_for(self, region: str) -> Any:
-        if self._metrics is not None:
-            return self._metrics
         if region not in self._metrics_by_region:
-            self._metrics_by_region[region] = clients.metrics_client(region, self._cred())
+            self._metrics_by_region[region] = clients.metrics_client(region, self._cred(), self._options)
         return self._metrics_by_region[region]
 
     # -- jobs -----------------------------------------------------------------------------------------------
@@ -87,8 +90,7 @@ class AzureMLPlatform:
         existing = find_job(self.ml, spec.name)
         if existing is not None:
             return job_state(existing)
-        model = resolve_base_model(self.registry, spec.base_model or self._settings.base_model,
-                                   self._clock().date(), self._aml.registry)
+        model = self.base_model(spec.base_model or self._settings.base_model)
         compute = plan_compute(self.ml, self._aml, model)
         try:
             params = resolve_parameters(model.model_specific_defaults, spec.parameters)
@@ -101,6 +103,10 @@ class AzureMLPlatform:
             self._component = load_pipeline_component(self.registry, self._aml.pipeline_component_version)
         job = build_job(self._component, spec, model, params, display_name(params, prefix=spec.display_name))
         return job_state(submit_job(self.ml, job))
+
+    def base_model(self, reference: str) -> BaseModel:
+        """The registry's base model for `reference`; ModelRetired/ModelNotFound if it cannot be fine-tuned."""
+        return resolve_base_model(self.registry, self._reads, reference, self._clock().date(), self._aml.registry)
 
     def job_status(self, job_name: str) -> JobState:
         job = find_job(self.ml, job_name)
@@ -127,7 +133,7 @@ class AzureMLPlatform:
             raise translate(error, f"get model {model.name}:{model.version}") from error
         base = (registered.tags or {}).get(BASE_MODEL_TAG)
         if base:
-            check_size(self._aml.instance_type_inference, inference_skus(self.registry, base),
+            check_size(self._aml.instance_type_inference, inference_skus(self.registry, self._reads, base),
                        f"inference instance type (setting AZUREML_INSTANCE_TYPE_INFERENCE) for {model.name}",
                        unsupported=frozenset())
         endpoints.ensure_endpoint(self.ml, endpoint, tags)
@@ -141,7 +147,9 @@ class AzureMLPlatform:
         return info
 
     def score(self, endpoint: str, payload: Mapping[str, Any], deployment: str | None = None) -> Any:
-        return endpoints.score(self.ml, endpoint, payload, deployment)
+        if self._scoring is None:
+            self._scoring = clients.scoring_client(self._options)
+        return score(self.ml, self._scoring, endpoint, payload, deployment)
 
     def set_traffic(self, endpoint: str, traffic: Mapping[str, int]) -> None:
         endpoints.set_traffic(self.ml, endpoint, traffic)
@@ -170,8 +178,10 @@ class AzureMLPlatform:
         entity = self._endpoint_entity(endpoint)
         if entity is None:
             raise NotFoundError(f"endpoint {endpoint} not found")
-        lookback = max(self._settings.idle_ttl * 2, timedelta(hours=1))
-        return last_request(self._metrics_for, entity, self._clock(), lookback)
+        ttl = self._settings.idle_ttl
+        created = endpoints.endpoint_info(self.ml, entity, with_deployments=False).created_at
+        return last_request(self._metrics_for, entity, self._clock(), max(ttl * 2, timedelta(hours=1)),
+                            created, ttl)
 
     def _endpoint_entity(self, endpoint: str) -> Any | None:
         try:
