@@ -68,6 +68,7 @@ class WireTransport(HttpTransport):  # type: ignore[type-arg]
     def __init__(self, authorize: Authorizer | None = None) -> None:
         self.requests: list[WireRequest] = []
         self.denied: list[WireRequest] = []
+        self.slept: list[float] = []
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
         self._authorize = authorize
 
@@ -91,6 +92,11 @@ class WireTransport(HttpTransport):  # type: ignore[type-arg]
             if match and method == wire.method:
                 return handler(wire, match)
         return arm_error(404, "NoRoute", f"the fake Azure has no route for {wire.method} {target}")
+
+    def sleep(self, duration: float) -> None:
+        """The LRO pollers wait through their transport (azure-core's `_sleep`); azure-ai-ml fixes 5 s between
+        online-endpoint polls whatever `polling_interval` says. The wait is recorded, not slept."""
+        self.slept.append(duration)
 
     def open(self) -> None:
         pass
