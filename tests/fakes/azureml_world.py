@@ -42,10 +42,10 @@ def make_platform(settings: Settings, wire: AzureWire) -> AzureMLPlatform:
                            clock=wire.clock)
 
 
-def build_world(**env: str) -> World:
+def build_world(wire: AzureWire | None = None, **env: str) -> World:
     """Today's registry (Phi-4, archived Phi-3-mini-4k-instruct, chat_completion_pipeline 0.0.82), an empty
-    workspace with the roles infra/ grants, and the adapter over it."""
-    clock = MovableClock(NOW)
-    wire = AzureWire(clock=clock)
+    workspace with the roles infra/ grants (or `wire`, built by the test), and the adapter over it."""
+    wire = wire or AzureWire(clock=MovableClock(NOW))
+    assert isinstance(wire.clock, MovableClock), "the world's tests move the clock"
     settings = Settings.from_env(wire.env(**env))
-    return World(settings, make_platform(settings, wire), wire, clock)
+    return World(settings, make_platform(settings, wire), wire, wire.clock)

@@ -7,6 +7,7 @@ setting to fix. Messages never carry keys or tokens: only the cause, the resourc
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -124,7 +125,14 @@ def _translate_http(error: HttpResponseError, action: str) -> PlatformError:
 
 def _first_line(error: Exception) -> str:
     # Azure messages can be long and multi-line; one line, with anything key-like masked, is enough to act on.
-    line = str(getattr(error, "message", None) or error).strip().splitlines()[0] if str(error).strip() else ""
+    text = str(getattr(error, "message", None) or error).strip()
+    try:  # azure-ai-ml's client-side validation reports {"result": "Failed", "errors": [{"message": ...}]}
+        parsed = json.loads(text)
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict) and isinstance(parsed.get("errors"), list):
+        text = "; ".join(str(e.get("message", e)) for e in parsed["errors"] if isinstance(e, dict))
+    line = text.splitlines()[0] if text else ""
     return re.sub(r"(?i)(key|token|sig|secret)=[^&\s]+", r"\1=***", line)[:300]
 
 

@@ -79,8 +79,9 @@ class Registry:
                                                      properties["isArchived"])
         return asset_id
 
-    def publish_component(self, spec_file: str) -> str:
-        spec = yaml.safe_load((ASSETS / spec_file).read_text(encoding="utf-8"))
+    def publish_component(self, spec_file: str, **changes: Any) -> str:
+        """Publish azureml-assets' component spec `spec_file` (top-level `changes` on top); its asset id."""
+        spec = {**yaml.safe_load((ASSETS / spec_file).read_text(encoding="utf-8")), **changes}
         name, version = str(spec["name"]), str(spec["version"])
         asset_id = f"azureml://registries/{REGISTRY}/components/{name}/versions/{version}"
         properties = {"description": spec.get("description"), "tags": {}, "properties": {},
