@@ -1,8 +1,9 @@
 """The same handlers with AUTOPILOT_PLATFORM=azureml: the lifecycle drives AzureMLPlatform end to end.
 
-Ledger, blobs and alerts are real (Azurite, the JSONL alert sink); the Azure ML control plane and Azure
-Monitor are the in-memory fakes of tests/fakes, holding the SDK's real entities, so every job, model,
-endpoint and deployment the lifecycle makes passes through azure-ai-ml's own serialization.
+Ledger, blobs and alerts are real (Azurite, the JSONL alert sink); the Azure ML control plane, the endpoints'
+scoring and Azure Monitor are the wire-level fake of tests/fakes/wire under the real azure-ai-ml and
+MetricsClient, so every job, model, endpoint and deployment the lifecycle makes is the REST body the SDK
+sent, and every request is within the roles infra/ grants.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from azure.ai.ml.constants import AssetTypes
 
 from shared.events import RUN_COMPLETED, parse_run_event, run_event
 from shared.lifecycle import Lifecycle, Outcome
@@ -54,10 +54,10 @@ class App:
 
     def complete(self, run: Run) -> Outcome:
         """Azure ML finishes the job and Event Grid delivers its RunCompleted, tags and all."""
-        self.azure.ml.jobs.set_status(run.job_name, "Completed")
-        job = self.azure.ml.jobs.get(run.job_name)
-        body = run_event(run.job_name, "Completed", experiment=str(job.experiment_name),
-                         tags=dict(job.tags or {}))
+        self.azure.wire.workspace.finish_job(run.job_name, "Completed")
+        job = self.azure.job(run.job_name)
+        body = run_event(run.job_name, "Completed", experiment=str(job["experimentName"]),
+                         tags=dict(job.get("tags") or {}))
         event = parse_run_event(json.loads(json.dumps(body)))  # as it comes off the wire
         assert event.event_type == RUN_COMPLETED and event.job_tags[RUN_TAG] == run.run_id
         return self.life.on_job_event(event)
@@ -67,13 +67,22 @@ class App:
         return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
     def traffic(self) -> list[dict[str, int]]:
-        return [t for name, t in self.azure.ml.online_endpoints.traffic_history if name == self.endpoint]
+        return [t for name, t in self.azure.wire.endpoints.traffic_history if name == self.endpoint]
+
+    def jobs(self) -> list[str]:
+        return list(self.azure.wire.workspace.jobs)
+
+    def models(self) -> list[dict[str, Any]]:
+        return [m["properties"] for m in self.azure.wire.workspace.models.values()]
+
+    def scored(self) -> list[tuple[str, Any]]:
+        """(deployment, request body) of every request the endpoint served, in order."""
+        return [(s.deployment, s.payload) for s in self.azure.wire.scoring.scored if s.endpoint == self.endpoint]
 
 
 def make_app(settings_env: dict[str, str], **extra: str) -> App:
-    env = {**settings_env, "AUTOPILOT_PLATFORM": "azureml", "AZUREML_SUBSCRIPTION_ID":
-           "00000000-0000-0000-0000-000000000000", "AZUREML_RESOURCE_GROUP": "rg", "AZUREML_WORKSPACE": "ws",
-           "AZUREML_EXPERIMENT": EXPERIMENT, "SMOKE_CONVERSATIONS": "2", **extra}
+    env = {**settings_env, "AZUREML_EXPERIMENT": EXPERIMENT, "SMOKE_CONVERSATIONS": "2", **extra}
+    env.pop("AUTOPILOT_PLATFORM")  # the world's settings name its workspace and the azureml platform
     azure = build_world(**env)
     assert azure.settings.platform == "azureml" and azure.settings.azureml is not None
     return App(azure, build_lifecycle(azure.settings, platform=azure.platform))
@@ -89,54 +98,57 @@ def test_upload_to_live_then_blue_green_then_idle_teardown(app: App) -> None:
     outcome = app.life.on_upload(app.drop("chats.jsonl", SAMPLE.read_bytes()))
     first = app.run_of("chats.jsonl")
     assert first.state == State.SUBMITTED, outcome
-    (job,) = app.azure.ml.jobs.created
-    assert job.name == first.job_name == f"ftap-{first.run_id}"
-    assert job.experiment_name == EXPERIMENT  # AZUREML_EXPERIMENT, not the port's default
-    assert job.display_name.endswith("-bs1-cosine-ds3-lora-save_limit-1-seqlen-1")  # the seed's run name
-    (node,) = job.jobs.values()
+    assert app.jobs() == [first.job_name] == [f"ftap-{first.run_id}"]
+    job = app.azure.job(first.job_name)
+    assert job["experimentName"] == EXPERIMENT  # AZUREML_EXPERIMENT, not the port's default
+    # The seed's run name, with Phi-4's own defaults from azureml-assets (save_total_limit 1)
+    assert job["displayName"].endswith("-bs1-cosine-ds3-lora-save_limit1-seqlen-1")
+    (node,) = job["jobs"].values()
     staged = app.life.ctx.staging
     for port_input, uri in (("train_file_path", first.train_uri), ("test_file_path", first.test_uri)):
-        given = node.inputs[port_input]._data
-        assert given.type == AssetTypes.URI_FILE and given.path == uri
+        given = node["inputs"][port_input]
+        assert given["job_input_type"] == "uri_file" and given["uri"] == uri
         # The staged blob in this test's Azurite
-        assert staged.url(staged.ref(given.path)) == uri and staged.ref(uri).container.startswith("st")
-    assert node.inputs["mlflow_model_path"]._data.path.endswith("/models/Phi-4/versions/7")
-    assert job.tags[RUN_TAG] == first.run_id and job.tags[HASH_TAG] == first.content_sha256
+        assert staged.url(staged.ref(given["uri"])) == uri and staged.ref(uri).container.startswith("st")
+    assert node["inputs"]["mlflow_model_path"]["uri"].endswith("/models/Phi-4/versions/8")
+    assert job["tags"][RUN_TAG] == first.run_id and job["tags"][HASH_TAG] == first.content_sha256
 
     # 2. RunCompleted → model registered, endpoint made, deployment at 0 %, scored, 100 %, live.
     app.complete(first)
     live = app.life.ledger.get(first.run_id)
     assert live is not None and live.state == State.LIVE, live
-    (model,) = app.azure.ml.models.list()
-    assert (model.name, model.version) == (live.model_name, live.model_version)
-    assert model.path == f"azureml://jobs/{first.job_name}/outputs/trained_model"
-    assert model.type == AssetTypes.MLFLOW_MODEL and model.tags is not None
-    assert model.tags[RUN_TAG] == first.run_id and model.tags[HASH_TAG] == first.content_sha256
-    endpoint = app.azure.ml.online_endpoints.get(app.endpoint)
-    assert endpoint.auth_mode == "key" and endpoint.tags is not None
-    assert endpoint.tags[MANAGED_TAG] == "true" and endpoint.tags[RUN_TAG] == first.run_id
+    ((name, version),) = app.azure.wire.workspace.models
+    model = app.azure.wire.workspace.models[(name, version)]
+    assert (name, version) == (live.model_name, live.model_version)
+    assert model["properties"]["modelUri"] == f"azureml://jobs/{first.job_name}/outputs/trained_model"
+    assert model["properties"]["modelType"] == "mlflow_model"
+    tags = model["properties"]["tags"]
+    assert tags[RUN_TAG] == first.run_id and tags[HASH_TAG] == first.content_sha256
+    endpoint = app.azure.wire.endpoints.endpoints[app.endpoint]
+    assert endpoint["properties"]["authMode"].lower() == "key"
+    assert endpoint["tags"][MANAGED_TAG] == "true" and endpoint["tags"][RUN_TAG] == first.run_id
     blue = deployment_name(first.run_id)
-    (created,) = app.azure.ml.online_deployments.created
-    assert created.name == blue and created.model == model.id
-    scored = [(dep, body) for _, dep, body in app.azure.ml.online_endpoints.requests]
+    assert app.azure.wire.endpoints.created_deployments == [(app.endpoint, blue)]
+    assert app.azure.wire.endpoints.deployments[(app.endpoint, blue)]["properties"]["model"] == model["id"]
+    scored = app.scored()
     cases = min(2, first.test_rows or 0)  # SMOKE_CONVERSATIONS, or fewer if the split is smaller
     assert [dep for dep, _ in scored] == [blue] * cases  # straight to the new deployment, by name
     assert scored[0][1]["input_data"]["parameters"]["do_sample"] is False
     assert app.traffic() == [{}, {blue: 100}]  # created with no traffic, then switched
-    assert live.scoring_uri == endpoint.scoring_uri
+    assert live.scoring_uri == endpoint["properties"]["scoringUri"]
     assert live.smoke_reply == f"answer from {blue}"
 
     # 3. Different content → green at 0 % beside blue, gated against blue, 100 % to green, blue deleted.
     second_data = b"\n".join(SAMPLE.read_bytes().splitlines()[1:]) + b"\n"
     app.life.on_upload(app.drop("chats-v2.jsonl", second_data))
     second = app.run_of("chats-v2.jsonl")
-    assert second.run_id != first.run_id and len(app.azure.ml.jobs.created) == 2
+    assert second.run_id != first.run_id and len(app.jobs()) == 2
     app.complete(second)
     green = deployment_name(second.run_id)
     after = app.life.ledger.get(second.run_id)
     assert after is not None and after.state == State.LIVE, after
     assert after.replaced == blue and after.baseline_rouge_l is not None
-    gated = [dep for _, dep, _ in app.azure.ml.online_endpoints.requests[cases:]]
+    gated = [dep for dep, _ in app.scored()[cases:]]
     later = min(2, second.test_rows or 0)
     assert gated == [green] * later + [blue] * later  # smoke on green, then the eval against live blue
     assert app.traffic() == [{}, {blue: 100}, {green: 100}]
@@ -146,16 +158,20 @@ def test_upload_to_live_then_blue_green_then_idle_teardown(app: App) -> None:
     assert superseded is not None and superseded.state == State.TORN_DOWN
 
     # 4. The sweep: Azure Monitor shows no request; past IDLE_TTL the endpoint goes, the model stays.
+    app.azure.later(minutes=5)  # the gate's requests have not reached Azure Monitor yet: kept, not idle
     early = app.life.on_sweep(NOW + timedelta(minutes=5))
     assert early.deleted == [] and app.azure.platform.get_endpoint(app.endpoint) is not None
+    app.azure.later(minutes=-5)
+    app.azure.later(**{"seconds": (app.azure.settings.idle_ttl + timedelta(minutes=1)).total_seconds()})
     report = app.life.on_sweep(NOW + app.azure.settings.idle_ttl + timedelta(minutes=1))
     assert report.deleted == [app.endpoint]
     assert app.azure.platform.get_endpoint(app.endpoint) is None
-    queried = app.azure.metrics.queries[-1]
-    assert queried["metrics"] == ["RequestsPerMinute"] and queried["resource_ids"] == [endpoint.id]
+    queried = app.azure.wire.monitor.queries[-1]
+    assert queried.query["metricnames"] == "RequestsPerMinute" and queried.query["aggregation"] == "Average"
+    assert queried.body == {"resourceids": [endpoint["id"]]}
     down = app.life.ledger.get(second.run_id)
     assert down is not None and down.state == State.TORN_DOWN
-    assert len(app.azure.ml.models.list()) == 2
+    assert len(app.models()) == 2
     assert [a["alert_class"] for a in app.alerts()] == ["endpoint.torn_down"]
 
     # 5. Redeploy is one step: the registered model goes back on a new endpoint, no new job or model.
@@ -163,12 +179,13 @@ def test_upload_to_live_then_blue_green_then_idle_teardown(app: App) -> None:
     assert back is not None and back.state == State.LIVE
     info = app.azure.platform.get_endpoint(app.endpoint)
     assert info is not None and info.traffic == {green: 100}
-    assert len(app.azure.ml.jobs.created) == 2 and len(app.azure.ml.models.list()) == 2
+    assert len(app.jobs()) == 2 and len(app.models()) == 2
+    assert app.azure.wire.transport.denied == []  # all of it within the roles infra/ grants
 
 
 def test_a_deployment_answering_in_a_list_passes_the_gate(app: App) -> None:
     # MLflow chat deployments answer {"output": "..."} or a bare list; the gate reads either.
-    app.azure.ml.online_endpoints.answer = lambda endpoint, deployment, payload: ["Keep three copies."]
+    app.azure.wire.scoring.answer = lambda endpoint, deployment, payload: ["Keep three copies."]
     app.life.on_upload(app.drop("chats.jsonl", SAMPLE.read_bytes()))
     run = app.run_of("chats.jsonl")
     app.complete(run)
@@ -178,7 +195,7 @@ def test_a_deployment_answering_in_a_list_passes_the_gate(app: App) -> None:
 
 
 def test_a_deployment_with_empty_replies_is_rolled_back(app: App) -> None:
-    app.azure.ml.online_endpoints.answer = lambda endpoint, deployment, payload: {"output": ""}
+    app.azure.wire.scoring.answer = lambda endpoint, deployment, payload: {"output": ""}
     app.life.on_upload(app.drop("chats.jsonl", SAMPLE.read_bytes()))
     run = app.run_of("chats.jsonl")
     app.complete(run)
@@ -197,6 +214,6 @@ def test_a_retired_base_model_fails_the_run_at_submit_with_its_date(settings_env
     run = app.run_of("chats.jsonl")
     assert run.state == State.FAILED
     assert "2025-08-30" in run.error and "BASE_MODEL" in run.error
-    assert app.azure.ml.jobs.created == []
+    assert app.jobs() == [] and app.azure.wire.transport.denied == []
     (alert,) = app.alerts()
     assert alert["alert_class"] == "job.submit_failed" and "2025-08-30" in alert["summary"]

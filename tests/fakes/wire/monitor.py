@@ -31,7 +31,8 @@ def _error(status: int, code: str, message: str) -> Reply:
 
 
 class Monitor:
-    def __init__(self, scoring: Scoring, lag: timedelta = timedelta(0)) -> None:
+    # Platform metrics typically reach Azure Monitor 1-3 minutes after the minute they count.
+    def __init__(self, scoring: Scoring, lag: timedelta = timedelta(minutes=3)) -> None:
         self.scoring = scoring
         self.lag = lag
         self.queries: list[WireRequest] = []
