@@ -19,6 +19,9 @@ param azureMlWorkspaceName string = ''
 @description('Resource group of the existing workspace; empty means the app resource group')
 param azureMlResourceGroup string = ''
 
+@description('Name of the Event Grid system topic an existing workspace already has; empty creates one (in the workspace region)')
+param azureMlSystemTopicName string = ''
+
 @description('Base model in the azureml registry, e.g. Phi-4')
 param baseModel string = 'Phi-4'
 
@@ -113,6 +116,8 @@ module app 'modules/functionapp.bicep' = {
       LEDGER_TABLE: ledgerTable
       JOB_EVENT_QUEUE: 'autopilot-job-events'
       ENDPOINT_NAME: 'autopilot-chat'
+      // Online endpoint names are unique per region: the app suffixes ENDPOINT_NAME with a hash of this.
+      AUTOPILOT_INSTALL_ID: token
       STEP_TIMEOUT: '30m'
       RECONCILE_AFTER: '10m'
       TEST_FRACTION: '0.05'
@@ -153,9 +158,9 @@ module mlAccess 'modules/ml-access.bicep' = {
   name: 'ml-access'
   scope: resourceGroup(mlResourceGroupName)
   params: {
-    location: location
     tags: tags
     workspaceName: mlWorkspaceName
+    existingSystemTopicName: azureMlSystemTopicName
     appPrincipalId: app.outputs.principalId
     functionAppId: app.outputs.id
     wireEvents: wireEvents

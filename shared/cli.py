@@ -2,6 +2,7 @@
 
     autopilot validate FILE [--json] [--workers N]   the scan an upload gets; exit 0 valid, 1 invalid, 2 usage
                                                      or I/O error
+    autopilot check-azure [--json]                   Azure pre-flight before the first upload (reads only)
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from shared import cli_azure
 from shared.cli_ops import add_commands
 
 if TYPE_CHECKING:
@@ -63,6 +65,8 @@ def _scan_with_progress(path: Path, size: int, scan_path: Callable[..., Report])
 
 COMMANDS: dict[str, Command] = {
     "validate": (_validate_arguments, _validate, "check a chat dataset the way an upload is checked"),
+    "check-azure": (cli_azure.add_arguments, cli_azure.run,
+                    "check the Azure settings before the first upload: base model, compute, endpoint name"),
 }
 
 

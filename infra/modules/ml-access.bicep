@@ -1,7 +1,8 @@
 // In the workspace's resource group: the app's roles on the workspace, and its run events to job_events.
-param location string
 param tags object
 param workspaceName string
+@description('The Event Grid system topic the workspace already has (one per source is allowed); empty creates one')
+param existingSystemTopicName string
 param appPrincipalId string
 param functionAppId string
 param wireEvents bool
@@ -28,9 +29,14 @@ resource appRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
   }
 ]
 
-resource runEvents 'Microsoft.EventGrid/systemTopics@2024-06-01-preview' = {
-  name: 'evgst-${workspaceName}'
-  location: location
+// Event Grid allows one system topic per source, and a system topic lives in its source's region: an existing
+// workspace's topic is reused by name; a new one is made in the workspace's region (not the app's).
+var createTopic = empty(existingSystemTopicName)
+var topicName = createTopic ? 'evgst-${workspaceName}' : existingSystemTopicName
+
+resource runEvents 'Microsoft.EventGrid/systemTopics@2024-06-01-preview' = if (createTopic) {
+  name: topicName
+  location: workspace.location
   tags: tags
   properties: {
     source: workspace.id
@@ -39,8 +45,8 @@ resource runEvents 'Microsoft.EventGrid/systemTopics@2024-06-01-preview' = {
 }
 
 resource toJobEvents 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2024-06-01-preview' = if (wireEvents) {
-  parent: runEvents
-  name: 'run-events-to-job-events'
+  name: '${topicName}/run-events-to-job-events'
+  dependsOn: [runEvents]
   properties: {
     destination: {
       endpointType: 'AzureFunction'

@@ -148,3 +148,49 @@ def test_event_grid_delivers_complete_uploads_and_run_events_to_the_functions() 
     function_app = (INFRA / "modules" / "functionapp.bicep").read_text()
     assert "FlexConsumption" in function_app and "type: 'SystemAssigned'" in function_app
     assert "name: 'python'" in function_app
+
+
+def test_an_existing_workspaces_system_topic_is_reused_and_a_new_one_is_in_the_workspaces_region() -> None:
+    template = parse(INFRA / "modules" / "ml-access.bicep")
+    resources = template["resources"]
+    topic = resources["runEvents"]
+    assert topic["type"] == "Microsoft.EventGrid/systemTopics"
+    # Created only when no existing topic is named (Event Grid allows one system topic per source) ...
+    assert topic["config"]["condition"] == "createTopic"
+    body = topic["config"]["config"]
+    # ... and in the workspace's region: a system topic must be where its source is, not the app's region.
+    assert body["location"] == {"operator": {"type": "property_accessor",
+                                             "operands": {"operand_1": "workspace", "operand_2": "location"}}}
+    assert "location" not in template["parameters"]
+    variables = {k: v["value"] for k, v in template["variables"].items()}
+    assert variables["createTopic"] == {"function": {"type": "empty",
+                                                     "parameters": {"item_to_test": "existingSystemTopicName"}}}
+    assert variables["topicName"]["operator"]["operands"]["false_value"] == "existingSystemTopicName"
+    subscription = resources["toJobEvents"]["config"]["config"]
+    assert subscription["name"] == "${topicName}/run-events-to-job-events"
+    assert subscription["dependsOn"] == ["runEvents"]
+    main = (INFRA / "main.bicep").read_text()
+    assert "existingSystemTopicName: azureMlSystemTopicName" in main
+    parameters = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert parameters["azureMlSystemTopicName"]["value"] == "${AZUREML_SYSTEM_TOPIC=}"
+
+
+def test_the_blob_webhook_key_is_read_only_after_the_app_is_deployed() -> None:
+    # listKeys(host/default).systemKeys.blobs_extension exists once the code with its blob trigger is deployed:
+    # the module runs only with wireEvents, which the azd postdeploy hook turns on before provisioning again.
+    main = parse(INFRA / "main.bicep")
+    assert main["modules"]["blobEvents"]["config"]["condition"] == "wireEvents"
+    blob = (INFRA / "modules" / "blob-events.bicep").read_text()
+    assert "listKeys('${site.id}/host/default', '2024-04-01').systemKeys.blobs_extension" in blob
+    azure_yaml = (ROOT / "azure.yaml").read_text()
+    assert "postdeploy:" in azure_yaml and "./scripts/wire-events.sh" in azure_yaml
+    hook = (ROOT / "scripts" / "wire-events.sh").read_text()
+    assert "azd env set AUTOPILOT_WIRE_EVENTS true" in hook and "azd provision" in hook
+    parameters = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert parameters["wireEvents"]["value"] == "${AUTOPILOT_WIRE_EVENTS=false}"
+
+
+def test_the_app_gets_a_stable_install_id_for_its_endpoint_name() -> None:
+    main = (INFRA / "main.bicep").read_text()
+    assert re.search(r"AUTOPILOT_INSTALL_ID:\s*token\b", main)
+    assert "var token = toLower(uniqueString(subscription().id, environmentName, location))" in main

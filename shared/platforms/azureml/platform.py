@@ -62,6 +62,10 @@ class AzureMLPlatform:
         return self._credential
 
     @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    @property
     def ml(self) -> Any:
         if self._ml is None:
             self._ml = clients.workspace_client(self._aml, self._cred(), self._options)

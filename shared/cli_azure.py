@@ -1,0 +1,52 @@
+"""`autopilot check-azure [--json]`: the Azure pre-flight (shared/platforms/azureml/preflight.py).
+
+Settings come as for the other commands (environment, then local.settings.json); the sign-in is
+DefaultAzureCredential (`az login` on a laptop). Exit 0 when every check passes, 1 when one fails, 2 when the
+settings do not name a workspace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import asdict
+from typing import Any
+
+from shared.settings import Settings, SettingsError, load_local_settings
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON object per check")
+
+
+def make_platform(settings: Settings) -> Any:
+    """The adapter as the app builds it (a seam for tests, which pass the wire fake's transport)."""
+    from shared.platforms.azureml import AzureMLPlatform
+
+    return AzureMLPlatform(settings)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        load_local_settings()
+        # The check is of the Azure settings even where AUTOPILOT_PLATFORM is still local (before `azd up`).
+        settings = Settings.from_env({**os.environ, "AUTOPILOT_PLATFORM": "azureml"})
+        if settings.azureml is None:
+            raise SettingsError("check-azure needs AZUREML_SUBSCRIPTION_ID, AZUREML_RESOURCE_GROUP and "
+                                "AZUREML_WORKSPACE")
+    except SettingsError as error:
+        print(f"autopilot check-azure: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    from shared.platforms.azureml.preflight import preflight
+
+    checks = preflight(make_platform(settings))
+    for check in checks:
+        if args.json:
+            print(json.dumps(asdict(check)))
+        else:
+            print(f"{'ok  ' if check.ok else 'FAIL'} {check.name}: {check.detail}")
+    return EXIT_OK if all(c.ok for c in checks) else EXIT_FAILED
