@@ -269,8 +269,8 @@ def endpoint_name_for(e: Mapping[str, str], platform: str) -> str:
         name = f"{prefix}-{hashlib.sha256(install.encode()).hexdigest()[:SUFFIX_LENGTH]}"
     if not ENDPOINT_NAME_RULE.fullmatch(name):
         limit = 32 - (SUFFIX_LENGTH + 1 if platform == "azureml" else 0)
-        raise SettingsError(f"ENDPOINT_NAME={prefix!r}: use letters, digits or hyphens, starting with a letter and "
-                            f"not ending with a hyphen, at most {limit} characters"
+        raise SettingsError(f"ENDPOINT_NAME={prefix!r}: use letters, digits or hyphens, starting with a "
+                            f"letter and not ending with a hyphen, at most {limit} characters"
                             + (" (a hyphen and an 8-character per-install suffix follow it on Azure)"
                                if platform == "azureml" else ""))
     return name

@@ -2,8 +2,9 @@
 
 `local` is the embedded engine on a fresh data dir with Azurite: its one job really fine-tunes the tiny model
 and its deployment is a real server process. `azureml` is AzureMLPlatform with the real azure-ai-ml and
-MetricsClient over the wire-level fake of tests/fakes/wire (REST examples, LROs, RBAC at the door). `memory` is the in-memory platform the lifecycle's unit tests run on (tests/fakes/platform.py):
-a fake is only as good as its promise to behave like the real thing, so it is held to the same contract.
+MetricsClient over the wire-level fake of tests/fakes/wire (Azure's REST examples, LROs that poll, RBAC at the
+door). `memory` is the in-memory platform the lifecycle's unit tests run on (tests/fakes/platform.py): a fake
+is only as good as its promise to behave like the real thing, so it is held to the same contract.
 Each implementation gets one job, one model and one endpoint for the module (module-scoped fixtures, since
 a real job and a model load cost seconds); the tests that change the endpoint come last, in file order.
 """
@@ -23,10 +24,10 @@ from shared.lifecycle.gate import reply_text, seed_payload
 from shared.platforms.local import LocalPlatform
 from shared.platforms.local.endpoint_state import EndpointFiles, read_state
 from shared.platforms.port import (
-    ActivityUnavailable,
     HASH_TAG,
     MANAGED_TAG,
     RUN_TAG,
+    ActivityUnavailable,
     EndpointInfo,
     JobSpec,
     JobState,

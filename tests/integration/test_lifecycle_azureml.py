@@ -77,7 +77,8 @@ class App:
 
     def scored(self) -> list[tuple[str, Any]]:
         """(deployment, request body) of every request the endpoint served, in order."""
-        return [(s.deployment, s.payload) for s in self.azure.wire.scoring.scored if s.endpoint == self.endpoint]
+        scored = self.azure.wire.scoring.scored
+        return [(s.deployment, s.payload) for s in scored if s.endpoint == self.endpoint]
 
 
 def make_app(settings_env: dict[str, str], **extra: str) -> App:

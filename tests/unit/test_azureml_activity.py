@@ -44,7 +44,8 @@ def test_last_request_is_the_minute_of_the_newest_request() -> None:
     assert query.body == {"resourceids": [resource]}
     assert query.query["metricnamespace"] == NAMESPACE and query.query["metricnames"] == METRIC
     assert query.query["aggregation"] == AGGREGATION == "Average" and query.query["interval"] == "PT1M"
-    assert query.query["starttime"].startswith((world.clock.now - timedelta(hours=4)).strftime("%Y-%m-%dT%H:%M"))
+    start = world.clock.now - timedelta(hours=4)  # twice the default 2 h IDLE_TTL
+    assert query.query["starttime"].startswith(start.strftime("%Y-%m-%dT%H:%M"))
 
 
 def test_total_is_refused_by_azure_monitor_for_this_metric(monkeypatch: pytest.MonkeyPatch) -> None:

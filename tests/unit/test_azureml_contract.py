@@ -1,4 +1,4 @@
-"""The contract with chat_completion_pipeline: our input names and types are those of the real spec, no others.
+"""The contract with chat_completion_pipeline: our input names and types are the real spec's, no others.
 
 The spec is azureml-assets' own file (tests/fakes/wire/assets/chat_completion_pipeline.yaml names its source
 commit); the fake workspace refuses a pipeline node as the service does when an input is undeclared, of the

@@ -13,7 +13,8 @@ from tests.unit.test_azureml_submit import spec
 def trained(world: World) -> ModelRef:
     world.platform.submit(spec())
     world.wire.workspace.finish_job("ft-run-1", "Completed")
-    return world.platform.register("ft-run-1", "Phi-4/chats v1", {"autopilot-run-id": "run-1"}, "Phi-4 on chats")
+    return world.platform.register("ft-run-1", "Phi-4/chats v1", {"autopilot-run-id": "run-1"},
+                                   "Phi-4 on chats")
 
 
 def test_register_makes_an_mlflow_model_from_the_jobs_output_once() -> None:
@@ -47,7 +48,8 @@ def test_blue_green_deploy_score_switch_delete() -> None:
     assert endpoint["properties"]["authMode"].lower() == "key" and endpoint["tags"][MANAGED_TAG] == "true"
     blue = world.wire.endpoints.deployments[("chats-ep", "blue")]["properties"]
     assert blue["provisioningState"] == "Succeeded" and blue["instanceType"] == "Standard_NC24ads_A100_v4"
-    assert blue["livenessProbe"]["initialDelay"] == "PT10M" and blue["requestSettings"]["requestTimeout"] == "PT1M30S"
+    assert blue["livenessProbe"]["initialDelay"] == "PT10M"
+    assert blue["requestSettings"]["requestTimeout"] == "PT1M30S"
     assert blue["model"] == world.wire.workspace.models[(ref.name, ref.version)]["id"]
     assert info.traffic.get("blue", 0) == 0 and info.deployments == ("blue",) and info.created_at == NOW
     assert info.last_deployed_at == NOW and info.scoring_uri
@@ -76,7 +78,8 @@ def test_scoring_by_name_does_not_stick_to_later_requests() -> None:
     world.platform.deploy(ref, "chats-ep", "blue", {})
     world.platform.set_traffic("chats-ep", {"blue": 100})
     world.platform.deploy(ref, "chats-ep", "green", {})
-    assert world.platform.score("chats-ep", {"input_data": {}}, deployment="green")["output"] == "answer from green"
+    answer = world.platform.score("chats-ep", {"input_data": {}}, deployment="green")
+    assert answer["output"] == "answer from green"
     assert world.platform.score("chats-ep", {"input_data": {}})["output"] == "answer from blue"  # by traffic
     assert [s.deployment for s in world.wire.scoring.scored] == ["green", "blue"]
 
@@ -144,7 +147,8 @@ def test_a_deployment_that_fails_to_provision_is_our_error_and_stays_failed() ->
 
 @pytest.mark.parametrize(("code", "message", "kind", "words"), [
     ("OutOfQuota", "not enough quota for Standard_NC24ads_A100_v4", errors.OutOfQuota, "quota"),
-    ("EndpointQuotaExceeded", "Endpoint quota reached: maximum number of endpoints", errors.EndpointQuotaReached,
+    ("EndpointQuotaExceeded", "Endpoint quota reached: maximum number of endpoints",
+     errors.EndpointQuotaReached,
      "endpoint limit"),
     ("OutOfCapacity", "OutOfCapacity for the SKU", errors.CapacityUnavailable, "capacity"),
 ])

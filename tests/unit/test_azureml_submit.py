@@ -1,4 +1,4 @@
-"""AzureMLPlatform.submit at the wire: the job the real SDK puts on the wire, what the adapter refuses first."""
+"""AzureMLPlatform.submit at the wire: the job the real SDK sends, and what the adapter refuses first."""
 
 from __future__ import annotations
 
@@ -61,14 +61,15 @@ def test_a_concurrent_submit_that_won_is_returned() -> None:
     world = build_world()
     world.platform.submit(spec())
     world.wire.workspace.finish_job("ft-run-1", "Queued")
-    world.wire.workspace.hidden_once.add("ft-run-1")  # the other submit had not committed when this one looked
+    # The other submit had not committed when this one looked.
+    world.wire.workspace.hidden_once.add("ft-run-1")
     state = world.platform.submit(spec())
     assert state.status == "Queued"
     assert [w.split()[0] for w in writes(world)] == ["PUT", "PUT"]  # the second PUT got 409 Conflict
 
 
 @pytest.mark.parametrize("reference", ["Phi-3-mini-4k-instruct", "Phi-3-mini-4k-instruct:15"])
-def test_the_seeds_archived_model_is_refused_naming_its_date_before_anything_is_written(reference: str) -> None:
+def test_the_seeds_archived_model_is_refused_naming_its_date_before_any_write(reference: str) -> None:
     world = build_world(BASE_MODEL=reference)
     with pytest.raises(ModelRetired) as refused:
         world.platform.submit(spec())

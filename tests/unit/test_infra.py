@@ -163,8 +163,8 @@ def test_an_existing_workspaces_system_topic_is_reused_and_a_new_one_is_in_the_w
                                              "operands": {"operand_1": "workspace", "operand_2": "location"}}}
     assert "location" not in template["parameters"]
     variables = {k: v["value"] for k, v in template["variables"].items()}
-    assert variables["createTopic"] == {"function": {"type": "empty",
-                                                     "parameters": {"item_to_test": "existingSystemTopicName"}}}
+    empty = {"type": "empty", "parameters": {"item_to_test": "existingSystemTopicName"}}
+    assert variables["createTopic"] == {"function": empty}
     assert variables["topicName"]["operator"]["operands"]["false_value"] == "existingSystemTopicName"
     subscription = resources["toJobEvents"]["config"]["config"]
     assert subscription["name"] == "${topicName}/run-events-to-job-events"
@@ -176,7 +176,7 @@ def test_an_existing_workspaces_system_topic_is_reused_and_a_new_one_is_in_the_w
 
 
 def test_the_blob_webhook_key_is_read_only_after_the_app_is_deployed() -> None:
-    # listKeys(host/default).systemKeys.blobs_extension exists once the code with its blob trigger is deployed:
+    # listKeys(host/default).systemKeys.blobs_extension exists once the code (its blob trigger) is deployed:
     # the module runs only with wireEvents, which the azd postdeploy hook turns on before provisioning again.
     main = parse(INFRA / "main.bicep")
     assert main["modules"]["blobEvents"]["config"]["condition"] == "wireEvents"

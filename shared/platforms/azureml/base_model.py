@@ -96,11 +96,12 @@ def get_model(registry: Any, reference: str, registry_name: str) -> Any:
         pinned = f"version {version} of " if version else ""
         raise ModelNotFound(
             f"base model {pinned}{name} is not in registry {registry_name}, or none of its versions is "
-            f"active (a model retired for fine-tuning has only archived versions); set BASE_MODEL to a current "
+            f"active (a model retired for fine-tuning has only archived versions); set BASE_MODEL to a "
+            f"current "
             f"model, e.g. {SUGGESTED_MODEL}") from error
     except Exception as error:
-        raise translate(error, f"look up base model {name} in registry {registry_name} (setting BASE_MODEL)") \
-            from error
+        action = f"look up base model {name} in registry {registry_name} (setting BASE_MODEL)"
+        raise translate(error, action) from error
 
 
 def _archived_latest_version(registry: Any, name: str) -> str | None:
@@ -155,7 +156,8 @@ def _facts(model: Any, wire: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 def _archived(model: Any, wire: Mapping[str, Any]) -> bool:
     properties = wire.get("properties") or {}
-    return properties.get("isArchived") is True or str(getattr(model, "stage", "") or "").lower() == "archived"
+    stage = str(getattr(model, "stage", "") or "").lower()
+    return properties.get("isArchived") is True or stage == "archived"
 
 
 def _find(sources: Iterable[Mapping[str, Any]], *keys: str) -> Any:

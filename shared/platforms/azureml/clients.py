@@ -24,7 +24,8 @@ def workspace_client(settings: AzureMLSettings, cred: Any, options: Mapping[str,
     """MLClient for the workspace that runs jobs, holds registered models and serves endpoints."""
     from azure.ai.ml import MLClient
 
-    return MLClient(cred, subscription_id=settings.subscription_id, resource_group_name=settings.resource_group,
+    return MLClient(cred, subscription_id=settings.subscription_id,
+                    resource_group_name=settings.resource_group,
                     workspace_name=settings.workspace, show_progress=False, **options)
 
 
@@ -39,7 +40,8 @@ def metrics_client(region: str, cred: Any, options: Mapping[str, Any]) -> Any:
     """Azure Monitor MetricsClient for one region (the batch metrics API is regional)."""
     from azure.monitor.querymetrics import MetricsClient
 
-    return MetricsClient(f"https://{region.lower().replace(' ', '')}.metrics.monitor.azure.com", cred, **options)
+    host = f"https://{region.lower().replace(' ', '')}.metrics.monitor.azure.com"
+    return MetricsClient(host, cred, **options)
 
 
 def scoring_client(options: Mapping[str, Any]) -> Any:

@@ -27,7 +27,8 @@ GPUS_PER_NODE = {
     "standard_nd96isr_h100_v5": 8, "standard_nd96isr_h200_v5": 8,
     "standard_nc6s_v3": 1, "standard_nc12s_v3": 2, "standard_nc24s_v3": 4, "standard_nc24rs_v3": 4,
     "standard_nd40rs_v2": 8,
-    "standard_nc4as_t4_v3": 1, "standard_nc8as_t4_v3": 1, "standard_nc16as_t4_v3": 1, "standard_nc64as_t4_v3": 4,
+    "standard_nc4as_t4_v3": 1, "standard_nc8as_t4_v3": 1, "standard_nc16as_t4_v3": 1,
+    "standard_nc64as_t4_v3": 4,
     "standard_nc6s_v2": 1, "standard_nc12s_v2": 2, "standard_nc24s_v2": 4, "standard_nc24rs_v2": 4,
     "standard_nc6": 1, "standard_nc12": 2, "standard_nc24": 4, "standard_nc24r": 4,
 }
@@ -54,7 +55,8 @@ def plan_compute(ml: Any, settings: AzureMLSettings, model: BaseModel) -> Finetu
     else:
         with azure_call(f"look up compute cluster {settings.compute} (setting AZUREML_COMPUTE)"):
             cluster = ml.compute.get(settings.compute)
-        state = getattr(cluster.provisioning_state, "value", cluster.provisioning_state)  # an enum from the SDK
+        # The SDK gives an enum.
+        state = getattr(cluster.provisioning_state, "value", cluster.provisioning_state)
         if str(state or "").lower() == "failed":
             raise ComputeNotAllowed(f"compute cluster {settings.compute} is in a failed state; recreate "
                                     "it or set AZUREML_COMPUTE to another cluster (or 'serverless')")

@@ -1,7 +1,8 @@
 """Managed online endpoints: create (key auth, our tags), deploy blue/green, switch traffic, score, delete.
 
 A new deployment comes up at 0 % beside the live one; the lifecycle smoke-tests it by name (the
-`azureml-model-deployment` header, see scoring.py), then moves the traffic and deletes the old one. Azure refuses to delete a deployment that still has traffic, so the order matters.
+`azureml-model-deployment` header, see scoring.py), then moves the traffic and deletes the old one. Azure
+refuses to delete a deployment that still has traffic, so the order matters.
 """
 
 from __future__ import annotations

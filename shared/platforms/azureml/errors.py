@@ -23,7 +23,8 @@ from azure.core.exceptions import (
 from shared.platforms.port import NotFoundError, PlatformError, TransientPlatformError
 
 ROLES_HINT = ("the Function App's identity needs 'AzureML Data Scientist' and 'Monitoring Reader' on the "
-              "workspace (and 'Storage Blob Data Reader' on the staged container for the job); see docs/azure.md")
+              "workspace (and 'Storage Blob Data Reader' on the staged container for the job); "
+              "see docs/azure.md")
 
 
 class ModelRetired(PlatformError):
@@ -98,7 +99,8 @@ def _translate_http(error: HttpResponseError, action: str) -> PlatformError:
         return AuthFailed(f"{action}: permission denied (HTTP {status}): {_first_line(error)}; {ROLES_HINT}")
     if status == 409 and "endpoint" in lowered and ("unique" in lowered or "already exists" in lowered):
         return EndpointNameTaken(
-            f"{action}: another online endpoint in this Azure region already has that name (endpoint names are "
+            f"{action}: another online endpoint in this Azure region already has that name (endpoint names "
+            "are "
             "unique per region); set ENDPOINT_NAME to another name, or leave it unset so the per-install "
             "suffix makes it unique (docs/azure.md)")
     endpoint_limit = "endpoint" in lowered and ("quota" in lowered or "limit" in lowered)

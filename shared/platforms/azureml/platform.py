@@ -37,7 +37,8 @@ from shared.settings import AzureMLSettings, Settings, SettingsError
 class AzureMLPlatform:
     """The seed's whole flow on Azure ML: fine-tune job, MLflow model, key-auth endpoint, blue/green."""
 
-    def __init__(self, settings: Settings, credential: Any = None, client_options: Mapping[str, Any] | None = None,
+    def __init__(self, settings: Settings, credential: Any = None,
+                 client_options: Mapping[str, Any] | None = None,
                  clock: Callable[[], datetime] | None = None) -> None:
         if settings.azureml is None:
             raise SettingsError("AUTOPILOT_PLATFORM=azureml needs AZUREML_SUBSCRIPTION_ID, "
@@ -109,8 +110,9 @@ class AzureMLPlatform:
         return job_state(submit_job(self.ml, job))
 
     def base_model(self, reference: str) -> BaseModel:
-        """The registry's base model for `reference`; ModelRetired/ModelNotFound if it cannot be fine-tuned."""
-        return resolve_base_model(self.registry, self._reads, reference, self._clock().date(), self._aml.registry)
+        """The registry's base model for `reference`; ModelRetired/ModelNotFound if it cannot fine-tune."""
+        return resolve_base_model(self.registry, self._reads, reference, self._clock().date(),
+                                  self._aml.registry)
 
     def job_status(self, job_name: str) -> JobState:
         job = find_job(self.ml, job_name)

@@ -1,4 +1,4 @@
-"""Pre-flight: what a submit and a deploy would refuse, asked of Azure with reads only, before the first upload.
+"""Pre-flight: what a submit and a deploy would refuse, asked of Azure with reads only, before any upload.
 
 `autopilot check-azure` runs it with the app's settings and the caller's sign-in (`az login`, or the app's
 identity where it runs): the base model (not archived, not past its fine-tune retirement date, read from the
@@ -83,8 +83,8 @@ def _checks(platform: Any) -> Iterator[Check]:
         except ResourceNotFoundError:
             return f"{name} is free in the workspace (Azure checks the region when it is created)"
         if (existing.tags or {}).get(MANAGED_TAG) != "true":
-            raise PlatformError(f"endpoint {name} exists and is not managed by the autopilot; set ENDPOINT_NAME "
-                                "to another name")
+            raise PlatformError(f"endpoint {name} exists and is not managed by the autopilot; set "
+                                "ENDPOINT_NAME to another name")
         return f"{name} exists and is ours"
 
     yield _run(f"endpoint name {settings.endpoint_name} (ENDPOINT_NAME)", endpoint)

@@ -28,7 +28,8 @@ def score(ml: Any, client: Any, endpoint: str, payload: Mapping[str, Any], deplo
         entity = ml.online_endpoints.get(endpoint)
         keys = ml.online_endpoints.get_keys(endpoint)
     if not entity.scoring_uri:
-        raise NotFoundError(f"{target} has no scoring URI yet (provisioning state {entity.provisioning_state})")
+        raise NotFoundError(f"{target} has no scoring URI yet (provisioning state "
+                            f"{entity.provisioning_state})")
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {keys.primary_key}"}
     if deployment:
         headers[DEPLOYMENT_HEADER] = deployment
@@ -38,7 +39,8 @@ def score(ml: Any, client: Any, endpoint: str, payload: Mapping[str, Any], deplo
     if response.status_code >= 400:
         kind = NotFoundError if response.status_code == 404 else ServiceUnavailable \
             if response.status_code == 429 or response.status_code >= 500 else PlatformError
-        raise kind(f"score {target}: the endpoint answered HTTP {response.status_code}: {response.text()[:300]}")
+        raise kind(f"score {target}: the endpoint answered HTTP {response.status_code}: "
+                   f"{response.text()[:300]}")
     try:
         return json.loads(response.text())
     except ValueError:

@@ -30,7 +30,8 @@ MAX_REQUEST_TIMEOUT_S = 180
 # examples/online_deployment.jsonc shows these values).
 SERVICE_DEFAULTS: dict[str, Any] = {
     "scaleSettings": {"scaleType": "Default"},
-    "requestSettings": {"maxQueueWait": "PT0S", "requestTimeout": "PT5S", "maxConcurrentRequestsPerInstance": 1},
+    "requestSettings": {"maxQueueWait": "PT0S", "requestTimeout": "PT5S",
+                        "maxConcurrentRequestsPerInstance": 1},
     "livenessProbe": {"failureThreshold": 30, "successThreshold": 1, "timeout": "PT2S", "period": "PT10S",
                       "initialDelay": "PT10S"},
     "readinessProbe": {"failureThreshold": 30, "successThreshold": 1, "timeout": "PT2S", "period": "PT10S",
@@ -108,7 +109,8 @@ class Endpoints:
             "scoringUri": None, "swaggerUri": None, "authMode": properties.get("authMode", "Key"),
             "provisioningState": "Creating", "compute": None, "traffic": {}, "mirrorTraffic": {},
             "publicNetworkAccess": "Enabled",
-        }, self.clock(), tags=dict(body.get("tags") or {}), location=LOCATION, kind="Managed",
+        }, self.clock(), tags=dict(body.get("tags") or {}), location=LOCATION,
+                               kind="Managed",
             identity={"type": "SystemAssigned", "principalId": WORKSPACE_GUID, "tenantId": TENANT})
 
     def _endpoint_done(self, name: str, traffic: dict[str, int]) -> None:
@@ -184,7 +186,8 @@ class Endpoints:
         properties.update(provisioningState="Creating" if existing is None else "Updating",
                           properties={**(properties.get("properties") or {})})
         deployment = envelope(resource_id, f"{PROVIDER}/workspaces/onlineEndpoints/deployments", properties,
-                              self.clock(), tags=dict(body.get("tags") or {}), location=LOCATION, kind="Managed",
+                              self.clock(), tags=dict(body.get("tags") or {}), location=LOCATION,
+                              kind="Managed",
                               sku={"name": "Default", "tier": "Standard",
                                    "capacity": int((body.get("sku") or {}).get("capacity", 1))})
         self.deployments[key] = deployment

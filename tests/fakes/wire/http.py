@@ -51,7 +51,8 @@ class _Raw:
 
     def __init__(self, reply: Reply) -> None:
         self.status = reply.status
-        self.reason = {200: "OK", 201: "Created", 202: "Accepted", 204: "No Content"}.get(reply.status, "Error")
+        reasons = {200: "OK", 201: "Created", 202: "Accepted", 204: "No Content"}
+        self.reason = reasons.get(reply.status, "Error")
         self._body = b"" if reply.body is None else json.dumps(reply.body).encode()
         self._headers = {"Content-Type": "application/json; charset=utf-8", **reply.headers}
 

@@ -1,4 +1,4 @@
-"""The fake Azure's names: one subscription, the workspace's resource group and region, the azureml registry."""
+"""The fake Azure's names: one subscription, the workspace's resource group and region, the registry."""
 
 from __future__ import annotations
 

@@ -23,7 +23,8 @@ from tests.fakes.wire.http import Reply, WireRequest, WireTransport, ok
 from tests.fakes.wire.ids import LOCATION
 from tests.fakes.wire.scoring import Scoring
 
-SUPPORTED = json.loads((Path(__file__).parent / "data" / "supported_metrics.json").read_text(encoding="utf-8"))
+SUPPORTED = json.loads((Path(__file__).parent / "data" / "supported_metrics.json")
+                       .read_text(encoding="utf-8"))
 
 
 def _error(status: int, code: str, message: str) -> Reply:
@@ -39,7 +40,7 @@ class Monitor:
         self.fail_with: Reply | None = None
 
     def mount(self, wire: WireTransport) -> None:
-        wire.route("POST", rf"(?P<region>[a-z0-9]+)\.metrics\.monitor\.azure\.com/subscriptions/[^/]+"
+        wire.route("POST", r"(?P<region>[a-z0-9]+)\.metrics\.monitor\.azure\.com/subscriptions/[^/]+"
                            r"/metrics:getBatch", self.get_batch)
 
     def get_batch(self, request: WireRequest, match: re.Match[str]) -> Reply:
@@ -63,7 +64,8 @@ class Monitor:
         if match["region"] != LOCATION:
             return _error(400, "BadRequest", f"resources in {LOCATION} must be queried at {LOCATION}, not "
                           f"{match['region']}")
-        start, end = (datetime.fromisoformat(query[k].replace("Z", "+00:00")) for k in ("starttime", "endtime"))
+        start, end = (datetime.fromisoformat(query[k].replace("Z", "+00:00"))
+                      for k in ("starttime", "endtime"))
         grain = isodate.parse_duration(query.get("interval") or "PT1M")
         values = [self._resource(rid, namespace, names, start, end, grain, wanted)
                   for rid in (request.body or {}).get("resourceids", [])]

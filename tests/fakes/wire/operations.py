@@ -74,7 +74,8 @@ class Operations:
     def get_status(self, request: WireRequest, match: re.Match[str]) -> Reply:
         op = self.started.get(match["id"])
         if op is None:
-            return Reply(404, {"error": {"code": "NotFound", "message": f"operation {match['id']} not found"}})
+            message = f"operation {match['id']} not found"
+            return Reply(404, {"error": {"code": "NotFound", "message": message}})
         self.polls += 1
         if op.ended is None:
             if op.polls_left > 0:

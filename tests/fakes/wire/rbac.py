@@ -116,7 +116,8 @@ def _arm_operation(request: WireRequest) -> Operation:
     scope = request.path if len(pairs) % 2 == 0 else request.path.rsplit("/", 1)[0]
     if verb:
         scope = request.path.rsplit("/", 1)[0]
-    suffix = {"GET": "read", "PUT": "write", "PATCH": "write", "DELETE": "delete"}.get(request.method, "action")
+    verbs = {"GET": "read", "PUT": "write", "PATCH": "write", "DELETE": "delete"}
+    suffix = verbs.get(request.method, "action")
     action = f"{namespace}/{'/'.join(types)}/" + (f"{verb}/action" if verb else suffix)
     return Operation(action, (scope,))
 

@@ -51,7 +51,8 @@ class Registry:
         self.components: dict[tuple[str, str], _Version] = {}
 
     def mount(self, wire: WireTransport) -> None:
-        wire.route("GET", rf"{re.escape(DISCOVERY_HOST)}/registrymanagement/v1\.0/registries/{REGISTRY}/discovery",
+        discovery = rf"{re.escape(DISCOVERY_HOST)}/registrymanagement/v1\.0/registries/{REGISTRY}/discovery"
+        wire.route("GET", discovery,
                    lambda request, match: ok(example("registry_discovery")))
         for plural, store in (("models", self.models), ("components", self.components)):
             wire.route("GET", rf"{DATA_PLANE}/{plural}/(?P<name>[^/]+)/versions/(?P<version>[^/]+)",
@@ -141,7 +142,8 @@ class Registry:
             versions = [v for (name, _), v in store.items() if name == match["name"]
                         and (view == "All" or v.archived == (view == "ArchivedOnly"))]
             if request.query.get("$orderBy", "").lower().startswith("createdtime"):
-                versions.sort(key=lambda v: v.created, reverse=request.query["$orderBy"].lower().endswith("desc"))
+                newest_first = request.query["$orderBy"].lower().endswith("desc")
+                versions.sort(key=lambda v: v.created, reverse=newest_first)
             top = int(request.query.get("$top", len(versions) or 1))
             return ok({"value": [v.body for v in versions[:top]], "nextLink": None})
         return listing
