@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -86,3 +87,29 @@ def test_the_development_storage_shorthand_means_azurite_on_its_default_ports() 
     assert connection_string(" UseDevelopmentStorage=true ") == azurite_connection_string()
     assert connection_string("AccountName=a;AccountKey=k") == "AccountName=a;AccountKey=k"
     assert Settings.from_env(BASE).storage.connection_string == azurite_connection_string()
+
+
+AZURE = {"AUTOPILOT_STORAGE": "UseDevelopmentStorage=true", "AUTOPILOT_PLATFORM": "azureml",
+         "AZUREML_SUBSCRIPTION_ID": "sub", "AZUREML_RESOURCE_GROUP": "rg", "AZUREML_WORKSPACE": "ws"}
+
+
+def test_on_azure_the_endpoint_name_gets_a_stable_per_install_suffix() -> None:
+    # Online endpoint names are unique per region across subscriptions: a bare default would collide.
+    first = Settings.from_env({**AZURE, "AUTOPILOT_INSTALL_ID": "abc"}).endpoint_name
+    assert re.fullmatch(r"autopilot-chat-[0-9a-f]{8}", first)
+    assert Settings.from_env({**AZURE, "AUTOPILOT_INSTALL_ID": "abc"}).endpoint_name == first
+    assert Settings.from_env({**AZURE, "AUTOPILOT_INSTALL_ID": "xyz"}).endpoint_name != first
+    # Without an install id the workspace identifies the install.
+    one = Settings.from_env(AZURE).endpoint_name
+    assert one != Settings.from_env({**AZURE, "AZUREML_WORKSPACE": "ws2"}).endpoint_name
+    assert Settings.from_env({**AZURE, "ENDPOINT_NAME": "chat"}).endpoint_name.startswith("chat-")
+    local = {k: v for k, v in AZURE.items() if k != "AUTOPILOT_PLATFORM"}
+    assert Settings.from_env(local).endpoint_name == "autopilot-chat"
+
+
+def test_the_suffixed_name_keeps_azures_3_to_32_character_rule() -> None:
+    assert len(Settings.from_env({**AZURE, "ENDPOINT_NAME": "a" * 23}).endpoint_name) == 32
+    with pytest.raises(SettingsError, match="at most 23 characters"):
+        Settings.from_env({**AZURE, "ENDPOINT_NAME": "a" * 24})
+    with pytest.raises(SettingsError, match="ENDPOINT_NAME"):
+        Settings.from_env({**AZURE, "ENDPOINT_NAME": "9chat"})
