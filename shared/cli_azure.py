@@ -24,10 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def make_platform(settings: Settings) -> Any:
-    """The adapter as the app builds it (a seam for tests, which pass the wire fake's transport)."""
-    from shared.platforms.azureml import AzureMLPlatform
-
-    return AzureMLPlatform(settings)
+    """None: the composition root builds the adapter as the app does (tests return one over the wire fake)."""
+    return None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,9 +39,9 @@ def run(args: argparse.Namespace) -> int:
     except SettingsError as error:
         print(f"autopilot check-azure: {error}", file=sys.stderr)
         return EXIT_USAGE
-    from shared.platforms.azureml.preflight import preflight
+    from shared.wiring import azure_preflight
 
-    checks = preflight(make_platform(settings))
+    checks = azure_preflight(settings, make_platform(settings))
     for check in checks:
         if args.json:
             print(json.dumps(asdict(check)))

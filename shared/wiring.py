@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from shared.alerts import Alerts, AlertSink, EventGridSink, JsonlAlertSink, WebhookSink
 from shared.lifecycle import Lifecycle
@@ -32,6 +33,14 @@ def build_platform(settings: Settings) -> tuple[Platform, Callable[[], None] | N
 
     local = LocalPlatform(settings)
     return local, local.stop_all
+
+
+def azure_preflight(settings: Settings, platform: Any = None) -> list[Any]:
+    """`autopilot check-azure`: the Azure ML adapter's read-only pre-flight checks (name, ok, detail)."""
+    from shared.platforms.azureml import AzureMLPlatform
+    from shared.platforms.azureml.preflight import preflight
+
+    return preflight(platform if platform is not None else AzureMLPlatform(settings))
 
 
 def build_alerts(settings: Settings) -> Alerts:
