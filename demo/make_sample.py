@@ -1,4 +1,13 @@
-"""Writes demo/sample_chat.jsonl: a small ultrachat-shaped chat dataset, made here, nothing downloaded.
+"""Writes the demo's data: support conversations for a fictional product, made here, nothing downloaded.
+
+The product (the Orbit 3 robot vacuum by Tidyhome) does not exist, so a pretrained model cannot know its
+facts (reset gesture, battery times, error codes, warranty) or its support desk's house style (a greeting,
+one or two short sentences, the "— Orbit Support" sign-off). That is what the fine-tune has to teach, and
+what the held-out file measures: each of its prompts paraphrases training questions it never saw verbatim.
+
+    sample_chat.jsonl           48 training conversations (ultrachat-shaped: prompt, prompt_id, messages)
+    sample_chat.test.jsonl      held-out paraphrases, one per topic
+    sample_chat.manifest.json   names both, so the run trains on the first and evaluates on the second
 
 Deterministic (seeded), so the demo's content hash, split and run id are the same on every machine.
 Run: python -m demo.make_sample
@@ -12,50 +21,143 @@ import random
 from pathlib import Path
 from typing import Any
 
-TOPICS = {
-    "tea": ("How should I brew green tea?", "Use water around 80 C and steep for two minutes; hotter water "
-            "or longer steeping makes it bitter."),
-    "backup": ("What is a good backup rule?", "Keep three copies of your data on two kinds of storage, with "
-               "one copy off site."),
-    "python": ("How do I read a file line by line in Python?",
-               "Open it with a with-statement and loop over the file object: for line in f: handle(line)."),
-    "sleep": ("Any tips for sleeping better?", "Keep a regular schedule, dim the lights in the evening and "
-              "keep screens out of the bedroom."),
-    "bread": ("Why did my bread not rise?", "The yeast may have been old or the water too hot; test the "
-              "yeast "
-              "in warm water with a pinch of sugar first."),
-    "git": ("How do I undo my last git commit?", "Run git reset --soft HEAD~1 to undo the commit but keep "
-            "your changes staged."),
-    "plants": ("How often should I water a cactus?", "Water it thoroughly only when the soil is completely "
-               "dry, about every two to three weeks."),
-    "run": ("How do I start running?", "Begin with short run-walk intervals three times a week and add a "
-            "few minutes each week."),
+HERE = Path(__file__).resolve().parent
+TRAIN = HERE / "sample_chat.jsonl"
+TEST = HERE / "sample_chat.test.jsonl"
+MANIFEST = HERE / "sample_chat.manifest.json"
+SIGN_OFF = "— Orbit Support"
+
+# topic: (training questions, held-out paraphrase, the support desk's answer)
+TOPICS: dict[str, tuple[tuple[str, ...], str, str]] = {
+    "reset": (
+        (
+            "How do I reset my Orbit 3?",
+            "My Orbit 3 is frozen. How can I restart it?",
+            "What is the way to factory reset the Orbit 3 vacuum?",
+            "The vacuum stopped responding, how do I reboot it?",
+            "How do I reset the robot?",
+            "Is there a reset button on the Orbit 3?",
+        ),
+        "My Orbit won't respond to anything. How do I reset it?",
+        "Hold the Home button for 10 seconds until the ring blinks blue, then let it restart.",
+    ),
+    "battery": (
+        (
+            "How long does the Orbit 3 battery last?",
+            "What is the runtime on one charge?",
+            "How many minutes can the Orbit 3 clean before it needs charging?",
+            "Battery life of the Orbit 3?",
+            "How long will it run on a full battery?",
+            "Does Turbo mode drain the battery faster?",
+        ),
+        "How long can my Orbit vacuum clean on a single charge?",
+        "About 140 minutes in Eco mode and 90 minutes in Turbo mode on a full charge.",
+    ),
+    "warranty": (
+        (
+            "What warranty does the Orbit 3 have?",
+            "How long is the Orbit 3 guarantee?",
+            "Is my robot vacuum still under warranty after two years?",
+            "What does the warranty cover?",
+            "How many years of warranty do I get?",
+            "Is the battery covered by the warranty?",
+        ),
+        "How many years is the Orbit 3 covered by the warranty?",
+        "The Orbit 3 has a 3-year warranty on the robot and 1 year on the battery.",
+    ),
+    "filter": (
+        (
+            "How often should I change the filter?",
+            "When do I replace the Orbit 3 filter?",
+            "Which filter does the Orbit 3 use?",
+            "The filter looks dirty, should I replace it?",
+            "How often does the HEPA filter need changing?",
+            "What is the part number of the filter?",
+        ),
+        "How frequently do I need a new filter for my Orbit?",
+        "Replace the HEPA filter every 8 weeks; the part number is TH-F12.",
+    ),
+    "e7": (
+        (
+            "What does error E7 mean?",
+            "My Orbit 3 shows E7, what should I do?",
+            "The display says E7 and it stopped.",
+            "How do I fix an E7 error?",
+            "E7 on my vacuum?",
+            "Why does my Orbit 3 beep and show E7?",
+        ),
+        "The robot halted with code E7. What is wrong?",
+        "E7 means the main brush is jammed: remove the brush and clear the hair around it.",
+    ),
+    "wifi": (
+        (
+            "Why can't the app find my Orbit 3?",
+            "The Orbit 3 will not connect to my Wi-Fi.",
+            "Does the Orbit 3 work with 5 GHz Wi-Fi?",
+            "Pairing with the app keeps failing.",
+            "How do I connect the vacuum to the app?",
+            "Which Wi-Fi band does the Orbit 3 need?",
+        ),
+        "My Orbit fails to join my home Wi-Fi network. Why?",
+        "The Orbit 3 only joins 2.4 GHz Wi-Fi networks, so switch your router or phone to 2.4 GHz.",
+    ),
+    "returns": (
+        (
+            "Can I return my Orbit 3?",
+            "What is your return policy?",
+            "How many days do I have to send the vacuum back?",
+            "I want a refund for my Orbit 3.",
+            "Is it too late to return the robot after a month?",
+            "Do I need the receipt to return it?",
+        ),
+        "How long do I have to return the Orbit if I don't like it?",
+        "You can return it within 45 days with the receipt for a full refund.",
+    ),
+    "dock": (
+        (
+            "Where should I put the charging dock?",
+            "How much space does the dock need?",
+            "The Orbit 3 cannot find its dock.",
+            "Where is the best place for the base station?",
+            "The robot never gets back to the charger.",
+            "Can the dock go in a corner?",
+        ),
+        "What is the right spot for the Orbit docking station?",
+        "Place the dock against a wall with 50 cm of clear space on each side.",
+    ),
 }
-FOLLOW_UPS = [
-    ("Thanks! Anything else I should know?", "Start small, note what works for you, and adjust slowly."),
-    ("Can you say that more briefly?", "Sure: keep it simple and be consistent."),
-    ("Is there a common mistake to avoid?", "Rushing it. Most problems come from doing too much at once."),
-]
+
+
+def _answer(text: str) -> str:
+    return f"Hi! {text} {SIGN_OFF}"
+
+
+def _row(index: int, question: str, answer: str) -> dict[str, Any]:
+    messages = [{"role": "user", "content": question}, {"role": "assistant", "content": _answer(answer)}]
+    prompt_id = hashlib.sha256(f"{index}:{question}".encode()).hexdigest()
+    return {"prompt": question, "prompt_id": prompt_id, "messages": messages}
 
 
 def conversations(count: int = 48, seed: int = 7) -> list[dict[str, Any]]:
+    """`count` training conversations: every question of every topic (repeated past 48), shuffled."""
+    questions = [(q, answer) for asked, _, answer in TOPICS.values() for q in asked]
     rng = random.Random(seed)
-    names = sorted(TOPICS)
-    rows = []
-    for i in range(count):
-        question, answer = TOPICS[names[i % len(names)]]
-        messages = [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
-        for follow_q, follow_a in rng.sample(FOLLOW_UPS, k=rng.randint(0, 2)):
-            messages += [{"role": "user", "content": follow_q}, {"role": "assistant", "content": follow_a}]
-        prompt_id = hashlib.sha256(f"{i}:{question}".encode()).hexdigest()
-        rows.append({"prompt": question, "prompt_id": prompt_id, "messages": messages})
+    rows = [_row(i, *questions[i % len(questions)]) for i in range(count)]
+    rng.shuffle(rows)
     return rows
 
 
+def held_out() -> list[dict[str, Any]]:
+    """One paraphrased question per topic, none of them in the training file."""
+    return [_row(1000 + i, question, answer) for i, (_, question, answer) in enumerate(TOPICS.values())]
+
+
 def main() -> None:
-    out = Path(__file__).with_name("sample_chat.jsonl")
-    out.write_text("".join(json.dumps(r) + "\n" for r in conversations()), encoding="utf-8")
-    print(f"wrote {out}")
+    TRAIN.write_text("".join(json.dumps(r) + "\n" for r in conversations()), encoding="utf-8")
+    TEST.write_text("".join(json.dumps(r) + "\n" for r in held_out()), encoding="utf-8")
+    MANIFEST.write_text(json.dumps({"data": TRAIN.name, "test": TEST.name}, indent=2) + "\n",
+                        encoding="utf-8")
+    print(f"wrote {TRAIN.name}, {TEST.name} and {MANIFEST.name} in {HERE}")
 
 
 if __name__ == "__main__":

@@ -131,6 +131,7 @@ module app 'modules/functionapp.bicep' = {
       SMOKE_CONVERSATIONS: '3'
       EVAL_GATE: 'true'
       EVAL_GATE_MAX_DROP: '0.05'
+      EVAL_GATE_BASE: 'true'
       MAX_LINE_BYTES: '8388608'
       REPORT_MAX_ERRORS: '20'
       CONVERSATION_TOKEN_LIMIT: '4096'

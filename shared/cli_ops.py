@@ -4,6 +4,8 @@
     autopilot drop FILE [--force]           upload FILE to the incoming container (force: train even if seen)
     autopilot redeploy RUN_ID [--url URL]   deploy a torn-down run's model again
     autopilot up [--port N]                 Azurite + the devhost in the foreground; Ctrl-C stops both
+    autopilot invoke --request-file FILE    call a live endpoint (see shared.cli_endpoint)
+    autopilot endpoint credentials          its scoring URI and how to get its key
 
 Settings come from the environment, then local.settings.json's "Values" (the devhost reads them the same way,
 through shared.settings). With --url (or AUTOPILOT_URL) the command asks a running app's API instead, sending
@@ -20,6 +22,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from shared import cli_endpoint
 from shared.ops.figures import duration
 from shared.settings import Settings, SettingsError, load_local_settings
 
@@ -49,6 +52,7 @@ def add_commands(subparsers: Any) -> None:
     up.add_argument("--port", type=int, default=7071, help="devhost port on 127.0.0.1 (default 7071)")
     up.add_argument("--no-azurite", action="store_true", help="use AUTOPILOT_STORAGE as it is set")
     up.set_defaults(run=_up)
+    cli_endpoint.add_commands(subparsers)
 
 
 def _remote(parser: argparse.ArgumentParser) -> None:

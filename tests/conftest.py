@@ -37,7 +37,17 @@ def settings_env(azurite: azurite_proc.Azurite, tmp_path: Path,
         "REJECTED_CONTAINER": f"rj{suffix}",
         "LEDGER_TABLE": f"runs{suffix}",
         "JOB_EVENT_QUEUE": f"ev{suffix}",
+        # Plumbing tests fine-tune the tiny random model (seconds); tests of learning ask for SmolLM2.
+        "BASE_MODEL": "tiny-random",
     }
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """SmolLM2-135M-Instruct prepared from its wheel once per test session (~25 s), for tests that learn."""
+    from shared.platforms.local import smollm2
+
+    return smollm2.ensure_prepared(tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture

@@ -67,6 +67,9 @@ def deploy(ctx: Context, run: Run) -> Run | None:
     model = ModelRef(run.model_name, run.model_version)
     tags = {MANAGED_TAG: "true", RUN_TAG: run.run_id}
     try:
+        # Refused before a deployment starts: a candidate worse than its base model is not worth serving.
+        checked = gate.check_against_base(ctx, ctx.call(ctx.platform.job_status, run.job_name).metrics)
+        log.info("run %s: base-model gate passed (%s)", run.run_id, checked)
         live = _serving(ctx.platform.get_endpoint(endpoint), deployment)
         info = ctx.call(ctx.platform.deploy, model, endpoint, deployment, tags)
         cases = gate.test_cases(ctx, run.test_uri, ctx.settings.smoke_conversations)

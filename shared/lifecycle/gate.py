@@ -1,19 +1,21 @@
-"""The deploy gate: a new deployment must answer K test conversations, and score no worse than live.
+"""The deploy gate: a candidate must beat its base model, answer K test conversations, and score no worse
+than live.
 
-The score is ROUGE-L F1 of each reply against the test split's held-out assistant turn, averaged, with
-greedy decoding so two deployments are compared on the same footing. Azure ML's chat-completion pipeline
-publishes no evaluation output today, so this gate is ours to compute.
+Against the base model: the job's evaluation report (held-out loss and ROUGE-L of base and candidate on the
+test split) — where the platform's job produced one; Azure ML's chat-completion pipeline publishes no
+evaluation output today, so there the rule has nothing to read and lets the candidate through.
+Against live: ROUGE-L F1 of each deployment's reply against the test split's held-out assistant turn,
+averaged, with greedy decoding so two deployments are compared on the same footing.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rouge_score import rouge_scorer
-
+from shared.evaluation import held_out, rouge_l
 from shared.lifecycle.context import Context
 from shared.staging import open_blob
 
@@ -49,14 +51,13 @@ def seed_payload(messages: list[dict[str, Any]], max_new_tokens: int = 16, *,
 
 def test_cases(ctx: Context, test_uri: str, count: int) -> list[Case]:
     """The first `count` test conversations, each cut before its last assistant turn (the reference)."""
-    cases = []
+    rows = []
     for line in _lines(ctx, test_uri):
-        messages = json.loads(line)["messages"]
-        last = max(i for i, m in enumerate(messages) if m.get("role") == "assistant")
-        cases.append(Case(messages[:last] or messages[:1], str(messages[last].get("content") or "")))
-        if len(cases) == count:
+        rows.append(json.loads(line))
+        if len(rows) == count:
             break
-    return cases
+    prompts, references = held_out(rows)
+    return [Case(list(prompt), reference) for prompt, reference in zip(prompts, references, strict=True)]
 
 
 def check(ctx: Context, endpoint: str, new: str, live: str | None, cases: list[Case]) -> Verdict:
@@ -76,14 +77,29 @@ def check(ctx: Context, endpoint: str, new: str, live: str | None, cases: list[C
     return Verdict(score, baseline, replies)
 
 
-def rouge_l(replies: list[str], references: list[str]) -> float:
-    """Mean ROUGE-L F1 of replies against references (0 when there are none)."""
-    if not replies:
-        return 0.0
-    scorer = rouge_scorer.RougeScorer(["rougeL"])
-    scores = [float(scorer.score(ref, reply)["rougeL"].fmeasure)
-              for reply, ref in zip(replies, references, strict=True)]
-    return sum(scores) / len(scores)
+def check_against_base(ctx: Context, metrics: Mapping[str, float]) -> str:
+    """Refuse a candidate whose test-split figures are worse than its base model's; returns what was checked.
+
+    Loss may not rise at all (it is measured on the whole split); ROUGE-L may drop at most
+    EVAL_GATE_MAX_DROP (it is measured on a few greedy answers). Without the figures nothing is refused.
+    """
+    if not ctx.settings.eval_gate_base:
+        return "base-model gate off (EVAL_GATE_BASE=false)"
+    checks = []
+    loss, base_loss = metrics.get("eval_loss"), metrics.get("base_eval_loss")
+    if loss is not None and base_loss is not None:
+        if loss > base_loss:
+            raise GateFailed("base", f"base-model gate: held-out loss {loss:.3f} is {loss - base_loss:.3f} "
+                                     f"above the base model's {base_loss:.3f}")
+        checks.append(f"loss {loss:.3f} vs base {base_loss:.3f}")
+    rouge, base_rouge = metrics.get("rouge_l"), metrics.get("base_rouge_l")
+    if rouge is not None and base_rouge is not None:
+        if rouge < base_rouge - ctx.settings.eval_gate_max_drop:
+            raise GateFailed("base", f"base-model gate: ROUGE-L {rouge:.3f} is {base_rouge - rouge:.3f} "
+                                     f"below the base model's {base_rouge:.3f} (at most "
+                                     f"{ctx.settings.eval_gate_max_drop} is allowed)")
+        checks.append(f"ROUGE-L {rouge:.3f} vs base {base_rouge:.3f}")
+    return "; ".join(checks) or "no base-model figures from the job"
 
 
 def reply_text(answer: Any) -> str:

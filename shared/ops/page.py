@@ -11,6 +11,7 @@ from datetime import datetime
 from html import escape
 from typing import Any
 
+from shared.evaluation import EvalReport, render
 from shared.ops.figures import duration, loss_curve_svg
 
 BADGE = {"live": "ok", "succeeded": "ok", "registered": "ok", "torn_down": "muted", "duplicate": "muted",
@@ -29,6 +30,8 @@ background:#ddf4ff;color:#0550ae}.badge.ok{background:#dafbe1;color:#116329}
 .meta{color:#57606a}.run{border:1px solid #d0d7de;border-radius:6px;padding:8px 12px;margin:10px 0}
 .run summary{cursor:pointer;font-weight:600}.cols{display:flex;gap:32px;flex-wrap:wrap}
 ol.timeline{margin:6px 0;padding-left:20px}.sev-error{color:#a40e26}.sev-warning{color:#7d4e00}
+td.num{text-align:right;font-variant-numeric:tabular-nums}td.best{font-weight:600;color:#116329}
+.evaluation{flex-basis:100%}
 """
 
 
@@ -116,10 +119,19 @@ def _run_section(run: Mapping[str, Any], open_: bool) -> str:
             f"{'<p>Actions: ' + actions + '</p>' if actions else ''}</div>"
             f"<div><h3>Timeline</h3>{_timeline(run.get('history', []))}</div>"
             + (f"<div><h3>Training</h3>{curve}<table>{figures}</table></div>" if figures or curve else "")
+            + _evaluation(job.get("evaluation"))
             + (f"<div><h3>Cost</h3>{_costs(run['costs'], long=True)}</div>" if run.get("costs") else "")
             + (f"<div><h3>Alerts</h3><ul>{''.join(f'<li>{_e(a)}</li>' for a in run['alerts'])}</ul></div>"
                if run.get("alerts") else "")
             + "</div></details>")
+
+
+def _evaluation(data: Mapping[str, Any] | None) -> str:
+    """The job's evaluation report: base model, this run's model and the live one on the test split."""
+    if not data:
+        return ""
+    return (f'<div class="evaluation"><h3>Evaluation on the test split</h3>'
+            f"{render.fragment(EvalReport.from_dict(data))}</div>")
 
 
 def _timeline(history: Sequence[Mapping[str, str]]) -> str:

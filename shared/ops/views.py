@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from shared.alerts import JsonlAlertSink
+from shared.evaluation import EvalReport
 from shared.idle import idle_since
 from shared.platforms.port import MANAGED_TAG, RUN_TAG, JobState, PlatformError
 from shared.runs import Run, State, operator_actions
@@ -38,15 +39,23 @@ class LossHistory(Protocol):
     def loss_history(self, job_name: str) -> Sequence[tuple[int, float]]: ...
 
 
+@runtime_checkable
+class EvalReports(Protocol):
+    """A platform whose jobs write an evaluation report (optional beyond the port)."""
+
+    def eval_report(self, job_name: str) -> EvalReport | None: ...
+
+
 @dataclass(frozen=True)
 class JobFigures:
-    """What the platform says about a run's job: status, link, scalar metrics, loss per step."""
+    """What the platform says about a run's job: status, link, scalar metrics, loss per step, eval report."""
 
     status: str = ""
     url: str = ""
     error: str = ""
     metrics: Mapping[str, float] = field(default_factory=dict)
     loss_curve: tuple[tuple[int, float], ...] = ()
+    evaluation: Mapping[str, Any] | None = None
 
 
 class JobCache:
@@ -66,11 +75,12 @@ class JobCache:
             curve: tuple[tuple[int, float], ...] = ()
             if isinstance(platform, LossHistory):
                 curve = tuple((int(s), float(v)) for s, v in platform.loss_history(job_name))
+            report = platform.eval_report(job_name) if isinstance(platform, EvalReports) else None
         except PlatformError as exc:
             log.warning("could not read job %s for the overview: %s", job_name, exc)
             return None
         figures = JobFigures(state.status, state.studio_url or "", state.error or "", dict(state.metrics),
-                             curve)
+                             curve, report.to_dict() if report else None)
         if state.terminal:
             with self._lock:
                 self._done.setdefault(platform, {})[job_name] = figures
@@ -93,7 +103,8 @@ def run_view(run: Run, job: JobFigures | None = None, base_path: str = "/api") -
             "id": run.job_name, "url": run.job_url or (job.url if job else ""), "attempt": run.attempt,
             "status": job.status if job else None, "error": job.error if job else None,
             "metrics": dict(job.metrics) if job else {},
-            "loss_curve": [list(point) for point in job.loss_curve] if job else []},
+            "loss_curve": [list(point) for point in job.loss_curve] if job else [],
+            "evaluation": dict(job.evaluation) if job and job.evaluation else None},
         "model": {"name": run.model_name, "version": run.model_version} if run.model_name else None,
         "endpoint": {"name": run.endpoint, "deployment": run.deployment,
                      "scoring_uri": run.scoring_uri} if run.endpoint else None,

@@ -94,12 +94,14 @@ class InMemoryPlatform:
                 self.jobs[spec.name] = JobState(spec.name, JobStatus.QUEUED.value)
             return self.jobs[spec.name]
 
-    def finish(self, job_name: str, status: str = "Completed") -> None:
-        """The test's stand-in for the job actually running."""
+    def finish(self, job_name: str, status: str = "Completed",
+               metrics: Mapping[str, float] | None = None) -> None:
+        """The test's stand-in for the job actually running (`metrics`: what its evaluation measured)."""
         with self.lock:
             if job_name not in self.jobs:
                 raise NotFoundError(f"no job {job_name}")
-            self.jobs[job_name] = JobState(job_name, status, error=None if status == "Completed" else "boom")
+            self.jobs[job_name] = JobState(job_name, status, error=None if status == "Completed" else "boom",
+                                           metrics=dict(metrics or {}))
 
     def job_status(self, job_name: str) -> JobState:
         self._maybe_fail("job_status", job_name)

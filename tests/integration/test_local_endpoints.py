@@ -20,9 +20,9 @@ import openai
 import pytest
 
 from shared.platforms.local import mlflow_store
+from shared.platforms.local.chat_model import ChatModel
 from shared.platforms.local.endpoint_state import EndpointFiles, EndpointState, read_state, write_state
 from shared.platforms.local.endpoints import LocalEndpoints
-from shared.platforms.local.serve import ChatModel
 from shared.platforms.local.tiny_model import ensure_tiny_base_model
 from shared.platforms.port import (
     MANAGED_TAG,
@@ -47,22 +47,29 @@ TIMINGS: dict[str, float] = {}
 
 def _register_models(data_dir: Path) -> tuple[ModelRef, ModelRef]:
     """Log the untrained tiny model as a registered llm/v1/chat model; version 2 reuses version 1's files."""
+    client = mlflow_store.use(data_dir)
+    first = client.get_model_version("tiny-chat", _log_tiny(data_dir, "tiny-chat"))
+    second = client.create_model_version("tiny-chat", source=first.source, run_id=first.run_id,
+                                         model_id=first.model_id)
+    return ModelRef("tiny-chat", str(first.version)), ModelRef("tiny-chat", str(second.version))
+
+
+def _log_tiny(data_dir: Path, name: str, chat_template: str | None = None) -> str:
+    """Log the tiny model (its tokenizer with `chat_template`, if given) as version of `name`; the version."""
     import mlflow
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     client = mlflow_store.use(data_dir)
     experiment = mlflow_store.ensure_experiment(client, data_dir, "endpoint-tests")
     base = ensure_tiny_base_model(data_dir / "base-models")
-    components = {"model": AutoModelForCausalLM.from_pretrained(base),
-                  "tokenizer": AutoTokenizer.from_pretrained(base)}
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    tokenizer.chat_template = chat_template or tokenizer.chat_template
+    components = {"model": AutoModelForCausalLM.from_pretrained(base), "tokenizer": tokenizer}
     with mlflow.start_run(experiment_id=experiment):
         logged = mlflow.transformers.log_model(components, name="model", task="llm/v1/chat",
-                                               registered_model_name="tiny-chat",
+                                               registered_model_name=name,
                                                pip_requirements=["torch", "transformers"])
-    first = client.get_model_version("tiny-chat", str(logged.registered_model_version))
-    second = client.create_model_version("tiny-chat", source=first.source, run_id=first.run_id,
-                                         model_id=first.model_id)
-    return ModelRef("tiny-chat", str(first.version)), ModelRef("tiny-chat", str(second.version))
+    return str(logged.registered_model_version)
 
 
 @pytest.fixture(scope="module")
@@ -187,6 +194,40 @@ def test_openai_client_gets_a_chat_completion(endpoints, blue):
         wrong.chat.completions.create(model="blue", messages=CONVERSATION)  # type: ignore[arg-type]
 
 
+def test_openai_client_streams_the_same_answer(endpoints, blue):
+    client = openai.OpenAI(base_url=f"http://127.0.0.1:{blue}/v1", api_key=endpoints.get_key(ENDPOINT))
+    whole = client.chat.completions.create(model="blue", messages=CONVERSATION,  # type: ignore[arg-type]
+                                           max_tokens=12, temperature=0)
+    stream = client.chat.completions.create(model="blue", messages=CONVERSATION,  # type: ignore[arg-type]
+                                            max_tokens=12, temperature=0, stream=True,
+                                            stream_options={"include_usage": True})
+    chunks = list(stream)
+    assert all(c.object == "chat.completion.chunk" for c in chunks) and len({c.id for c in chunks}) == 1
+    deltas = [c.choices[0].delta for c in chunks if c.choices]
+    assert deltas[0].role == "assistant"
+    text = "".join(d.content or "" for d in deltas)
+    assert len([d for d in deltas if d.content]) >= 2, "the answer arrives in pieces, not at once"
+    assert text.strip() == (whole.choices[0].message.content or "").strip()
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert finishes == [whole.choices[0].finish_reason]
+    usage = chunks[-1].usage
+    assert usage is not None and whole.usage is not None
+    assert usage.completion_tokens == whole.usage.completion_tokens
+
+
+def test_score_accepts_the_request_shapes_of_azure_ml_samples(endpoints, blue):
+    parameters = {"do_sample": False, "max_new_tokens": 4}
+    seed_batch = {"input_data": {"input_string": [CONVERSATION], "parameters": parameters}, "params": {}}
+    assert len(endpoints.score(ENDPOINT, seed_batch)["output"]) == 1
+    prompts = {"input_data": {"input_string": ["Hello", "Bye"], "parameters": parameters}}
+    assert len(endpoints.score(ENDPOINT, prompts)["output"]) == 2
+    newer = {"input_data": CONVERSATION, "params": parameters}
+    assert isinstance(endpoints.score(ENDPOINT, newer)["output"], str)
+    openai_style = {"messages": CONVERSATION, "max_tokens": 4, "temperature": 0}
+    answer = endpoints.score(ENDPOINT, openai_style)
+    assert answer["object"] == "chat.completion" and answer["choices"][0]["message"]["content"]
+
+
 def test_requests_need_the_key_and_a_wellformed_body(endpoints, blue):
     url = f"http://127.0.0.1:{blue}"
     key = endpoints.get_key(ENDPOINT)
@@ -209,11 +250,10 @@ def test_requests_need_the_key_and_a_wellformed_body(endpoints, blue):
         assert response.status_code == 422, body
         assert response.json()["detail"], "the error names what is wrong"
     assert httpx.post(f"{url}/score", content=b"{not json", headers=auth).status_code == 422
-    chat = {"messages": CONVERSATION, "stream": True}
-    assert httpx.post(f"{url}/v1/chat/completions", json=chat, headers=auth).status_code == 400
     too_long = {"messages": [{"role": "user", "content": "word " * 600}], "max_tokens": 4}
-    response = httpx.post(f"{url}/v1/chat/completions", json=too_long, headers=auth)
-    assert response.status_code == 400 and "context" in response.json()["detail"]
+    for stream in (False, True):  # a stream is refused before it starts, with the same 400
+        response = httpx.post(f"{url}/v1/chat/completions", json={**too_long, "stream": stream}, headers=auth)
+        assert response.status_code == 400 and "context" in response.json()["detail"]
 
     with pytest.raises(PlatformError) as refused:
         endpoints.score(ENDPOINT, {"input_data": {"input_string": []}})
@@ -274,6 +314,42 @@ def test_names_and_traffic_are_validated(endpoints, blue):
     with pytest.raises(NotFoundError):
         endpoints.score("ep-missing", SEED_PAYLOAD)
     assert endpoints.get_endpoint(ENDPOINT).traffic == {"blue": 100}  # type: ignore[union-attr]
+
+
+def test_the_chat_template_saved_with_the_model_is_the_one_both_routes_apply(endpoints, data_dir):
+    from transformers import AutoTokenizer
+
+    plain = AutoTokenizer.from_pretrained(ensure_tiny_base_model(data_dir / "base-models"))
+    # A template of its own: a long preamble before the tiny model's turns.
+    template = "{{ '" + "Orbit support house rules apply. " * 40 + "' }}" + plain.chat_template
+    model = ModelRef("tiny-templated", _log_tiny(data_dir, "tiny-templated", template))
+    saved = AutoTokenizer.from_pretrained(endpoints.model_dir(model) / "components" / "tokenizer")
+    assert saved.chat_template == template, "the template travels with the registered model"
+    question = [{"role": "user", "content": "hi"}]
+
+    def tokens(tokenizer):
+        encoded = tokenizer.apply_chat_template(question, add_generation_prompt=True, return_dict=True)
+        return len(encoded["input_ids"])
+
+    assert tokens(saved) > tokens(plain) + 100
+    endpoints.deploy(model, "ep-template", "blue", {})
+    try:
+        state = read_state(EndpointFiles(endpoints._root / "ep-template"))
+        assert state is not None
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{state.deployments['blue'].port}/v1",
+                               api_key=endpoints.get_key("ep-template"))
+        answer = client.chat.completions.create(model="blue", messages=question, max_tokens=2,  # type: ignore[arg-type]
+                                                temperature=0)
+        assert answer.usage is not None and answer.usage.prompt_tokens == tokens(saved)
+        # Room for the plain template's prompt but not the saved one's: both routes must refuse it.
+        max_new = 512 - tokens(saved) + 1
+        with pytest.raises(openai.BadRequestError, match="context"):
+            client.chat.completions.create(model="blue", messages=question, max_tokens=max_new)  # type: ignore[arg-type]
+        payload = {"input_data": {"input_string": question, "parameters": {"max_new_tokens": max_new}}}
+        with pytest.raises(PlatformError, match="context"):
+            endpoints.score("ep-template", payload, deployment="blue")
+    finally:
+        endpoints.delete_endpoint("ep-template")
 
 
 def test_deploying_a_model_that_is_not_registered_is_refused_at_once(endpoints):

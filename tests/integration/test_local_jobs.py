@@ -14,9 +14,9 @@ import pytest
 
 from shared.events import RUN_COMPLETED, RUN_STATUS_CHANGED, parse_run_event
 from shared.platforms.local import mlflow_store
+from shared.platforms.local.base_models import load_base_model
 from shared.platforms.local.job import JOB_TAG, STATUS_FILE, write_json_atomic
 from shared.platforms.local.jobs import PARAMETERS_TAG, LocalJobs
-from shared.platforms.local.tiny_model import load_base_model
 from shared.platforms.local.training import fine_tune, plan_from_parameters
 from shared.platforms.port import JobSpec, NotFoundError, PlatformError
 from shared.settings import Settings
@@ -67,7 +67,7 @@ def wait_terminal(jobs: LocalJobs, name: str, timeout: float = 180) -> float:
     raise AssertionError(f"job {name} did not finish in {timeout} s; see its job.log")
 
 
-def spec_for(settings: Settings, name: str, base_model: str = "", rows: int = 40) -> JobSpec:
+def spec_for(settings: Settings, name: str, base_model: str = "tiny-random", rows: int = 40) -> JobSpec:
     data = chat_rows(rows)
     return JobSpec(
         name=name, run_id=f"run-{name}", display_name=name, base_model=base_model,
@@ -195,7 +195,7 @@ def test_register_twice_returns_one_version_with_tags_and_description(completed)
     assert version.description == "demo run"
     # Lineage: what it was trained from and with, and the run that did it.
     assert json.loads(version.tags[PARAMETERS_TAG]) == dict(spec.parameters)
-    assert version.tags["autopilot-base-model"] == "tiny-chat-v1"
+    assert version.tags["autopilot-base-model"] == "tiny-random"
     assert version.tags["autopilot-train-data"] == spec.train_uri.split("?")[0].rstrip("/")
     status = json.loads((settings.data_dir / "jobs" / spec.name / STATUS_FILE).read_text())
     assert version.tags["mlflow-run-id"] == status["mlflow_run_id"] == version.run_id
@@ -262,7 +262,7 @@ def test_unknown_job_is_not_found(settings):
 
 
 def test_unmerged_lora_keeps_the_adapter_and_serves_a_merged_model(tmp_path):
-    model, tokenizer = load_base_model("", tmp_path / "models")
+    model, tokenizer = load_base_model("tiny-random", tmp_path / "models")
     plan = plan_from_parameters({"apply_lora": "true", "merge_lora_weights": "false", "max_steps": "2",
                                  "lora_r": "4"})
     rows = chat_rows(6)

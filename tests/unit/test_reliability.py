@@ -167,6 +167,7 @@ def second_dataset() -> bytes:
 
 @pytest.mark.parametrize(("fault", "alert"), [("empty_reply", "deploy.smoke_gate_failed"),
                                                ("worse_reply", "deploy.eval_gate_failed"),
+                                               ("worse_than_base", "deploy.base_gate_failed"),
                                                ("deploy_error", "deploy.failed")])
 def test_failed_second_deployment_rolls_back_and_old_one_keeps_serving(world: MemoryWorld, fault: str,
                                                                        alert: str) -> None:
@@ -183,7 +184,9 @@ def test_failed_second_deployment_rolls_back_and_old_one_keeps_serving(world: Me
         world.platform.fail("deploy", permanent=True)
     world.life.on_upload(world.drop("second.jsonl", second_dataset()))
     second = world.run_of("second.jsonl")
-    world.platform.finish(second.job_name)
+    # What the job's evaluation measured: the fine-tune made the held-out loss worse than the base model's.
+    figures = {"base_eval_loss": 2.0, "eval_loss": 2.5} if fault == "worse_than_base" else {}
+    world.platform.finish(second.job_name, metrics=figures)
     world.life.on_job_event(world.event(second, "Completed"))
     world.life.on_job_event(world.event(second, "Completed"))
 
@@ -192,10 +195,13 @@ def test_failed_second_deployment_rolls_back_and_old_one_keeps_serving(world: Me
     assert world.platform.live_deployment(first.endpoint) == first.deployment
     info = world.platform.get_endpoint(first.endpoint)
     assert info is not None and info.deployments == (first.deployment,)
-    question = [{"role": "user", "content": "What is a good backup rule?"}]
+    question = [{"role": "user", "content": "What does error E7 mean?"}]
     answer = world.platform.score(first.endpoint, {"input_data": {"input_string": question}})
-    assert answer["output"].startswith("Keep three copies")
+    assert "E7 means the main brush is jammed" in answer["output"]
     assert world.alerts() == [alert]
+    if fault == "worse_than_base":
+        assert world.platform.effects["deploy"] == 1, "a candidate worse than its base is never deployed"
+        assert "0.500 above the base model's 2.000" in world.get(second.run_id).error
 
 
 def test_a_redeploy_goes_back_to_the_endpoint_the_run_served_on(tmp_path: Path) -> None:

@@ -23,7 +23,8 @@ BASE = {"AUTOPILOT_STORAGE": "UseDevelopmentStorage=true"}
 
 def test_defaults_run_the_embedded_engine() -> None:
     s = Settings.from_env(BASE)
-    assert s.platform == "local" and s.base_model == "" and s.idle_ttl == timedelta(hours=2)
+    assert s.platform == "local" and s.idle_ttl == timedelta(hours=2)
+    assert s.base_model == "SmolLM2-135M-Instruct" and s.eval_gate_base
     assert s.ingest_workers == 0 and Settings.from_env({**BASE, "INGEST_WORKERS": "3"}).ingest_workers == 3
     assert s.storage.connection_string and "devstoreaccount1" in s.storage.connection_string
 

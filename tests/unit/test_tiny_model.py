@@ -1,4 +1,4 @@
-"""The built-in tiny base model: built offline, the same bytes every time, loadable like any other model."""
+"""BASE_MODEL=tiny-random: built offline, the same bytes every time, loadable like any other model."""
 
 from __future__ import annotations
 
@@ -8,12 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.platforms.local.tiny_model import (
-    TINY_MODEL_NAME,
-    BaseModelUnavailable,
-    ensure_tiny_base_model,
-    load_base_model,
-)
+from shared.platforms.local.base_models import BaseModelUnavailable, load_base_model
+from shared.platforms.local.tiny_model import TINY_MODEL_NAME, ensure_tiny_base_model
 
 
 def digest(directory: Path) -> dict[str, str]:
@@ -41,8 +37,8 @@ def test_concurrent_builders_leave_one_complete_model(tmp_path: Path):
     assert ensure_tiny_base_model(tmp_path) == results[0]
 
 
-def test_empty_name_loads_the_tiny_chat_model_with_assistant_masks(tmp_path: Path):
-    model, tokenizer = load_base_model("", tmp_path)
+def test_tiny_random_loads_the_tiny_chat_model_with_assistant_masks(tmp_path: Path):
+    model, tokenizer = load_base_model("tiny-random", tmp_path)
     assert model.config.num_hidden_layers == 2 and model.config.hidden_size == 64
     messages = [{"role": "user", "content": "Hi there"}, {"role": "assistant", "content": "Hello!"}]
     out = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True,

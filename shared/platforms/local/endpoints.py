@@ -65,7 +65,7 @@ class LocalEndpoints:
         files = self._files(endpoint)
         check_name("deployment", deployment)
         model_uri = mlflow_store.model_version_uri(model.name, model.version)
-        model_dir = self._model_dir(model)
+        model_dir = self.model_dir(model)
         with locked(self._root, endpoint):
             state = read_state(files) or self._create(files, tags)
             existing = state.deployments.get(deployment)
@@ -196,6 +196,10 @@ class LocalEndpoints:
         except ValueError as exc:
             raise ActivityUnavailable(f"endpoint {endpoint}'s request log ends in {lines[-1]!r}") from exc
 
+    def key_file(self, endpoint: str) -> Path:
+        """Where the endpoint's key is kept (0600), for a user who wants to read it themselves."""
+        return self._files(endpoint).key
+
     def get_key(self, endpoint: str) -> str:
         """The endpoint key (as Azure ML's get_keys gives it), for clients calling the endpoint directly."""
         try:
@@ -227,7 +231,15 @@ class LocalEndpoints:
                 if state:
                     write_state(files, state)
 
-    def _model_dir(self, model: ModelRef) -> Path:
+    def serving_model(self, endpoint: str) -> ModelRef | None:
+        """The model version the endpoint's traffic goes to now (its leading deployment's), if any."""
+        state = read_state(self._files(endpoint))
+        leading = _leading(state.traffic) if state else None
+        entry = state.deployments.get(leading) if state and leading else None
+        parsed = mlflow_store.parse_model_version_uri(entry.model_uri) if entry else None
+        return ModelRef(*parsed) if parsed else None
+
+    def model_dir(self, model: ModelRef) -> Path:
         """The registered model version's artifact directory in the local store."""
         from mlflow.exceptions import MlflowException
 

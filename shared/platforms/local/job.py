@@ -19,6 +19,8 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+from shared.evaluation import EvalReport
+from shared.platforms.local.evaluate import Evidence
 from shared.platforms.port import JobSpec
 from shared.settings import Settings
 
@@ -28,6 +30,8 @@ SPEC_FILE = "spec.json"
 STATUS_FILE = "status.json"
 JOB_TAG = "autopilot-job"
 MODEL_ARTIFACT = "model"
+# The evaluation report beside the job's status (what the status page reads), also logged to MLflow.
+EVALUATION_DIR = "evaluation"
 
 
 def write_json_atomic(path: Path, payload: Mapping[str, Any]) -> None:
@@ -130,28 +134,27 @@ def _pip_requirements() -> list[str]:
     return [f"{name}=={version(name)}" for name in packages]
 
 
-def _model_card(spec: JobSpec, metrics: Mapping[str, float]) -> Any:
+def _model_card(spec: JobSpec, base: str, metrics: Mapping[str, float]) -> Any:
     """A card written here, so MLflow does not try to fetch the base model's card from the hub."""
     from huggingface_hub import ModelCard
 
-    base = spec.base_model or "tiny-chat-v1"
     scores = ", ".join(f"{k} {v:.4f}" for k, v in sorted(metrics.items()))
     return ModelCard(f"---\nlicense: other\nbase_model: {base}\n---\n# {spec.display_name}\n\n"
                      f"LoRA fine-tune of {base} by the local engine (job {spec.name}): {scores}.\n")
 
 
 def run(job: Job) -> dict[str, Any]:
-    """Download the data, fine-tune inside an open MLflow run, log model and loss curve; return the result.
+    """Download the data, fine-tune inside an open MLflow run, evaluate, log model, curve and report.
 
     The run opens before training so its step metrics appear while the job is Running; if a step fails the
     run ends FAILED, as the job does.
     """
     from shared.platforms.local import mlflow_store
-    from shared.platforms.local.tiny_model import load_base_model, model_specific_defaults
+    from shared.platforms.local.base_models import label, load_base_model, model_specific_defaults
     from shared.platforms.local.training import fine_tune, resolve_plan
 
     spec, settings = job.spec, job.settings
-    base = spec.base_model or "tiny-chat-v1"
+    base = label(spec.base_model)
     with job.step("importing libraries"):
         # Up front, so the timings say how much of a job is import cost rather than hiding it in a step.
         import mlflow
@@ -160,7 +163,7 @@ def run(job: Job) -> dict[str, Any]:
         import trl  # noqa: F401
 
         from shared.platforms.local.tracking import StepMetrics, loss_curve
-    with job.step("reading parameters"):
+    with job.step("preparing the base model"):
         cache = settings.data_dir / "models"
         plan = resolve_plan(model_specific_defaults(spec.base_model, cache), spec.parameters)
     with job.step("downloading data"):
@@ -168,6 +171,9 @@ def run(job: Job) -> dict[str, Any]:
         test_rows = _download_rows(settings, spec.test_uri) if spec.test_uri else []
     with job.step("loading base model"):
         model, tokenizer = load_base_model(spec.base_model, cache)
+    evidence = Evidence.for_rows(test_rows)
+    with job.step("evaluating the base model"):
+        evidence.ask("base", base, _chat(model, tokenizer, base))
     with job.step("opening the MLflow run"):
         client = mlflow_store.use(settings.data_dir)
         experiment_id = mlflow_store.ensure_experiment(client, settings.data_dir, spec.experiment)
@@ -179,21 +185,57 @@ def run(job: Job) -> dict[str, Any]:
         with job.step("training"):
             result = fine_tune(model, tokenizer, train_rows, test_rows, plan, job.dir / "trainer",
                                callbacks=[StepMetrics(run_id)])
+        with job.step("evaluating the fine-tuned model"):
+            evidence.ask("candidate", spec.display_name, _chat(result.model, tokenizer, spec.display_name))
+            evidence.losses.update(base=result.metrics.get("base_eval_loss"),
+                                   candidate=result.metrics.get("eval_loss"))
+        with job.step("evaluating the live model"):
+            _ask_live(job, evidence, base, test_rows, plan)
         with job.step("logging to MLflow"):
-            mlflow.log_metrics(result.metrics)
-            evaluations = {name: result.metrics[key] for name, key in
+            report = _report(job, evidence, len(test_rows))
+            metrics = {**result.metrics, **report.metrics()}
+            mlflow.log_metrics(metrics)
+            evaluations = {name: metrics[key] for name, key in
                            (("test loss before", "base_eval_loss"), ("test loss after", "eval_loss"))
-                           if key in result.metrics}
+                           if key in metrics}
             curve = loss_curve(result.history, evaluations, job.dir / "loss_curve.png")
             mlflow.log_artifact(str(curve))
             if result.adapter_dir is not None:
                 mlflow.log_artifacts(str(result.adapter_dir), "adapter")
             info = mlflow.transformers.log_model(
                 {"model": result.model, "tokenizer": result.tokenizer}, name=MODEL_ARTIFACT,
-                task="llm/v1/chat", model_card=_model_card(spec, result.metrics),
+                task="llm/v1/chat", model_card=_model_card(spec, base, metrics),
                 pip_requirements=_pip_requirements())
-    return {"metrics": result.metrics, "mlflow_run_id": run_id, "model_uri": info.model_uri,
+    return {"metrics": metrics, "mlflow_run_id": run_id, "model_uri": info.model_uri,
             "experiment_id": experiment_id, "ignored_parameters": list(plan.ignored)}
+
+
+def _chat(model: Any, tokenizer: Any, name: str) -> Any:
+    from shared.platforms.local.chat_model import ChatModel
+
+    return ChatModel(model, tokenizer, name)
+
+
+def _ask_live(job: Job, evidence: Evidence, base: str, test_rows: list[dict[str, Any]], plan: Any) -> None:
+    """The endpoint's current model on the same test split (the run's models go to settings' endpoint)."""
+    from shared.platforms.local.evaluate import ask_live, live_model
+    from shared.platforms.local.training import held_out_loss
+
+    live = live_model(job.settings, job.settings.endpoint_name)
+    if live is None:
+        return
+    ask_live(evidence, live, base,
+             lambda model, tokenizer: held_out_loss(model, tokenizer, test_rows, plan, job.dir / "live-eval"))
+
+
+def _report(job: Job, evidence: Evidence, test_rows: int) -> EvalReport:
+    """Build the evaluation report and save it in the job's folder and the MLflow run."""
+    from shared.evaluation.artifacts import log_to_mlflow
+
+    report = evidence.report(test_rows)
+    log_to_mlflow(report, job.dir / EVALUATION_DIR, f"Evaluation of {job.spec.display_name} "
+                  f"(job {job.spec.name})")
+    return report
 
 
 def main(argv: list[str]) -> int:

@@ -16,7 +16,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from shared.evaluation import EvalReport, artifacts
 from shared.platforms.local import job as job_files
+from shared.platforms.local.base_models import label
 from shared.platforms.port import (
     TERMINAL_STATUSES,
     JobSpec,
@@ -90,6 +92,10 @@ class LocalJobs:
         client = mlflow_store.use(self.settings.data_dir)
         return [(int(m.step), float(m.value)) for m in client.get_metric_history(str(run_id), "loss")]
 
+    def eval_report(self, job_name: str) -> EvalReport | None:
+        """The job's evaluation report (base model, candidate, live deployment), once the job wrote it."""
+        return artifacts.read(self.jobs_dir / job_name / job_files.EVALUATION_DIR)
+
     def register(self, job_name: str, model_name: str, tags: Mapping[str, str],
                  description: str = "") -> ModelRef:
         """Register the job's logged model as a version of `model_name`; a repeat returns the same version."""
@@ -125,6 +131,8 @@ class LocalJobs:
             "AUTOPILOT_PLATFORM": "local",
             "AUTOPILOT_DATA_DIR": str(s.data_dir.resolve()),
             "JOB_EVENT_QUEUE": s.job_event_queue,
+            # The endpoint whose live model the job's evaluation report compares with.
+            "ENDPOINT_NAME": s.endpoint_name,
             "HF_HUB_OFFLINE": "1",
             "TRANSFORMERS_OFFLINE": "1",
             "TOKENIZERS_PARALLELISM": "false",
@@ -162,13 +170,13 @@ def _state(job_name: str, status: Mapping[str, Any]) -> JobState:
 def _lineage(job_dir: Path, status: Mapping[str, Any]) -> dict[str, str]:
     """Tags that say how a model version was made: base model, fine-tune parameters, MLflow run, test loss."""
     spec = job_files.read_spec(job_dir)
-    lineage = {"autopilot-base-model": spec.base_model or "tiny-chat-v1",
+    lineage = {"autopilot-base-model": label(spec.base_model),
                PARAMETERS_TAG: json.dumps(dict(spec.parameters), sort_keys=True, separators=(",", ":")),
                "autopilot-train-data": spec.train_uri.split("?", 1)[0],
                "autopilot-test-data": spec.test_uri.split("?", 1)[0],
                "mlflow-run-id": str(status.get("mlflow_run_id", ""))}
     metrics = status.get("metrics") or {}
-    for key in ("eval_loss", "perplexity"):
+    for key in ("eval_loss", "perplexity", "rouge_l", "base_eval_loss", "base_rouge_l"):
         if isinstance(metrics.get(key), int | float):
             lineage[f"autopilot-{key.replace('_', '-')}"] = f"{metrics[key]:.4f}"
     return lineage

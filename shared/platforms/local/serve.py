@@ -19,146 +19,25 @@ import socket
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request, Response
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import ValidationError
 
+from shared.platforms.local import score_api
+from shared.platforms.local.chat_model import ChatModel, Completion, PromptTooLong
 from shared.platforms.local.endpoint_state import EndpointFiles, read_state
+from shared.platforms.local.openai_api import ChatCompletionRequest, completion_body, stream_events
 
 log = logging.getLogger("autopilot.serve")
 
 WATCH_INTERVAL_S = 2.0
-MAX_NEW_TOKENS_CAP = 512
-
-
-@dataclass(frozen=True)
-class Completion:
-    text: str
-    prompt_tokens: int
-    completion_tokens: int
-    finish_reason: str  # "stop" (end-of-turn token) or "length" (ran out of new tokens)
-
-
-class PromptTooLong(ValueError):
-    """The conversation plus the tokens asked for do not fit the model's context."""
-
-
-class ChatModel:
-    """A causal LM and its tokenizer, answering one conversation at a time with its chat template."""
-
-    def __init__(self, model: Any, tokenizer: Any, model_uri: str) -> None:
-        self.model_uri = model_uri
-        self._model = model.eval()
-        self._tokenizer = tokenizer
-        self._context = getattr(model.config, "max_position_embeddings", None)
-        eos = model.generation_config.eos_token_id
-        self._eos = {*(eos if isinstance(eos, list) else [eos]), tokenizer.eos_token_id} - {None}
-        # Role markers, padding and BOS never belong inside a reply; decoded they would vanish into "".
-        self._suppress = sorted(set(tokenizer.all_special_ids) - self._eos)
-        # One generation at a time: the CPU is the bottleneck, and it bounds memory under concurrent calls.
-        self._lock = threading.Lock()
-
-    @classmethod
-    def load(cls, model_dir: Path, model_uri: str) -> ChatModel:
-        """Load an `mlflow.transformers` model from its artifact directory.
-
-        A model saved with its weights (what the local trainer logs: LoRA merged) loads straight through
-        `from_pretrained`, which skips importing MLflow and starts a deployment seconds sooner; anything
-        else (a PEFT adapter, weights referenced from a hub) goes through `mlflow.transformers`.
-        """
-        import yaml
-
-        flavor = yaml.safe_load((model_dir / "MLmodel").read_text())["flavors"]["transformers"]
-        if flavor.get("model_binary") and "tokenizer" in flavor.get("components", []) \
-                and not flavor.get("peft_adaptor"):
-            from transformers import AutoModelForCausalLM, AutoTokenizer
-
-            model = AutoModelForCausalLM.from_pretrained(model_dir / flavor["model_binary"])
-            tokenizer = AutoTokenizer.from_pretrained(model_dir / "components" / "tokenizer")
-            return cls(model, tokenizer, model_uri)
-        return cls.load_with_mlflow(model_dir, model_uri)
-
-    @classmethod
-    def load_with_mlflow(cls, model_dir: Path, model_uri: str) -> ChatModel:
-        """Load through `mlflow.transformers` (slower to import, but reads every form it saves)."""
-        import mlflow
-
-        parts = mlflow.transformers.load_model(str(model_dir), return_type="components")
-        return cls(parts["model"], parts["tokenizer"], model_uri)
-
-    def complete(self, messages: list[dict[str, str]], *, max_new_tokens: int, temperature: float,
-                 top_p: float, do_sample: bool) -> Completion:
-        """The assistant's next turn (at least one new token), decoded without special tokens."""
-        import torch
-
-        prompt = self._tokenizer.apply_chat_template(messages, add_generation_prompt=True,
-                                                     return_tensors="pt", return_dict=True)
-        prompt_len = int(prompt["input_ids"].shape[1])
-        if self._context and prompt_len + max_new_tokens > self._context:
-            raise PromptTooLong(f"the conversation is {prompt_len} tokens; with max_new_tokens="
-                                f"{max_new_tokens} it exceeds the model's context of {self._context} tokens")
-        options: dict[str, Any] = {"max_new_tokens": max_new_tokens, "min_new_tokens": 1,
-                                   "pad_token_id": self._tokenizer.pad_token_id}
-        if self._suppress:
-            options["suppress_tokens"] = self._suppress
-        # Temperature 0 means greedy, as in OpenAI's API; transformers rejects it for sampling.
-        if do_sample and temperature > 0:
-            options.update(do_sample=True, temperature=temperature, top_p=top_p)
-        else:
-            options.update(do_sample=False)
-        with self._lock, torch.inference_mode():
-            output = self._model.generate(**prompt, **options)
-        new = output[0, prompt_len:]
-        return Completion(
-            text=self._tokenizer.decode(new, skip_special_tokens=True),
-            prompt_tokens=prompt_len,
-            completion_tokens=int(new.shape[0]),
-            finish_reason="stop" if int(new[-1]) in self._eos else "length",
-        )
-
-
-class Message(BaseModel):
-    role: str = Field(pattern="^(system|user|assistant)$")
-    content: str
-
-
-class GenerationParameters(BaseModel):
-    # Azure's MLflow scoring server passes further generate() kwargs through; unknown ones are ignored here.
-    model_config = ConfigDict(extra="ignore")
-    temperature: float = Field(default=1.0, ge=0.0, le=2.0)
-    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
-    do_sample: bool = False
-    max_new_tokens: int = Field(default=16, ge=1, le=MAX_NEW_TOKENS_CAP)
-
-
-class InputData(BaseModel):
-    # One conversation (a list of messages) or a batch of conversations.
-    input_string: list[Message] | list[Annotated[list[Message], Field(min_length=1)]] = Field(min_length=1)
-    parameters: GenerationParameters = Field(default_factory=GenerationParameters)
-
-
-class ScoreRequest(BaseModel):
-    input_data: InputData
-    params: dict[str, Any] = Field(default_factory=dict)
-
-
-class ChatCompletionRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    model: str | None = None
-    messages: list[Message] = Field(min_length=1)
-    temperature: float = Field(default=1.0, ge=0.0, le=2.0)
-    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
-    max_tokens: int | None = Field(default=None, ge=1, le=MAX_NEW_TOKENS_CAP)
-    max_completion_tokens: int | None = Field(default=None, ge=1, le=MAX_NEW_TOKENS_CAP)
-    n: int = Field(default=1, ge=1, le=1)
-    stream: bool = Field(default=False, description="streaming is not offered; must be false")
 
 
 def build_app(chat: ChatModel, key: str, files: EndpointFiles, deployment: str) -> FastAPI:
@@ -178,28 +57,54 @@ def build_app(chat: ChatModel, key: str, files: EndpointFiles, deployment: str) 
         return {"status": "ready", "deployment": deployment, "model": chat.model_uri}
 
     @app.post("/score")
-    def score(body: ScoreRequest) -> dict[str, Any]:
-        p = body.input_data.parameters
-        batch = body.input_data.input_string
-        conversations = batch if isinstance(batch[0], list) else [batch]
-        outputs = [
-            _generate(chat, _as_dicts(conv), p.max_new_tokens, p.temperature, p.top_p, p.do_sample).text
-            for conv in conversations  # type: ignore[union-attr]
-        ]
+    async def score(request: Request) -> Response:
+        body = await _json(request)
+        if isinstance(body, dict) and "messages" in body:  # the Azure OpenAI style body, as some samples send
+            return await run_in_threadpool(_openai, chat, _chat_request(body), deployment, files)
+        try:
+            parsed = score_api.parse(body)
+        except score_api.BadRequest as exc:
+            raise HTTPException(422, str(exc)) from None
+        p = parsed.parameters
+        done = await run_in_threadpool(_complete_many, chat, parsed.conversations, p.max_new_tokens,
+                                       p.temperature, p.top_p, p.do_sample)
         _record_request(files.requests)
-        return {"output": outputs if isinstance(batch[0], list) else outputs[0]}
+        return JSONResponse(score_api.answer(parsed, [d.text for d in done]))
 
     @app.post("/v1/chat/completions")
-    def chat_completions(body: ChatCompletionRequest) -> dict[str, Any]:
-        if body.stream:
-            raise HTTPException(400, "stream=true is not supported by local deployments")
-        max_new = body.max_completion_tokens or body.max_tokens or 16
-        done = _generate(chat, _as_dicts(body.messages), max_new, body.temperature, body.top_p,
-                         body.temperature > 0)
-        _record_request(files.requests)
-        return _openai_completion(done, body.model or deployment)
+    async def chat_completions(request: Request) -> Response:
+        body = _chat_request(await _json(request))
+        return await run_in_threadpool(_openai, chat, body, deployment, files)
 
     return app
+
+
+async def _json(request: Request) -> Any:
+    try:
+        return await request.json()
+    except ValueError:
+        raise HTTPException(422, "the body is not valid JSON") from None
+
+
+def _chat_request(body: Any) -> ChatCompletionRequest:
+    try:
+        return ChatCompletionRequest.model_validate(body)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from None
+
+
+def _openai(chat: ChatModel, body: ChatCompletionRequest, deployment: str, files: EndpointFiles) -> Response:
+    """A chat.completion, or (stream: true) its server-sent events; either way one recorded request."""
+    name = body.model or deployment
+    if body.stream:
+        _check_fits(chat, body.conversation(), body.generation()["max_new_tokens"])
+        _record_request(files.requests)
+        return StreamingResponse(stream_events(chat, body, name), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache"})
+    generation = body.generation()
+    done = _complete_many(chat, [body.conversation()], generation.pop("max_new_tokens"), **generation)
+    _record_request(files.requests)
+    return JSONResponse(completion_body(done[0], name))
 
 
 def _key_matches(request: Request, key: str) -> bool:
@@ -208,30 +113,21 @@ def _key_matches(request: Request, key: str) -> bool:
     return bool(supplied) and hmac.compare_digest(supplied.encode(), key.encode())
 
 
-def _as_dicts(messages: list[Message]) -> list[dict[str, str]]:
-    return [m.model_dump() for m in messages]
-
-
-def _generate(chat: ChatModel, messages: list[dict[str, str]], max_new_tokens: int, temperature: float,
-              top_p: float, do_sample: bool) -> Completion:
+def _complete_many(chat: ChatModel, conversations: list[list[dict[str, str]]], max_new_tokens: int,
+                   temperature: float, top_p: float, do_sample: bool) -> list[Completion]:
     try:
-        return chat.complete(messages, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                             do_sample=do_sample)
+        return chat.complete_many(conversations, max_new_tokens=max_new_tokens, temperature=temperature,
+                                  top_p=top_p, do_sample=do_sample)
     except PromptTooLong as exc:
         raise HTTPException(400, str(exc)) from exc
 
 
-def _openai_completion(done: Completion, model: str) -> dict[str, Any]:
-    return {
-        "id": f"chatcmpl-{uuid.uuid4().hex}",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": done.text},
-                     "finish_reason": done.finish_reason, "logprobs": None}],
-        "usage": {"prompt_tokens": done.prompt_tokens, "completion_tokens": done.completion_tokens,
-                  "total_tokens": done.prompt_tokens + done.completion_tokens},
-    }
+def _check_fits(chat: ChatModel, conversation: list[dict[str, str]], max_new_tokens: int) -> None:
+    """Refuse a stream that cannot fit before its 200 and headers go out."""
+    try:
+        chat.encode([conversation], max_new_tokens)
+    except PromptTooLong as exc:
+        raise HTTPException(400, str(exc)) from exc
 
 
 def _record_request(request_log: Path) -> None:

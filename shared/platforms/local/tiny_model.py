@@ -1,8 +1,8 @@
-"""The embedded engine's default base model: a tiny chat LM built offline, deterministically, on first use.
+"""`BASE_MODEL=tiny-random`: a tiny chat LM built offline, deterministically, in about a second.
 
-Nothing is downloaded: a BPE tokenizer is trained on the small English corpus below and a 2-layer Llama is
-initialised from a fixed seed, so every machine (and every concurrent builder) produces the same files.
-Any other base model goes through the same `from_pretrained` path as the tiny one.
+It checks the plumbing and learns nothing: a BPE tokenizer trained on the small English corpus below and a
+2-layer Llama initialised from a fixed seed, so every machine (and every concurrent builder) produces the same
+files. Plumbing tests use it for speed; it loads through the same `from_pretrained` path as any other model.
 """
 
 from __future__ import annotations
@@ -14,10 +14,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from shared.platforms.local.base_models import DEFAULTS_FILE
+
 TINY_MODEL_NAME = "tiny-chat-v1"
-# A model directory may carry its own fine-tune defaults, as Azure ML registry models carry
-# `model_specific_defaults`: the run's parameters are defaults <- these <- overrides.
-DEFAULTS_FILE = "finetune_defaults.json"
 # A randomly initialised 2-layer model needs a far larger step, and more epochs, than a pretrained one to
 # learn anything in seconds. Measured on the demo data: 20 epochs (~7 s) turn noise into recognisable text.
 TINY_FINETUNE_DEFAULTS = {"learning_rate": "1e-2", "num_train_epochs": "20",
@@ -110,45 +109,6 @@ def ensure_tiny_base_model(cache_dir: Path) -> Path:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     return target
-
-
-def load_base_model(name_or_path: str, cache_dir: Path) -> tuple[Any, Any]:
-    """(model, tokenizer) for a base model: "" is the tiny model; otherwise a local directory or a model id.
-
-    Everything loads through AutoModelForCausalLM/AutoTokenizer.from_pretrained, so the tiny model exercises
-    the same path a real one takes. Raises BaseModelUnavailable with an actionable message if it cannot load.
-    """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    source = str(ensure_tiny_base_model(cache_dir)) if not name_or_path.strip() else name_or_path.strip()
-    # A model id looks like "org/name"; anything written as a path must be an existing directory.
-    if source.startswith(("/", ".", "~")) and not Path(source).expanduser().is_dir():
-        raise BaseModelUnavailable(
-            f"base model directory {source} does not exist; set BASE_MODEL to a model directory, "
-            "a cached model id, or leave it empty for the built-in tiny model")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
-        model = AutoModelForCausalLM.from_pretrained(source)
-    except (OSError, ValueError) as exc:
-        raise BaseModelUnavailable(
-            f"base model {source!r} could not be loaded offline ({type(exc).__name__}); give a local model "
-            "directory or a model id already in the Hugging Face cache, or leave BASE_MODEL empty for the "
-            "built-in tiny model") from exc
-    return model, tokenizer
-
-
-def model_specific_defaults(name_or_path: str, cache_dir: Path) -> dict[str, str]:
-    """The base model's own fine-tune defaults (its DEFAULTS_FILE), or none."""
-    given = name_or_path.strip()
-    source = Path(given).expanduser() if given else ensure_tiny_base_model(cache_dir)
-    path = source / DEFAULTS_FILE
-    if not path.is_file():
-        return {}
-    return {str(k): str(v) for k, v in json.loads(path.read_text()).items()}
-
-
-class BaseModelUnavailable(RuntimeError):
-    """The base model named is not a loadable directory or cached model id."""
 
 
 def _build(directory: Path) -> None:

@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shared.evaluation import perplexity
+
 log = logging.getLogger(__name__)
 
 # Component parameters that only mean something on Azure ML compute; the local engine ignores them quietly.
@@ -271,9 +273,16 @@ def fine_tune(model: Any, tokenizer: Any, train_rows: Sequence[Mapping[str, Any]
                           adapter_dir=adapter_dir)
 
 
-def perplexity(loss: float) -> float:
-    """exp(loss), capped where it would overflow (an untrained model's loss can be large)."""
-    return math.exp(min(loss, 700.0))
+def held_out_loss(model: Any, tokenizer: Any, rows: Sequence[Mapping[str, Any]], plan: TrainingPlan,
+                  work_dir: Path) -> float:
+    """The mean token loss of `model` on the assistant turns of `rows`, computed as fine_tune computes the
+    test loss (same trainer, tokenization and truncation), so figures of different models compare."""
+    from datasets import Dataset
+    from trl import SFTTrainer  # type: ignore[attr-defined]
+
+    trainer = SFTTrainer(model=model, args=sft_config(plan, tokenizer, work_dir), processing_class=tokenizer,
+                         eval_dataset=Dataset.from_list(conversations(rows)))
+    return float(trainer.evaluate()["eval_loss"])
 
 
 def _max_length(plan: TrainingPlan, tokenizer: Any) -> int:

@@ -1,0 +1,100 @@
+"""`autopilot invoke` and `autopilot endpoint credentials`: calling a live endpoint as
+`az ml online-endpoint` does, on whichever platform the settings name.
+
+    autopilot invoke --request-file FILE [--endpoint E] [--deployment D]
+        POST the JSON in FILE to the endpoint (or straight to one deployment) and print the answer. The key is
+        fetched for you and never printed. FILE may be in any shape Azure ML's chat samples use: the seed's
+        {"input_data": {"input_string": [...], "parameters": {...}}}, {"input_data": [...], "params": {...}},
+        or an OpenAI-style {"messages": [...]}.
+    autopilot endpoint credentials [--endpoint E]
+        The scoring URI, the auth mode and how to get the key (the key itself is not shown).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def add_commands(subparsers: Any) -> None:
+    """Add `invoke` and `endpoint credentials` to `autopilot`'s subparsers (each sets `run`)."""
+    invoke = subparsers.add_parser("invoke", help="send a request file to an endpoint and print the answer")
+    invoke.add_argument("--request-file", "-r", type=Path, required=True, help="the JSON request body")
+    invoke.add_argument("--endpoint", "-n", help="endpoint name (default: ENDPOINT_NAME, autopilot-chat)")
+    invoke.add_argument("--deployment", "-d", help="one deployment (default: as the traffic split says)")
+    invoke.set_defaults(run=_invoke)
+    endpoint = subparsers.add_parser("endpoint", help="endpoint commands")
+    actions = endpoint.add_subparsers(dest="action", metavar="ACTION", required=True)
+    credentials = actions.add_parser("credentials", help="scoring URI, auth mode and how to get the key")
+    credentials.add_argument("--endpoint", "-n", help="endpoint name (default: ENDPOINT_NAME)")
+    credentials.set_defaults(run=_credentials)
+
+
+def _invoke(args: argparse.Namespace) -> int:
+    from shared.platforms.port import NotFoundError, PlatformError
+
+    path: Path = args.request_file
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        print(f"autopilot invoke: {path}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as exc:
+        print(f"autopilot invoke: {path} is not JSON: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if not isinstance(payload, dict):
+        print(f"autopilot invoke: {path} must hold a JSON object", file=sys.stderr)
+        return EXIT_USAGE
+    life = _lifecycle()
+    name = args.endpoint or life.ctx.settings.endpoint_name
+    try:
+        answer = life.ctx.call(life.platform.score, name, payload, args.deployment)
+    except NotFoundError as exc:
+        print(f"autopilot invoke: {exc} (`autopilot status` lists the live endpoints)", file=sys.stderr)
+        return EXIT_FAILED
+    except PlatformError as exc:
+        print(f"autopilot invoke: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(json.dumps(answer, indent=2, ensure_ascii=False))
+    return EXIT_OK
+
+
+def _credentials(args: argparse.Namespace) -> int:
+    life = _lifecycle()
+    settings = life.ctx.settings
+    name = args.endpoint or settings.endpoint_name
+    info = life.platform.get_endpoint(name)
+    if info is None:
+        print(f"autopilot endpoint credentials: endpoint {name} does not exist (`autopilot status` lists "
+              "the live endpoints)", file=sys.stderr)
+        return EXIT_FAILED
+    lines = [f"endpoint:     {name} ({settings.platform})",
+             f"scoring URI:  {info.scoring_uri or '(none yet)'}",
+             "auth mode:    key (send `Authorization: Bearer KEY`, or `api-key: KEY`)"]
+    if settings.platform == "local" and info.scoring_uri:
+        base = info.scoring_uri.removesuffix("/score")
+        lines.append(f"OpenAI base:  {base}/v1  (chat.completions, also with stream=true)")
+    lines.append(f"key:          not shown; {key_hint(life.platform, settings, name)}")
+    lines.append("`autopilot invoke --request-file FILE` fetches the key for you.")
+    print("\n".join(lines))
+    return EXIT_OK
+
+
+def key_hint(platform: Any, settings: Any, endpoint: str) -> str:
+    """How to read the endpoint's key yourself, without this command printing it."""
+    if settings.platform == "azureml" and settings.azureml is not None:
+        aml = settings.azureml
+        return (f"`az ml online-endpoint get-credentials --name {endpoint} --resource-group "
+                f"{aml.resource_group} --workspace-name {aml.workspace}` prints it")
+    return f"it is in {platform.key_file(endpoint)} (readable by you only): `cat` it"
+
+
+def _lifecycle() -> Any:
+    from shared.cli_ops import _lifecycle as build
+
+    return build()
