@@ -1,16 +1,17 @@
 """Training throughput: the local engine's fine-tune setup against plain TRL SFTTrainer defaults.
 
-Both train the same LoRA adapter (same rank, alpha, learning rate, batch size, epochs, seed) on the same
-generated ultrachat-shaped conversations and the same base model (the built-in tiny model unless
---base-model names another), each in its own subprocess so peak RSS is its own. The baseline is
-`SFTConfig()` with only the hyperparameters set; nothing else is adjusted unless it would crash on this
-machine. `--explore` adds the candidate settings one at a time, which is how SPEED_SETTINGS was chosen.
+Both train the same LoRA adapter (same rank, alpha, learning rate, batch size, epochs, seed: the base model's
+own fine-tune defaults) on the same generated ultrachat-shaped conversations and the same base model (the
+default, SmolLM2-135M-Instruct, prepared once under .autopilot/models, unless --base-model names another
+directory or `tiny-random`), each in its own subprocess so peak RSS is its own. The baseline is `SFTConfig()`
+with only the hyperparameters set; nothing else is adjusted unless it would crash on this machine.
+`--explore` adds the candidate settings one at a time, which is how SPEED_SETTINGS was chosen.
 
 Tokens/s counts the conversations' real tokens (chat template applied, no padding) times the epochs, over
 the trainer's own train_runtime, so every setting is measured on the same work. Prints a table, then one
 JSON line last.
 
-    python bench/train.py [--conversations 300] [--epochs 1] [--base-model DIR] [--explore]
+    python bench/train.py [--conversations 64] [--epochs 1] [--base-model DIR|tiny-random] [--explore]
 """
 
 from __future__ import annotations
@@ -47,12 +48,14 @@ EXPLORE: dict[str, dict[str, Any]] = {
     "ours + 2 threads": {"threads": 2},
     "ours + padding_free": {"config": {"padding_free": True, "max_length": None}},
     "ours + packing (bfd)": {"config": {"packing": True}},
+    "ours + bf16 autocast": {"config": {"bf16": True}},
+    "ours + gradient checkpointing": {"config": {"gradient_checkpointing": True}},
 }
 
 
 def conversations(count: int, seed: int = 7) -> list[dict[str, Any]]:
     """Ultrachat-shaped rows of varied length: 1-3 exchanges, user turns 4-20 words, answers 6-50 words (all
-    within the tiny model's 512 positions)."""
+    within the tiny model's 512 positions, and SmolLM2's 512-token default max_seq_length)."""
     rng = random.Random(seed)
     rows = []
     for i in range(count):
@@ -66,10 +69,10 @@ def conversations(count: int, seed: int = 7) -> list[dict[str, Any]]:
 
 
 def _hyperparameters(model_dir: str, args: argparse.Namespace) -> dict[str, str]:
-    from shared.platforms.local.tiny_model import model_specific_defaults
+    from shared.platforms.local.base_models import model_specific_defaults
 
-    # The model's own fine-tune defaults (the tiny model's learning rate, batch size and LoRA size), with the
-    # run length set here; both setups get exactly these values.
+    # The model's own fine-tune defaults (learning rate, batch size, LoRA size, max length), with the run
+    # length set here; both setups get exactly these values.
     return {**model_specific_defaults(model_dir, Path(model_dir)), "num_train_epochs": str(args.epochs),
             "logging_steps": "10", "seed": "42"}
 
@@ -79,7 +82,7 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     from shared.platforms.local import training
-    from shared.platforms.local.tiny_model import load_base_model
+    from shared.platforms.local.base_models import load_base_model
 
     rows = [json.loads(line) for line in Path(args.data).read_text().splitlines()]
     model, tokenizer = load_base_model(args.model, Path(args.model))
@@ -118,6 +121,7 @@ def _plain_trl(model: Any, tokenizer: Any, rows: list[dict[str, Any]], plan: Any
     config = SFTConfig(output_dir=str(work), num_train_epochs=plan.num_train_epochs,
                        per_device_train_batch_size=plan.per_device_train_batch_size,
                        learning_rate=plan.learning_rate, logging_steps=plan.logging_steps, seed=plan.seed,
+                       max_length=plan.max_seq_length if plan.max_seq_length > 0 else 1024,
                        report_to="none", save_strategy="no",
                        use_cpu=not torch.cuda.is_available())  # the one change: bf16 on "gpu" crashes here
     peft_config = LoraConfig(r=plan.lora_r, lora_alpha=plan.lora_alpha, lora_dropout=plan.lora_dropout,
@@ -135,9 +139,10 @@ def _ids(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--conversations", type=int, default=300)
+    parser.add_argument("--conversations", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--base-model", default="", help="a local model directory; empty: the tiny model")
+    parser.add_argument("--base-model", default="",
+                        help="a local model directory or tiny-random; empty: SmolLM2-135M-Instruct")
     parser.add_argument("--explore", action="store_true", help="also try each candidate setting")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
@@ -149,10 +154,11 @@ def main() -> int:
         print(json.dumps(child(args)))
         return 0
 
-    from shared.platforms.local.tiny_model import ensure_tiny_base_model
+    from shared.platforms.local.base_models import label, source
 
+    # Built-in models are prepared where `make up` and the jobs keep them, so a second run reuses them.
+    model = source(args.base_model, ROOT / ".autopilot" / "models")
     with tempfile.TemporaryDirectory(prefix="bench-train-") as scratch:
-        model = args.base_model or str(ensure_tiny_base_model(Path(scratch) / "models"))
         data = Path(scratch) / "train.jsonl"
         data.write_text("\n".join(json.dumps(row) for row in conversations(args.conversations)))
         settings = ["trl defaults", "ours", *(EXPLORE if args.explore else ())]
@@ -162,7 +168,7 @@ def main() -> int:
     speedup = by_name["ours"]["tokens_per_s"] / by_name["trl defaults"]["tokens_per_s"]
     print(f"\nours vs plain TRL defaults: {speedup:.2f}x tokens/s, "
           f"{by_name['ours']['peak_rss_mb'] / by_name['trl defaults']['peak_rss_mb']:.2f}x peak RSS")
-    print(json.dumps({"benchmark": "train", "base_model": args.base_model or "tiny-chat-v1",
+    print(json.dumps({"benchmark": "train", "base_model": label(args.base_model),
                       "conversations": args.conversations, "epochs": args.epochs,
                       "speedup_tokens_per_s": round(speedup, 2), "results": results}))
     return 0

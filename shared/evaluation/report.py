@@ -80,14 +80,19 @@ class EvalReport:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> EvalReport:
         """Read back what `to_dict` wrote."""
-        fields = ("role", "name", "loss", "rouge_l", "note")
         return cls(
-            scores=tuple(ModelScore(**{k: s.get(k) or ("" if k == "note" else None) for k in fields})
+            scores=tuple(ModelScore(role=str(s["role"]), name=str(s.get("name") or ""),
+                                    loss=_number(s.get("loss")), rouge_l=_number(s.get("rouge_l")),
+                                    note=str(s.get("note") or ""))
                          for s in data.get("scores", [])),
             samples=tuple(Sample(str(s["prompt"]), str(s["reference"]), dict(s["answers"]))
                           for s in data.get("samples", [])),
             test_rows=int(data.get("test_rows", 0)), answered=int(data.get("answered", 0)),
             max_new_tokens=int(data.get("max_new_tokens", 0)), notes=tuple(data.get("notes", ())))
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def build_report(prompts: Sequence[str], references: Sequence[str], answers: Mapping[str, Sequence[str]],

@@ -228,6 +228,38 @@ def test_score_accepts_the_request_shapes_of_azure_ml_samples(endpoints, blue):
     assert answer["object"] == "chat.completion" and answer["choices"][0]["message"]["content"]
 
 
+def test_autopilot_invoke_and_credentials_fetch_the_key_but_never_print_it(endpoints, blue, data_dir, azurite,
+                                                                         monkeypatch, tmp_path, capsys):
+    import json
+
+    from shared.cli import main
+
+    for name, value in {"AUTOPILOT_STORAGE": azurite.connection_string, "AUTOPILOT_DATA_DIR": str(data_dir),
+                        "ENDPOINT_NAME": ENDPOINT, "AUTOPILOT_PLATFORM": "local"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)  # no local.settings.json here
+    key = endpoints.get_key(ENDPOINT)
+    seed = tmp_path / "sample_score.json"  # the shape of azureml-examples' sample_score.json
+    seed.write_text(json.dumps({"input_data": {"input_string": [CONVERSATION],
+                                               "parameters": {"max_new_tokens": 4}}, "params": {}}))
+    assert main(["invoke", "--request-file", str(seed)]) == 0
+    printed = capsys.readouterr()
+    assert len(json.loads(printed.out)["output"]) == 1 and key not in printed.out + printed.err
+    chat = tmp_path / "chat.json"
+    chat.write_text(json.dumps({"messages": CONVERSATION, "max_tokens": 3}))
+    assert main(["invoke", "-r", str(chat), "--endpoint", ENDPOINT, "--deployment", "blue"]) == 0
+    assert json.loads(capsys.readouterr().out)["object"] == "chat.completion"
+    assert main(["invoke", "-r", str(chat), "--endpoint", "ep-missing"]) == 1
+    assert "ep-missing does not exist" in capsys.readouterr().err
+    (tmp_path / "bad.json").write_text("{not json")
+    assert main(["invoke", "-r", str(tmp_path / "bad.json")]) == 2
+
+    assert main(["endpoint", "credentials"]) == 0
+    shown = capsys.readouterr().out
+    assert f"http://127.0.0.1:{blue}/score" in shown and f"http://127.0.0.1:{blue}/v1" in shown
+    assert str(endpoints.key_file(ENDPOINT)) in shown and key not in shown
+
+
 def test_requests_need_the_key_and_a_wellformed_body(endpoints, blue):
     url = f"http://127.0.0.1:{blue}"
     key = endpoints.get_key(ENDPOINT)
@@ -321,7 +353,7 @@ def test_the_chat_template_saved_with_the_model_is_the_one_both_routes_apply(end
 
     plain = AutoTokenizer.from_pretrained(ensure_tiny_base_model(data_dir / "base-models"))
     # A template of its own: a long preamble before the tiny model's turns.
-    template = "{{ '" + "Orbit support house rules apply. " * 40 + "' }}" + plain.chat_template
+    template = "{{ '" + "Thank you for your patience. " * 20 + "' }}" + plain.chat_template
     model = ModelRef("tiny-templated", _log_tiny(data_dir, "tiny-templated", template))
     saved = AutoTokenizer.from_pretrained(endpoints.model_dir(model) / "components" / "tokenizer")
     assert saved.chat_template == template, "the template travels with the registered model"

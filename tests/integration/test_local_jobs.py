@@ -218,6 +218,37 @@ def test_registered_model_answers_chat_through_mlflow(completed):
     assert isinstance(answer["choices"][0]["message"]["content"], str)
 
 
+def test_the_report_compares_base_candidate_and_the_model_the_endpoint_serves(completed):
+    from shared.platforms.local.endpoints import LocalEndpoints
+
+    settings, jobs, spec, _, _ = completed
+    first = jobs.eval_report(spec.name)
+    assert first is not None and [s.role for s in first.scores] == ["base", "candidate"], "nothing was live"
+    assert first.score("base").name == "tiny-random" and first.answered == 4  # type: ignore[union-attr]
+
+    # The first job's model goes live on the endpoint the next run deploys to; the next job compares with it.
+    ref = jobs.register(spec.name, "tiny-chat-ft", {"autopilot-run-id": spec.run_id})
+    endpoints = LocalEndpoints(settings)
+    endpoints.deploy(ref, settings.endpoint_name, "blue", {})
+    endpoints.set_traffic(settings.endpoint_name, {"blue": 100})
+    try:
+        second = spec_for(settings, "ft-demo-2")
+        jobs.submit(second)
+        wait_terminal(jobs, second.name)
+    finally:
+        endpoints.delete_endpoint(settings.endpoint_name)
+    state = jobs.job_status(second.name)
+    assert state.status == "Completed", state.error
+    report = jobs.eval_report(second.name)
+    assert report is not None
+    live = report.score("live")
+    assert live is not None and live.name == f"tiny-chat-ft:{ref.version}"
+    # Same base model (same tokenizer), so its loss on this split is measured too, as the candidate's is.
+    assert live.loss is not None and live.rouge_l is not None and not live.note
+    assert state.metrics["live_eval_loss"] == pytest.approx(live.loss)
+    assert all("live" in sample.answers for sample in report.samples)
+
+
 def test_job_with_a_missing_base_model_fails_once_with_a_failed_event(settings):
     jobs = LocalJobs(settings)
     spec = spec_for(settings, "ft-missing-base", base_model=str(settings.data_dir / "no-such-model"), rows=8)

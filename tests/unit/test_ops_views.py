@@ -104,3 +104,23 @@ def test_figures() -> None:
     svg = loss_curve_svg([(1, 3.0), (5, 1.0)], eval_loss=2.0)
     points = re.search(r'points="([^"]+)"', svg)
     assert points and len(points.group(1).split()) == 2 and "eval 2.000" in svg
+
+
+def test_the_page_shows_the_jobs_evaluation_report_with_answers_escaped() -> None:
+    from shared.evaluation import build_report
+
+    report = build_report(["How do I reset it?"], ["Hold the Home button."],
+                          {"base": ["<b>No idea</b>"], "candidate": ["Hold the Home button."],
+                           "live": ["Press reset."]},
+                          {"base": 4.5, "candidate": 0.3, "live": None},
+                          {"base": "SmolLM2-135M-Instruct", "candidate": "ft-new", "live": "ft-old:2"},
+                          test_rows=8, max_new_tokens=64, notes={"live": "tuned from tiny-random"})
+    job = JobFigures("Completed", "", "", report.metrics(), (), report.to_dict())
+    view = run_view(make_run(State.LIVE), job)
+    assert view["job"]["evaluation"]["scores"][1]["name"] == "ft-new"
+    page = render_status_page({"runs": [view], "counts": {"live": 1}, "endpoints": [], "alerts": []})
+    section = page.split("Evaluation on the test split", 1)[1]
+    assert "base model" in section and "fine-tuned (this run)" in section and "live deployment" in section
+    assert "&lt;b&gt;No idea&lt;/b&gt;" in section and "<b>No idea" not in section
+    assert "tuned from tiny-random" in section and "Hold the Home button." in section
+    assert run_view(make_run(State.LIVE), JobFigures("Completed"))["job"]["evaluation"] is None

@@ -56,23 +56,24 @@ def source(name: str, cache_dir: Path) -> str:
 
 
 def load_base_model(name: str, cache_dir: Path) -> tuple[Any, Any]:
-    """(model, tokenizer) of the base model `name` (see the module docstring), in full precision.
+    """(model, tokenizer) of the base model `name` (see the module docstring), in full precision, on the GPU
+    when there is one: training keeps fp32 master weights and runs in bf16 autocast there (sft_config).
 
-    Training keeps fp32 master weights; on a GPU the trainer moves the model and runs it in bf16 autocast.
     Raises BaseModelUnavailable with an actionable message if it cannot be loaded offline.
     """
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     where = source(name, cache_dir)
     try:
         tokenizer = AutoTokenizer.from_pretrained(where)
-        model = AutoModelForCausalLM.from_pretrained(where)
+        model: Any = AutoModelForCausalLM.from_pretrained(where)
     except (OSError, ValueError) as exc:
         raise BaseModelUnavailable(
             f"base model {where!r} could not be loaded offline ({type(exc).__name__}); give a local model "
             f"directory or a model id already in the Hugging Face cache, or leave BASE_MODEL unset for "
             f"{DEFAULT}") from exc
-    return model, tokenizer
+    return (model.to("cuda") if torch.cuda.is_available() else model), tokenizer
 
 
 def model_specific_defaults(name: str, cache_dir: Path) -> dict[str, str]:

@@ -79,7 +79,7 @@ class ChatModel:
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
             device, dtype = placement()
-            model = AutoModelForCausalLM.from_pretrained(model_dir / flavor["model_binary"], dtype=dtype)
+            model: Any = AutoModelForCausalLM.from_pretrained(model_dir / flavor["model_binary"], dtype=dtype)
             tokenizer = AutoTokenizer.from_pretrained(model_dir / "components" / "tokenizer")
             return cls(model.to(device), tokenizer, model_uri)
         return cls.load_with_mlflow(model_dir, model_uri)
@@ -142,7 +142,7 @@ class ChatModel:
                     result["output"] = self._model.generate(**batch, **options)
             except BaseException as exc:  # handed to the reader, which raises it
                 result["error"] = exc
-                streamer.end()
+                streamer.end()  # type: ignore[no-untyped-call]
 
         worker = threading.Thread(target=generate, name="generate", daemon=True)
         worker.start()

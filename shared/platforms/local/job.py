@@ -224,8 +224,13 @@ def _ask_live(job: Job, evidence: Evidence, base: str, test_rows: list[dict[str,
     live = live_model(job.settings, job.settings.endpoint_name)
     if live is None:
         return
-    ask_live(evidence, live, base,
-             lambda model, tokenizer: held_out_loss(model, tokenizer, test_rows, plan, job.dir / "live-eval"))
+    work = job.dir / "live-eval"
+    try:
+        ask_live(evidence, live, base,
+                 lambda model, tokenizer: held_out_loss(model, tokenizer, test_rows, plan, work))
+    except Exception as exc:  # the comparison is worth having, not worth failing the fine-tune for
+        log.warning("could not evaluate the live model %s: %s", live.name, exc, exc_info=True)
+        evidence.notes["live"] = f"could not be evaluated: {type(exc).__name__}: {redact(str(exc))[:200]}"
 
 
 def _report(job: Job, evidence: Evidence, test_rows: int) -> EvalReport:

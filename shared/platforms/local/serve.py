@@ -52,6 +52,14 @@ def build_app(chat: ChatModel, key: str, files: EndpointFiles, deployment: str) 
                                 headers={"WWW-Authenticate": "Bearer"})
         return await call_next(request)
 
+    @app.exception_handler(HTTPException)
+    async def refused(request: Request, exc: HTTPException) -> Response:
+        # OpenAI's error object too, so its clients show the reason rather than a bare status code.
+        body: dict[str, Any] = {"detail": exc.detail}
+        if request.url.path.startswith("/v1/") or request.url.path == "/score":
+            body["error"] = {"message": str(exc.detail), "type": "invalid_request_error", "code": None}
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
     @app.get("/health")
     def health() -> dict[str, str]:
         return {"status": "ready", "deployment": deployment, "model": chat.model_uri}

@@ -132,7 +132,7 @@ def _plain_copy(loaded: Any) -> Any:
     config = loaded.config.to_dict()
     config.pop("quantization_config", None)
     config.pop("_name_or_path", None)
-    model = AutoModelForCausalLM.from_config(type(loaded.config).from_dict(config))
+    model = AutoModelForCausalLM.from_config(type(loaded.config).from_dict(config))  # type: ignore[no-untyped-call]
     model.load_state_dict(loaded.state_dict(), strict=True)
     model.generation_config = loaded.generation_config
     return model

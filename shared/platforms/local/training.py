@@ -280,8 +280,10 @@ def held_out_loss(model: Any, tokenizer: Any, rows: Sequence[Mapping[str, Any]],
     from datasets import Dataset
     from trl import SFTTrainer  # type: ignore[attr-defined]
 
+    dataset = Dataset.from_list(conversations(rows))
+    # SFTTrainer insists on a train dataset; nothing is trained, so the test rows serve.
     trainer = SFTTrainer(model=model, args=sft_config(plan, tokenizer, work_dir), processing_class=tokenizer,
-                         eval_dataset=Dataset.from_list(conversations(rows)))
+                         train_dataset=dataset, eval_dataset=dataset)
     return float(trainer.evaluate()["eval_loss"])
 
 
