@@ -2,7 +2,8 @@
 
 Both answer the same held-out demo prompts with the same model (the default base model, SmolLM2-135M-Instruct,
 unless --base-model names another directory or `tiny-random`), greedy, up to the same number of new tokens,
-after one warm-up request. Each contender runs in its own process:
+after one warm-up request. Each contender runs in its own process, and they take turns prompt by prompt (A, B,
+A, B, ...), so a machine whose load drifts during the run slows both alike:
 
 - endpoint: the model registered in a scratch MLflow registry and deployed as a real local deployment (its
   own server process); a client process streams each answer through the OpenAI route (`stream: true`), as a
@@ -51,7 +52,16 @@ def measure(stream: Any, started: float) -> dict[str, float]:
     return {"ttft_s": first - started, "total_s": last - started, "tokens": tokens, "decode_tps": decode}
 
 
-def endpoint_client(url: str, key: str, args: argparse.Namespace) -> list[dict[str, float]]:
+def take_turns(pieces: Any, args: argparse.Namespace) -> None:
+    """A contender's loop: warm up, then answer each prompt whose index arrives on stdin (one JSON line)."""
+    asked = prompts(args.prompts)
+    measure(pieces(asked[0]), time.perf_counter())
+    print("ready", flush=True)
+    for line in sys.stdin:
+        print(json.dumps(measure(pieces(asked[int(line)]), time.perf_counter())), flush=True)
+
+
+def endpoint_client(url: str, key: str, args: argparse.Namespace) -> None:
     """Stream each prompt's answer from the deployment's OpenAI route."""
     import openai
 
@@ -69,17 +79,17 @@ def endpoint_client(url: str, key: str, args: argparse.Namespace) -> list[dict[s
                 seen += 1  # a piece is at least one token; the usage chunk corrects the count
                 yield chunk.choices[0].delta.content, seen
 
-    return [measure(pieces(m), time.perf_counter()) for m in [prompts(1)[0], *prompts(args.prompts)]][1:]
+    take_turns(pieces, args)
 
 
-def pipeline_child(model_dir: str, args: argparse.Namespace) -> list[dict[str, float]]:
+def pipeline_child(model_dir: str, args: argparse.Namespace) -> None:
     """The plain pipeline, streamed through a TextIteratorStreamer on its own thread."""
     import threading
 
     from transformers import TextIteratorStreamer, pipeline
 
     generate = pipeline("text-generation", model=model_dir)
-    tokenizer = generate.tokenizer
+    tokenizer: Any = generate.tokenizer
 
     def pieces(messages: list[dict[str, str]]) -> Any:
         streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
@@ -93,7 +103,7 @@ def pipeline_child(model_dir: str, args: argparse.Namespace) -> list[dict[str, f
             yield piece, len(tokenizer(text, add_special_tokens=False)["input_ids"])
         worker.join()
 
-    return [measure(pieces(m), time.perf_counter()) for m in [prompts(1)[0], *prompts(args.prompts)]][1:]
+    take_turns(pieces, args)
 
 
 def deploy(model_dir: str, data_dir: Path) -> tuple[Any, str, str]:
@@ -132,16 +142,27 @@ def summary(name: str, runs: list[dict[str, float]]) -> dict[str, Any]:
             "tokens": int(sum(r["tokens"] for r in runs))}
 
 
-def _child(role: str, args: argparse.Namespace, *extra: str) -> list[dict[str, float]]:
+def _start(role: str, args: argparse.Namespace, *extra: str) -> subprocess.Popen[str]:
+    """Start a contender's process and wait until it has warmed up."""
     command = [sys.executable, __file__, "--child", role, "--max-new-tokens", str(args.max_new_tokens),
                "--prompts", str(args.prompts), *extra]
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1",
            "TRANSFORMERS_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"{role} failed:\n{done.stderr[-3000:]}")
-    result: list[dict[str, float]] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+                             cwd=ROOT)
+    assert child.stdin is not None and child.stdout is not None
+    for line in child.stdout:
+        if line.strip() == "ready":
+            return child
+    raise SystemExit(f"{role} exited before it was ready (code {child.wait()})")
+
+
+def _ask(child: subprocess.Popen[str], index: int) -> dict[str, float]:
+    assert child.stdin is not None and child.stdout is not None
+    child.stdin.write(f"{index}\n")
+    child.stdin.flush()
+    answer: dict[str, float] = json.loads(child.stdout.readline())
+    return answer
 
 
 def main() -> int:
@@ -155,22 +176,34 @@ def main() -> int:
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child == "pipeline":
-        print(json.dumps(pipeline_child(args.model, args)))
+        pipeline_child(args.model, args)
         return 0
     if args.child == "endpoint":
-        print(json.dumps(endpoint_client(args.url, sys.stdin.readline().strip(), args)))
+        endpoint_client(args.url, os.environ.pop("BENCH_ENDPOINT_KEY"), args)
         return 0
 
     from shared.platforms.local.base_models import label, source
 
     model_dir = source(args.base_model, ROOT / ".autopilot" / "models")
-    results = [summary("transformers pipeline", _child("pipeline", args, "--model", model_dir))]
+    runs: dict[str, list[dict[str, float]]] = {"our endpoint (HTTP, streamed)": [],
+                                               "transformers pipeline": []}
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as scratch:
         endpoints, url, key = deploy(model_dir, Path(scratch))
+        # The key reaches the client through its environment, never its command line.
+        os.environ["BENCH_ENDPOINT_KEY"] = key
+        contenders = [_start("endpoint", args, "--url", url)]
+        del os.environ["BENCH_ENDPOINT_KEY"]
+        contenders.append(_start("pipeline", args, "--model", model_dir))
         try:
-            results.insert(0, summary("our endpoint (HTTP, streamed)", _endpoint(args, url, key)))
+            for index in range(args.prompts):
+                for name, child in zip(runs, contenders, strict=True):
+                    runs[name].append(_ask(child, index))
         finally:
+            for child in contenders:
+                child.kill()
+                child.wait()
             endpoints.delete_endpoint("bench")
+    results = [summary(name, measured) for name, measured in runs.items()]
     print(f"{'contender':<32} {'TTFT ms':>8} {'decode tok/s':>13} {'end-to-end tok/s':>17} {'tokens':>7}")
     for r in results:
         print(f"{r['contender']:<32} {r['ttft_ms_median']:>8.0f} {r['decode_tokens_per_s']:>13.1f} "
@@ -181,18 +214,6 @@ def main() -> int:
     print(json.dumps({"benchmark": "serve", "base_model": label(args.base_model),
                       "max_new_tokens": args.max_new_tokens, "results": results}))
     return 0
-
-
-def _endpoint(args: argparse.Namespace, url: str, key: str) -> list[dict[str, float]]:
-    """The client in its own process; the key goes over stdin, never onto a command line."""
-    command = [sys.executable, __file__, "--child", "endpoint", "--url", url, "--max-new-tokens",
-               str(args.max_new_tokens), "--prompts", str(args.prompts)]
-    done = subprocess.run(command, input=key + "\n", capture_output=True, text=True, cwd=ROOT, check=False,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
-    if done.returncode != 0:
-        raise SystemExit(f"endpoint client failed:\n{done.stderr[-3000:]}")
-    result: list[dict[str, float]] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
 
 
 if __name__ == "__main__":

@@ -82,7 +82,9 @@ class App:
 
 
 def make_app(settings_env: dict[str, str], **extra: str) -> App:
-    env = {**settings_env, "AZUREML_EXPERIMENT": EXPERIMENT, "SMOKE_CONVERSATIONS": "2", **extra}
+    env = {**settings_env, "AZUREML_EXPERIMENT": EXPERIMENT, "SMOKE_CONVERSATIONS": "2",
+           "BASE_MODEL": "Phi-4",  # settings_env names the local tiny model
+           **extra}
     env.pop("AUTOPILOT_PLATFORM")  # the world's settings name its workspace and the azureml platform
     azure = build_world(**env)
     assert azure.settings.platform == "azureml" and azure.settings.azureml is not None

@@ -100,7 +100,8 @@ def test_fine_tuning_lowers_the_held_out_loss_below_the_base_models(azurite, tmp
     assert report is not None and report.answered == 3 and len(report.samples) == 3
     base, tuned = report.score("base"), report.score("candidate")
     assert base is not None and tuned is not None and tuned.name == "ft-smol-support"
-    assert base.loss == state.metrics["base_eval_loss"] and tuned.loss == state.metrics["eval_loss"]
+    assert base.loss == pytest.approx(state.metrics["base_eval_loss"])
+    assert tuned.loss == pytest.approx(state.metrics["eval_loss"])
     assert all(sample.answers["base"] and sample.answers["candidate"] for sample in report.samples)
 
     status = json.loads((settings.data_dir / "jobs" / spec.name / STATUS_FILE).read_text())
