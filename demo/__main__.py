@@ -167,11 +167,11 @@ def fresh_start(data_dir: Path) -> None:
 def prepare_base_model(data_dir: Path) -> None:
     """Convert the default base model from its wheel once per data dir, before the clock starts: it is
     set-up (like installing packages), not part of a run. The job would otherwise do it on first use."""
-    from shared.platforms.local.base_models import DEFAULT, source
+    from shared.wiring import prepare_local_base_model
 
     started = time.monotonic()
-    where = source(DEFAULT, data_dir / "models")
-    print(f"base model {DEFAULT} ready at {where} ({time.monotonic() - started:.1f} s)", flush=True)
+    name, where = prepare_local_base_model(data_dir)
+    print(f"base model {name} ready at {where} ({time.monotonic() - started:.1f} s)", flush=True)
 
 
 def main() -> int:

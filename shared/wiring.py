@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from shared.alerts import Alerts, AlertSink, EventGridSink, JsonlAlertSink, WebhookSink
@@ -66,6 +67,17 @@ def build_lifecycle(settings: Settings, platform: Platform | None = None, *, led
     ledger = ledger or Ledger(TableRowStore(table_service(settings.storage), settings.ledger_table))
     staging = staging or AzureBlobStore(blob_service(settings.storage))
     return Lifecycle(settings, platform, ledger, build_alerts(settings), staging, close=close)
+
+
+def prepare_local_base_model(data_dir: Path) -> tuple[str, str]:
+    """The local engine's default base model, made ready under `data_dir` once (its name and directory).
+
+    Set-up, like installing packages: `make demo` calls it before its clock starts; a job would otherwise do
+    it on first use.
+    """
+    from shared.platforms.local.base_models import DEFAULT, source
+
+    return DEFAULT, source(DEFAULT, data_dir / "models")
 
 
 @contextmanager
