@@ -11,7 +11,7 @@ Tokens/s counts the conversations' real tokens (chat template applied, no paddin
 the trainer's own train_runtime, so every setting is measured on the same work. Prints a table, then one
 JSON line last.
 
-    python bench/train.py [--conversations 64] [--epochs 1] [--base-model DIR|tiny-random] [--explore]
+    python bench/train.py [--conversations 64] [--epochs 1] [--base-model DIR|tiny-random] [--explore [SETTING ...]]
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ WORDS = tuple(_VOCABULARY.split())
 # Candidate settings tried with --explore, each on top of our setup.
 EXPLORE: dict[str, dict[str, Any]] = {
     "ours, random batches": {"config": {"train_sampling_strategy": "random"}},
+    "ours + 1 thread": {"threads": 1},
     "ours + 2 threads": {"threads": 2},
     "ours + padding_free": {"config": {"padding_free": True, "max_length": None}},
     "ours + packing (bfd)": {"config": {"packing": True}},
@@ -143,7 +144,8 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--base-model", default="",
                         help="a local model directory or tiny-random; empty: SmolLM2-135M-Instruct")
-    parser.add_argument("--explore", action="store_true", help="also try each candidate setting")
+    parser.add_argument("--explore", nargs="*", metavar="SETTING",
+                        help="also try these candidate settings (all of them when none is named)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
@@ -161,7 +163,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-train-") as scratch:
         data = Path(scratch) / "train.jsonl"
         data.write_text("\n".join(json.dumps(row) for row in conversations(args.conversations)))
-        settings = ["trl defaults", "ours", *(EXPLORE if args.explore else ())]
+        explore = [] if args.explore is None else args.explore or list(EXPLORE)
+        unknown = set(explore) - set(EXPLORE)
+        if unknown:
+            raise SystemExit(f"unknown settings {sorted(unknown)}; known: {sorted(EXPLORE)}")
+        settings = ["trl defaults", "ours", *explore]
         results = [_run(setting, data, model, args) for setting in settings]
     _table(results)
     by_name = {r["setting"]: r for r in results}
