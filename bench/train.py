@@ -11,7 +11,8 @@ Tokens/s counts the conversations' real tokens (chat template applied, no paddin
 the trainer's own train_runtime, so every setting is measured on the same work. Prints a table, then one
 JSON line last.
 
-    python bench/train.py [--conversations 64] [--epochs 1] [--base-model DIR|tiny-random] [--explore [SETTING ...]]
+    python bench/train.py [--conversations 64] [--epochs 1] [--base-model DIR|tiny-random]
+                          [--explore [SETTING ...]]
 """
 
 from __future__ import annotations
