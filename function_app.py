@@ -2,10 +2,11 @@
 
 import azure.functions as func
 
-from functions import idle_sweep, ingest, job_events, runs_api
+from functions import idle_sweep, ingest, job_events, runs_api, steps
 
 app = func.FunctionApp()
 app.register_functions(ingest.bp)
 app.register_functions(job_events.bp)
+app.register_functions(steps.bp)
 app.register_functions(idle_sweep.bp)
 app.register_functions(runs_api.bp)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from devhost import azurite
 from devhost.host import DevHost
-from devhost.triggers import BLOB, EVENT_GRID, HTTP, TIMER, FunctionError
+from devhost.triggers import BLOB, EVENT_GRID, HTTP, QUEUE, TIMER, FunctionError
 from shared.settings import DEVELOPMENT_STORAGE, LOCAL_SETTINGS, Settings, SettingsError, load_local_settings
 from shared.wiring import platform_processes
 
@@ -37,7 +37,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-azurite", action="store_true", help="use AUTOPILOT_STORAGE as it is set")
     parser.add_argument("--connection-string", help="storage connection string (implies --no-azurite)")
     parser.add_argument("--azurite-ports", default="10000,10001,10002", help="blob,queue,table ports")
-    for source in ("watcher", "timers", "relay"):
+    for source in ("watcher", "timers", "relay", "queues"):
         parser.add_argument(f"--no-{source}", action="store_true", help=f"do not run the {source}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser.parse_args(argv)
@@ -67,6 +67,9 @@ def _banner(host: DevHost) -> None:
         elif f.trigger_type == TIMER:
             lines.append(f"  {f.name}: timerTrigger '{f.trigger['schedule']}' "
                          f"(run now: POST {host.base_url}/admin/functions/{f.name})")
+        elif f.trigger_type == QUEUE:
+            lines.append(f"  {f.name}: queueTrigger on {f.trigger['queueName']} (maxDequeueCount "
+                         f"{host.queue_options.max_dequeue_count}, then {f.trigger['queueName']}-poison)")
     log.info("\n".join(lines))
 
 
@@ -112,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
                 log.info("endpoint %s is serving again", resumed)
             host = running.enter_context(DevHost(
                 app, settings, port=args.port, watch_blobs=not args.no_watcher, timers=not args.no_timers,
-                relay=not args.no_relay, route_prefix=_route_prefix(Path.cwd() / "host.json")))
+                relay=not args.no_relay, queues=not args.no_queues,
+                route_prefix=_route_prefix(Path.cwd() / "host.json"), host_json=Path.cwd() / "host.json"))
             _banner(host)
             log.info("running; Ctrl-C stops the devhost%s", " and Azurite" if storage else "")
             stopping.wait()

@@ -12,6 +12,7 @@ import os
 import threading
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -20,6 +21,7 @@ import azure.functions as func
 from devhost import triggers
 from devhost.alerts import AlertTail
 from devhost.polling import Poller
+from devhost.queues import QueueOptions, QueueTriggers
 from devhost.relay import JobEventRelay
 from devhost.routes import Reply, Routes
 from devhost.timers import TimerSchedule
@@ -73,12 +75,15 @@ class DevHost:
                  env: Mapping[str, str] | None = None, port: int = 0, watch_blobs: bool = True,
                  timers: bool = True, relay: bool = True, alerts: bool = True,
                  relay_function: str = "job_events", poll_interval: float = 1.0,
-                 route_prefix: str = "api") -> None:
+                 route_prefix: str = "api", queues: bool = True,
+                 host_json: Path = Path("host.json")) -> None:
         self.app = app
         self.settings = settings
         self.port = port
         self._env = env
-        self._options = {"watch_blobs": watch_blobs, "timers": timers, "relay": relay, "alerts": alerts}
+        self._options = {"watch_blobs": watch_blobs, "timers": timers, "relay": relay, "alerts": alerts,
+                         "queues": queues}
+        self.host_json = host_json
         self.relay_function = relay_function
         self.poll_interval = poll_interval
         self.route_prefix = route_prefix
@@ -103,11 +108,13 @@ class DevHost:
         # Settings has defaults for these; binding expressions fall back to the same values.
         env.setdefault("INCOMING_CONTAINER", settings.incoming_container)
         env.setdefault("IDLE_SWEEP_SCHEDULE", settings.sweep_schedule)
+        env.setdefault("STEP_QUEUE", settings.step_queue)
         if settings.storage.connection_string:
             env.setdefault("AUTOPILOT_STORAGE", settings.storage.connection_string)
         self.functions = triggers.read_functions(self.app, env)
         schedule = TimerSchedule([f for f in self.functions.values() if f.trigger_type == triggers.TIMER],
                                  self.invoker)  # parses the schedules now, so a bad one fails at start
+        self.queue_options = QueueOptions.from_host_json(self.host_json)
         self._server = _Server(("127.0.0.1", self.port), _Handler)
         self._server.routes = Routes(self.functions, env, self.invoker, self.route_prefix)
         self._serving = threading.Thread(target=self._server.serve_forever, name="devhost-http", daemon=True)
@@ -128,6 +135,10 @@ class DevHost:
                                              interval=self.poll_interval))
         if self._options["timers"] and schedule.timers:
             self._pollers.append(schedule)
+        queue_functions = [f for f in self.functions.values() if f.trigger_type == triggers.QUEUE]
+        if self._options["queues"] and queue_functions:
+            self._pollers.append(QueueTriggers(queue_functions, env, self.invoker, self.queue_options,
+                                               interval=self.poll_interval))
         relay_target = self.functions.get(self.relay_function)
         if self._options["relay"]:
             if relay_target is None or relay_target.trigger_type != triggers.EVENT_GRID:

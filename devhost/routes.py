@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -157,6 +158,10 @@ class Routes:
     def _admin_argument(self, function: HostedFunction, payload: Any) -> Any:
         if function.trigger_type == triggers.TIMER:
             return triggers.timer_argument(past_due=False)
+        if function.trigger_type == triggers.QUEUE:  # the input is the message text, as in Core Tools
+            if not isinstance(payload, str):
+                raise ValueError("input must be the queue message's text")
+            return func.QueueMessage(id=str(uuid.uuid4()), body=payload.encode(), dequeue_count=1)
         if function.trigger_type == triggers.EVENT_GRID:
             event = json.loads(payload) if isinstance(payload, str) else payload
             if not isinstance(event, dict):
@@ -174,7 +179,8 @@ class Routes:
         methods = [str(m).upper() for m in function.trigger.get("methods") or []]
         if methods and method not in methods:
             return Reply.text(405, f"{function.name} accepts {', '.join(methods)}")
-        request = func.HttpRequest(method, f"http://127.0.0.1{target}", headers=dict(headers), params=query,
+        request = func.HttpRequest(method, f"http://{headers.get('host') or '127.0.0.1'}{target}",
+                                   headers=dict(headers), params=query,
                                    route_params={k: v for k, v in match.groupdict().items() if v is not None},
                                    body=body)
         try:

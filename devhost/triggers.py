@@ -36,7 +36,8 @@ BLOB = "blobTrigger"
 EVENT_GRID = "eventGridTrigger"
 TIMER = "timerTrigger"
 HTTP = "httpTrigger"
-SUPPORTED = (BLOB, EVENT_GRID, TIMER, HTTP)
+QUEUE = "queueTrigger"
+SUPPORTED = (BLOB, EVENT_GRID, TIMER, HTTP, QUEUE)
 
 
 class FunctionError(ValueError):
@@ -127,16 +128,16 @@ def read_functions(app: func.FunctionApp, env: Mapping[str, str]) -> dict[str, H
     return hosted
 
 
-def storage_for(connection: str, env: Mapping[str, str]) -> StorageSettings:
-    """The storage a binding's `connection` names: a connection string or `<name>__blobServiceUri`."""
+def storage_for(connection: str, env: Mapping[str, str], service: str = "blob") -> StorageSettings:
+    """The storage a binding's `connection` names: a connection string or `<name>__<service>ServiceUri`."""
     value = env.get(connection, "").strip()
     if value:
         return StorageSettings(connection_string=connection_string(value))
-    uri = env.get(f"{connection}__blobServiceUri") or env.get(f"{connection}__serviceUri")
+    uri = env.get(f"{connection}__{service}ServiceUri") or env.get(f"{connection}__serviceUri")
     if uri:
-        return StorageSettings(connection_string=None, blob_url=uri)
+        return StorageSettings(connection_string=None, **{f"{service}_url": uri})
     raise FunctionError(f"connection {connection}: app setting {connection} "
-                        f"(or {connection}__blobServiceUri) is not set")
+                        f"(or {connection}__{service}ServiceUri) is not set")
 
 
 def blob_path(function: HostedFunction) -> tuple[str, re.Pattern[str]]:

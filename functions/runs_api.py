@@ -1,12 +1,15 @@
 """HTTP: the runs API and the status page, and the operator actions redeploy and retry.
 
 Function-key auth on Azure (auth_level FUNCTION); the devhost serves them open on 127.0.0.1.
-Unknown run → 404, an action the run's state does not allow → 409, both with a JSON `error` message.
+Unknown run → 404, an action the run's state does not allow → 409, both with a JSON `error` message. The
+actions are asynchronous: they record the request, queue the run's next step and answer 202 Accepted at once,
+with `Location` naming the run (GET it to follow the deployment or the job).
 """
 
 import json
 import logging
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import azure.functions as func
 
@@ -19,8 +22,9 @@ log = logging.getLogger(__name__)
 AUTH = func.AuthLevel.FUNCTION
 
 
-def _json(status: int, value: Any) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(value, default=str), status_code=status, mimetype="application/json")
+def _json(status: int, value: Any, headers: dict[str, str] | None = None) -> func.HttpResponse:
+    return func.HttpResponse(json.dumps(value, default=str), status_code=status, mimetype="application/json",
+                             headers=headers)
 
 
 def _run_id(req: func.HttpRequest) -> str:
@@ -48,15 +52,15 @@ def runs_get(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("runs_redeploy")
 @bp.route(route="runs/{id}/redeploy", methods=["POST"], auth_level=AUTH)
 def runs_redeploy(req: func.HttpRequest) -> func.HttpResponse:
-    """Deploy a torn-down or rolled-back run's model again (synchronously: deploy, smoke test, traffic)."""
-    return _act(ops.redeploy, _run_id(req), "redeploy")
+    """Deploy a torn-down or rolled-back run's model again: 202, the deploy step queued."""
+    return _act(req, ops.redeploy, "redeploy")
 
 
 @bp.function_name("runs_retry")
 @bp.route(route="runs/{id}/retry", methods=["POST"], auth_level=AUTH)
 def runs_retry(req: func.HttpRequest) -> func.HttpResponse:
-    """Submit a failed or canceled run's staged data again as a new job."""
-    return _act(ops.retry, _run_id(req), "retry")
+    """Submit a failed or canceled run's staged data again as a new job: 202, the submit step queued."""
+    return _act(req, ops.retry, "retry")
 
 
 @bp.function_name("status_page")
@@ -67,8 +71,9 @@ def status_page(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse(html, status_code=200, mimetype="text/html", charset="utf-8")
 
 
-def _act(action: Any, run_id: str, name: str) -> func.HttpResponse:
+def _act(req: func.HttpRequest, action: Any, name: str) -> func.HttpResponse:
     life = lifecycle()
+    run_id = _run_id(req)
     with handling(run_id=run_id):
         try:
             run = action(life, run_id)
@@ -77,4 +82,10 @@ def _act(action: Any, run_id: str, name: str) -> func.HttpResponse:
         except ops.ActionRefused as exc:
             return _json(409, {"error": str(exc), "run_id": run_id, "action": name})
         log.info("%s of run %s requested by an operator: now %s", name, run_id, run.state)
-        return _json(200, ops.run_document(life, run))
+        return _json(202, ops.run_document(life, run), {"Location": _run_url(req.url, name)})
+
+
+def _run_url(action_url: str, name: str) -> str:
+    """The run's own URL (`.../runs/{id}`), from the action's (`.../runs/{id}/<name>`), query dropped."""
+    parts = urlsplit(action_url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/").removesuffix(f"/{name}"), "", ""))

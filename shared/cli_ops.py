@@ -2,7 +2,7 @@
 
     autopilot status [--json] [--url URL]   runs, live endpoints, alerts (from the ledger, or a deployed app)
     autopilot drop FILE [--force]           upload FILE to the incoming container (force: train even if seen)
-    autopilot redeploy RUN_ID [--url URL]   deploy a torn-down run's model again
+    autopilot redeploy RUN_ID [--url URL]   deploy a torn-down run's model again, following it until live
     autopilot up [--port N]                 Azurite + the devhost in the foreground; Ctrl-C stops both
     autopilot invoke --request-file FILE    call a live endpoint (see shared.cli_endpoint)
     autopilot endpoint credentials          its scoring URI and how to get its key
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared import cli_endpoint
 from shared.ops.figures import duration
-from shared.settings import Settings, SettingsError, load_local_settings
+from shared.settings import Settings, SettingsError, load_local_settings, parse_duration
 
 if TYPE_CHECKING:
     from shared.lifecycle import Lifecycle
@@ -44,8 +44,11 @@ def add_commands(subparsers: Any) -> None:
                       help="train even if the same content was trained before (metadata force=true)")
     drop.add_argument("--name", help="blob name (default: the file's name)")
     drop.set_defaults(run=_drop)
-    redeploy = subparsers.add_parser("redeploy", help="deploy a torn-down run's model again")
+    redeploy = subparsers.add_parser("redeploy", help="deploy a torn-down run's model again and follow it")
     redeploy.add_argument("run_id", help="the run, e.g. run-1a2b3c4d5e6f")
+    redeploy.add_argument("--no-wait", action="store_true", help="return once the request is accepted")
+    redeploy.add_argument("--timeout", default="45m", help="how long to follow it (default 45m)")
+    redeploy.add_argument("--interval", type=float, default=5.0, help="seconds between looks (default 5)")
     _remote(redeploy)
     redeploy.set_defaults(run=_redeploy)
     up = subparsers.add_parser("up", help="Azurite and the devhost in the foreground; Ctrl-C stops both")
@@ -71,23 +74,24 @@ def _lifecycle() -> Lifecycle:
     return build_lifecycle(_settings())
 
 
-def _call(method: str, url: str, path: str) -> tuple[int, Any]:
+def _call(method: str, url: str, path: str = "") -> tuple[int, Any, str]:
+    """(status, JSON body, Location header) of a call to the app's API (`url` alone if `path` is empty)."""
     import httpx
 
     key = os.environ.get("AUTOPILOT_FUNCTION_KEY", "")
-    response = httpx.request(method, f"{url.rstrip('/')}/api/{path}", timeout=600,
-                             headers={"x-functions-key": key} if key else {})
+    target = f"{url.rstrip('/')}/api/{path}" if path else url
+    response = httpx.request(method, target, timeout=60, headers={"x-functions-key": key} if key else {})
     try:
-        return response.status_code, response.json()
+        return response.status_code, response.json(), response.headers.get("location", "")
     except ValueError:
-        return response.status_code, {"error": response.text[:500]}
+        return response.status_code, {"error": response.text[:500]}, ""
 
 
 def _status(args: argparse.Namespace) -> int:
     from shared.ops import overview
 
     if args.url:
-        code, view = _call("GET", args.url, "runs")
+        code, view, _ = _call("GET", args.url, "runs")
         if code != 200:
             print(f"autopilot status: {args.url} answered {code}: {view.get('error', '')}", file=sys.stderr)
             return EXIT_FAILED
@@ -144,23 +148,63 @@ def _drop(args: argparse.Namespace) -> int:
 
 
 def _redeploy(args: argparse.Namespace) -> int:
-    from shared.ops import ActionRefused, RunNotFound, redeploy
+    """Ask for the redeploy (the app answers 202 at once), then follow the run until live or failed."""
+    from shared.ops import ActionRefused, RunNotFound, find_run, redeploy, run_view
 
     if args.url:
-        code, body = _call("POST", args.url, f"runs/{args.run_id}/redeploy")
-        if code != 200:
+        code, body, location = _call("POST", args.url, f"runs/{args.run_id}/redeploy")
+        if code != 202:
             print(f"autopilot redeploy: {body.get('error', code)}", file=sys.stderr)
             return EXIT_FAILED
-        print(f"run {args.run_id} is {body['state']} on {(body.get('endpoint') or {}).get('name', '?')}")
+
+        def look() -> dict[str, Any]:
+            status, document, _ = _call("GET", location or f"{args.url.rstrip('/')}/api/runs/{args.run_id}")
+            if status != 200:
+                raise RuntimeError(f"GET {location} answered {status}: {document.get('error', '')}")
+            return dict(document)
+    else:
+        life = _lifecycle()
+        try:
+            body = run_view(redeploy(life, args.run_id))
+        except (RunNotFound, ActionRefused) as exc:
+            print(f"autopilot redeploy: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+
+        def look() -> dict[str, Any]:
+            return run_view(find_run(life, args.run_id))
+    print(f"run {args.run_id}: redeploy accepted; {body['state']} on "
+          f"{(body.get('endpoint') or {}).get('name', '?')}")
+    if args.no_wait:
         return EXIT_OK
-    try:
-        run = redeploy(_lifecycle(), args.run_id)
-    except (RunNotFound, ActionRefused) as exc:
-        print(f"autopilot redeploy: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    print(f"run {run.run_id} is {run.state} on {run.endpoint}/{run.deployment} "
-          f"({run.model_name}:{run.model_version})")
-    return EXIT_OK
+    return follow(look, parse_duration("--timeout", args.timeout).total_seconds(), args.interval,
+                  seen=len(body.get("history", [])) - 1)
+
+
+def follow(look: Any, timeout: float, interval: float, *, seen: int = 0) -> int:
+    """Print each new step of the run's history until it is live (0) or ended otherwise (1), or time runs out."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        document = look()
+        history = document.get("history", [])
+        for entry in history[max(seen, 0):]:
+            step = f" [{entry['step']}]" if entry.get("step") else ""
+            print(f"  {str(entry.get('at', ''))[11:19]}  {entry.get('state', ''):<11}{step} {entry.get('note', '')}")
+        seen = len(history)
+        state = document.get("state")
+        if state == "live":
+            endpoint = document.get("endpoint") or {}
+            print(f"run {document['run_id']} is live on {endpoint.get('name')}/{endpoint.get('deployment')}")
+            return EXIT_OK
+        if state != "deploying":
+            print(f"run {document['run_id']} ended {state}: {document.get('error') or ''}", file=sys.stderr)
+            return EXIT_FAILED
+        if time.monotonic() > deadline:
+            print(f"run {document['run_id']} is still deploying; `autopilot status` shows where it is",
+                  file=sys.stderr)
+            return EXIT_FAILED
+        time.sleep(interval)
 
 
 def _up(args: argparse.Namespace) -> int:

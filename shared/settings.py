@@ -124,9 +124,16 @@ class Settings:
     rejected_container: str = "rejected"
     ledger_table: str = "runs"
     endpoint_name: str = "autopilot-chat"
-    # How long a handler may hold a step (submit, register, deploy) before another may take it over.
-    step_timeout: timedelta = timedelta(minutes=30)
+    # How long a handler may hold a step before another may take it over: longer than any one step runs,
+    # and than host.json's functionTimeout (10 min), so a lease outlives the invocation that took it.
+    step_timeout: timedelta = timedelta(minutes=15)
     job_event_queue: str = "autopilot-job-events"
+    # The step queue (its poison queue is `<name>-poison`); a deployment is polled after the first interval,
+    # then each wait 1.5 times longer up to the max; one still provisioning after DEPLOY_TIMEOUT is deleted.
+    step_queue: str = "autopilot-steps"
+    deploy_poll_interval: timedelta = timedelta(seconds=30)
+    deploy_poll_max_interval: timedelta = timedelta(minutes=5)
+    deploy_timeout: timedelta = timedelta(minutes=60)
     data_dir: Path = Path(".autopilot")
     test_fraction: float = 0.05
     test_rows_max: int = 1000
@@ -181,8 +188,12 @@ class Settings:
             rejected_container=e.get("REJECTED_CONTAINER", "rejected"),
             ledger_table=e.get("LEDGER_TABLE", "runs"),
             endpoint_name=endpoint_name_for(e, platform),
-            step_timeout=parse_duration("STEP_TIMEOUT", e.get("STEP_TIMEOUT", "30m")),
+            step_timeout=parse_duration("STEP_TIMEOUT", e.get("STEP_TIMEOUT", "15m")),
             job_event_queue=e.get("JOB_EVENT_QUEUE", "autopilot-job-events"),
+            step_queue=_queue_name(e.get("STEP_QUEUE", "autopilot-steps")),
+            deploy_poll_interval=_positive(e, "DEPLOY_POLL_INTERVAL", "30s"),
+            deploy_poll_max_interval=_poll_max(e),
+            deploy_timeout=_positive(e, "DEPLOY_TIMEOUT", "60m"),
             data_dir=Path(e.get("AUTOPILOT_DATA_DIR", ".autopilot")).resolve(),
             test_fraction=fraction,
             test_rows_max=_int(e, "TEST_ROWS_MAX", 1000),
@@ -286,6 +297,32 @@ def _at_least(e: Mapping[str, str], name: str, default: int, low: int, hint: str
     if value < low:
         raise SettingsError(f"{name}={value} must be at least {low}; {hint}")
     return value
+
+
+def _queue_name(raw: str) -> str:
+    # Azure Queue Storage's rule, with room for the host's "-poison" suffix.
+    if not re.fullmatch(r"[a-z0-9](?:[a-z0-9]|-(?!-)){1,48}[a-z0-9]", raw):
+        raise SettingsError(f"STEP_QUEUE={raw!r}: use 3-50 lowercase letters, digits or single hyphens, "
+                            "starting and ending with a letter or digit")
+    return raw
+
+
+def _positive(e: Mapping[str, str], name: str, default: str) -> timedelta:
+    span = parse_duration(name, e.get(name, default))
+    if span <= timedelta(0):
+        raise SettingsError(f"{name}={e.get(name)!r} must be longer than zero")
+    return span
+
+
+def _poll_max(e: Mapping[str, str]) -> timedelta:
+    """The longest wait between two polls: below RECONCILE_AFTER, or the reconciler would take a deployment
+    that is being polled as it should for one whose step message was lost."""
+    longest = _positive(e, "DEPLOY_POLL_MAX_INTERVAL", "5m")
+    quiet = parse_duration("RECONCILE_AFTER", e.get("RECONCILE_AFTER", "10m"))
+    if quiet and longest >= quiet:
+        raise SettingsError(f"DEPLOY_POLL_MAX_INTERVAL={e.get('DEPLOY_POLL_MAX_INTERVAL', '5m')!r} must be "
+                            f"shorter than RECONCILE_AFTER={e.get('RECONCILE_AFTER', '10m')!r}")
+    return longest
 
 
 def _cost_reference_hours(e: Mapping[str, str]) -> float:

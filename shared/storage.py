@@ -13,7 +13,7 @@ from urllib.parse import unquote, urlparse
 from azure.core.pipeline.policies import RetryPolicy
 from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobClient, BlobServiceClient
-from azure.storage.queue import QueueClient
+from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
 from shared.settings import StorageSettings
 
@@ -46,12 +46,17 @@ def table_service(storage: StorageSettings) -> TableServiceClient:
                               retry_policy=RetryPolicy(**_RETRY))
 
 
-def queue_client(storage: StorageSettings, queue: str) -> QueueClient:
-    """A queue client (the local platform's job-event outbox)."""
+def queue_client(storage: StorageSettings, queue: str, *, base64: bool = False) -> QueueClient:
+    """A queue client (the step queue; the local platform's job-event outbox).
+
+    `base64`: message text is base64-encoded on the wire, as the Functions queue trigger expects by default.
+    """
+    codec: dict[str, Any] = {"message_encode_policy": TextBase64EncodePolicy(),
+                             "message_decode_policy": TextBase64DecodePolicy()} if base64 else {}
     if storage.connection_string:
-        return QueueClient.from_connection_string(storage.connection_string, queue, **_RETRY)
+        return QueueClient.from_connection_string(storage.connection_string, queue, **codec, **_RETRY)
     assert storage.queue_url, "identity-based storage needs AUTOPILOT_STORAGE__queueServiceUri"
-    return QueueClient(storage.queue_url, queue, credential=_credential(), **_RETRY)
+    return QueueClient(storage.queue_url, queue, credential=_credential(), **codec, **_RETRY)
 
 
 def split_blob_url(url: str) -> tuple[str, str]:

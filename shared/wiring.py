@@ -13,12 +13,14 @@ from typing import Any
 from shared.alerts import Alerts, AlertSink, EventGridSink, JsonlAlertSink, WebhookSink
 from shared.lifecycle import Lifecycle
 from shared.platforms.port import Platform
+from shared.queues import MessageQueue
+from shared.queues.storage_queue import StorageQueue
 from shared.runs import Ledger
 from shared.runs.table import TableRowStore
-from shared.settings import Settings
+from shared.settings import Settings, StorageSettings
 from shared.staging import BlobStore
 from shared.staging.azure_blob import AzureBlobStore
-from shared.storage import blob_service, table_service
+from shared.storage import blob_service, queue_client, table_service
 
 
 def build_platform(settings: Settings) -> tuple[Platform, Callable[[], None] | None]:
@@ -56,17 +58,23 @@ def build_alerts(settings: Settings) -> Alerts:
     return Alerts(sinks)
 
 
+def build_queue(storage: StorageSettings, name: str) -> MessageQueue:
+    """A queue of the storage account, its text base64-encoded as the Functions queue trigger reads it."""
+    return StorageQueue(queue_client(storage, name, base64=True))
+
+
 def build_lifecycle(settings: Settings, platform: Platform | None = None, *, ledger: Ledger | None = None,
-                    staging: BlobStore | None = None) -> Lifecycle:
+                    staging: BlobStore | None = None, steps: MessageQueue | None = None) -> Lifecycle:
     """Wire the lifecycle. Tests pass their own platform (the in-memory one, the Azure ML fake), and for
-    millisecond runs a ledger over the in-memory row store and the in-memory staging; the defaults are the
-    storage account's table and blobs."""
+    millisecond runs a ledger over the in-memory row store, the in-memory staging and step queue; the
+    defaults are the storage account's table, blobs and STEP_QUEUE."""
     close: Callable[[], None] | None = None
     if platform is None:
         platform, close = build_platform(settings)
     ledger = ledger or Ledger(TableRowStore(table_service(settings.storage), settings.ledger_table))
     staging = staging or AzureBlobStore(blob_service(settings.storage))
-    return Lifecycle(settings, platform, ledger, build_alerts(settings), staging, close=close)
+    steps = steps or build_queue(settings.storage, settings.step_queue)
+    return Lifecycle(settings, platform, ledger, build_alerts(settings), staging, steps, close=close)
 
 
 def prepare_local_base_model(data_dir: Path) -> tuple[str, str]:

@@ -1,4 +1,5 @@
-"""What every lifecycle step works with: settings and the ports (platform, ledger, alerts, staging)."""
+"""What every lifecycle step works with: settings and the ports (platform, ledger, alerts, staging, the step
+queue)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,15 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
 from shared.alerts import Alert, Alerts, Severity
+from shared.lifecycle.step_message import Step, message_for, next_step
 from shared.platforms.port import Platform, PlatformError
+from shared.queues import MessageQueue
 from shared.runs import Ledger, Run
 from shared.settings import Settings
 from shared.staging import BlobStore
@@ -29,12 +33,22 @@ class Context:
     ledger: Ledger
     alerts: Alerts
     staging: BlobStore
+    steps: MessageQueue
     # How a retry waits out its backoff (tests that run in milliseconds record the waits instead).
     sleep: Callable[[float], None] = field(default=time.sleep)
 
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Call the platform, retrying transient failures (429, 5xx, timeouts) with backoff."""
         return _transient_retry(fn, self.sleep)(*args, **kwargs)
+
+    def hand_off(self, run: Run, step: Step | None = None, delay: timedelta = timedelta(0)) -> Step | None:
+        """Put the run's next step (or `step`) on the step queue, stamped with the run's step sequence, to
+        run after `delay`; returns the step sent (None when the run's state has no step)."""
+        step = step or next_step(run)
+        if step is not None:
+            self.steps.send(message_for(run, step).encode(), delay=delay)
+            log.debug("run %s: %s queued (seq %d, in %s)", run.run_id, step, run.step_seq, delay)
+        return step
 
     def alert(self, run: Run, alert_class: str, severity: Severity, summary: str, **details: Any) -> None:
         """Send the alert of this class for this run once, however many handlers reach this point."""

@@ -1,13 +1,14 @@
 """on_job_event: a job's status (from an Azure ML run event, or the reconciler's poll) moves its run forward.
 
 Events arrive twice, late or out of order, and pipeline step runs send their own. Anything that does not
-move one of our runs forward along the state machine is acknowledged and ignored, with a debug line.
+move one of our runs forward along the state machine is acknowledged and ignored, with a debug line. A handler
+only records the status and, for a completed job, queues the register step: it answers in milliseconds, well
+inside Event Grid's 30 s, and the long work (register, deploy, gate) runs on the step queue.
 """
 
 from __future__ import annotations
 
 from shared.events import RunEvent
-from shared.lifecycle import deploy
 from shared.lifecycle.context import Context, log
 from shared.lifecycle.outcome import Outcome, Result
 from shared.platforms.port import ACTIVE_STATUSES, JobStatus
@@ -35,34 +36,36 @@ def apply_status(ctx: Context, run: Run, status: str, error: str = "") -> Outcom
         if run.state != State.SUBMITTED:
             log.debug("ignored stale %s for run %s in state %s", status, run.run_id, run.state)
             return Outcome(Result.IGNORED, run.run_id, run.state, f"stale {status}")
-        return _move(ctx, run, State.RUNNING, status)
+        if _move(ctx, run, State.RUNNING, status) is None:
+            return Outcome(Result.IN_PROGRESS, run.run_id, run.state, "moved by another handler")
+        return Outcome(Result.ADVANCED, run.run_id, State.RUNNING, f"job {status}")
     target = ENDED.get(known) if known else None
     if target is None:
         return Outcome(Result.IGNORED, run.run_id, run.state, f"unknown status {status!r}")
-    if run.state in (State.SUBMITTED, State.RUNNING):
-        outcome = _move(ctx, run, target, status, error)
-        if target != State.SUCCEEDED:
-            current = ctx.ledger.get(run.run_id)
-            if current is not None and current.state == target:
-                ctx.alert(current, f"job.{target.value}", "error",
-                          f"fine-tune job {run.job_name} ended {status}" + (f": {error}" if error else ""))
-            return outcome
-    current = ctx.ledger.get(run.run_id) or run
-    if current.state in (State.SUCCEEDED, State.REGISTERED):
-        final = deploy.advance(ctx, current)
-        return Outcome(Result.ADVANCED, run.run_id, final.state)
-    log.debug("ignored %s for run %s in state %s", status, run.run_id, current.state)
-    return Outcome(Result.IGNORED, run.run_id, current.state, f"late {status}")
+    if run.state not in (State.SUBMITTED, State.RUNNING):
+        log.debug("ignored %s for run %s in state %s", status, run.run_id, run.state)
+        return Outcome(Result.IGNORED, run.run_id, run.state, f"late {status}")
+    moved = _move(ctx, run, target, status, error)
+    if moved is not None and target == State.SUCCEEDED:
+        ctx.hand_off(moved)
+        return Outcome(Result.QUEUED, run.run_id, target, f"job {status}; register queued")
+    if target != State.SUCCEEDED:
+        # Alert from whichever handler sees the run ended (the ledger sends it once), so a mover that died
+        # between recording and alerting is covered by the next delivery.
+        ended = moved or ctx.ledger.get(run.run_id)
+        if ended is not None and ended.state == target:
+            ctx.alert(ended, f"job.{target.value}", "error",
+                      f"fine-tune job {run.job_name} ended {status}" + (f": {error}" if error else ""))
+    if moved is None:
+        return Outcome(Result.IN_PROGRESS, run.run_id, run.state, "moved by another handler")
+    return Outcome(Result.ADVANCED, run.run_id, target, f"job {status}")
 
 
-def _move(ctx: Context, run: Run, to: State, status: str, error: str = "") -> Outcome:
+def _move(ctx: Context, run: Run, to: State, status: str, error: str = "") -> Run | None:
+    """The run moved to `to`; None if another handler moved it first (which is fine)."""
     try:
         if error:
-            ctx.ledger.advance(run, to, note=f"job {status}", error=error)
-        else:
-            ctx.ledger.advance(run, to, note=f"job {status}")
-    except IllegalTransition:
-        return Outcome(Result.IGNORED, run.run_id, run.state, f"cannot go {run.state} -> {to}")
-    except Conflict:  # another handler moved it first, which is fine
-        return Outcome(Result.IN_PROGRESS, run.run_id, run.state, "moved by another handler")
-    return Outcome(Result.ADVANCED, run.run_id, to, f"job {status}")
+            return ctx.ledger.advance(run, to, note=f"job {status}", error=error)
+        return ctx.ledger.advance(run, to, note=f"job {status}")
+    except (IllegalTransition, Conflict):
+        return None

@@ -14,6 +14,7 @@ from shared.runs import State
 class Result(StrEnum):
     IGNORED = "ignored"  # not ours, or nothing to do; `detail` says why
     WAITING = "waiting"  # a manifest waits for the files it names
+    QUEUED = "queued"  # recorded; the run's next step is on the step queue
     SUBMITTED = "submitted"  # a fine-tune job was submitted
     REJECTED = "rejected"  # the upload or manifest was refused (and quarantined, alerted)
     DUPLICATE = "duplicate"  # the same content was trained before; nothing started

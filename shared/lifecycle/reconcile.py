@@ -1,28 +1,32 @@
-"""The reconciler: finishes runs whose job events never came or whose handler died mid-step.
+"""The reconciler: finishes runs whose job events never came, and re-queues runs whose step message was lost.
 
 Azure ML may send no event for a failed or canceled run, and Event Grid gives up after 24 hours; a handler
-can die between two steps. Each sweep polls such runs and moves them exactly as an event would have.
+can die between recording a step and queueing the next one. Each sweep looks at runs that have been quiet
+longer than RECONCILE_AFTER with no live lease: a job is polled and its status applied as an event would; a
+run waiting for a step gets that step's message again (the step machine drops it if it turns out to be a
+duplicate). Nothing long runs here: the timer only reads and queues.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from shared.lifecycle import deploy, job_status, upload
+from shared.lifecycle import job_status
 from shared.lifecycle.context import Context, log
 from shared.lifecycle.outcome import Outcome, Result
+from shared.lifecycle.step_message import next_step
 from shared.platforms.port import NotFoundError, PlatformError
 from shared.runs import Run, State
 
 _WAITING_ON_JOB = (State.SUBMITTED, State.RUNNING)
-_BETWEEN_STEPS = (State.SUCCEEDED, State.REGISTERED, State.DEPLOYING)
+_WAITING_ON_STEP = (State.VALIDATED, State.SUCCEEDED, State.REGISTERED, State.DEPLOYING)
 
 
 def reconcile(ctx: Context, now: datetime | None = None) -> list[Outcome]:
     """Advance every run that has been quiet too long; returns what happened to each run it touched."""
     now = now or ctx.ledger.now()
     outcomes = []
-    for run in ctx.ledger.find(state=(State.VALIDATED, *_WAITING_ON_JOB, *_BETWEEN_STEPS)):
+    for run in ctx.ledger.find(state=(*_WAITING_ON_JOB, *_WAITING_ON_STEP)):
         if run.lease_live(now) or not _quiet(run, now, ctx):
             continue
         try:
@@ -43,8 +47,6 @@ def _quiet(run: Run, now: datetime, ctx: Context) -> bool:
 
 
 def _advance(ctx: Context, run: Run) -> Outcome | None:
-    if run.state == State.VALIDATED:
-        return upload.submit(ctx, run)  # the submitter died before recording the job
     if run.state in _WAITING_ON_JOB:
         try:
             job = ctx.call(ctx.platform.job_status, run.job_name)
@@ -54,5 +56,5 @@ def _advance(ctx: Context, run: Run) -> Outcome | None:
         if not job.terminal and run.state == State.RUNNING:
             return None
         return job_status.apply_status(ctx, run, job.status, error=job.error or "")
-    final = deploy.advance(ctx, run)  # between steps: register, deploy
-    return Outcome(Result.ADVANCED, run.run_id, final.state, f"from {run.state}")
+    step = ctx.hand_off(run)  # its message was lost, or its handler died: queue the step again
+    return Outcome(Result.QUEUED, run.run_id, run.state, f"{step} queued again") if step else None

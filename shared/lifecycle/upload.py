@@ -1,7 +1,9 @@
-"""on_upload: a new blob in the incoming container becomes a submitted fine-tune job, or is quarantined.
+"""on_upload: a new blob in the incoming container becomes a validated run whose submit step is queued, or
+is quarantined; and the submit step itself.
 
 The blob is streamed once: validation, stats, content hash and the train/test split happen together, and the
-staged files are written block by block as rows go by. Bad data never reaches a GPU.
+staged files are written block by block as rows go by. Bad data never reaches a GPU. Submitting the job
+(several calls to the platform) is the step queue's work, not the blob trigger's.
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.dataset import Limits, Parallelism, Report, Sink, scan_upload
-from shared.lifecycle import manifests, naming
+from shared.lifecycle import manifests, naming, rollback
 from shared.lifecycle.context import Context, log
 from shared.lifecycle.manifests import RunPlan
 from shared.lifecycle.outcome import Outcome, Result
+from shared.lifecycle.step_message import StepMessage
 from shared.platforms.port import HASH_TAG, RUN_TAG, JobSpec, PlatformError
 from shared.runs import Run, State
 from shared.staging import BlobMissing, BlobReader, BlobRef, open_blob, quarantine
@@ -34,7 +37,7 @@ _GONE = "the blob is gone (already quarantined or deleted)"
 
 
 def on_upload(ctx: Context, upload: BlobRef) -> Outcome:
-    """Validate, split, stage and submit the upload (or quarantine it)."""
+    """Validate, split and stage the upload, then queue its submit step (or quarantine it)."""
     if upload.container != ctx.settings.incoming_container:
         return Outcome(Result.IGNORED, detail=f"{upload.container} is not the incoming container")
     try:
@@ -82,7 +85,8 @@ def on_upload(ctx: Context, upload: BlobRef) -> Outcome:
         if earlier is not None and earlier.upload == plan.train.path and earlier.upload_etag == etag:
             return resume(ctx, earlier)  # the same upload delivered twice
         return _duplicate(ctx, run, key)
-    return submit(ctx, created)
+    ctx.hand_off(created)
+    return Outcome(Result.QUEUED, created.run_id, State.VALIDATED, f"{created.rows} rows; submit queued")
 
 
 def _stage(ctx: Context, plan: RunPlan, key: str, train: BlobReader) -> Staged:
@@ -150,35 +154,33 @@ class _Side:
 
 
 def resume(ctx: Context, run: Run) -> Outcome:
-    """A repeated delivery of an upload we know: finish its submit if it was left half-done."""
+    """A repeated delivery of an upload we know: queue its submit again if it was left before it (the first
+    delivery's handler may have died between recording the run and queueing the step; a repeat is dropped)."""
     if run.state == State.VALIDATED:
-        return submit(ctx, run)
+        ctx.hand_off(run)
+        return Outcome(Result.ALREADY_HANDLED, run.run_id, run.state, "submit queued again")
     return Outcome(Result.ALREADY_HANDLED, run.run_id, run.state)
 
 
-def submit(ctx: Context, run: Run) -> Outcome:
-    """Claim the submit step and start the job (its name is deterministic, so a retry finds it)."""
-    claimed = ctx.ledger.claim(run, "submit", ctx.settings.step_timeout)
-    if claimed is None:
-        return Outcome(Result.IN_PROGRESS, run.run_id, run.state, "another handler is submitting it")
+def submit_step(ctx: Context, run: Run, message: StepMessage) -> Outcome:
+    """The submit step: start the job (its name is deterministic per attempt, so a retry finds it)."""
     spec = JobSpec(
-        name=naming.job_name(claimed.run_id, claimed.attempt),
-        run_id=claimed.run_id,
-        display_name=naming.model_name(claimed.base_model, claimed.upload),
-        base_model=claimed.base_model,
-        train_uri=claimed.train_uri,
-        test_uri=claimed.test_uri,
-        parameters={**ctx.settings.finetune_overrides, **claimed.overrides},
-        tags={RUN_TAG: claimed.run_id, HASH_TAG: claimed.content_sha256},
+        name=naming.job_name(run.run_id, run.attempt),
+        run_id=run.run_id,
+        display_name=naming.model_name(run.base_model, run.upload),
+        base_model=run.base_model,
+        train_uri=run.train_uri,
+        test_uri=run.test_uri,
+        parameters={**ctx.settings.finetune_overrides, **run.overrides},
+        tags={RUN_TAG: run.run_id, HASH_TAG: run.content_sha256},
     )
     try:
         job = ctx.call(ctx.platform.submit, spec)
     except PlatformError as exc:
-        failed = ctx.ledger.advance(claimed, State.FAILED, note="submit failed", error=str(exc))
-        ctx.alert(failed, "job.submit_failed", "error", f"the fine-tune job could not be submitted: {exc}")
-        return Outcome(Result.FAILED, run.run_id, State.FAILED, f"submit failed: {exc}")
-    ctx.ledger.advance(claimed, State.SUBMITTED, note=job.status, job_name=job.name,
-                       job_url=job.studio_url or "")
+        return rollback.fail(ctx, run, f"submit failed: {exc}", "job.submit_failed",
+                             f"the fine-tune job could not be submitted: {exc}")
+    ctx.ledger.advance(run, State.SUBMITTED, note=job.status, job_name=job.name, job_url=job.studio_url or "",
+                       step_seq=run.step_seq + 1)
     log.info("run %s: submitted job %s", run.run_id, job.name)
     return Outcome(Result.SUBMITTED, run.run_id, State.SUBMITTED, f"job {job.name}")
 

@@ -1,6 +1,7 @@
 """What an operator can do to a run: redeploy a torn-down one, retry a failed one.
 
-Both go through the lifecycle's own steps, so the ledger's compare-and-set guards them like any trigger.
+Both record the request and queue the run's next step (the step queue does the work), so they answer at once;
+the ledger's compare-and-set guards them like any trigger: of two requests at once, one wins.
 """
 
 from __future__ import annotations
@@ -34,22 +35,18 @@ def find_run(life: Lifecycle, run_id: str) -> Run:
 
 
 def redeploy(life: Lifecycle, run_id: str) -> Run:
-    """Deploy a torn-down or rolled-back run's registered model again; returns the run afterwards."""
+    """Ask for a torn-down or rolled-back run's model to be deployed again; returns the run, now deploying."""
     run = find_run(life, run_id)
     try:
-        deployed = life.redeploy(run)
+        return life.redeploy(run)
     except (IllegalTransition, Conflict) as exc:
         raise ActionRefused(str(exc)) from exc
-    if deployed is None:
-        raise ActionRefused(f"run {run_id} is being worked on by another handler; try again shortly")
-    return find_run(life, run_id)
 
 
 def retry(life: Lifecycle, run_id: str) -> Run:
-    """Submit a failed or canceled run's staged data again as a new job; returns the run afterwards."""
+    """Ask for a failed or canceled run's staged data to be submitted again as a new job; returns the run."""
     run = find_run(life, run_id)
     try:
-        life.retry(run)
+        return life.retry(run)
     except (IllegalTransition, Conflict) as exc:
         raise ActionRefused(str(exc)) from exc
-    return find_run(life, run_id)

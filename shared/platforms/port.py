@@ -6,7 +6,9 @@ The vocabulary is Azure ML's (job statuses, endpoint/deployment/traffic), so the
 whichever adapter runs it.
 
 Every mutating call is idempotent on its natural key (job name, model name+version, endpoint+deployment),
-because every trigger that leads to it can fire twice.
+because every trigger that leads to it can fire twice. Nothing here waits for a long operation: a deployment
+is begun (`begin_deployment`) and its provisioning state read (`deployment_status`) as often as the caller
+likes, so no trigger holds the line for the 10-20 minutes a managed deployment takes to create.
 """
 
 from __future__ import annotations
@@ -52,6 +54,34 @@ ACTIVE_STATUSES = frozenset({JobStatus.NOT_STARTED, JobStatus.STARTING, JobStatu
                              JobStatus.CANCEL_REQUESTED})
 TERMINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED,
                                JobStatus.NOT_RESPONDING})
+
+class Provisioning(StrEnum):
+    """A deployment's provisioning state, in Azure ML's words (`DeploymentProvisioningState`).
+
+    Creating / Updating (and Scaling, Deleting) are on the way; Succeeded, Failed and Canceled are final.
+    """
+
+    CREATING = "Creating"
+    UPDATING = "Updating"
+    SCALING = "Scaling"
+    DELETING = "Deleting"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    CANCELED = "Canceled"
+
+    @classmethod
+    def parse(cls, raw: str | None) -> Provisioning:
+        """The state a word names, whatever its case; an unknown or missing word counts as still Creating
+        (a state we cannot read is never taken for a final one)."""
+        return _PROVISIONING_BY_LOWER.get((raw or "").strip().lower(), cls.CREATING)
+
+    @property
+    def final(self) -> bool:
+        return self in FINAL_PROVISIONING
+
+
+_PROVISIONING_BY_LOWER = {state.value.lower(): state for state in Provisioning}
+FINAL_PROVISIONING = frozenset({Provisioning.SUCCEEDED, Provisioning.FAILED, Provisioning.CANCELED})
 
 # Tags that mark an endpoint as ours; the idle sweep never touches an endpoint without MANAGED_TAG.
 MANAGED_TAG = "autopilot-managed"
@@ -134,6 +164,29 @@ class EndpointInfo:
     last_deployed_at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class DeploymentStatus:
+    """One deployment's provisioning as the platform reports it now.
+
+    `model` is what the deployment serves (None where the platform does not say); `error` is the platform's
+    reason when it ended Failed or Canceled, or a note while it waits (say, for its endpoint to be created).
+    """
+
+    endpoint: str
+    deployment: str
+    provisioning: Provisioning
+    model: ModelRef | None = None
+    error: str | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.provisioning.final
+
+    @property
+    def succeeded(self) -> bool:
+        return self.provisioning == Provisioning.SUCCEEDED
+
+
 @runtime_checkable
 class Platform(Protocol):
     """What the lifecycle needs from an ML platform. See the module docstring for the rules."""
@@ -151,24 +204,37 @@ class Platform(Protocol):
         """Register the job's trained model; a second call for the same job returns the same version."""
         ...
 
-    def deploy(self, model: ModelRef, endpoint: str, deployment: str,
-               tags: Mapping[str, str]) -> EndpointInfo:
-        """Create the endpoint if needed (key auth, `tags`), then the deployment at 0 % traffic.
+    def begin_deployment(self, model: ModelRef, endpoint: str, deployment: str,
+                         tags: Mapping[str, str]) -> DeploymentStatus:
+        """Start creating the deployment at 0 % traffic (and the endpoint, with key auth and `tags`, if
+        needed); return at once with its provisioning state, without waiting for it.
 
-        A deployment of that name that already exists with the same model is returned as is.
+        Idempotent: a deployment of that name already serving (or creating) the same model is not started
+        again, its current state is returned; one with another model is updated to this one. While the
+        endpoint itself is still being created the deployment cannot be requested yet: the state is then
+        Creating, and a later call (or `deployment_status` raising NotFoundError) says to call again.
+        Raises NotFoundError if the model is not registered.
         """
         ...
 
+    def deployment_status(self, endpoint: str, deployment: str) -> DeploymentStatus:
+        """The deployment's provisioning state now; NotFoundError if the endpoint or deployment does not
+        exist (deleted, or not requested yet because its endpoint was still being created)."""
+        ...
+
     def score(self, endpoint: str, payload: Mapping[str, Any], deployment: str | None = None) -> Any:
-        """POST the seed's scoring payload to the endpoint (or straight to one deployment)."""
+        """POST the seed's scoring payload to the endpoint (or straight to one deployment); a deployment that
+        has not Succeeded does not answer (PlatformError)."""
         ...
 
     def set_traffic(self, endpoint: str, traffic: Mapping[str, int]) -> None:
-        """Set the endpoint's traffic split; percentages sum to 100 (or 0 for no traffic)."""
+        """Set the endpoint's traffic split; percentages sum to 100 (or 0 for no traffic). Traffic goes only
+        to deployments that exist and Succeeded (PlatformError otherwise)."""
         ...
 
     def delete_deployment(self, endpoint: str, deployment: str) -> None:
-        """Delete one deployment; deleting a missing one is not an error."""
+        """Delete one deployment (one still provisioning too: that cancels it); a missing one is not an
+        error. A deployment that takes traffic is refused (PlatformError)."""
         ...
 
     def delete_endpoint(self, endpoint: str) -> None:

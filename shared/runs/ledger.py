@@ -94,9 +94,20 @@ class Ledger:
                                       history=(*run.history, _event(to, now, note)))
         return self._replace(updated)
 
-    def update(self, run: Run, **changes: Any) -> Run:
-        """Change fields without a state change (same compare-and-set and the same checks as `advance`)."""
-        return self._replace(dataclasses.replace(_changed(run, changes), updated_at=self.now()))
+    def update(self, run: Run, note: str = "", *, step: str = "", release: bool = False,
+               **changes: Any) -> Run:
+        """Change fields without a state change (same compare-and-set and the same checks as `advance`).
+
+        A `note` is recorded in the history under the current state (with `step`, the step that wrote it:
+        a deployment's polls show on the timeline); `release` gives up the lease.
+        """
+        now = self.now()
+        updated = dataclasses.replace(_changed(run, changes), updated_at=now)
+        if note:
+            updated = dataclasses.replace(updated, history=(*run.history, _event(run.state, now, note, step)))
+        if release:
+            updated = dataclasses.replace(updated, lease_step="", lease_until=None)
+        return self._replace(updated)
 
     def mark_alerted(self, run: Run, alert_class: str) -> Run | None:
         """Record that the alert of this class was sent; None if it already was (send nothing then)."""
@@ -125,5 +136,6 @@ def _changed(run: Run, changes: dict[str, Any]) -> Run:
     return codec.check(dataclasses.replace(run, **changes))
 
 
-def _event(state: State, at: datetime, note: str) -> dict[str, str]:
-    return {"state": state.value, "at": at.isoformat(), **({"note": note} if note else {})}
+def _event(state: State, at: datetime, note: str, step: str = "") -> dict[str, str]:
+    return {"state": state.value, "at": at.isoformat(), **({"note": note} if note else {}),
+            **({"step": step} if step else {})}

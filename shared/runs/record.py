@@ -99,6 +99,12 @@ class Run:
     eval_rouge_l: float | None = None
     baseline_rouge_l: float | None = None
     replaced: str = ""  # the deployment this one took the traffic from
+    # The step queue: a message is current only while it carries the run's `step_seq`; each step that
+    # completes moves it on, so a duplicate or a late message finds itself stale and does nothing.
+    step_seq: int = 0
+    deploy_started_at: datetime | None = None  # when the current deployment was begun (the stuck clock)
+    provisioning: str = ""  # its provisioning state at the last poll (Creating, Succeeded, ...)
+    polls: int = 0  # polls of the current deployment so far (each waits longer)
     # The teardown: what the endpoint billed, and what the sweep saved.
     endpoint_hours: float | None = None
     idle_hours: float | None = None

@@ -1,9 +1,15 @@
 """An in-memory platform for the lifecycle's unit tests, held to the port's contract (tests/contract/).
 
 It keeps the port's rules as strictly as the real adapters: a model is registered only from a completed job,
-only a registered model is deployed, new deployments start at 0 %, traffic goes only to existing deployments,
-a deployment that serves cannot be deleted, and asking about a missing endpoint's activity is NotFoundError.
-It counts every effect, so tests assert on what happened at the platform, not on the ledger alone.
+only a registered model is deployed, new deployments start at 0 %, traffic goes only to existing deployments
+that Succeeded, a deployment answers only once it Succeeded, a deployment that serves cannot be deleted, and
+asking about a missing endpoint's activity is NotFoundError. It counts every effect, so tests assert on what
+happened at the platform, not on the ledger alone.
+
+Deployments take time, as on Azure: a begun deployment is Creating for `provisioning_time` on the platform's
+clock, then Succeeded (or whatever `script_deployment` said: Failed with a reason, or Creating for ever).
+Deleting a deployment that is not final is counted apart (`deleted_unfinished`), so a test can say that only
+the stuck-deployment rule ever does it.
 
 Faults are injected per operation (optionally for one endpoint): `fail("deploy", times=2)` makes the next two
 calls raise a transient error; `fail("deploy", permanent=True)` a permanent one; `error=` a given one, e.g.
@@ -17,10 +23,11 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.platforms.port import (
+    DeploymentStatus,
     EndpointInfo,
     JobSpec,
     JobState,
@@ -28,8 +35,32 @@ from shared.platforms.port import (
     ModelRef,
     NotFoundError,
     PlatformError,
+    Provisioning,
     TransientPlatformError,
 )
+
+
+@dataclass(frozen=True)
+class Script:
+    """How a begun deployment goes: it ends `outcome` (with `error`) after `takes` (None: the platform's
+    provisioning_time); an outcome of Creating never ends (a stuck deployment)."""
+
+    outcome: Provisioning = Provisioning.SUCCEEDED
+    takes: timedelta | None = None
+    error: str | None = None
+
+
+@dataclass
+class _Deployment:
+    model: ModelRef
+    begun_at: datetime
+    script: Script
+
+    def provisioning(self, now: datetime, default: timedelta) -> Provisioning:
+        if self.script.outcome == Provisioning.CREATING:
+            return Provisioning.CREATING  # stuck: it never finishes
+        takes = default if self.script.takes is None else self.script.takes
+        return self.script.outcome if now - self.begun_at >= takes else Provisioning.CREATING
 
 
 @dataclass
@@ -37,14 +68,17 @@ class _Endpoint:
     tags: dict[str, str]
     created_at: datetime
     last_deployed_at: datetime
-    deployments: dict[str, ModelRef] = field(default_factory=dict)
+    deployments: dict[str, _Deployment] = field(default_factory=dict)
     traffic: dict[str, int] = field(default_factory=dict)
     last_request: datetime | None = None
 
 
 class InMemoryPlatform:
-    def __init__(self, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(self, clock: Callable[[], datetime] | None = None,
+                 provisioning_time: timedelta = timedelta(minutes=2)) -> None:
         self.clock = clock or (lambda: datetime.now(UTC))
+        self.provisioning_time = provisioning_time
+        self.scripts: list[Script] = []  # for the next begun deployments, in order
         self.lock = threading.RLock()
         self.jobs: dict[str, JobState] = {}
         self.specs: dict[str, JobSpec] = {}
@@ -52,6 +86,8 @@ class InMemoryPlatform:
         self.endpoints: dict[str, _Endpoint] = {}
         self.effects: Counter[str] = Counter()  # what really happened: submit, register, deploy, ...
         self.deployments_made: Counter[tuple[str, str]] = Counter()  # (endpoint, deployment) creations
+        self.deleted_unfinished: list[tuple[str, str]] = []  # deleted while still provisioning
+        self.status_reads = 0
         self.scored: list[tuple[str, str]] = []  # (endpoint, deployment) of each score call
         self.activity_reads: list[str] = []
         self.faults: dict[str, list[PlatformError]] = {}
@@ -127,22 +163,42 @@ class InMemoryPlatform:
             self.models[job_name] = ModelRef(model_name, str(version))
             return self.models[job_name]
 
+    def script_deployment(self, outcome: Provisioning | str = Provisioning.SUCCEEDED, *,
+                          takes: timedelta | None = None, error: str | None = None) -> None:
+        """The next begun deployment ends `outcome` after `takes` (default: provisioning_time); Creating means
+        it never ends (stuck)."""
+        self.scripts.append(Script(Provisioning(outcome), takes, error))
+
     # endpoints
-    def deploy(self, model: ModelRef, endpoint: str, deployment: str,
-               tags: Mapping[str, str]) -> EndpointInfo:
-        self._maybe_fail("deploy", endpoint)
+    def begin_deployment(self, model: ModelRef, endpoint: str, deployment: str,
+                         tags: Mapping[str, str]) -> DeploymentStatus:
+        self._maybe_fail("begin_deployment", endpoint)
         with self.lock:
             if model not in self.models.values():
                 raise NotFoundError(f"model {model.name}:{model.version} is not registered")
             now = self.clock()
             ep = self.endpoints.setdefault(endpoint, _Endpoint(dict(tags), now, now))
-            if deployment not in ep.deployments:
+            current = ep.deployments.get(deployment)
+            if current is None or current.model != model:
                 self.effects["deploy"] += 1
                 self.deployments_made[(endpoint, deployment)] += 1
-                ep.deployments[deployment] = model
+                script = self.scripts.pop(0) if self.scripts else Script()
+                ep.deployments[deployment] = _Deployment(model, now, script)
                 ep.traffic.setdefault(deployment, 0)
                 ep.last_deployed_at = now
-            return self._info(endpoint)
+        return self.deployment_status(endpoint, deployment)
+
+    def deployment_status(self, endpoint: str, deployment: str) -> DeploymentStatus:
+        self._maybe_fail("deployment_status", endpoint)
+        with self.lock:
+            self.status_reads += 1
+            current = self._endpoint(endpoint).deployments.get(deployment)
+            if current is None:
+                raise NotFoundError(f"deployment {deployment} of endpoint {endpoint} not found")
+            state = current.provisioning(self.clock(), self.provisioning_time)
+            error = current.script.error if state in (Provisioning.FAILED, Provisioning.CANCELED) else None
+        self._done("deployment_status", endpoint)
+        return DeploymentStatus(endpoint, deployment, state, current.model, error)
 
     def score(self, endpoint: str, payload: Mapping[str, Any], deployment: str | None = None) -> Any:
         self._maybe_fail("score", endpoint)
@@ -152,6 +208,8 @@ class InMemoryPlatform:
             serving = deployment is not None or bool(target and ep.traffic.get(target))
             if target is None or target not in ep.deployments or not serving:
                 raise PlatformError(f"no deployment {target} takes traffic on {endpoint}")
+            if not self._succeeded(ep, target):
+                raise PlatformError(f"deployment {target} of {endpoint} is not ready: it has not Succeeded")
             self.scored.append((endpoint, target))
             ep.last_request = self.clock()
         return self.reply(target, payload)
@@ -163,6 +221,9 @@ class InMemoryPlatform:
             unknown = set(traffic) - set(ep.deployments)
             if unknown or sum(traffic.values()) not in (0, 100):
                 raise PlatformError(f"bad traffic {dict(traffic)} for {endpoint}")
+            unready = [d for d, share in traffic.items() if share and not self._succeeded(ep, d)]
+            if unready:
+                raise PlatformError(f"deployments {unready} of {endpoint} have not Succeeded; no traffic")
             ep.traffic = {d: traffic.get(d, 0) for d in ep.deployments}
             self.effects["set_traffic"] += 1
 
@@ -173,6 +234,8 @@ class InMemoryPlatform:
             if ep and deployment in ep.deployments:
                 if ep.traffic.get(deployment):
                     raise PlatformError(f"{deployment} still takes traffic on {endpoint}")
+                if not ep.deployments[deployment].provisioning(self.clock(), self.provisioning_time).final:
+                    self.deleted_unfinished.append((endpoint, deployment))
                 del ep.deployments[deployment]
                 ep.traffic.pop(deployment, None)
                 self.effects["delete_deployment"] += 1
@@ -203,6 +266,11 @@ class InMemoryPlatform:
     def live_deployment(self, endpoint: str) -> str | None:
         """The deployment taking all of the endpoint's traffic (a test's question, not the port's)."""
         return next((d for d, share in self._endpoint(endpoint).traffic.items() if share == 100), None)
+
+    def _succeeded(self, ep: _Endpoint, deployment: str) -> bool:
+        found = ep.deployments.get(deployment)
+        return found is not None and found.provisioning(self.clock(), self.provisioning_time) == \
+            Provisioning.SUCCEEDED
 
     def _endpoint(self, endpoint: str) -> _Endpoint:
         ep = self.endpoints.get(endpoint)

@@ -1,0 +1,171 @@
+"""Queue triggers, driven as the Functions host's queue listener drives them (host.json `extensions.queues`).
+
+A message is received invisible for RECEIVE_VISIBILITY (the host's hold on it while its function runs) and
+handed to the function. When the function returns, the message is deleted. When it raises, the message is
+made visible again after `visibilityTimeout`; once it has failed `maxDequeueCount` times it is copied to
+`<queue>-poison` and deleted, where the poison queue's own trigger (if any) picks it up. A function that never
+returns (its worker killed) leaves the message invisible until its hold runs out: then it comes back with a
+higher dequeue count, as on Azure.
+
+`QueueHost` holds these rules over the queue port, so tests drive the in-memory queue with the same ones.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import azure.functions as func
+
+from devhost import triggers
+from devhost.polling import Poller
+from devhost.triggers import FunctionError, HostedFunction, Invoker
+from shared.queues import Delivery, MessageQueue, QueueError, poison_queue_name
+from shared.settings import parse_duration
+from shared.wiring import build_queue
+
+log = logging.getLogger("devhost.queues")
+
+RECEIVE_VISIBILITY = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class QueueOptions:
+    """host.json's `extensions.queues`, with the host's defaults."""
+
+    max_dequeue_count: int = 5
+    visibility_timeout: timedelta = timedelta(0)  # the wait before a failed message is tried again
+    batch_size: int = 16
+    new_batch_threshold: int = 8
+    max_polling_interval: timedelta = timedelta(minutes=1)
+    message_encoding: str = "base64"
+
+    @classmethod
+    def from_host_json(cls, path: Path) -> QueueOptions:
+        """The options in host.json (the defaults if the file or the section is missing)."""
+        section = json.loads(path.read_text()).get("extensions", {}).get("queues", {}) if path.exists() else {}
+        batch = int(section.get("batchSize", 16))
+        options = cls(
+            max_dequeue_count=int(section.get("maxDequeueCount", 5)),
+            visibility_timeout=parse_duration("visibilityTimeout", str(section.get("visibilityTimeout", "0"))),
+            batch_size=batch,
+            new_batch_threshold=int(section.get("newBatchThreshold", batch // 2)),
+            max_polling_interval=parse_duration("maxPollingInterval",
+                                                str(section.get("maxPollingInterval", "00:01:00"))),
+            message_encoding=str(section.get("messageEncoding", "base64")).lower(),
+        )
+        if options.message_encoding != "base64" or options.max_dequeue_count < 1 or not 1 <= batch <= 32:
+            raise FunctionError(f"{path}: extensions.queues must have messageEncoding base64 (the app sends "
+                                "base64), maxDequeueCount of at least 1 and batchSize from 1 to 32")
+        return options
+
+
+class QueueHost:
+    """One queue-triggered function's listener: receive, run, then delete, retry or poison (see above)."""
+
+    def __init__(self, queue: MessageQueue, poison: MessageQueue, run: Callable[[Delivery], Any],
+                 options: QueueOptions) -> None:
+        self.queue = queue
+        self.poison = poison
+        self.run = run
+        self.options = options
+
+    def receive(self, count: int | None = None) -> list[Delivery]:
+        """The next batch of visible messages, held while their function runs."""
+        return self.queue.receive(count or self.options.batch_size, RECEIVE_VISIBILITY)
+
+    def deliver(self, delivery: Delivery) -> bool:
+        """Run the function on one message and settle it; True if the function returned."""
+        try:
+            self.run(delivery)
+        except Exception as exc:  # the function failed: retried, or poison after maxDequeueCount
+            self._failed(delivery, exc)
+            return False
+        try:
+            self.queue.delete(delivery)
+        except QueueError as exc:  # its hold ran out and it was taken again: that delivery settles it
+            log.warning("message %s of %s could not be deleted after its run: %s", delivery.id,
+                        self.queue.name, exc)
+        return True
+
+    def _failed(self, delivery: Delivery, exc: Exception) -> None:
+        limit = self.options.max_dequeue_count
+        try:
+            if delivery.dequeue_count >= limit:
+                log.error("message %s of %s failed %d times (%s): moved to %s", delivery.id, self.queue.name,
+                          limit, exc, self.poison.name)
+                self.poison.send(delivery.text)
+                self.queue.delete(delivery)
+            else:
+                self.queue.release(delivery, self.options.visibility_timeout)
+        except QueueError as settle:  # it comes back when its hold runs out
+            log.warning("message %s of %s could not be settled after its failure: %s", delivery.id,
+                        self.queue.name, settle)
+
+
+def queue_argument(delivery: Delivery) -> func.QueueMessage:
+    """The queue trigger's argument, as the host builds it from the message and its metadata."""
+    return func.QueueMessage(id=delivery.id, body=delivery.text.encode(), dequeue_count=delivery.dequeue_count,
+                             insertion_time=delivery.inserted_at, pop_receipt=delivery.receipt)
+
+
+class QueueTriggers(Poller):
+    """Every queue-triggered function of an app, each on its queue, run on a shared pool of workers."""
+
+    name = "queue triggers"
+
+    def __init__(self, functions: list[HostedFunction], env: Mapping[str, str], invoker: Invoker,
+                 options: QueueOptions, *, interval: float = 1.0) -> None:
+        super().__init__(min(interval, options.max_polling_interval.total_seconds()))
+        self.hosts: list[QueueHost] = []
+        for function in functions:
+            storage = triggers.storage_for(str(function.trigger["connection"]), env, service="queue")
+            name = str(function.trigger["queueName"])
+            self.hosts.append(QueueHost(build_queue(storage, name), build_queue(storage, poison_queue_name(name)),
+                                        _runner(function, invoker, name), options))
+        self.options = options
+        self._pool = ThreadPoolExecutor(max_workers=options.batch_size + options.new_batch_threshold,
+                                        thread_name_prefix="devhost-queue")
+        self._in_flight = 0
+        self._lock = threading.Lock()
+
+    def poll(self) -> None:
+        """Receive a batch for each queue while fewer than newBatchThreshold messages are running."""
+        for host in self.hosts:
+            with self._lock:
+                room = self.options.batch_size + self.options.new_batch_threshold - self._in_flight
+            if room <= self.options.new_batch_threshold or self.stopping:
+                continue
+            for delivery in host.receive(min(room, self.options.batch_size)):
+                with self._lock:
+                    self._in_flight += 1
+                self._pool.submit(self._deliver, host, delivery)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    def _deliver(self, host: QueueHost, delivery: Delivery) -> None:
+        try:
+            if self.stopping:  # received but not started: hand it back now rather than after its hold
+                host.queue.release(delivery)
+                return
+            host.deliver(delivery)
+        except QueueError as exc:
+            log.warning("%s: %s", host.queue.name, exc)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+
+def _runner(function: HostedFunction, invoker: Invoker, queue: str) -> Callable[[Delivery], Any]:
+    def run(delivery: Delivery) -> Any:
+        return invoker.invoke(function, queue_argument(delivery),
+                              reason=f"New queue message detected on '{queue}'.")
+    return run
