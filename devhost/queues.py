@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import azure.functions as func
+from azure.functions.queue import QueueMessage as WorkerQueueMessage
 
 from devhost import triggers
 from devhost.polling import Poller
@@ -50,11 +51,13 @@ class QueueOptions:
     @classmethod
     def from_host_json(cls, path: Path) -> QueueOptions:
         """The options in host.json (the defaults if the file or the section is missing)."""
-        section = json.loads(path.read_text()).get("extensions", {}).get("queues", {}) if path.exists() else {}
+        host = json.loads(path.read_text()) if path.exists() else {}
+        section = host.get("extensions", {}).get("queues", {})
         batch = int(section.get("batchSize", 16))
         options = cls(
             max_dequeue_count=int(section.get("maxDequeueCount", 5)),
-            visibility_timeout=parse_duration("visibilityTimeout", str(section.get("visibilityTimeout", "0"))),
+            visibility_timeout=parse_duration("visibilityTimeout",
+                                              str(section.get("visibilityTimeout", "0"))),
             batch_size=batch,
             new_batch_threshold=int(section.get("newBatchThreshold", batch // 2)),
             max_polling_interval=parse_duration("maxPollingInterval",
@@ -111,9 +114,12 @@ class QueueHost:
 
 
 def queue_argument(delivery: Delivery) -> func.QueueMessage:
-    """The queue trigger's argument, as the host builds it from the message and its metadata."""
-    return func.QueueMessage(id=delivery.id, body=delivery.text.encode(), dequeue_count=delivery.dequeue_count,
-                             insertion_time=delivery.inserted_at, pop_receipt=delivery.receipt)
+    """The queue trigger's argument, as the worker builds it from the message and its metadata (the
+    worker's QueueMessage: the abstract one has no dequeue count)."""
+    return WorkerQueueMessage(  # type: ignore[no-untyped-call]
+        id=delivery.id, body=delivery.text.encode(),
+                              dequeue_count=delivery.dequeue_count, insertion_time=delivery.inserted_at,
+                              pop_receipt=delivery.receipt)
 
 
 class QueueTriggers(Poller):
@@ -128,8 +134,9 @@ class QueueTriggers(Poller):
         for function in functions:
             storage = triggers.storage_for(str(function.trigger["connection"]), env, service="queue")
             name = str(function.trigger["queueName"])
-            self.hosts.append(QueueHost(build_queue(storage, name), build_queue(storage, poison_queue_name(name)),
-                                        _runner(function, invoker, name), options))
+            poison = build_queue(storage, poison_queue_name(name))
+            self.hosts.append(QueueHost(build_queue(storage, name), poison, _runner(function, invoker, name),
+                                        options))
         self.options = options
         self._pool = ThreadPoolExecutor(max_workers=options.batch_size + options.new_batch_threshold,
                                         thread_name_prefix="devhost-queue")

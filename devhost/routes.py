@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import azure.functions as func
+from azure.functions.queue import QueueMessage as WorkerQueueMessage
 
 from devhost import triggers
 from devhost.triggers import HostedFunction, Invoker
@@ -161,7 +162,8 @@ class Routes:
         if function.trigger_type == triggers.QUEUE:  # the input is the message text, as in Core Tools
             if not isinstance(payload, str):
                 raise ValueError("input must be the queue message's text")
-            return func.QueueMessage(id=str(uuid.uuid4()), body=payload.encode(), dequeue_count=1)
+            return WorkerQueueMessage(  # type: ignore[no-untyped-call]
+                id=str(uuid.uuid4()), body=payload.encode(), dequeue_count=1)
         if function.trigger_type == triggers.EVENT_GRID:
             event = json.loads(payload) if isinstance(payload, str) else payload
             if not isinstance(event, dict):

@@ -181,7 +181,8 @@ def _redeploy(args: argparse.Namespace) -> int:
 
 
 def follow(look: Any, timeout: float, interval: float, *, seen: int = 0) -> int:
-    """Print each new step of the run's history until it is live (0) or ended otherwise (1), or time runs out."""
+    """Print each new step of the run's history until it is live (0) or ended otherwise (1), or time runs
+    out."""
     import time
 
     deadline = time.monotonic() + timeout
@@ -190,7 +191,8 @@ def follow(look: Any, timeout: float, interval: float, *, seen: int = 0) -> int:
         history = document.get("history", [])
         for entry in history[max(seen, 0):]:
             step = f" [{entry['step']}]" if entry.get("step") else ""
-            print(f"  {str(entry.get('at', ''))[11:19]}  {entry.get('state', ''):<11}{step} {entry.get('note', '')}")
+            at = str(entry.get("at", ""))[11:19]
+            print(f"  {at}  {entry.get('state', ''):<11}{step} {entry.get('note', '')}")
         seen = len(history)
         state = document.get("state")
         if state == "live":

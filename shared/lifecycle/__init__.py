@@ -91,8 +91,9 @@ class Lifecycle:
                                     "with a registered model can be redeployed")
         with handling(run_id=run.run_id, job_id=run.job_name):
             endpoint = run.endpoint or self.ctx.settings.endpoint_name
-            asked = self.ctx.ledger.advance(run, State.DEPLOYING, note="redeploy requested", endpoint=endpoint,
-                                            deployment=naming.deployment_name(run.run_id), error="",
+            asked = self.ctx.ledger.advance(run, State.DEPLOYING, note="redeploy requested",
+                                            endpoint=endpoint, deployment=naming.deployment_name(run.run_id),
+                                            error="",
                                             deploy_started_at=None, provisioning="", polls=0,
                                             step_seq=run.step_seq + 1)
             self.ctx.hand_off(asked)

@@ -16,7 +16,14 @@ from shared.lifecycle import gate, naming, rollback
 from shared.lifecycle.context import Context, log
 from shared.lifecycle.outcome import Outcome, Result
 from shared.lifecycle.step_message import StepMessage
-from shared.platforms.port import MANAGED_TAG, RUN_TAG, DeploymentStatus, ModelRef, NotFoundError, PlatformError
+from shared.platforms.port import (
+    MANAGED_TAG,
+    RUN_TAG,
+    DeploymentStatus,
+    ModelRef,
+    NotFoundError,
+    PlatformError,
+)
 from shared.runs import Run, State
 
 POLL_GROWTH = 1.5
@@ -49,7 +56,8 @@ def begin(ctx: Context, run: Run, message: StepMessage) -> Outcome:
     ctx.hand_off(begun, delay=wait)
     log.info("run %s: deployment %s/%s begun (%s)", run.run_id, run.endpoint, run.deployment,
              status.provisioning)
-    return Outcome(Result.ADVANCED, run.run_id, State.DEPLOYING, f"{status.provisioning}; first poll in {wait}")
+    return Outcome(Result.ADVANCED, run.run_id, State.DEPLOYING,
+                   f"{status.provisioning}; first poll in {wait}")
 
 
 def poll(ctx: Context, run: Run, message: StepMessage) -> Outcome:
@@ -61,9 +69,11 @@ def poll(ctx: Context, run: Run, message: StepMessage) -> Outcome:
         try:
             status = _begin(ctx, run)
         except PlatformError as exc:
-            return rollback.roll_back(ctx, run, f"the deployment could not be started: {exc}", "deploy.failed")
+            return rollback.roll_back(ctx, run, f"the deployment could not be started: {exc}",
+                                      "deploy.failed")
     except PlatformError as exc:  # permanent: the deployment cannot even be read
-        return rollback.roll_back(ctx, run, f"the deployment's state could not be read: {exc}", "deploy.failed")
+        return rollback.roll_back(ctx, run, f"the deployment's state could not be read: {exc}",
+                                  "deploy.failed")
     polls = run.polls + 1
     if status.final and not status.succeeded:
         return rollback.roll_back(ctx, run, f"the deployment ended {status.provisioning}"

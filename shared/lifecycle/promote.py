@@ -27,8 +27,9 @@ def promote(ctx: Context, run: Run, message: StepMessage) -> Outcome:
         return rollback.roll_back(ctx, run, f"the deployment could not be read before its gate: {exc}",
                                   "deploy.failed")
     if not status.succeeded:  # not (or no longer) ready: back to polling, never test it like this
-        again = ctx.ledger.update(run, f"{status.provisioning} before its gate; polling again", step=message.step,
-                                  release=True, provisioning=status.provisioning.value, step_seq=run.step_seq + 1)
+        again = ctx.ledger.update(run, f"{status.provisioning} before its gate; polling again",
+                                  step=message.step, release=True, provisioning=status.provisioning.value,
+                                  step_seq=run.step_seq + 1)
         ctx.hand_off(again, Step.POLL, delay=ctx.settings.deploy_poll_interval)
         return Outcome(Result.ADVANCED, run.run_id, State.DEPLOYING, f"{status.provisioning}; polling again")
     try:
@@ -39,7 +40,8 @@ def promote(ctx: Context, run: Run, message: StepMessage) -> Outcome:
     except gate.GateFailed as exc:
         return rollback.roll_back(ctx, run, str(exc), f"deploy.{exc.kind}_gate_failed")
     except (PlatformError, StagingError) as exc:
-        return rollback.roll_back(ctx, run, f"the deployment failed before taking traffic: {exc}", "deploy.failed")
+        return rollback.roll_back(ctx, run, f"the deployment failed before taking traffic: {exc}",
+                                  "deploy.failed")
     leftovers = _delete_old(ctx, endpoint, deployment)
     _retire_superseded(ctx, run, endpoint)
     current = ctx.platform.get_endpoint(endpoint)
@@ -47,7 +49,8 @@ def promote(ctx: Context, run: Run, message: StepMessage) -> Outcome:
         f" vs live {verdict.baseline:.3f}" if verdict.baseline is not None else "")
     done = ctx.ledger.advance(run, State.LIVE, note=note, scoring_uri=current.scoring_uri if current else "",
                               smoke_reply=verdict.replies[0][:200], eval_rouge_l=round(verdict.score, 4),
-                              baseline_rouge_l=verdict.baseline, replaced=live or "", step_seq=run.step_seq + 1)
+                              baseline_rouge_l=verdict.baseline, replaced=live or "",
+                              step_seq=run.step_seq + 1)
     if leftovers:
         ctx.alert(done, "deploy.cleanup_failed", "warning", f"{endpoint}/{deployment} is live, but old "
                   f"deployment(s) could not be deleted and may keep billing: {'; '.join(leftovers)}")
@@ -71,7 +74,8 @@ def _delete_old(ctx: Context, endpoint: str, new: str) -> list[str]:
         try:
             status = ctx.call(ctx.platform.deployment_status, endpoint, old)
             if not status.final:
-                log.info("old deployment %s/%s is %s: left to its own run", endpoint, old, status.provisioning)
+                log.info("old deployment %s/%s is %s: left to its own run", endpoint, old,
+                         status.provisioning)
                 continue
             ctx.call(ctx.platform.delete_deployment, endpoint, old)
         except NotFoundError:

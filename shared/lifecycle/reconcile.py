@@ -14,7 +14,6 @@ from datetime import datetime
 from shared.lifecycle import job_status
 from shared.lifecycle.context import Context, log
 from shared.lifecycle.outcome import Outcome, Result
-from shared.lifecycle.step_message import next_step
 from shared.platforms.port import NotFoundError, PlatformError
 from shared.runs import Run, State
 

@@ -31,15 +31,16 @@ def roll_back(ctx: Context, run: Run, reason: str, alert_class: str, *, force: b
         try:
             ctx.call(ctx.platform.delete_deployment, endpoint, deployment)
         except PlatformError as cleanup:
-            log.error("run %s: could not delete deployment %s/%s: %s", run.run_id, endpoint, deployment, cleanup)
+            log.error("run %s: could not delete deployment %s/%s: %s", run.run_id, endpoint, deployment,
+                      cleanup)
     elif status is not None:
         log.error("run %s: deployment %s/%s is still %s and was left alone", run.run_id, endpoint, deployment,
                   status.provisioning)
     rolled = ctx.ledger.advance(run, State.ROLLED_BACK, note=reason[:300], error=reason[:1000],
                                 step_seq=run.step_seq + 1,
                                 provisioning=status.provisioning.value if status else run.provisioning)
-    ctx.alert(rolled, alert_class, "error", f"deployment {endpoint}/{deployment} was rolled back (the previous "
-              f"deployment keeps serving): {reason}")
+    ctx.alert(rolled, alert_class, "error", f"deployment {endpoint}/{deployment} was rolled back (the "
+              f"previous deployment keeps serving): {reason}")
     return Outcome(Result.FAILED, run.run_id, State.ROLLED_BACK, reason)
 
 

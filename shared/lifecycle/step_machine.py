@@ -1,12 +1,12 @@
 """The step machine: one queue message advances one run by one short step, exactly once however often it
 arrives.
 
-    step       run waits in              does (one invocation, well under a minute)           then
-    submit     validated                 start the fine-tune job                               (job events)
-    register   succeeded                 register the job's model                             deploy
-    deploy     registered / deploying    begin the deployment (not awaited)                   poll, later
-    poll       deploying, begun          read its provisioning state                          poll, later / promote
-    promote    deploying, Succeeded      smoke + eval gate, traffic 100 %, delete the old one  (live)
+    step      run waits in            does (one invocation, well under a minute)           then
+    submit    validated               start the fine-tune job                              (job events)
+    register  succeeded               register the job's model                             deploy
+    deploy    registered / deploying  begin the deployment (not awaited)                   poll, later
+    poll      deploying, begun        read its provisioning state                          poll / promote
+    promote   deploying, Succeeded    smoke + eval gate, traffic 100 %, delete the old one  (live)
 
 A message is current only if it is the step its run waits for (`next_step`) at the run's step sequence, for
 the run's attempt and deployment; anything else is a duplicate or a late delivery and is dropped. A current
@@ -113,7 +113,8 @@ def _let_go(ctx: Context, claimed: Run, message: StepMessage, exc: Exception) ->
     try:
         current = ctx.ledger.get(claimed.run_id)
         if current is not None and current.lease_step and current.step_seq == message.seq:
-            ctx.ledger.update(current, release=True, error=f"{message.step}: {type(exc).__name__}: {exc}"[:1000])
+            error = f"{message.step}: {type(exc).__name__}: {exc}"[:1000]
+            ctx.ledger.update(current, release=True, error=error)
     except StoreError as cleanup:  # the lease then runs out on its own (Conflict is a StoreError)
         log.error("%s: could not release its lease: %s", message, cleanup)
 

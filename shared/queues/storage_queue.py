@@ -82,7 +82,8 @@ def _translated(exc: AzureError, doing: str) -> QueueError:
     """A queue failure as the port's own error, keeping the service's reason and no request details."""
     status = getattr(exc, "status_code", None)
     code = getattr(exc, "error_code", None)
-    # A receipt that no longer holds: the message is gone (404) or was received again (400 PopReceiptMismatch).
+    # A receipt that no longer holds: the message is gone (404) or was received again (400
+    # PopReceiptMismatch).
     if isinstance(exc, ResourceNotFoundError) or code in ("MessageNotFound", "PopReceiptMismatch"):
         return ReceiptExpired(f"could not {doing}: the message was deleted or has been received again")
     reason = str(getattr(exc, "reason", "") or type(exc).__name__)

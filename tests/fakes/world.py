@@ -13,6 +13,7 @@ maxDequeueCount), and `drain` moves the world's clock to each delayed message in
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -110,10 +111,8 @@ class MemoryWorld:
         return [StepMessage.decode(text) for text in self.steps.texts()]
 
     def _deliver(self, host: QueueHost, delivery: Delivery) -> None:
-        try:
+        with contextlib.suppress(Killed):
             host.deliver(delivery)
-        except Killed:
-            pass
 
     def _invoke(self, handle: Callable[[StepMessage, int], Outcome]) -> Callable[[Delivery], None]:
         def run(delivery: Delivery) -> None:

@@ -21,7 +21,15 @@ from azure.ai.ml.entities import (
 from azure.core.exceptions import ResourceNotFoundError
 
 from shared.platforms.azureml.errors import azure_call, translate
-from shared.platforms.port import MANAGED_TAG, EndpointInfo, ModelRef, PlatformError
+from shared.platforms.port import (
+    MANAGED_TAG,
+    DeploymentStatus,
+    EndpointInfo,
+    ModelRef,
+    NotFoundError,
+    PlatformError,
+    Provisioning,
+)
 
 DEPLOYED_AT_TAG = "autopilot-deployed-at"
 MODEL_TAG = "autopilot-model"
@@ -51,6 +59,35 @@ def ensure_endpoint(ml: Any, name: str, tags: Mapping[str, str]) -> Any:
         return ml.online_endpoints.begin_create_or_update(endpoint).result()
 
 
+def begin_endpoint(ml: Any, name: str, tags: Mapping[str, str]) -> Provisioning:
+    """Start creating the endpoint (key auth, our tags) if it does not exist, without waiting; its state."""
+    try:
+        return Provisioning.parse(ml.online_endpoints.get(name).provisioning_state)
+    except ResourceNotFoundError:
+        pass
+    except Exception as error:
+        raise translate(error, f"get endpoint {name}") from error
+    endpoint = ManagedOnlineEndpoint(name=name, auth_mode="key", tags={**tags, MANAGED_TAG: "true"},
+                                     description="Fine-Tune Autopilot endpoint")
+    with azure_call(f"create endpoint {name}"):
+        ml.online_endpoints.begin_create_or_update(endpoint)  # 1-2 min: polled, not awaited
+    return Provisioning.CREATING
+
+
+def deployment_status(ml: Any, endpoint: str, deployment: str) -> DeploymentStatus:
+    """The deployment's provisioning state as the service reports it; NotFoundError if there is none."""
+    found = find_deployment(ml, endpoint, deployment)
+    if found is None:
+        raise NotFoundError(f"deployment {deployment} of endpoint {endpoint} not found")
+    model = _model_ref((found.tags or {}).get(MODEL_TAG))
+    return DeploymentStatus(endpoint, deployment, Provisioning.parse(found.provisioning_state), model)
+
+
+def _model_ref(tag: str | None) -> ModelRef | None:
+    name, _, version = (tag or "").rpartition(":")
+    return ModelRef(name, version) if name and version else None
+
+
 def find_deployment(ml: Any, endpoint: str, deployment: str) -> Any | None:
     """The deployment, or None."""
     try:
@@ -62,8 +99,12 @@ def find_deployment(ml: Any, endpoint: str, deployment: str) -> Any | None:
 
 
 def create_deployment(ml: Any, model: ModelRef, model_id: str, endpoint: str, deployment: str,
-                      instance_type: str, tags: Mapping[str, str], now: datetime) -> Any:
-    """A one-instance deployment of the model with the seed's probe and timeout; it starts with no traffic."""
+                      instance_type: str, tags: Mapping[str, str], now: datetime, *,
+                      wait: bool = True) -> Any:
+    """A one-instance deployment of the model with the seed's probe and timeout; it starts with no traffic.
+
+    `wait=False` only starts it (the service takes 10-20 minutes): the caller polls `deployment_status`.
+    """
     spec = ManagedOnlineDeployment(
         name=deployment,
         endpoint_name=endpoint,
@@ -75,7 +116,8 @@ def create_deployment(ml: Any, model: ModelRef, model_id: str, endpoint: str, de
         tags={**tags, MODEL_TAG: f"{model.name}:{model.version}", DEPLOYED_AT_TAG: now.isoformat()},
     )
     with azure_call(f"deploy {model.name}:{model.version} as {deployment} on endpoint {endpoint}"):
-        return ml.online_deployments.begin_create_or_update(spec).result()
+        poller = ml.online_deployments.begin_create_or_update(spec)
+        return poller.result() if wait else None
 
 
 def set_traffic(ml: Any, endpoint: str, traffic: Mapping[str, int]) -> None:

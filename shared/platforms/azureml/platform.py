@@ -30,7 +30,16 @@ from shared.platforms.azureml.pipeline import (
 )
 from shared.platforms.azureml.registration import register_model
 from shared.platforms.azureml.scoring import score
-from shared.platforms.port import MANAGED_TAG, EndpointInfo, JobSpec, JobState, ModelRef, NotFoundError
+from shared.platforms.port import (
+    MANAGED_TAG,
+    DeploymentStatus,
+    EndpointInfo,
+    JobSpec,
+    JobState,
+    ModelRef,
+    NotFoundError,
+    Provisioning,
+)
 from shared.settings import AzureMLSettings, Settings, SettingsError
 
 
@@ -127,8 +136,43 @@ class AzureMLPlatform:
 
     # -- endpoints ------------------------------------------------------------------------------------------
 
+    def begin_deployment(self, model: ModelRef, endpoint: str, deployment: str,
+                         tags: Mapping[str, str]) -> DeploymentStatus:
+        """Start the endpoint (if missing) or else the deployment, never waiting: see the port."""
+        registered = self._deployable(model, endpoint, deployment)
+        endpoint_state = endpoints.begin_endpoint(self.ml, endpoint, tags)
+        if endpoint_state != Provisioning.SUCCEEDED:
+            # A deployment can only be requested on a Succeeded endpoint; the caller polls, then asks again.
+            final_failure = endpoint_state.final
+            return DeploymentStatus(endpoint, deployment, endpoint_state if final_failure else
+                                    Provisioning.CREATING, model,
+                                    f"endpoint {endpoint} is {endpoint_state}" if final_failure
+                                    else f"waiting for endpoint {endpoint} to be created")
+        existing = endpoints.find_deployment(self.ml, endpoint, deployment)
+        if existing is None or not _same_model(existing.model, registered.id):
+            endpoints.create_deployment(self.ml, model, registered.id, endpoint, deployment,
+                                        self._aml.instance_type_inference, tags, self._clock(), wait=False)
+        return self.deployment_status(endpoint, deployment)
+
+    def deployment_status(self, endpoint: str, deployment: str) -> DeploymentStatus:
+        return endpoints.deployment_status(self.ml, endpoint, deployment)
+
     def deploy(self, model: ModelRef, endpoint: str, deployment: str,
                tags: Mapping[str, str]) -> EndpointInfo:
+        """Create the endpoint and deployment and wait for both (the adapter's own tests; not in the port)."""
+        registered = self._deployable(model, endpoint, deployment)
+        endpoints.ensure_endpoint(self.ml, endpoint, tags)
+        existing = endpoints.find_deployment(self.ml, endpoint, deployment)
+        if existing is None or not _same_model(existing.model, registered.id):
+            endpoints.create_deployment(self.ml, model, registered.id, endpoint, deployment,
+                                        self._aml.instance_type_inference, tags, self._clock())
+        info = self.get_endpoint(endpoint)
+        if info is None:
+            raise NotFoundError(f"endpoint {endpoint} disappeared while deploying {deployment}")
+        return info
+
+    def _deployable(self, model: ModelRef, endpoint: str, deployment: str) -> Any:
+        """The registered model, once names and the inference size are checked."""
         endpoints.check_name("endpoint", endpoint)
         endpoints.check_name("deployment", deployment)
         try:
@@ -142,15 +186,7 @@ class AzureMLPlatform:
             check_size(self._aml.instance_type_inference, inference_skus(self.registry, self._reads, base),
                        f"inference instance type (setting AZUREML_INSTANCE_TYPE_INFERENCE) for {model.name}",
                        unsupported=frozenset())
-        endpoints.ensure_endpoint(self.ml, endpoint, tags)
-        existing = endpoints.find_deployment(self.ml, endpoint, deployment)
-        if existing is None or not _same_model(existing.model, registered.id):
-            endpoints.create_deployment(self.ml, model, registered.id, endpoint, deployment,
-                                        self._aml.instance_type_inference, tags, self._clock())
-        info = self.get_endpoint(endpoint)
-        if info is None:
-            raise NotFoundError(f"endpoint {endpoint} disappeared while deploying {deployment}")
-        return info
+        return registered
 
     def score(self, endpoint: str, payload: Mapping[str, Any], deployment: str | None = None) -> Any:
         if self._scoring is None:

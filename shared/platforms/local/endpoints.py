@@ -34,10 +34,12 @@ from shared.platforms.local.endpoint_state import (
 )
 from shared.platforms.port import (
     ActivityUnavailable,
+    DeploymentStatus,
     EndpointInfo,
     ModelRef,
     NotFoundError,
     PlatformError,
+    Provisioning,
     TransientPlatformError,
 )
 from shared.settings import Settings
@@ -62,6 +64,38 @@ class LocalEndpoints:
         is restarted with `model`, keeping its traffic. Raises PlatformError if the server dies while loading,
         TransientPlatformError if it is not ready within the timeout.
         """
+        files, entry = self._start(model, endpoint, deployment, tags)
+        self._await_ready(files, endpoint, deployment, entry)
+        return self._info(endpoint, self._require(files, endpoint))
+
+    def begin_deployment(self, model: ModelRef, endpoint: str, deployment: str,
+                         tags: Mapping[str, str]) -> DeploymentStatus:
+        """As `deploy`, but return at once: the server loads its model while the caller polls
+        `deployment_status` (Creating until it answers its health check, as on Azure)."""
+        self._start(model, endpoint, deployment, tags)
+        return self.deployment_status(endpoint, deployment)
+
+    def deployment_status(self, endpoint: str, deployment: str) -> DeploymentStatus:
+        """Succeeded once the server answers its health check as `deployment`; Creating while it loads its
+        model; Failed (with its log's last lines) if it stopped; NotFoundError if there is no such
+        deployment."""
+        files = self._files(endpoint)
+        state = read_state(files)
+        entry = state.deployments.get(deployment) if state else None
+        if entry is None:
+            raise NotFoundError(f"endpoint {endpoint} has no deployment {deployment!r}")
+        parsed = mlflow_store.parse_model_version_uri(entry.model_uri)
+        model = ModelRef(*parsed) if parsed else None
+        if not server_process.running(entry.pid, files):
+            return DeploymentStatus(endpoint, deployment, Provisioning.FAILED, model,
+                                    f"its server is not running; last lines of its log:\n"
+                                    f"{self._log_tail(files, endpoint, deployment)}")
+        ready = Provisioning.SUCCEEDED if self._healthy(entry, deployment) else Provisioning.CREATING
+        return DeploymentStatus(endpoint, deployment, ready, model)
+
+    def _start(self, model: ModelRef, endpoint: str, deployment: str,
+               tags: Mapping[str, str]) -> tuple[EndpointFiles, DeploymentState]:
+        """Create the endpoint if needed and start the deployment's server (unless it runs `model`)."""
         files = self._files(endpoint)
         check_name("deployment", deployment)
         model_uri = mlflow_store.model_version_uri(model.name, model.version)
@@ -84,8 +118,7 @@ class LocalEndpoints:
             # A restart that keeps all the traffic (a new model on the live deployment) is champion at once.
             mlflow_store.follow_deployment(self._data_dir, model_uri, "took all traffic"
                                            if state.traffic.get(deployment, 0) == 100 else "created")
-        self._await_ready(files, endpoint, deployment, entry)
-        return self._info(endpoint, self._require(files, endpoint))
+        return files, entry
 
     def score(self, endpoint: str, payload: Mapping[str, Any], deployment: str | None = None) -> Any:
         """POST `payload` to /score of `deployment`, or of the deployment the traffic split favours."""
@@ -277,16 +310,13 @@ class LocalEndpoints:
     def _await_ready(self, files: EndpointFiles, endpoint: str, deployment: str,
                      entry: DeploymentState) -> None:
         deadline = time.monotonic() + self._ready_timeout_s
-        health = f"http://127.0.0.1:{entry.port}/health"
         while True:
             if not server_process.running(entry.pid, files):
                 self._mark_stopped(files, endpoint, deployment, entry.pid)
                 raise PlatformError(f"deployment {deployment} of endpoint {endpoint} stopped while starting; "
                                     f"last lines of its log:\n{self._log_tail(files, endpoint, deployment)}")
-            with contextlib.suppress(httpx.TransportError, ValueError):
-                answer = httpx.get(health, timeout=2.0)
-                if answer.status_code == 200 and answer.json().get("deployment") == deployment:
-                    return
+            if self._healthy(entry, deployment):
+                return
             if time.monotonic() > deadline:
                 self._mark_stopped(files, endpoint, deployment, entry.pid)
                 raise TransientPlatformError(
@@ -294,6 +324,14 @@ class LocalEndpoints:
                     f"{self._ready_timeout_s:.0f} s; last lines of its log:\n"
                     f"{self._log_tail(files, endpoint, deployment)}")
             time.sleep(0.25)
+
+    @staticmethod
+    def _healthy(entry: DeploymentState, deployment: str, timeout: float = 2.0) -> bool:
+        """The server answers its health check as this deployment (it has loaded its model)."""
+        with contextlib.suppress(httpx.TransportError, ValueError):
+            answer = httpx.get(f"http://127.0.0.1:{entry.port}/health", timeout=timeout)
+            return answer.status_code == 200 and answer.json().get("deployment") == deployment
+        return False
 
     def _mark_stopped(self, files: EndpointFiles, endpoint: str, deployment: str, pid: int | None) -> None:
         server_process.stop(pid, files)
