@@ -63,7 +63,7 @@ class MemoryWorld:
         base = now or (lambda: datetime.now(UTC))
         self.skipped = timedelta(0)
         clock = lambda: base() + self.skipped  # noqa: E731 - the one clock every backend reads
-        self.clock = clock
+        self.read_clock = clock
         self.platform = InMemoryPlatform(clock=clock, provisioning_time=provisioning_time)
         self.staging = InMemoryBlobStore()
         self.steps = InMemoryQueue(self.settings.step_queue, clock)
@@ -97,7 +97,7 @@ class MemoryWorld:
                 later = [t for t in (self.steps.next_visible_at(), self.poison.next_visible_at()) if t]
                 if not later:
                     return
-                self.skipped += max(min(later) - self.clock(), timedelta(0)) + timedelta(milliseconds=1)
+                self.skipped += max(min(later) - self.read_clock(), timedelta(0)) + timedelta(milliseconds=1)
                 continue
             threads = [threading.Thread(target=self._deliver, args=item) for item in batch]
             for thread in threads:

@@ -55,7 +55,9 @@ def test_only_the_composition_root_picks_adapters() -> None:
 
 def test_the_devhost_uses_the_functions_library_public_modules_only() -> None:
     used = {m for _, m in imports("devhost") if m.startswith("azure.functions")}
-    assert used <= {"azure.functions", "azure.functions.blob", "azure.functions.timer"}, used
+    # azure.functions.queue: the worker's QueueMessage, the one with a dequeue count (the abstract has none).
+    assert used <= {"azure.functions", "azure.functions.blob", "azure.functions.queue",
+                    "azure.functions.timer"}, used
     private = [(str(path.relative_to(ROOT)), node.attr) for path in (ROOT / "devhost").rglob("*.py")
                for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
                if isinstance(node, ast.Attribute) and node.attr.startswith("_")

@@ -26,7 +26,8 @@ PAYLOAD = {"input_data": {"input_string": [{"role": "user", "content": "hi"}]}}
 class World(MemoryWorld):
     def __init__(self, data_dir: Path, **env: str) -> None:
         self.clock = NOW
-        super().__init__(data_dir, now=lambda: self.clock, **env)
+        # Deployments made here are ready at once: the sweep's tests are about idle time, not provisioning.
+        super().__init__(data_dir, now=lambda: self.clock, provisioning_time=timedelta(0), **env)
 
     def at(self, hours_ago: float) -> None:
         self.clock = NOW - timedelta(hours=hours_ago)
@@ -39,10 +40,18 @@ class World(MemoryWorld):
         self.platform.finish(job)
         model = self.platform.register(job, f"m-{name}", {})
         all_tags = {MANAGED_TAG: "true", **(tags or {})}
+        tags = {k: v for k, v in all_tags.items() if v}
+        if last_request_hours_ago is not None and last_request_hours_ago > deployed_hours_ago:
+            # Redeployed since its last request: an earlier deployment answered that one.
+            self.at(last_request_hours_ago)
+            self.platform.begin_deployment(model, name, "green", tags)
+            self.platform.set_traffic(name, {"green": 100})
+            self.platform.score(name, PAYLOAD)
         self.at(deployed_hours_ago)
-        self.platform.deploy(model, name, "blue", {k: v for k, v in all_tags.items() if v})
+        self.platform.begin_deployment(model, name, "blue", tags)
         self.platform.set_traffic(name, {"blue": 100})
-        if last_request_hours_ago is not None:
+        self.platform.delete_deployment(name, "green")
+        if last_request_hours_ago is not None and last_request_hours_ago <= deployed_hours_ago:
             self.at(last_request_hours_ago)
             self.platform.score(name, PAYLOAD)
         self.clock = NOW

@@ -38,7 +38,9 @@ def test_manifest_first_then_data_starts_one_run_with_the_overrides(world: Memor
     second = world.life.on_upload(world.drop("team/train.jsonl", b"".join(ROWS[:40])))
     assert second.result is Result.WAITING and "team/test.jsonl" in second.detail
     third = world.life.on_upload(world.drop("team/test.jsonl", b"".join(ROWS[40:])))
-    assert (third.result, third.state) == (Result.SUBMITTED, State.SUBMITTED)
+    assert (third.result, third.state) == (Result.QUEUED, State.VALIDATED)
+    world.drain()
+    assert world.get(third.run_id).state == State.SUBMITTED
 
     (spec,) = world.platform.specs.values()
     assert spec.base_model == "my-model"
@@ -72,15 +74,19 @@ def test_force_metadata_retrains_the_same_content(world: MemoryWorld) -> None:
     again = world.life.on_upload(world.drop("b.jsonl", b"".join(ROWS)))
     assert again.result is Result.DUPLICATE and world.get(again.run_id).duplicate_of == first.run_id
     forced = world.life.on_upload(world.drop("c.jsonl", b"".join(ROWS), force="true"))
-    assert forced.result is Result.SUBMITTED and world.get(forced.run_id).forced
+    assert forced.result is Result.QUEUED and world.get(forced.run_id).forced
+    world.drain()
     assert world.platform.effects["submit"] == 2
 
 
 def test_the_same_delivery_again_starts_nothing(world: MemoryWorld) -> None:
     upload = world.drop("a.jsonl")
     first = world.life.on_upload(upload)
+    world.drain()
     again = world.life.on_upload(upload)
+    world.drain()
     assert (again.result, again.state) == (Result.ALREADY_HANDLED, State.SUBMITTED)
+    assert world.platform.effects["submit"] == 1
     assert again.run_id == first.run_id
 
 
