@@ -38,6 +38,9 @@ var token = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = { 'azd-env-name': environmentName }
 var containers = { incoming: 'incoming', staged: 'staged', rejected: 'rejected' }
 var ledgerTable = 'runs'
+// The step queue: the steps function advances runs from it; the host moves a message that failed
+// maxDequeueCount times (host.json) to '<name>-poison', which the steps_poison function reads.
+var stepQueue = 'autopilot-steps'
 var createWorkspace = empty(azureMlWorkspaceName)
 var mlWorkspaceName = createWorkspace ? 'mlw-${token}' : azureMlWorkspaceName
 var mlResourceGroupName = empty(azureMlResourceGroup) ? rg.name : azureMlResourceGroup
@@ -63,6 +66,7 @@ module storage 'modules/storage.bicep' = {
     token: token
     containers: [containers.incoming, containers.staged, containers.rejected]
     ledgerTable: ledgerTable
+    queues: [stepQueue, '${stepQueue}-poison']
   }
 }
 
@@ -118,7 +122,11 @@ module app 'modules/functionapp.bicep' = {
       ENDPOINT_NAME: 'autopilot-chat'
       // Online endpoint names are unique per region: the app suffixes ENDPOINT_NAME with a hash of this.
       AUTOPILOT_INSTALL_ID: token
-      STEP_TIMEOUT: '30m'
+      STEP_TIMEOUT: '15m'
+      STEP_QUEUE: stepQueue
+      DEPLOY_POLL_INTERVAL: '30s'
+      DEPLOY_POLL_MAX_INTERVAL: '5m'
+      DEPLOY_TIMEOUT: '60m'
       RECONCILE_AFTER: '10m'
       TEST_FRACTION: '0.05'
       TEST_ROWS_MAX: '1000'

@@ -10,7 +10,9 @@ var roles = {
   storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
   eventGridDataSender: 'd5a91429-5739-47e2-a06b-3470a27159e7'
 }
-// The blob trigger, the host's own storage and the ledger need blobs, queues and tables.
+// The blob trigger, the host's own storage and the ledger need blobs, queues and tables. Storage Queue Data
+// Contributor covers the step queue: the app sends to it (and creates it locally), the steps trigger reads,
+// updates and deletes its messages, and the host moves failed ones to its poison queue.
 var storageRoles = [roles.storageBlobDataOwner, roles.storageTableDataContributor, roles.storageQueueDataContributor]
 
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {

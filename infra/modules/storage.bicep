@@ -1,10 +1,12 @@
-// The data account: incoming / staged / rejected containers, the ledger table, and the app package.
+// The data account: incoming / staged / rejected containers, the ledger table, the step queue (and its poison
+// queue), and the app package.
 // Shared-key access is off: the app reaches it with its managed identity only.
 param location string
 param tags object
 param token string
 param containers array
 param ledgerTable string
+param queues array
 
 var deploymentContainer = 'app-package'
 
@@ -43,6 +45,18 @@ resource ledger 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-
   parent: tables
   name: ledgerTable
 }
+
+resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
+  parent: account
+  name: 'default'
+}
+
+resource stepQueues 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = [
+  for queue in queues: {
+    parent: queueService
+    name: queue
+  }
+]
 
 output name string = account.name
 output id string = account.id

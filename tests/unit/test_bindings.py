@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib
+import json
 import typing
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import azurefunctions.extensions.bindings.blob as blob
@@ -12,9 +14,12 @@ import pytest
 
 from devhost import triggers
 from devhost.timers import parse_schedule
+from shared.settings import Settings, parse_duration
+
+ROOT = Path(__file__).resolve().parents[2]
 
 MINIMAL_ENV = {"AUTOPILOT_STORAGE": "UseDevelopmentStorage=true", "INCOMING_CONTAINER": "incoming",
-               "IDLE_SWEEP_SCHEDULE": "0 */15 * * * *"}
+               "IDLE_SWEEP_SCHEDULE": "0 */15 * * * *", "STEP_QUEUE": "autopilot-steps"}
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +69,19 @@ def test_idle_sweep_runs_every_quarter_hour_by_default(functions) -> None:
     first = schedule(datetime(2026, 1, 1, 0, 7, tzinfo=UTC))
     assert first == datetime(2026, 1, 1, 0, 15, tzinfo=UTC)
     assert schedule(first) - first == timedelta(minutes=15)
+
+
+def test_steps_and_their_poison_queue_are_queue_triggers_on_the_step_queue(functions) -> None:
+    steps, poison = trigger(functions["steps"]), trigger(functions["steps_poison"])
+    assert (steps["type"], steps["queueName"], steps["connection"]) == (
+        "queueTrigger", "%STEP_QUEUE%", "AUTOPILOT_STORAGE")
+    assert (poison["type"], poison["queueName"]) == ("queueTrigger", "%STEP_QUEUE%-poison")
+    host = json.loads((ROOT / "host.json").read_text())
+    queues = host["extensions"]["queues"]
+    # The app sends base64 text; a failed step is retried a few times, then the poison trigger ends the run.
+    assert queues["messageEncoding"] == "base64" and 1 < queues["maxDequeueCount"] <= 10
+    # A step never runs near functionTimeout, and the lease outlives the invocation that took it.
+    assert parse_duration("functionTimeout", host["functionTimeout"]) < Settings.step_timeout
 
 
 def test_every_registered_function_can_be_driven_by_the_devhost(functions) -> None:

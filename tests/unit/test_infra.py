@@ -136,6 +136,14 @@ def test_every_role_the_code_needs_is_assigned() -> None:
     assert "principalId: appPrincipalId" in templates
 
 
+def test_the_step_queue_and_its_poison_queue_exist_and_are_named_to_the_app() -> None:
+    main = (INFRA / "main.bicep").read_text()
+    storage = (INFRA / "modules" / "storage.bicep").read_text()
+    assert re.search(r"var stepQueue = 'autopilot-steps'", main) and "STEP_QUEUE: stepQueue" in main
+    assert "queues: [stepQueue, '${stepQueue}-poison']" in main
+    assert "Microsoft.Storage/storageAccounts/queueServices/queues@" in storage and "for queue in queues" in storage
+
+
 def test_event_grid_delivers_complete_uploads_and_run_events_to_the_functions() -> None:
     blob = (INFRA / "modules" / "blob-events.bicep").read_text()
     assert "functionName=Host.Functions.ingest" in blob and "Microsoft.Storage.BlobCreated" in blob
