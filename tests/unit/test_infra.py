@@ -141,7 +141,8 @@ def test_the_step_queue_and_its_poison_queue_exist_and_are_named_to_the_app() ->
     storage = (INFRA / "modules" / "storage.bicep").read_text()
     assert re.search(r"var stepQueue = 'autopilot-steps'", main) and "STEP_QUEUE: stepQueue" in main
     assert "queues: [stepQueue, '${stepQueue}-poison']" in main
-    assert "Microsoft.Storage/storageAccounts/queueServices/queues@" in storage and "for queue in queues" in storage
+    assert "Microsoft.Storage/storageAccounts/queueServices/queues@" in storage
+    assert "for queue in queues" in storage
 
 
 def test_event_grid_delivers_complete_uploads_and_run_events_to_the_functions() -> None:
