@@ -5,6 +5,8 @@ and its deployment is a real server process. `azureml` is AzureMLPlatform with t
 MetricsClient over the wire-level fake of tests/fakes/wire (Azure's REST examples, LROs that poll, RBAC at the
 door). `memory` is the in-memory platform the lifecycle's unit tests run on (tests/fakes/platform.py): a fake
 is only as good as its promise to behave like the real thing, so it is held to the same contract.
+Deployments take time everywhere (a server loading its model; the fakes' provisioning): `begin_deployment`
+returns at once and `deployment_status` is polled until it is final, as the steps do.
 Each implementation gets one job, one model and one endpoint for the module (module-scoped fixtures, since
 a real job and a model load cost seconds); the tests that change the endpoint come last, in file order.
 """
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ from shared.platforms.port import (
     MANAGED_TAG,
     RUN_TAG,
     ActivityUnavailable,
+    DeploymentStatus,
     EndpointInfo,
     JobSpec,
     JobState,
@@ -35,6 +38,7 @@ from shared.platforms.port import (
     NotFoundError,
     Platform,
     PlatformError,
+    Provisioning,
 )
 from shared.settings import Settings
 from shared.storage import blob_service
@@ -73,6 +77,10 @@ class Adapter:
     def close(self) -> None:
         """Leave nothing running."""
 
+    def let_time_pass(self) -> None:
+        """Wait a little between two polls of a deployment (real time, or the fake's clock)."""
+        time.sleep(0.25)
+
 
 class LocalAdapter(Adapter):
     kind = "local"
@@ -107,7 +115,8 @@ class MemoryAdapter(Adapter):
     kind = "memory"
 
     def __init__(self) -> None:
-        self.memory = InMemoryPlatform()
+        self.now = datetime(2026, 9, 1, 12, 0, tzinfo=UTC)
+        self.memory = InMemoryPlatform(clock=lambda: self.now, provisioning_time=timedelta(minutes=2))
         self.platform = self.memory
         self.spec = job_spec(("memory://staged/contract/train.jsonl", "memory://staged/contract/test.jsonl"))
 
@@ -121,6 +130,9 @@ class MemoryAdapter(Adapter):
     def deployment_marker(self, endpoint: str, deployment: str) -> Any:
         return self.memory.deployments_made[(endpoint, deployment)]
 
+    def let_time_pass(self) -> None:
+        self.now += timedelta(seconds=30)
+
 
 class AzureMLAdapter(Adapter):
     kind = "azureml"
@@ -130,6 +142,9 @@ class AzureMLAdapter(Adapter):
         self.world = world
         self.platform = world.platform
         self.spec = spec
+
+    def let_time_pass(self) -> None:
+        """The service works between requests (the wire fake's operations advance on each read)."""
 
     def finish(self, job: str) -> JobState:
         self.world.wire.workspace.finish_job(job, "Completed")  # what Azure ML does when the pipeline ends
@@ -211,9 +226,31 @@ def model(adapter: Adapter, finished: JobState) -> ModelRef:
     return adapter.platform.register(finished.name, MODEL, TAGS, "contract test")
 
 
+def provisioned(adapter: Adapter, model: ModelRef, endpoint: str, deployment: str) -> list[DeploymentStatus]:
+    """Begin the deployment and poll it until it is final, beginning it again while it is not there yet (its
+    endpoint was still being created), as the deploy and poll steps do; every status seen, in order."""
+    seen = [adapter.platform.begin_deployment(model, endpoint, deployment, TAGS)]
+    for _ in range(720):
+        if seen[-1].final:
+            return seen
+        adapter.let_time_pass()
+        try:
+            seen.append(adapter.platform.deployment_status(endpoint, deployment))
+        except NotFoundError:
+            seen.append(adapter.platform.begin_deployment(model, endpoint, deployment, TAGS))
+    raise AssertionError(f"{endpoint}/{deployment} never reached a final state: {seen[-3:]}")
+
+
 @pytest.fixture(scope="module")
-def deployed(adapter: Adapter, model: ModelRef) -> EndpointInfo:
-    return adapter.platform.deploy(model, ENDPOINT, "blue", TAGS)
+def polled(adapter: Adapter, model: ModelRef) -> list[DeploymentStatus]:
+    return provisioned(adapter, model, ENDPOINT, "blue")
+
+
+@pytest.fixture(scope="module")
+def deployed(adapter: Adapter, polled: list[DeploymentStatus]) -> EndpointInfo:
+    info = adapter.platform.get_endpoint(ENDPOINT)
+    assert info is not None
+    return info
 
 
 def test_submitting_the_same_job_name_twice_makes_one_job(
@@ -252,8 +289,24 @@ def test_registering_twice_returns_the_same_model(
 
 def test_deploying_an_unregistered_model_is_not_found(adapter: Adapter) -> None:
     with pytest.raises(NotFoundError):
-        adapter.platform.deploy(ModelRef(MODEL, "999"), "ep-contract-none", "blue", TAGS)
+        adapter.platform.begin_deployment(ModelRef(MODEL, "999"), "ep-contract-none", "blue", TAGS)
     assert adapter.platform.get_endpoint("ep-contract-none") is None
+
+
+def test_a_deployment_is_creating_then_succeeded_and_only_then_serves(
+        adapter: Adapter, model: ModelRef, polled: list[DeploymentStatus]) -> None:
+    assert [s.provisioning for s in polled][-1] == Provisioning.SUCCEEDED, polled[-1].error
+    if adapter.kind != "local":  # the fakes' clocks: minutes of Creating, seen by every poll before
+        assert {s.provisioning for s in polled[:-1]} == {Provisioning.CREATING} and len(polled) > 2
+    assert polled[-1].model in (model, None)
+    assert adapter.platform.deployment_status(ENDPOINT, "blue").succeeded
+
+
+def test_the_status_of_a_missing_deployment_is_not_found(adapter: Adapter, deployed: EndpointInfo) -> None:
+    with pytest.raises(NotFoundError):
+        adapter.platform.deployment_status(ENDPOINT, "green")
+    with pytest.raises(NotFoundError):
+        adapter.platform.deployment_status("ep-contract-none", "blue")
 
 
 def test_deploy_makes_a_managed_endpoint_with_the_deployment_at_zero(deployed: EndpointInfo) -> None:
@@ -267,8 +320,10 @@ def test_deploy_makes_a_managed_endpoint_with_the_deployment_at_zero(deployed: E
 def test_deploying_the_same_names_again_makes_no_second_deployment(
         adapter: Adapter, model: ModelRef, deployed: EndpointInfo) -> None:
     before = adapter.deployment_marker(ENDPOINT, "blue")
-    again = adapter.platform.deploy(model, ENDPOINT, "blue", TAGS)
-    assert again.deployments == ("blue",) and adapter.deployment_marker(ENDPOINT, "blue") == before
+    again = adapter.platform.begin_deployment(model, ENDPOINT, "blue", TAGS)
+    assert again.succeeded and adapter.deployment_marker(ENDPOINT, "blue") == before
+    info = adapter.platform.get_endpoint(ENDPOINT)
+    assert info is not None and info.deployments == ("blue",)
 
 
 def test_a_deployment_answers_the_seed_payload_by_name(adapter: Adapter, deployed: EndpointInfo) -> None:
