@@ -39,6 +39,10 @@ def settings_env(azurite: azurite_proc.Azurite, tmp_path: Path,
         "JOB_EVENT_QUEUE": f"ev{suffix}",
         # Plumbing tests fine-tune the tiny random model (seconds); tests of learning ask for SmolLM2.
         "BASE_MODEL": "tiny-random",
+        "STEP_QUEUE": f"steps{suffix}",
+        # The step queue's delays are Azurite's, in real time: poll a deployment every second or two.
+        "DEPLOY_POLL_INTERVAL": "1s",
+        "DEPLOY_POLL_MAX_INTERVAL": "2s",
     }
 
 
