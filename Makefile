@@ -39,6 +39,7 @@ bench: setup
 	$(PY) bench/teardown_sim.py
 	$(PY) bench/train.py
 	$(PY) bench/serve.py
+	$(PY) bench/handlers.py --events 100
 
 # Azurite + the devhost in the foreground; Ctrl-C stops both.
 up: setup
