@@ -12,13 +12,14 @@ import pytest
 from azure.core.exceptions import ResourceExistsError
 
 from shared.events import parse_run_event
-from shared.lifecycle import Lifecycle, Result
+from shared.lifecycle import Lifecycle, Result, Step
 from shared.lifecycle.gate import seed_payload
 from shared.runs import State
 from shared.settings import Settings
 from shared.staging import BlobRef
 from shared.storage import queue_client
 from shared.wiring import build_lifecycle
+from tests.steps_host import run_steps
 
 SAMPLE = Path(__file__).resolve().parents[2] / "demo" / "sample_chat.jsonl"
 pytestmark = pytest.mark.integration
@@ -56,7 +57,8 @@ def next_terminal_event(app: Lifecycle, timeout: float = 240) -> dict[str, objec
 
 def test_upload_goes_live_then_idle_sweep_tears_it_down(lifecycle: Lifecycle) -> None:
     outcome = lifecycle.on_upload(upload(lifecycle, "sample_chat.jsonl", SAMPLE.read_bytes()))
-    assert outcome.result is Result.SUBMITTED
+    assert outcome.result is Result.QUEUED
+    run_steps(lifecycle)  # the submit step
     run = lifecycle.ledger.get(outcome.run_id)
     assert run is not None and run.state == State.SUBMITTED
     assert run.rows == 48 and run.test_rows is not None and run.test_rows >= 1
@@ -68,9 +70,16 @@ def test_upload_goes_live_then_idle_sweep_tears_it_down(lifecycle: Lifecycle) ->
 
     event = parse_run_event(next_terminal_event(lifecycle))
     assert event.job_status == "Completed" and event.job_name == run.job_name
-    lifecycle.on_job_event(event)
+    assert lifecycle.on_job_event(event).result is Result.QUEUED
+    ran = run_steps(lifecycle)
     live = lifecycle.ledger.get(run.run_id)
     assert live is not None and live.state == State.LIVE, live
+    # The endpoint's server loading its model is Creating, as on Azure: polled, never waited for.
+    assert [r.message.step for r in ran if r.outcome.result is not Result.IGNORED][:3] == [
+        Step.REGISTER, Step.DEPLOY, Step.POLL]
+    # Registering logs the model to MLflow (seconds of real work); beginning and polling never wait.
+    assert max(r.seconds for r in ran if r.message.step in (Step.DEPLOY, Step.POLL)) < 1.0, [
+        (str(r.message.step), round(r.seconds, 2)) for r in ran]
     assert live.model_name and live.model_version == "1"
 
     answer = lifecycle.platform.score(live.endpoint, seed_payload([{"role": "user", "content": "Hi"}]))
@@ -78,6 +87,7 @@ def test_upload_goes_live_then_idle_sweep_tears_it_down(lifecycle: Lifecycle) ->
 
     # A duplicate Completed event does nothing more: still one deployment, still version 1.
     lifecycle.on_job_event(event)
+    run_steps(lifecycle)
     endpoint = lifecycle.platform.get_endpoint(live.endpoint)
     assert endpoint is not None and list(endpoint.deployments) == [live.deployment]
 
@@ -92,7 +102,8 @@ def test_upload_goes_live_then_idle_sweep_tears_it_down(lifecycle: Lifecycle) ->
 def test_same_content_uploaded_again_is_a_duplicate(lifecycle: Lifecycle) -> None:
     data = SAMPLE.read_bytes()
     first = lifecycle.on_upload(upload(lifecycle, "a.jsonl", data))
-    assert first.result is Result.SUBMITTED
+    assert first.result is Result.QUEUED
+    run_steps(lifecycle)
     second = lifecycle.on_upload(upload(lifecycle, "b.jsonl", data))
     assert second.result is Result.DUPLICATE
     states = sorted(r.state.value for r in lifecycle.ledger.all())
