@@ -1,11 +1,13 @@
 """The runs API through the devhost's HTTP routes, over a real ledger (Azurite) and the in-memory platform.
 
-The lifecycle's own handlers move the runs (upload → job → live → teardown; a failed job); the test only
-stands in for the jobs running. Then the API must describe each run and act on it as its state allows.
+The lifecycle's own handlers move the runs (upload → job → live → teardown; a failed job), the steps run
+from the Azurite step queue through the devhost's queue triggers, and the platform's deployments take a
+second to provision; the test only stands in for the jobs running. Then the API must describe each run and act on it as its state allows.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -36,12 +38,14 @@ class CurvedPlatform(InMemoryPlatform):
 @pytest.fixture
 def world(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[DevHost, Lifecycle,
                                                                                   CurvedPlatform]]:
-    platform = CurvedPlatform()
+    platform = CurvedPlatform(provisioning_time=timedelta(seconds=1))
     life = build_lifecycle(settings, platform)
     import function_app
     import functions.runs_api
+    import functions.steps
 
     monkeypatch.setattr(functions.runs_api, "lifecycle", lambda: life)
+    monkeypatch.setattr(functions.steps, "lifecycle", lambda: life)
     env = {"AUTOPILOT_STORAGE": settings.storage.connection_string or "",
            "INCOMING_CONTAINER": settings.incoming_container, "IDLE_SWEEP_SCHEDULE": "0 0 0 1 1 *"}
     with DevHost(function_app.app, settings, env=env, watch_blobs=False, timers=False, relay=False,
@@ -53,8 +57,16 @@ def drop(life: Lifecycle, name: str, lines: list[str]) -> str:
     upload = BlobRef(life.ctx.settings.incoming_container, name)
     life.ctx.staging.put(upload, "".join(lines).encode())
     outcome = life.on_upload(upload)
-    assert outcome.result is Result.SUBMITTED, outcome
+    assert outcome.result is Result.QUEUED, outcome
+    wait_for(life, outcome.run_id, "submitted")  # the submit step, run by the devhost's queue trigger
     return outcome.run_id
+
+
+def wait_for(life: Lifecycle, run_id: str, *states: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while (run := life.ledger.get(run_id)) is None or run.state.value not in states:
+        assert time.monotonic() < deadline, f"run {run_id} is {run and run.state}, not {states}"
+        time.sleep(0.2)
 
 
 def job_ends(life: Lifecycle, platform: InMemoryPlatform, run_id: str, status: str) -> None:
@@ -64,6 +76,7 @@ def job_ends(life: Lifecycle, platform: InMemoryPlatform, run_id: str, status: s
     life.on_job_event(RunEvent(id=f"e-{run.job_name}-{status}", event_type="RunStatusChanged", subject="",
                                job_name=run.job_name, experiment_name="x", job_type="azureml.PipelineRun",
                                job_status=status))
+    wait_for(life, run_id, "live" if status == "Completed" else status.lower())
 
 
 def test_runs_api_describes_each_run_and_acts_as_its_state_allows(world: Any) -> None:
@@ -104,8 +117,10 @@ def test_runs_api_describes_each_run_and_acts_as_its_state_allows(world: Any) ->
 
     submits = platform.effects["submit"]
     retried = httpx.post(f"{api}/runs/{failed_id}/retry")
-    assert retried.status_code == 200, retried.text
-    assert retried.json()["state"] == "submitted" and retried.json()["job"]["attempt"] == 2
+    assert retried.status_code == 202, retried.text
+    assert retried.headers["location"] == f"{api}/runs/{failed_id}"
+    assert retried.json()["state"] == "validated" and retried.json()["job"]["attempt"] == 2
+    wait_for(life, failed_id, "submitted")
     assert platform.effects["submit"] == submits + 1
 
     life.on_sweep(life.ledger.now() + life.ctx.settings.idle_ttl + timedelta(minutes=5))
@@ -113,9 +128,17 @@ def test_runs_api_describes_each_run_and_acts_as_its_state_allows(world: Any) ->
     assert down["state"] == "torn_down" and down["costs"]["endpoint_hours"] >= 0
     assert down["actions"] == ["redeploy"] and platform.get_endpoint(live["endpoint"]["name"]) is None
     deploys = platform.effects["deploy"]
+    started = time.monotonic()
     back = httpx.post(f"{api}/runs/{live_id}/redeploy")
-    assert back.status_code == 200 and back.json()["state"] == "live"
-    assert platform.effects["deploy"] == deploys + 1 and back.json()["model"]["version"] == "1"
+    assert back.status_code == 202 and back.json()["state"] == "deploying", back.text
+    assert time.monotonic() - started < 1.0  # answered at once; the deployment takes its own time
+    location = back.headers["location"]
+    assert location == f"{api}/runs/{live_id}"
+    wait_for(life, live_id, "live")
+    followed = httpx.get(location).json()
+    assert followed["state"] == "live" and followed["model"]["version"] == "1"
+    assert platform.effects["deploy"] == deploys + 1
+    assert any(h.get("step", "").startswith("poll") for h in followed["history"])
 
     page = httpx.get(f"{api}/status")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
