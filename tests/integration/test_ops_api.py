@@ -2,7 +2,8 @@
 
 The lifecycle's own handlers move the runs (upload → job → live → teardown; a failed job), the steps run
 from the Azurite step queue through the devhost's queue triggers, and the platform's deployments take a
-second to provision; the test only stands in for the jobs running. Then the API must describe each run and act on it as its state allows.
+second to provision; the test only stands in for the jobs running. Then the API must describe each run and
+act on it as its state allows.
 """
 
 from __future__ import annotations
