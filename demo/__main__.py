@@ -33,6 +33,9 @@ DEMO_ENV = {
     "AUTOPILOT_PLATFORM": "local",
     "IDLE_TTL": "15s",  # short, so the demo sees the teardown; the default is 2h
     "IDLE_SWEEP_SCHEDULE": "*/5 * * * * *",
+    # The local endpoint loads its model in seconds, not Azure's 10-20 minutes: poll it every 1-3 s.
+    "DEPLOY_POLL_INTERVAL": "1s",
+    "DEPLOY_POLL_MAX_INTERVAL": "3s",
     "HF_HUB_OFFLINE": "1",
     "TRANSFORMERS_OFFLINE": "1",
 }
@@ -143,7 +146,9 @@ def learned(summary: dict[str, Any]) -> bool:
 
 
 def print_timeline(run: Any, marks: list[tuple[str, datetime]]) -> None:
-    events = sorted([(datetime.fromisoformat(h["at"]), h["state"], h.get("note", "")) for h in run.history]
+    # A step's entry (a deployment's poll, say) shows under its state with the step's name.
+    events = sorted([(datetime.fromisoformat(h["at"]), h["state"],
+                      (f"[{h['step']}] " if h.get("step") else "") + h.get("note", "")) for h in run.history]
                     + [(at, name, "") for name, at in marks])
     start = events[0][0]
     print("\ntimeline (seconds since upload):")
