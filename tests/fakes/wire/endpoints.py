@@ -71,6 +71,7 @@ class Endpoints:
         return ok({"value": list(self.endpoints.values()), "nextLink": None})
 
     def get_endpoint(self, request: WireRequest, match: re.Match[str]) -> Reply:
+        self.operations.work()
         found = self.endpoints.get(match["endpoint"])
         return ok(found) if found else not_found("online endpoint", match["endpoint"])
 
@@ -167,6 +168,7 @@ class Endpoints:
         return ok({"value": found, "nextLink": None})
 
     def get_deployment(self, request: WireRequest, match: re.Match[str]) -> Reply:
+        self.operations.work()
         found = self.deployments.get((match["endpoint"], match["name"]))
         return ok(found) if found else not_found("deployment", f"{match['endpoint']}/{match['name']}")
 
@@ -174,6 +176,9 @@ class Endpoints:
         endpoint, name, body = match["endpoint"], match["name"], request.body or {}
         if endpoint not in self.endpoints:
             return not_found("online endpoint", endpoint)
+        if self.endpoints[endpoint]["properties"].get("provisioningState") != "Succeeded":
+            return user_error(f"endpoint {endpoint} is not in a Succeeded state; deployments can be created "
+                              "once it is", status=409)
         properties = dict(body.get("properties") or {})
         refused = self._deployment_problem(properties)
         if refused:

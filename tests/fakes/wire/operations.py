@@ -4,7 +4,10 @@ A PUT or DELETE answers 201/202 with `Azure-AsyncOperation` (the status URL, `mf
 `Location` (the resource, or for a DELETE `mfeOperationResults`), with no Retry-After, as the recordings
 show (tests set the SDK's `polling_interval` to 0 instead). The status
 reads "Updating" for a few polls, then the operation's effect happens and it reads "Succeeded" — or "Failed"
-with the error, and the resource keeps provisioningState Failed.
+with the error, and the resource keeps provisioningState Failed. The service works whether or not anyone
+polls the operation: a client that only reads the resource (the deploy steps poll provisioningState and never
+await the LRO) sees it finish too, since every read of an endpoint or deployment is a step of each pending
+operation (`work`).
 """
 
 from __future__ import annotations
@@ -77,12 +80,7 @@ class Operations:
             message = f"operation {match['id']} not found"
             return Reply(404, {"error": {"code": "NotFound", "message": message}})
         self.polls += 1
-        if op.ended is None:
-            if op.polls_left > 0:
-                op.polls_left -= 1
-            else:
-                op.ended = self.clock()
-                (op.on_failure if op.error else op.on_success)()
+        self._step(op)
         body: dict[str, object] = {"id": f"{STATUS_PATH}/mfeOperationsStatus/{op.id}", "name": op.id,
                                    "startTime": stamp(op.started), "percentComplete": 0.0 if op.ended is None
                                    else 100.0, "status": op.status}
@@ -91,6 +89,19 @@ class Operations:
         if op.error and op.ended is not None:
             body["error"] = {"code": op.error[0], "message": op.error[1]}
         return ok(body)
+
+    def work(self) -> None:
+        """One step of every pending operation (the service's own progress between two requests)."""
+        for op in list(self.started.values()):
+            self._step(op)
+
+    def _step(self, op: Operation) -> None:
+        if op.ended is None:
+            if op.polls_left > 0:
+                op.polls_left -= 1
+            else:
+                op.ended = self.clock()
+                (op.on_failure if op.error else op.on_success)()
 
     def get_result(self, request: WireRequest, match: re.Match[str]) -> Reply:
         op = self.started.get(match["id"])
