@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from shared.events import RUN_COMPLETED, parse_run_event, run_event
-from shared.lifecycle import Lifecycle, Outcome
+from shared.lifecycle import Lifecycle, Outcome, Step
 from shared.lifecycle.naming import deployment_name
 from shared.platforms.port import HASH_TAG, MANAGED_TAG, RUN_TAG
 from shared.runs import Run, State
@@ -26,6 +26,7 @@ from shared.staging import BlobRef
 from shared.wiring import build_lifecycle
 from tests.fakes.azureml_world import NOW, build_world
 from tests.fakes.azureml_world import World as AzureML
+from tests.steps_host import Ran, run_steps
 
 SAMPLE = Path(__file__).resolve().parents[2] / "demo" / "sample_chat.jsonl"
 EXPERIMENT = "autopilot-it"
@@ -38,6 +39,7 @@ class App:
 
     azure: AzureML
     life: Lifecycle
+    ran: list[Ran] = field(default_factory=list)  # the step invocations so far
 
     @property
     def endpoint(self) -> str:
@@ -47,6 +49,12 @@ class App:
         blob = BlobRef(self.azure.settings.incoming_container, name)
         self.life.ctx.staging.put(blob, data)
         return blob
+
+    def upload(self, name: str, data: bytes) -> Run:
+        """The blob trigger, then the steps it queued (submit), run from the Azurite step queue."""
+        self.life.on_upload(self.drop(name, data))
+        run_steps(self.life)
+        return self.run_of(name)
 
     def run_of(self, name: str) -> Run:
         (run,) = self.life.ledger.find(upload=f"{self.azure.settings.incoming_container}/{name}")
@@ -60,7 +68,9 @@ class App:
                          tags=dict(job.get("tags") or {}))
         event = parse_run_event(json.loads(json.dumps(body)))  # as it comes off the wire
         assert event.event_type == RUN_COMPLETED and event.job_tags[RUN_TAG] == run.run_id
-        return self.life.on_job_event(event)
+        outcome = self.life.on_job_event(event)
+        self.ran += run_steps(self.life)
+        return outcome
 
     def alerts(self) -> list[dict[str, Any]]:
         path = self.azure.settings.data_dir / "alerts.jsonl"
@@ -98,9 +108,8 @@ def app(settings_env: dict[str, str]) -> Iterator[App]:
 
 def test_upload_to_live_then_blue_green_then_idle_teardown(app: App) -> None:
     # 1. Upload → one PipelineJob with the staged blobs as uri_file inputs and the run's tags.
-    outcome = app.life.on_upload(app.drop("chats.jsonl", SAMPLE.read_bytes()))
-    first = app.run_of("chats.jsonl")
-    assert first.state == State.SUBMITTED, outcome
+    first = app.upload("chats.jsonl", SAMPLE.read_bytes())
+    assert first.state == State.SUBMITTED, first
     assert app.jobs() == [first.job_name] == [f"ftap-{first.run_id}"]
     job = app.azure.job(first.job_name)
     assert job["experimentName"] == EXPERIMENT  # AZUREML_EXPERIMENT, not the port's default
@@ -143,8 +152,7 @@ def test_upload_to_live_then_blue_green_then_idle_teardown(app: App) -> None:
 
     # 3. Different content → green at 0 % beside blue, gated against blue, 100 % to green, blue deleted.
     second_data = b"\n".join(SAMPLE.read_bytes().splitlines()[1:]) + b"\n"
-    app.life.on_upload(app.drop("chats-v2.jsonl", second_data))
-    second = app.run_of("chats-v2.jsonl")
+    second = app.upload("chats-v2.jsonl", second_data)
     assert second.run_id != first.run_id and len(app.jobs()) == 2
     app.complete(second)
     green = deployment_name(second.run_id)
@@ -177,8 +185,11 @@ def test_upload_to_live_then_blue_green_then_idle_teardown(app: App) -> None:
     assert len(app.models()) == 2
     assert [a["alert_class"] for a in app.alerts()] == ["endpoint.torn_down"]
 
-    # 5. Redeploy is one step: the registered model goes back on a new endpoint, no new job or model.
-    back = app.life.redeploy(down)
+    # 5. Redeploy: the registered model goes back on a new endpoint, no new job or model.
+    asked = app.life.redeploy(down)
+    assert asked.state == State.DEPLOYING
+    run_steps(app.life)
+    back = app.life.ledger.get(down.run_id)
     assert back is not None and back.state == State.LIVE
     info = app.azure.platform.get_endpoint(app.endpoint)
     assert info is not None and info.traffic == {green: 100}
@@ -189,8 +200,7 @@ def test_upload_to_live_then_blue_green_then_idle_teardown(app: App) -> None:
 def test_a_deployment_answering_in_a_list_passes_the_gate(app: App) -> None:
     # MLflow chat deployments answer {"output": "..."} or a bare list; the gate reads either.
     app.azure.wire.scoring.answer = lambda endpoint, deployment, payload: ["Keep three copies."]
-    app.life.on_upload(app.drop("chats.jsonl", SAMPLE.read_bytes()))
-    run = app.run_of("chats.jsonl")
+    run = app.upload("chats.jsonl", SAMPLE.read_bytes())
     app.complete(run)
     live = app.life.ledger.get(run.run_id)
     assert live is not None and live.state == State.LIVE
@@ -199,8 +209,7 @@ def test_a_deployment_answering_in_a_list_passes_the_gate(app: App) -> None:
 
 def test_a_deployment_with_empty_replies_is_rolled_back(app: App) -> None:
     app.azure.wire.scoring.answer = lambda endpoint, deployment, payload: {"output": ""}
-    app.life.on_upload(app.drop("chats.jsonl", SAMPLE.read_bytes()))
-    run = app.run_of("chats.jsonl")
+    run = app.upload("chats.jsonl", SAMPLE.read_bytes())
     app.complete(run)
     rolled = app.life.ledger.get(run.run_id)
     assert rolled is not None and rolled.state == State.ROLLED_BACK
@@ -214,9 +223,35 @@ def test_a_retired_base_model_fails_the_run_at_submit_with_its_date(settings_env
     upload = app.drop("chats.jsonl", SAMPLE.read_bytes())
     app.life.on_upload(upload)
     app.life.on_upload(upload)  # Event Grid delivers at least once
+    run_steps(app.life)
     run = app.run_of("chats.jsonl")
     assert run.state == State.FAILED
     assert "2025-08-30" in run.error and "BASE_MODEL" in run.error
     assert app.jobs() == [] and app.azure.wire.transport.denied == []
     (alert,) = app.alerts()
     assert alert["alert_class"] == "job.submit_failed" and "2025-08-30" in alert["summary"]
+
+
+def test_a_deployment_provisioning_over_several_polls_goes_live_and_no_step_waits_for_it(app: App) -> None:
+    # The endpoint and the deployment are Creating until the service has worked on them (operations.py);
+    # the steps begin them, read their provisioningState every 1-2 s (settings_env) and never await an LRO.
+    run = app.upload("chats.jsonl", SAMPLE.read_bytes())
+    app.complete(run)
+    live = app.life.ledger.get(run.run_id)
+    assert live is not None and live.state == State.LIVE, live
+    polls = [r.outcome.detail for r in app.ran if r.message.step == Step.POLL]
+    assert len(polls) >= 2 and polls[-1].startswith("Succeeded") and "Creating" in polls[0], polls
+    assert max(r.seconds for r in app.ran) < 1.0, [(str(r.message), r.seconds) for r in app.ran]
+    assert app.azure.wire.endpoints.created_deployments == [(app.endpoint, deployment_name(run.run_id))]
+    assert app.traffic()[-1] == {deployment_name(run.run_id): 100} and app.alerts() == []
+
+
+def test_a_deployment_that_ends_failed_on_azure_is_rolled_back_with_one_alert(app: App) -> None:
+    app.azure.wire.endpoints.fail_next_deployment = ("OutOfQuota", "not enough quota for the instance type")
+    run = app.upload("chats.jsonl", SAMPLE.read_bytes())
+    app.complete(run)
+    rolled = app.life.ledger.get(run.run_id)
+    assert rolled is not None and rolled.state == State.ROLLED_BACK and "Failed" in rolled.error
+    info = app.azure.platform.get_endpoint(app.endpoint)
+    assert info is not None and info.deployments == () and app.traffic() == [{}]
+    assert [a["alert_class"] for a in app.alerts()] == ["deploy.failed"]
