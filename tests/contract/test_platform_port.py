@@ -296,8 +296,8 @@ def test_deploying_an_unregistered_model_is_not_found(adapter: Adapter) -> None:
 def test_a_deployment_is_creating_then_succeeded_and_only_then_serves(
         adapter: Adapter, model: ModelRef, polled: list[DeploymentStatus]) -> None:
     assert [s.provisioning for s in polled][-1] == Provisioning.SUCCEEDED, polled[-1].error
-    if adapter.kind != "local":  # the fakes' clocks: minutes of Creating, seen by every poll before
-        assert {s.provisioning for s in polled[:-1]} == {Provisioning.CREATING} and len(polled) > 2
+    if adapter.kind != "local":  # the fakes take their time (a clock; the service's work): Creating first
+        assert {s.provisioning for s in polled[:-1]} == {Provisioning.CREATING} and len(polled) >= 2
     assert polled[-1].model in (model, None)
     assert adapter.platform.deployment_status(ENDPOINT, "blue").succeeded
 
