@@ -90,9 +90,12 @@ def test_status_page_shows_the_run_live_then_torn_down(host: DevHost, tmp_path: 
     screenshot(status_url, tmp_path, "status-torn-down.png")
 
     # The operator's one step back: the model stayed registered, so redeploy brings the run live again.
-    again = httpx.post(f"{host.base_url}/api/runs/{run.run_id}/redeploy", timeout=300)
-    assert again.status_code == 200, again.text
-    assert again.json()["state"] == "live" and again.json()["model"]["version"] == run.model_version
+    # It answers 202 at once; the devhost's queue trigger runs the deploy and poll steps, the Location follows.
+    again = httpx.post(f"{host.base_url}/api/runs/{run.run_id}/redeploy", timeout=30)
+    assert again.status_code == 202 and again.json()["state"] == "deploying", again.text
+    location = again.headers["location"]
+    back = wait_until(lambda: (d := httpx.get(location, timeout=30).json())["state"] == "live" and d, 120)
+    assert back["model"]["version"] == run.model_version
     assert life.platform.get_endpoint(run.endpoint) is not None
     refused = httpx.post(f"{host.base_url}/api/runs/{run.run_id}/retry", timeout=60)
     assert refused.status_code == 409 and "live" in refused.json()["error"]

@@ -35,8 +35,10 @@ def assert_staged_as_validate_says(world: MemoryWorld, name: str, data: bytes, t
     validated = scan_path(local)  # what `autopilot validate` says
     assert validated.valid
     outcome = world.life.on_upload(world.drop(name, data))
-    assert outcome.result is Result.SUBMITTED, outcome
+    assert outcome.result is Result.QUEUED, outcome  # validated and staged; the submit step is queued
+    world.drain()
     run = world.get(outcome.run_id)
+    assert run.state == State.SUBMITTED
     assert run.content_sha256 == validated.content_sha256
     assert (run.rows, run.train_rows, run.test_rows, run.estimated_tokens) == \
         (validated.rows, validated.train_rows, validated.test_rows, validated.estimated_tokens)
