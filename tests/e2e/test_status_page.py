@@ -90,7 +90,7 @@ def test_status_page_shows_the_run_live_then_torn_down(host: DevHost, tmp_path: 
     screenshot(status_url, tmp_path, "status-torn-down.png")
 
     # The operator's one step back: the model stayed registered, so redeploy brings the run live again.
-    # It answers 202 at once; the devhost's queue trigger runs the deploy and poll steps, the Location follows.
+    # It answers 202 at once; the devhost's queue trigger runs the deploy and poll steps; follow Location.
     again = httpx.post(f"{host.base_url}/api/runs/{run.run_id}/redeploy", timeout=30)
     assert again.status_code == 202 and again.json()["state"] == "deploying", again.text
     location = again.headers["location"]
