@@ -17,8 +17,10 @@ from typing import Any
 BASE, CANDIDATE, LIVE = "base", "candidate", "live"
 ROLES = (BASE, CANDIDATE, LIVE)
 PREFIX = {BASE: "base_", CANDIDATE: "", LIVE: "live_"}
-# How many test conversations get answers (ROUGE-L and samples): generation is the slow part on a CPU.
-ANSWERED_MAX = 8
+# How many test conversations get answers (ROUGE-L and samples): generation is the slow part on a CPU, and
+# it runs for every model compared. Held-out loss covers the whole split; 4 answers are enough for a ROUGE-L
+# that separates a tuned model from its base (demo: 0.14 vs 0.6) and for the 3 samples shown.
+ANSWERED_MAX = 4
 SAMPLES_SHOWN = 3
 
 

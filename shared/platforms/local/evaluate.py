@@ -20,7 +20,9 @@ from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
-MAX_NEW_TOKENS = 64
+# Room for a whole support-style answer (the demo's references are 22-34 tokens) while a rambling base model
+# is cut off early: every token is one more forward pass per model compared.
+MAX_NEW_TOKENS = 48
 
 
 @dataclass

@@ -149,12 +149,14 @@ def run(job: Job) -> dict[str, Any]:
     The run opens before training so its step metrics appear while the job is Running; if a step fails the
     run ends FAILED, as the job does.
     """
-    from shared.platforms.local import mlflow_store
+    from shared.platforms.local import cpu, mlflow_store
     from shared.platforms.local.base_models import label, load_base_model, model_specific_defaults
     from shared.platforms.local.training import fine_tune, resolve_plan
 
     spec, settings = job.spec, job.settings
     base = label(spec.base_model)
+    # Read before the imports below load the CPU themselves: how busy the machine is with other work.
+    others_load = os.getloadavg()[0]
     with job.step("importing libraries"):
         # Up front, so the timings say how much of a job is import cost rather than hiding it in a step.
         import mlflow
@@ -163,6 +165,10 @@ def run(job: Job) -> dict[str, Any]:
         import trl  # noqa: F401
 
         from shared.platforms.local.tracking import StepMetrics, loss_curve
+
+        # Every step below runs torch: one thread per core nobody else is using (see local/cpu.py).
+        log.info("torch uses %d CPU thread(s) (load average %.1f at start)",
+                 cpu.use_free_cores(others_load), others_load)
     with job.step("preparing the base model"):
         cache = settings.data_dir / "models"
         plan = resolve_plan(model_specific_defaults(spec.base_model, cache), spec.parameters)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.evaluation import EvalReport, artifacts
+from shared.platforms.local import cpu
 from shared.platforms.local import job as job_files
 from shared.platforms.local.base_models import label
 from shared.platforms.port import (
@@ -136,6 +137,7 @@ class LocalJobs:
             "HF_HUB_OFFLINE": "1",
             "TRANSFORMERS_OFFLINE": "1",
             "TOKENIZERS_PARALLELISM": "false",
+            **cpu.CHILD_ENV,
             # The progress bar goes to job.log, a file: a redraw every few seconds keeps it readable.
             "TQDM_MININTERVAL": "3",
             "TQDM_NCOLS": "100",

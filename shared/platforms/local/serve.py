@@ -30,7 +30,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 
-from shared.platforms.local import score_api
+from shared.platforms.local import cpu, score_api
 from shared.platforms.local.chat_model import ChatModel, Completion, PromptTooLong
 from shared.platforms.local.endpoint_state import EndpointFiles, read_state
 from shared.platforms.local.openai_api import ChatCompletionRequest, completion_body, stream_events
@@ -182,6 +182,7 @@ def main(argv: list[str] | None = None) -> None:
     # The key comes from its 0600 file, never from argv or the environment, which other users can read.
     key = files.key.read_text().strip()
     started = time.monotonic()
+    log.info("torch uses %d CPU thread(s)", cpu.use_free_cores())
     chat = ChatModel.load(args.model_dir, args.model_uri)
     # One token before reporting ready: a model or chat template that cannot answer fails the deploy, and the
     # first real request does not pay the warm-up.

@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from shared.platforms.local import cpu
 from shared.platforms.local.endpoint_state import DeploymentState, EndpointFiles, now
 
 SERVER_MODULE = "shared.platforms.local.serve"
@@ -37,7 +38,8 @@ def start(files: EndpointFiles, deployment: str, model_uri: str, model_dir: Path
                    "--fd", str(sock.fileno())]
         python_path = [str(_REPO_ROOT), os.environ.get("PYTHONPATH", "")]
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-               "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": os.pathsep.join(p for p in python_path if p)}
+               "TOKENIZERS_PARALLELISM": "false", **cpu.CHILD_ENV,
+               "PYTHONPATH": os.pathsep.join(p for p in python_path if p)}
         with open(files.server_log(deployment), "wb") as log:
             child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                      pass_fds=(sock.fileno(),), start_new_session=True, cwd=files.root,
