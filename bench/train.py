@@ -48,6 +48,9 @@ EXPLORE: dict[str, dict[str, Any]] = {
     "ours, random batches": {"config": {"train_sampling_strategy": "random"}},
     "ours + 1 thread": {"threads": 1},
     "ours + 2 threads": {"threads": 2},
+    # OpenMP's default wait policy (spin, then sleep), which the engine's children replace with PASSIVE
+    # (shared/platforms/local/cpu.py).
+    "ours + 2 threads, default wait": {"threads": 2, "env": {"OMP_WAIT_POLICY": None}},
     "ours + padding_free": {"config": {"padding_free": True, "max_length": None}},
     "ours + packing (bfd)": {"config": {"packing": True}},
     "ours + bf16 autocast": {"config": {"bf16": True}},
@@ -83,7 +86,7 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     """Train once with setting `args.child` and return what was measured."""
     import torch
 
-    from shared.platforms.local import training
+    from shared.platforms.local import cpu, training
     from shared.platforms.local.base_models import load_base_model
 
     rows = [json.loads(line) for line in Path(args.data).read_text().splitlines()]
@@ -98,6 +101,8 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
         if "threads" in setting:
             training.SMALL_MODEL_PARAMETERS = 0  # skip the engine's single-thread rule for this run
             torch.set_num_threads(int(setting["threads"]))
+        else:  # as the job does
+            cpu.use_free_cores()
         result = training.fine_tune(model, tokenizer, rows, [], plan, work,
                                     config_overrides=setting.get("config"))
         runtime, loss = result.metrics["train_runtime"], result.metrics["train_loss"]
@@ -107,7 +112,9 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     return {"setting": args.child, "tokens": int(tokens), "train_s": round(runtime, 2),
             "tokens_per_s": round(tokens / runtime, 1), "total_s": round(total_s, 2),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-            "train_loss": round(loss, 4), "threads": torch.get_num_threads()}
+            "train_loss": round(loss, 4), "threads": torch.get_num_threads(),
+            "cpu_s": round(sum(resource.getrusage(resource.RUSAGE_SELF)[:2]), 1),
+            "load_avg": round(os.getloadavg()[0], 1)}
 
 
 def _plain_trl(model: Any, tokenizer: Any, rows: list[dict[str, Any]], plan: Any,
@@ -184,7 +191,12 @@ def main() -> int:
 def _run(setting: str, data: Path, model: str, args: argparse.Namespace) -> dict[str, Any]:
     command = [sys.executable, __file__, "--child", setting, "--data", str(data), "--model", model,
                "--epochs", str(args.epochs)]
-    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "TQDM_DISABLE": "1"}
+    from shared.platforms.local import cpu
+
+    # Our setup runs with the engine's child environment; plain TRL with the process defaults.
+    ours = {} if setting == "trl defaults" else {**cpu.CHILD_ENV, **EXPLORE.get(setting, {}).get("env", {})}
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "TQDM_DISABLE": "1", **ours}
+    env = {name: value for name, value in env.items() if value is not None}  # None: unset
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, check=False)
     if done.returncode != 0:
         raise SystemExit(f"setting {setting!r} failed:\n{done.stderr[-3000:]}")
@@ -194,12 +206,14 @@ def _run(setting: str, data: Path, model: str, args: argparse.Namespace) -> dict
 
 
 def _table(results: list[dict[str, Any]]) -> None:
-    header = f"{'setting':<28} {'tokens/s':>9} {'train s':>8} {'total s':>8} {'peak RSS MB':>12} {'loss':>7}"
+    header = (f"{'setting':<28} {'tokens/s':>9} {'train s':>8} {'total s':>8} {'CPU s':>6} {'load':>5} "
+              f"{'threads':>7} {'peak RSS MB':>12} {'loss':>7}")
     print(header)
     print("-" * len(header))
     for r in results:
         print(f"{r['setting']:<28} {r['tokens_per_s']:>9.0f} {r['train_s']:>8.2f} {r['total_s']:>8.2f} "
-              f"{r['peak_rss_mb']:>12.0f} {r['train_loss']:>7.3f}")
+              f"{r['cpu_s']:>6.1f} {r['load_avg']:>5.1f} {r['threads']:>7} {r['peak_rss_mb']:>12.0f} "
+              f"{r['train_loss']:>7.3f}")
 
 
 if __name__ == "__main__":

@@ -170,13 +170,17 @@ def fresh_start(data_dir: Path) -> None:
 
 
 def prepare_base_model(data_dir: Path) -> None:
-    """Convert the default base model from its wheel once per data dir, before the clock starts: it is
-    set-up (like installing packages), not part of a run. The job would otherwise do it on first use."""
-    from shared.wiring import prepare_local_base_model
+    """Convert the default base model from its wheel once per data dir, and create the data dir's MLflow
+    store, before the clock starts: set-up (like installing packages), not part of a run. The job would
+    otherwise do both on first use."""
+    from shared.wiring import prepare_local_base_model, prepare_local_registry
 
     started = time.monotonic()
     name, where = prepare_local_base_model(data_dir)
     print(f"base model {name} ready at {where} ({time.monotonic() - started:.1f} s)", flush=True)
+    started = time.monotonic()
+    print(f"MLflow store {prepare_local_registry(data_dir)} ready ({time.monotonic() - started:.1f} s)",
+          flush=True)
 
 
 def main() -> int:

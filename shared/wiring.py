@@ -88,6 +88,18 @@ def prepare_local_base_model(data_dir: Path) -> tuple[str, str]:
     return DEFAULT, source(DEFAULT, data_dir / "models")
 
 
+def prepare_local_registry(data_dir: Path) -> str:
+    """The local engine's MLflow store under `data_dir`, created once (its tracking URI).
+
+    Set-up too: creating the sqlite schema runs MLflow's migrations (~9 s on a busy 2-core machine), which
+    the first job would otherwise pay between its training and its results.
+    """
+    from shared.platforms.local import mlflow_store
+
+    mlflow_store.use(data_dir)
+    return mlflow_store.tracking_uri(data_dir)
+
+
 @contextmanager
 def platform_processes(settings: Settings) -> Iterator[list[str]]:
     """The configured platform's processes on this machine, for the duration of the block.
