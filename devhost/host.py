@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -33,25 +34,68 @@ log = logging.getLogger("devhost")
 
 
 class _Server(ThreadingHTTPServer):
-    # Handler threads are joined by server_close(), so stop() leaves none running.
-    daemon_threads = False
+    """A stalled client must not hold stop(): handler threads are daemons, joined for a short grace only
+    (the function calls they start are joined by the Invoker), and each connection's reads time out."""
+
+    daemon_threads = True
+    block_on_close = False
+    close_grace_s = 2.0
     routes: Routes
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self._handlers: set[threading.Thread] = set()
+        self._handlers_lock = threading.Lock()
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        with self._handlers_lock:
+            self._handlers.add(threading.current_thread())
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._handlers_lock:
+                self._handlers.discard(threading.current_thread())
+
+    def server_close(self) -> None:
+        super().server_close()
+        deadline = time.monotonic() + self.close_grace_s
+        with self._handlers_lock:
+            running = list(self._handlers)
+        for thread in running:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
+    timeout = 30.0  # seconds a client may take to send its request (socket timeout per read)
 
     def _answer(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+        raw_length = (self.headers.get("Content-Length") or "0").strip()
+        if not raw_length.isascii() or not raw_length.isdigit():
+            self.close_connection = True  # the body's end is unknown, so the connection cannot be reused
+            self._send(Reply.text(400, f"Content-Length {raw_length[:40]!r} is not a number of bytes"))
+            return
+        length = int(raw_length)
+        try:
+            body = self.rfile.read(length) if length else b""
+        except TimeoutError:
+            self.close_connection = True
+            log.debug("%s sent no body within %ss; dropped", self.address_string(), self.timeout)
+            return
         headers = {k.lower(): v for k, v in self.headers.items()}
         try:
             reply = self.server.routes.handle(self.command, self.path, headers, body)
         except Exception:  # a bug in the devhost itself, not in a function
             log.exception("devhost failed on %s %s", self.command, self.path)
             reply = Reply.text(500, "devhost error")
+        self._send(reply)
+
+    def _send(self, reply: Reply) -> None:
         self.send_response(reply.status)
-        for key, value in (reply.headers or {}).items():
+        headers = dict(reply.headers or {})
+        if not any(k.lower() == "x-content-type-options" for k in headers):
+            headers["X-Content-Type-Options"] = "nosniff"
+        for key, value in headers.items():
             self.send_header(key, value)
         self.send_header("Content-Length", str(len(reply.body)))
         self.end_headers()

@@ -68,7 +68,8 @@ def runs_retry(req: func.HttpRequest) -> func.HttpResponse:
 def status_page(req: func.HttpRequest) -> func.HttpResponse:
     """The status page: runs, timelines, training figures, live endpoints, alerts. Server-rendered HTML."""
     html = ops.render_status_page(ops.overview(lifecycle()))
-    return func.HttpResponse(html, status_code=200, mimetype="text/html", charset="utf-8")
+    return func.HttpResponse(html, status_code=200, mimetype="text/html", charset="utf-8",
+                             headers=ops.PAGE_HEADERS)
 
 
 def _act(req: func.HttpRequest, action: Any, name: str) -> func.HttpResponse:

@@ -14,6 +14,12 @@ from typing import Any
 from shared.evaluation import EvalReport, render
 from shared.ops.figures import duration, loss_curve_svg
 
+# The page is one self-contained document: inline styles and SVG only, nothing to load, no scripts, no forms.
+# The policy says so to the browser, so an injected tag could neither run nor phone home.
+CONTENT_SECURITY_POLICY = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; "
+                           "form-action 'none'; frame-ancestors 'none'")
+PAGE_HEADERS = {"Content-Security-Policy": CONTENT_SECURITY_POLICY, "X-Content-Type-Options": "nosniff",
+                "Referrer-Policy": "no-referrer"}
 BADGE = {"live": "ok", "succeeded": "ok", "registered": "ok", "torn_down": "muted", "duplicate": "muted",
          "rejected": "bad", "failed": "bad", "canceled": "bad", "rolled_back": "bad"}
 STYLE = """

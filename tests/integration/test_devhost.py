@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -269,3 +270,47 @@ def _answers(url: str) -> bool:
         return httpx.get(url).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def _raw_request(host: DevHost, request: bytes) -> bytes:
+    """Send `request` as is and read the answer until the server closes the connection."""
+    port = int(host.base_url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(request)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_a_malformed_content_length_is_answered_400(start) -> None:
+    host = start()
+    for length in (b"abc", b"-5", b"1e3"):
+        answer = _raw_request(host, b"POST /admin/functions/sweep HTTP/1.1\r\nHost: x\r\nContent-Length: "
+                              + length + b"\r\n\r\n{}")
+        assert answer.startswith(b"HTTP/1.0 400 "), answer[:200]
+        assert b"is not a number of bytes" in answer
+    assert httpx.get(f"{host.base_url}/admin/host/status").status_code == 200, "still serving"
+
+
+def test_a_stalled_client_does_not_hold_stop(start) -> None:
+    host = start()
+    port = int(host.base_url.rsplit(":", 1)[1])
+    stalled = socket.create_connection(("127.0.0.1", port))
+    stalled.sendall(b"POST /admin/functions/sweep HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+    try:
+        time.sleep(0.2)  # the handler thread is now blocked reading the body that never comes
+        stopping = threading.Thread(target=host.stop, daemon=True)
+        began = time.monotonic()
+        stopping.start()
+        stopping.join(10)
+        assert not stopping.is_alive(), "stop() waits on a client that never sends its body"
+        assert time.monotonic() - began < 5
+    finally:
+        stalled.close()
+
+
+def test_every_answer_says_nosniff(start) -> None:
+    host = start()
+    assert httpx.get(f"{host.base_url}/").headers["x-content-type-options"] == "nosniff"
+    assert httpx.get(f"{host.base_url}/api/runs/r-1").headers["x-content-type-options"] == "nosniff"

@@ -145,3 +145,6 @@ def test_runs_api_describes_each_run_and_acts_as_its_state_allows(world: Any) ->
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert page.text.count('data-state="live"') >= 1 and f"row-{failed_id}" in page.text
     assert "<polyline" in page.text and "<script" not in page.text
+    policy = page.headers["content-security-policy"]
+    assert "default-src 'none'" in policy and "script-src" not in policy, "no script may run on the page"
+    assert page.headers["x-content-type-options"] == "nosniff"
