@@ -52,9 +52,20 @@ def load_local_settings(path: Path = LOCAL_SETTINGS,
                         env: MutableMapping[str, str] | None = None) -> list[str]:
     """Fill unset variables of `env` (default: os.environ) from a local.settings.json's "Values".
 
-    The environment wins, as with Core Tools. Returns the names it set; a missing file sets nothing, a
-    malformed one raises SettingsError naming it.
+    The environment wins, as with Core Tools. Returns the names the file set; a malformed file raises
+    SettingsError naming it. When neither sets any storage and the platform is the local one (a fresh
+    clone), AUTOPILOT_STORAGE becomes the local emulator (UseDevelopmentStorage=true: Azurite's defaults).
     """
+    target = os.environ if env is None else env
+    added = _from_file(path, target)
+    platform = target.get("AUTOPILOT_PLATFORM", "local").strip().lower() or "local"
+    storage = target.get("AUTOPILOT_STORAGE", "").strip() or target.get("AUTOPILOT_STORAGE__blobServiceUri")
+    if not storage and platform == "local":
+        target["AUTOPILOT_STORAGE"] = DEVELOPMENT_STORAGE
+    return added
+
+
+def _from_file(path: Path, target: MutableMapping[str, str]) -> list[str]:
     if not path.is_file():
         return []
     try:
@@ -63,7 +74,6 @@ def load_local_settings(path: Path = LOCAL_SETTINGS,
         raise SettingsError(f"{path} is not a local.settings.json with a \"Values\" object: {exc}") from None
     if not isinstance(values, Mapping):
         raise SettingsError(f"{path}: \"Values\" must be an object of setting names and values")
-    target = os.environ if env is None else env
     added = [str(key) for key in values if str(key) not in target]
     for key in added:
         target[key] = str(values[key])

@@ -67,11 +67,31 @@ def test_local_settings_fill_what_the_environment_leaves_unset(tmp_path: Path) -
     path = tmp_path / "local.settings.json"
     path.write_text(json.dumps({"IsEncrypted": False, "Values": {"IDLE_TTL": "5m", "BASE_MODEL": "Phi-4",
                                                                  "SMOKE_CONVERSATIONS": 2}}))
-    env = {"IDLE_TTL": "1h"}
+    env = {"IDLE_TTL": "1h", "AUTOPILOT_STORAGE": "AccountName=a;AccountKey=k"}
     assert load_local_settings(path, env) == ["BASE_MODEL", "SMOKE_CONVERSATIONS"]
     # The environment wins.
-    assert env == {"IDLE_TTL": "1h", "BASE_MODEL": "Phi-4", "SMOKE_CONVERSATIONS": "2"}
+    assert env == {"IDLE_TTL": "1h", "AUTOPILOT_STORAGE": "AccountName=a;AccountKey=k", "BASE_MODEL": "Phi-4",
+                   "SMOKE_CONVERSATIONS": "2"}
     assert load_local_settings(tmp_path / "absent.json", env) == []
+
+
+def test_a_fresh_clone_talks_to_the_local_emulator(tmp_path: Path) -> None:
+    """Nothing set and no local.settings.json: `autopilot drop`/`status` use Azurite's default ports."""
+    env: dict[str, str] = {}
+    assert load_local_settings(tmp_path / "absent.json", env) == []
+    assert Settings.from_env(env).storage.connection_string == azurite_connection_string()
+    path = tmp_path / "local.settings.json"
+    path.write_text(json.dumps({"Values": {"AUTOPILOT_STORAGE": "AccountName=b;AccountKey=k"}}))
+    env = {}
+    load_local_settings(path, env)
+    assert env["AUTOPILOT_STORAGE"] == "AccountName=b;AccountKey=k", "the file's storage wins"
+    # Azure ML means a cloud deployment: no silent emulator there, the missing setting is still named.
+    env = {"AUTOPILOT_PLATFORM": "azureml"}
+    load_local_settings(tmp_path / "absent.json", env)
+    assert "AUTOPILOT_STORAGE" not in env
+    identity = {"AUTOPILOT_STORAGE__blobServiceUri": "https://a.blob.core.windows.net"}
+    load_local_settings(tmp_path / "absent.json", identity)
+    assert "AUTOPILOT_STORAGE" not in identity
 
 
 def test_a_malformed_local_settings_file_is_named(tmp_path: Path) -> None:
