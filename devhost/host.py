@@ -29,6 +29,7 @@ from devhost.timers import TimerSchedule
 from devhost.triggers import HostedFunction, Invoker
 from devhost.watcher import BlobWatcher
 from shared.settings import Settings
+from shared.wiring import build_alerts
 
 log = logging.getLogger("devhost")
 
@@ -176,7 +177,7 @@ class DevHost:
         if self._options["watch_blobs"] and blob_functions:
             self._pollers.append(BlobWatcher(blob_functions, env, self.base_url,
                                              settings.data_dir / "devhost" / "blob-events.json",
-                                             interval=self.poll_interval))
+                                             interval=self.poll_interval, alerts=build_alerts(settings)))
         if self._options["timers"] and schedule.timers:
             self._pollers.append(schedule)
         queue_functions = [f for f in self.functions.values() if f.trigger_type == triggers.QUEUE]

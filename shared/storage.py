@@ -28,12 +28,14 @@ def _credential() -> Any:
     return DefaultAzureCredential()
 
 
-def blob_service(storage: StorageSettings) -> BlobServiceClient:
-    """The blob service client for the configured account."""
+def blob_service(storage: StorageSettings, **options: Any) -> BlobServiceClient:
+    """The blob service client for the configured account; `options` (e.g. retry_total, read_timeout)
+    override the default retry policy's."""
+    settings = {**_RETRY, **options}
     if storage.connection_string:
-        return BlobServiceClient.from_connection_string(storage.connection_string, **_RETRY)
+        return BlobServiceClient.from_connection_string(storage.connection_string, **settings)
     assert storage.blob_url, "StorageSettings needs a connection string or a blob service URI"
-    return BlobServiceClient(storage.blob_url, credential=_credential(), **_RETRY)
+    return BlobServiceClient(storage.blob_url, credential=_credential(), **settings)
 
 
 def table_service(storage: StorageSettings) -> TableServiceClient:

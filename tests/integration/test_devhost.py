@@ -314,3 +314,26 @@ def test_every_answer_says_nosniff(start) -> None:
     host = start()
     assert httpx.get(f"{host.base_url}/").headers["x-content-type-options"] == "nosniff"
     assert httpx.get(f"{host.base_url}/api/runs/r-1").headers["x-content-type-options"] == "nosniff"
+
+
+def test_a_blob_name_the_emulator_cannot_list_blocks_no_other_upload(start, env, settings, calls,
+                                                                    caplog) -> None:
+    """Azurite answers 500 to any listing page that holds a name with a control character."""
+    host = start(watch_blobs=True)
+    container = BlobServiceClient.from_connection_string(env["AUTOPILOT_STORAGE"]).get_container_client(
+        env["INCOMING_CONTAINER"])
+    for name in ("a.jsonl", "bad\x01name.jsonl", "bad-but-fine.jsonl", "z.jsonl"):
+        container.upload_blob(name, b"{}\n")
+    with caplog.at_level(logging.ERROR, logger="devhost.watcher"):
+        assert wait_for(lambda: len(named(calls, "ingest")) == 3, timeout=20)
+        container.upload_blob("later.jsonl", b"{}\n")
+        assert wait_for(lambda: len(named(calls, "ingest")) == 4, timeout=20)
+        time.sleep(1.0)  # several more polls: still one report
+    assert sorted(c.blob_name for c in named(calls, "ingest")) == [
+        "a.jsonl", "bad-but-fine.jsonl", "later.jsonl", "z.jsonl"]
+    reports = [r for r in caplog.records if "cannot be listed" in r.getMessage()]
+    assert len(reports) == 1 and "'bad'" in reports[0].getMessage()
+    sink = Path(settings.data_dir) / "alerts.jsonl"
+    alerts = [json.loads(line) for line in sink.read_text().splitlines()]
+    assert [a["alert_class"] for a in alerts].count("devhost.blobs_unlistable") == 1, alerts
+    host.stop()
