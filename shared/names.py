@@ -63,6 +63,31 @@ def safe_blob_name(name: str) -> str:
     return "/".join(parts)
 
 
+MAX_BLOB_NAME = 1024  # Azure Storage's limit, in characters
+
+
+def name_problem(name: str) -> str | None:
+    """Why the app will not take an upload called `name`, or None when it will.
+
+    Control characters (and lone surrogates) have no business in a file name: they break the emulator's
+    listings and would reach terminals and pages as raw bytes. Such an upload is refused as a whole, by name,
+    before any of it is read.
+    """
+    odd = [c for c in name if unicodedata.category(c) in ("Cc", "Cs")]
+    if odd:
+        shown = ", ".join(sorted({repr(c) for c in odd}))
+        return f"the name holds control character(s) {shown}; rename the file and upload it again"
+    if not name.strip("/") or len(name) > MAX_BLOB_NAME:
+        return f"the name must be 1 to {MAX_BLOB_NAME} characters long"
+    return None
+
+
+def printable(name: str) -> str:
+    """`name` with control characters escaped, for logs, alerts, ledger records and pages."""
+    return "".join(c.encode("unicode_escape").decode("ascii") if unicodedata.category(c) in ("Cc", "Cs")
+                   else c for c in name)
+
+
 def safe_local_path(root: Path, name: str) -> Path:
     """A path under `root` for a local copy of upload `name`; raises ValueError if it would escape `root`."""
     base = root.resolve()

@@ -18,6 +18,7 @@ from shared.lifecycle.context import Context, log
 from shared.lifecycle.manifests import RunPlan
 from shared.lifecycle.outcome import Outcome, Result
 from shared.lifecycle.step_message import StepMessage
+from shared.names import name_problem, printable
 from shared.platforms.port import HASH_TAG, RUN_TAG, JobSpec, PlatformError
 from shared.runs import Run, State
 from shared.staging import BlobMissing, BlobReader, BlobRef, open_blob, quarantine
@@ -40,6 +41,8 @@ def on_upload(ctx: Context, upload: BlobRef) -> Outcome:
     """Validate, split and stage the upload, then queue its submit step (or quarantine it)."""
     if upload.container != ctx.settings.incoming_container:
         return Outcome(Result.IGNORED, detail=f"{upload.container} is not the incoming container")
+    if (problem := name_problem(upload.name)) is not None:
+        return _bad_name(ctx, upload, problem)
     try:
         plan = manifests.plan_for(ctx, upload)
     except manifests.ManifestRejected as exc:
@@ -220,6 +223,17 @@ def _bad_manifest(ctx: Context, upload: BlobRef, problem: str) -> Outcome:
     if created is not None:
         ctx.alert(created, "upload.rejected", "error", f"manifest {upload.path} was rejected: {problem}")
     return Outcome(Result.REJECTED, run.run_id, State.REJECTED, f"manifest: {problem}")
+
+
+def _bad_name(ctx: Context, upload: BlobRef, problem: str) -> Outcome:
+    """An upload whose name the app will not carry around: record it and alert once; it is not read."""
+    key = naming.upload_key(upload.container, upload.name, "name")
+    shown = f"{upload.container}/{printable(upload.name)}"
+    run = Run(run_id=f"rej-{key}", state=State.REJECTED, upload=shown, error=problem)
+    created = ctx.ledger.create(run, note="bad name") or ctx.ledger.get(run.run_id)
+    if created is not None:
+        ctx.alert(created, "upload.rejected", "error", f"{shown} was rejected: {problem}")
+    return Outcome(Result.REJECTED, run.run_id, State.REJECTED, f"name: {problem}")
 
 
 def _duplicate(ctx: Context, run: Run, key: str) -> Outcome:

@@ -109,3 +109,18 @@ def test_bad_data_is_quarantined_with_its_report_and_alerted_once(world: MemoryW
 def test_uploads_outside_the_incoming_container_are_ignored(world: MemoryWorld) -> None:
     outcome = world.life.on_upload(BlobRef("elsewhere", "a.jsonl"))
     assert outcome.result is Result.IGNORED and not list(world.ledger.all())
+
+
+@pytest.mark.parametrize("name", ["bad\x01name.jsonl", "esc\x1b[2Jape.jsonl", "new\nline.jsonl",
+                                  "x" * 1025 + ".jsonl"])
+def test_a_name_the_app_cannot_carry_is_refused_by_name_and_alerted_once(world: MemoryWorld,
+                                                                        name: str) -> None:
+    """The Azure path: Event Grid's subject hands over any name storage accepted."""
+    upload = world.drop(name)
+    first = world.life.on_upload(upload)
+    again = world.life.on_upload(upload)  # Event Grid delivers at least once
+    assert (first.result, first.state) == (Result.REJECTED, State.REJECTED) and again.run_id == first.run_id
+    run = world.get(first.run_id)
+    assert run.error.startswith("the name") and run.upload.isprintable()
+    assert world.alerts() == ["upload.rejected"] and world.platform.effects["submit"] == 0
+    assert [r.run_id for r in world.ledger.all()] == [first.run_id], "nothing staged, no run"
