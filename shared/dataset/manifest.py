@@ -23,6 +23,7 @@ from shared.dataset.tally import Limits
 SUFFIX = ".manifest.json"
 MAX_BYTES = 64 * 1024
 _PARAMETER = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+RESERVED_TAG_PREFIX = "autopilot-"  # the run id, content hash and endpoint marks (shared.platforms.port)
 _KEYS = ("data", "test", "base_model", "run_name", "epochs", "test_fraction", "max_tokens_per_run",
          "hyperparameters", "tags")
 
@@ -149,4 +150,8 @@ def _tags(name: str, value: Any) -> dict[str, str]:
         raise ManifestError(f"{name}: \"tags\" must be an object of string: string")
     if len(value) > 20:
         raise ManifestError(f"{name}: at most 20 tags")
+    reserved = sorted(k for k in value if str(k).lower().startswith(RESERVED_TAG_PREFIX))
+    if reserved:
+        raise ManifestError(f"{name}: tag {reserved[0]!r} is reserved; tags starting with "
+                            f"{RESERVED_TAG_PREFIX!r} are the autopilot's own")
     return dict(value)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from shared.events import RunEvent
 from shared.lifecycle.context import Context, log
 from shared.lifecycle.outcome import Outcome, Result
-from shared.platforms.port import ACTIVE_STATUSES, JobStatus
+from shared.platforms.port import ACTIVE_STATUSES, JobStatus, PlatformError
 from shared.runs import Conflict, IllegalTransition, Run, State
 
 # Where a run goes when its job ends with each terminal status.
@@ -45,6 +45,8 @@ def apply_status(ctx: Context, run: Run, status: str, error: str = "") -> Outcom
     if run.state not in (State.SUBMITTED, State.RUNNING):
         log.debug("ignored %s for run %s in state %s", status, run.run_id, run.state)
         return Outcome(Result.IGNORED, run.run_id, run.state, f"late {status}")
+    if target != State.SUCCEEDED and not error:
+        error = _job_error(ctx, run)  # an event says only "Failed"; the why is on the job
     moved = _move(ctx, run, target, status, error)
     if moved is not None and target == State.SUCCEEDED:
         ctx.hand_off(moved)
@@ -59,6 +61,15 @@ def apply_status(ctx: Context, run: Run, status: str, error: str = "") -> Outcom
     if moved is None:
         return Outcome(Result.IN_PROGRESS, run.run_id, run.state, "moved by another handler")
     return Outcome(Result.ADVANCED, run.run_id, target, f"job {status}")
+
+
+def _job_error(ctx: Context, run: Run) -> str:
+    """The platform's reason a job ended badly, or '' if it cannot say."""
+    try:
+        return ctx.call(ctx.platform.job_status, run.job_name).error or ""
+    except PlatformError as exc:
+        log.warning("run %s: could not read why job %s ended: %s", run.run_id, run.job_name, exc)
+        return ""
 
 
 def _move(ctx: Context, run: Run, to: State, status: str, error: str = "") -> Run | None:

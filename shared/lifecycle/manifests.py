@@ -1,20 +1,23 @@
 """Which files make a run, and with which overrides: a plain upload, or files a manifest names.
 
 A manifest (`NAME.manifest.json`) names a train file, optionally a test file, in its own folder, and per-run
-overrides (base model, epochs, hyperparameters). Upload the manifest first, then the data: the run starts
-when the last named file is there, whichever of them arrives last. A data file that a manifest names is never
-a run of its own.
+overrides (base model, epochs, hyperparameters, test fraction, token budget, run name, tags). Upload the
+manifest first, then the data: the run starts when the last named file is there, whichever of them arrives
+last. A data file that a manifest names is never a run of its own. Every key a manifest may hold reaches the
+run (tests/unit/test_manifest_keys.py checks each one).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.dataset import Manifest, ManifestError, is_manifest, parse_manifest
+from shared.dataset import Limits, Manifest, ManifestError, is_manifest, parse_manifest
+from shared.dataset.manifest import manifest_name_for
 from shared.finetune import ParameterError, resolve_parameters
 from shared.lifecycle.context import Context
 from shared.staging import BlobMissing, BlobRef, read_all
@@ -29,13 +32,37 @@ class RunPlan:
     base_model: str | None = None
     overrides: Mapping[str, Any] = field(default_factory=dict)
     manifest: str | None = None
+    spec: Manifest | None = None  # the manifest itself: its limits, run name and tags
+
+    @property
+    def run_name(self) -> str:
+        """What names the job and the model instead of the data file ('' for the file)."""
+        return self.spec.run_name or "" if self.spec else ""
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """Tags added to the job's own."""
+        return dict(self.spec.tags) if self.spec else {}
+
+    def limits(self, base: Limits) -> Limits:
+        """The scan's limits: `base` (from settings) with the manifest's epochs, test fraction and token
+        budget. A manifest may lower the operator's MAX_TOKENS_PER_RUN, never raise it: it is a cost cap."""
+        if self.spec is None:
+            return base
+        limits = self.spec.limits(base)
+        if base.max_tokens_per_run is not None and limits.max_tokens_per_run is not None:
+            limits = dataclasses.replace(
+                limits, max_tokens_per_run=min(base.max_tokens_per_run, limits.max_tokens_per_run))
+        return limits
 
     @property
     def fingerprint(self) -> str:
         """What besides the data's content makes this run different from another on the same data."""
         if not self.manifest:
             return ""
-        payload = {"base_model": self.base_model, "overrides": dict(self.overrides)}
+        payload: dict[str, Any] = {"base_model": self.base_model, "overrides": dict(self.overrides)}
+        if self.spec and self.spec.test_fraction is not None:  # another split trains on other rows
+            payload["test_fraction"] = self.spec.test_fraction
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -67,7 +94,7 @@ def _ready(ctx: Context, container: str, manifest: Manifest, manifest_name: str)
     except ParameterError as exc:
         raise ManifestRejected(f"{manifest_name}: {exc}") from None
     return RunPlan(train=BlobRef(container, manifest.data), test=BlobRef(container, test) if test else None,
-                   base_model=manifest.base_model, overrides=overrides, manifest=manifest_name)
+                   base_model=manifest.base_model, overrides=overrides, manifest=manifest_name, spec=manifest)
 
 
 def _read(ctx: Context, upload: BlobRef) -> Manifest:
@@ -86,8 +113,13 @@ def _manifests_beside(ctx: Context, upload: BlobRef) -> list[tuple[str, Manifest
             continue
         try:
             found.append((name, parse_manifest(read_all(ctx.staging, BlobRef(upload.container, name)), name)))
-        except (ManifestError, BlobMissing):
-            continue  # a broken manifest is reported when it arrives, not on every data upload
+        except ManifestError as exc:
+            if name == manifest_name_for(upload.name):  # training without its own manifest would ignore it
+                raise ManifestRejected(f"{upload.name} is not trained: its manifest was rejected "
+                                       f"({exc})") from None
+            continue  # another broken manifest is reported when it arrives, not on every data upload
+        except BlobMissing:
+            continue
     return found
 
 

@@ -12,7 +12,7 @@ from shared.runs import Run, State
 
 def register(ctx: Context, run: Run, message: StepMessage) -> Outcome:
     """Register the job's model (one version per job, so a retry finds it), then hand off the deploy step."""
-    name = naming.model_name(run.base_model, run.upload.split("/", 1)[-1])
+    name = naming.model_name(run.base_model, run.run_name or run.upload.split("/", 1)[-1])
     tags = {RUN_TAG: run.run_id, HASH_TAG: run.content_sha256, "autopilot-job": run.job_name,
             "autopilot-upload": run.upload}
     try:

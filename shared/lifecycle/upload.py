@@ -78,6 +78,8 @@ def on_upload(ctx: Context, upload: BlobRef) -> Outcome:
         forced=forced,
         overrides=dict(plan.overrides),
         manifest=plan.manifest or "",
+        run_name=plan.run_name,
+        tags=plan.tags,
         test_upload=plan.test.path if plan.test else "",
         history=({"state": State.RECEIVED.value, "at": received.isoformat()},),
         **staged.counts,
@@ -170,12 +172,12 @@ def submit_step(ctx: Context, run: Run, message: StepMessage) -> Outcome:
     spec = JobSpec(
         name=naming.job_name(run.run_id, run.attempt),
         run_id=run.run_id,
-        display_name=naming.model_name(run.base_model, run.upload),
+        display_name=naming.model_name(run.base_model, run.run_name or run.upload),
         base_model=run.base_model,
         train_uri=run.train_uri,
         test_uri=run.test_uri,
         parameters={**ctx.settings.finetune_overrides, **run.overrides},
-        tags={RUN_TAG: run.run_id, HASH_TAG: run.content_sha256},
+        tags={**run.tags, RUN_TAG: run.run_id, HASH_TAG: run.content_sha256},
     )
     try:
         job = ctx.call(ctx.platform.submit, spec)
@@ -191,10 +193,10 @@ def submit_step(ctx: Context, run: Run, message: StepMessage) -> Outcome:
 def _limits(ctx: Context, plan: RunPlan) -> Limits:
     s = ctx.settings
     epochs = plan.overrides.get("num_train_epochs") or s.finetune_overrides.get("num_train_epochs") or 1
-    return Limits(max_line_bytes=s.max_line_bytes, max_errors_listed=s.report_max_errors,
-                  token_limit_per_conversation=s.conversation_token_limit, test_fraction=s.test_fraction,
-                  test_rows_max=s.test_rows_max, max_tokens_per_run=s.max_tokens_per_run,
-                  epochs=max(1, round(float(epochs))))
+    return plan.limits(Limits(max_line_bytes=s.max_line_bytes, max_errors_listed=s.report_max_errors,
+                              token_limit_per_conversation=s.conversation_token_limit,
+                              test_fraction=s.test_fraction, test_rows_max=s.test_rows_max,
+                              max_tokens_per_run=s.max_tokens_per_run, epochs=max(1, round(float(epochs)))))
 
 
 def _reject(ctx: Context, upload: BlobRef, etag: str, key: str, report: Report) -> Outcome:

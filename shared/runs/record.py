@@ -70,6 +70,8 @@ class Run:
     content_sha256: str = ""
     test_upload: str = ""  # container/name of a manifest's test file
     manifest: str = ""
+    run_name: str = ""  # a manifest's name for the run: the job's and the model's, instead of the file's
+    tags: Mapping[str, str] = field(default_factory=dict)  # a manifest's tags, added to the job's
     base_model: str = ""
     overrides: Mapping[str, Any] = field(default_factory=dict)  # the manifest's fine-tune parameters
     forced: bool = False  # blob metadata force=true: train even if the content was trained before
