@@ -144,6 +144,7 @@ module app 'modules/functionapp.bicep' = {
       REPORT_MAX_ERRORS: '20'
       CONVERSATION_TOKEN_LIMIT: '4096'
       MAX_TOKENS_PER_RUN: '0'
+      MIN_TRAINING_ROWS: '10'
       INGEST_WORKERS: '0'
       ALERT_TOPIC_ENDPOINT: alerts.outputs.endpoint
       ALERT_WEBHOOK_URL: alertWebhookUrl

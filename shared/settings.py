@@ -153,6 +153,8 @@ class Settings:
     report_max_errors: int = 20
     conversation_token_limit: int = 4096
     max_tokens_per_run: int | None = None
+    # Fewer training conversations than this is refused at validation (Azure OpenAI's minimum is 10).
+    min_training_rows: int = 10
     # Worker processes that scan a big upload (0: one per core the app may use).
     ingest_workers: int = 0
     idle_ttl: timedelta = timedelta(hours=2)
@@ -211,6 +213,8 @@ class Settings:
             report_max_errors=_int(e, "REPORT_MAX_ERRORS", 20),
             conversation_token_limit=_int(e, "CONVERSATION_TOKEN_LIMIT", 4096),
             max_tokens_per_run=_int(e, "MAX_TOKENS_PER_RUN", 0) or None,
+            min_training_rows=_at_least(e, "MIN_TRAINING_ROWS", 10, 1, "a run needs something to train on "
+                                        "(Azure OpenAI asks for at least 10 conversations)"),
             ingest_workers=_at_least(e, "INGEST_WORKERS", 0, 0, "0 is one worker process per core, 1 scans "
                                      "every upload in a single pass"),
             idle_ttl=parse_duration("IDLE_TTL", e.get("IDLE_TTL", "2h")),

@@ -30,6 +30,8 @@ NO_ASSISTANT_MESSAGE = "no_assistant_message"
 EMPTY_FILE = "empty_file"
 TOKEN_BUDGET_EXCEEDED = "token_budget_exceeded"
 UNREADABLE_FILE = "unreadable_file"
+TOO_FEW_ROWS_TO_SPLIT = "too_few_rows_to_split"
+TOO_FEW_TRAINING_ROWS = "too_few_training_rows"
 GZIP_COMPRESSED = "gzip_compressed"
 PARQUET_CONTENT = "parquet_content"
 
@@ -37,7 +39,6 @@ PARQUET_CONTENT = "parquet_content"
 CONVERSATION_TOO_LONG = "conversation_too_long"
 NO_USER_MESSAGE = "no_user_message"
 SYSTEM_NOT_FIRST = "system_not_first"
-TOO_FEW_ROWS_TO_SPLIT = "too_few_rows_to_split"
 
 ROLES = ("system", "user", "assistant", "tool")
 ALLOWED_KEYS = frozenset({"role", "content", "name", "weight", "tool_calls", "tool_call_id"})

@@ -90,13 +90,14 @@ class Split:
             i = j + 1
 
     def finish(self) -> None:
-        """Settle the held-back rows: at least one train row, and one test row when there are two rows."""
+        """Settle the held-back rows: at least one train row, and one test row when there are two rows
+        (unless the fraction is 0: a file that is not split)."""
         if self.train_rows == 0 and self._held_test is not None:
             row, tokens = self._held_test
             self._held_test = None
             self.test_rows -= 1
             self.route(_RANGE, row, tokens)
-        if self.test_rows == 0 and self.train_rows >= 2 and self._held_train is not None:
+        if self._threshold and self.test_rows == 0 and self.train_rows >= 2 and self._held_train is not None:
             _, row, tokens = self._held_train
             self._held_train = None
             self.train_rows -= 1

@@ -13,7 +13,12 @@ MiB = 1024 * 1024
 
 @dataclass(frozen=True)
 class Limits:
-    """What an upload may be. `epochs` only feeds the token (cost) estimate."""
+    """What an upload may be. `epochs` only feeds the token (cost) estimate.
+
+    `split`: the file is split into train and test here (so it must leave at least one test row for the
+    deploy gate); False for a file that is all train or all test (a manifest names a test file).
+    `min_training_rows`: fewer training conversations than this is an error (Azure OpenAI's minimum is 10).
+    """
 
     max_line_bytes: int = 8 * MiB
     max_errors_listed: int = 20
@@ -22,6 +27,8 @@ class Limits:
     test_rows_max: int = 1000
     max_tokens_per_run: int | None = None
     epochs: int = 1
+    min_training_rows: int = 1
+    split: bool = True
 
 
 @dataclass

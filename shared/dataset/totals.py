@@ -23,7 +23,7 @@ class Totals:
         self.limits = limits
         self.sinks = (train, test)
         self.staging = self.sinks != (None, None)
-        self.split = Split(limits.test_fraction, limits.test_rows_max)
+        self.split = Split(limits.test_fraction if limits.split else 0.0, limits.test_rows_max)
         self.lines_before = 0  # lines of the stretches already finished
         self.errors: list[Issue] = []
         self.unreadable: list[Issue] = []  # listed first, wherever in the stream they were found
@@ -88,9 +88,7 @@ class Totals:
         if self.figures.rows == 0 and self.error_count == 0:
             self.error(None, rules.EMPTY_FILE, "the upload has no conversations; each line should be "
                        'one JSON object with a "messages" array')
-        if self.figures.rows == 1:
-            self.warn(1, rules.TOO_FEW_ROWS_TO_SPLIT, "only one conversation: it is used for training and "
-                      "there is no test row")
+        self._enough_rows()
         estimated = self.split.train_tokens * self.limits.epochs
         budget = self.limits.max_tokens_per_run
         if budget is not None and estimated > budget:
@@ -112,6 +110,21 @@ class Totals:
                       test_rows=self.split.test_rows, errors=self.errors, error_count=self.error_count,
                       warnings=self.warnings, warning_count=self.warning_count, stats=stats,
                       content_sha256=content_sha256, estimated_tokens=estimated, bytes=size, format=format)
+
+    def _enough_rows(self) -> None:
+        """Enough training rows to be worth a job, and (when split here) a test row for the deploy gate."""
+        rows, wanted = self.figures.rows, self.limits.min_training_rows
+        if rows == 0:
+            return  # an empty file is its own error
+        if self.limits.split and self.split.test_rows == 0:
+            self.error(None, rules.TOO_FEW_ROWS_TO_SPLIT, f"only {rows} conversation(s): none is left to "
+                       "test the model before it is deployed; upload more, or name a test file in a manifest")
+        training = self.split.train_rows if self.limits.split else rows
+        if training < wanted:
+            held = f" ({self.split.test_rows} more held out for testing)" if self.limits.split else ""
+            self.error(None, rules.TOO_FEW_TRAINING_ROWS,
+                       f"{training} training conversation(s){held}; a run needs at least {wanted:,} "
+                       "(MIN_TRAINING_ROWS): add conversations")
 
     def abort(self) -> None:
         """Reading failed: discard whatever was staged."""

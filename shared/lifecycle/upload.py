@@ -8,6 +8,7 @@ staged files are written block by block as rows go by. Bad data never reaches a 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from typing import Any
@@ -112,7 +113,10 @@ def _stage(ctx: Context, plan: RunPlan, key: str, train: BlobReader) -> Staged:
         sha = report.content_sha256
         test_report = report
     else:
+        # Each file is one side: all of the train file trains, all of the test file tests.
+        limits = dataclasses.replace(limits, split=False)
         report = scan(train, *OneFile(ctx.staging.writer(train_file)).sides())
+        limits = dataclasses.replace(limits, min_training_rows=0, max_tokens_per_run=None)
         test_report = scan(open_blob(ctx.staging, plan.test), *OneFile(ctx.staging.writer(test_file)).sides())
         counts = {"rows": report.rows + test_report.rows, "train_rows": report.rows,
                   "test_rows": test_report.rows}
@@ -196,7 +200,8 @@ def _limits(ctx: Context, plan: RunPlan) -> Limits:
     return plan.limits(Limits(max_line_bytes=s.max_line_bytes, max_errors_listed=s.report_max_errors,
                               token_limit_per_conversation=s.conversation_token_limit,
                               test_fraction=s.test_fraction, test_rows_max=s.test_rows_max,
-                              max_tokens_per_run=s.max_tokens_per_run, epochs=max(1, round(float(epochs)))))
+                              max_tokens_per_run=s.max_tokens_per_run, epochs=max(1, round(float(epochs))),
+                              min_training_rows=s.min_training_rows))
 
 
 def _reject(ctx: Context, upload: BlobRef, etag: str, key: str, report: Report) -> Outcome:

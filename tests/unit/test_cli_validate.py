@@ -36,15 +36,15 @@ def test_valid_file_exits_0_with_json(good: Path) -> None:
 
 def test_invalid_file_exits_1_and_lists_errors(tmp_path: Path) -> None:
     path = tmp_path / "bad.jsonl"
-    path.write_bytes(GOOD + b"{oops\n" + b'{"messages": []}\n')
+    path.write_bytes(GOOD + GOOD + b"{oops\n" + b'{"messages": []}\n')
     done = autopilot("validate", str(path), "--json")
     assert done.returncode == 1
     report = json.loads(done.stdout)
     assert report["valid"] is False and report["error_count"] == 2
-    assert [(e["line"], e["code"]) for e in report["errors"]] == [(2, "invalid_json"), (3, "messages_empty")]
+    assert [(e["line"], e["code"]) for e in report["errors"]] == [(3, "invalid_json"), (4, "messages_empty")]
     text = autopilot("validate", str(path))
     assert text.returncode == 1
-    assert "REJECTED" in text.stdout and "line 2" in text.stdout and "invalid_json" in text.stdout
+    assert "REJECTED" in text.stdout and "line 3" in text.stdout and "invalid_json" in text.stdout
 
 
 def test_readable_report_without_json(good: Path) -> None:

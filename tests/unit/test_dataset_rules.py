@@ -94,7 +94,7 @@ def test_warnings_do_not_reject(tmp_path: Path) -> None:
 
 
 def test_errors_listed_up_to_the_limit_but_all_counted(tmp_path: Path) -> None:
-    report = scan_path(write(tmp_path, *([b"oops\n"] * 30), GOOD), Limits(max_errors_listed=5))
+    report = scan_path(write(tmp_path, *([b"oops\n"] * 30), GOOD), Limits(max_errors_listed=5, split=False))
     assert report.error_count == 30
     assert [e.line for e in report.errors] == [1, 2, 3, 4, 5]
 
@@ -118,5 +118,5 @@ def test_check_row_agrees_with_the_fast_path(tmp_path: Path) -> None:
                 {"messages": [{"role": "tool", "content": "x"}, ASSISTANT]},
                 {"messages": [USER, ASSISTANT, {"role": "user"}]}]
     for row in variants:
-        report = scan_path(write(tmp_path, row))
+        report = scan_path(write(tmp_path, row), Limits(split=False))  # one row: judged as a row only
         assert report.valid == (r.check_row(row) is None), row

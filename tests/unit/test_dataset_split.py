@@ -56,10 +56,22 @@ def test_at_least_one_train_row_when_everything_hashes_to_test() -> None:
     assert report.train_rows >= 1 and report.test_rows >= 1
 
 
-def test_single_row_trains_and_warns() -> None:
+def test_a_single_row_leaves_nothing_to_test_so_it_is_refused() -> None:
+    """The deploy gate must never run zero cases: one conversation cannot be split, so it is an error."""
     report = scan([rows(1)])
-    assert (report.train_rows, report.test_rows) == (1, 0)
-    assert [w.code for w in report.warnings] == ["too_few_rows_to_split"]
+    assert (report.train_rows, report.test_rows, report.valid) == (1, 0, False)
+    assert [e.code for e in report.errors] == ["too_few_rows_to_split"]
+    assert scan([rows(1)], Limits(split=False)).valid, "a file that is all train (a test file named) is fine"
+
+
+def test_fewer_training_rows_than_the_minimum_are_refused_naming_the_setting() -> None:
+    short = scan([rows(10)], Limits(min_training_rows=10))  # 9 train + 1 test
+    assert (short.train_rows, short.test_rows, short.valid) == (9, 1, False)
+    (error,) = short.errors
+    assert error.code == "too_few_training_rows" and "MIN_TRAINING_ROWS" in error.message
+    assert "9 training conversation(s) (1 more held out" in error.message
+    assert scan([rows(11)], Limits(min_training_rows=10)).valid
+    assert not scan([rows(9)], Limits(min_training_rows=10, split=False)).valid
 
 
 @settings(max_examples=300, deadline=None, print_blob=True)

@@ -124,3 +124,22 @@ def test_a_name_the_app_cannot_carry_is_refused_by_name_and_alerted_once(world: 
     assert run.error.startswith("the name") and run.upload.isprintable()
     assert world.alerts() == ["upload.rejected"] and world.platform.effects["submit"] == 0
     assert [r.run_id for r in world.ledger.all()] == [first.run_id], "nothing staged, no run"
+
+
+@pytest.mark.parametrize("rows", [1, 2, 10])
+def test_an_upload_too_small_to_train_and_test_is_refused_before_any_job(world: MemoryWorld,
+                                                                         rows: int) -> None:
+    """At least MIN_TRAINING_ROWS (default 10) train, plus a held-out row: never a deploy gate of 0 cases."""
+    outcome = world.life.on_upload(world.drop("few.jsonl", b"".join(ROWS[:rows])))
+    assert (outcome.result, outcome.state) == (Result.REJECTED, State.REJECTED)
+    codes = {e["code"] for e in world.get(outcome.run_id).errors}
+    assert "too_few_training_rows" in codes and ("too_few_rows_to_split" in codes) == (rows == 1)
+    assert world.platform.effects["submit"] == 0 and world.alerts() == ["upload.rejected"]
+
+
+def test_the_minimum_is_a_setting_and_counts_the_train_side(tmp_path: Path) -> None:
+    world = MemoryWorld(tmp_path, MIN_TRAINING_ROWS="2")
+    outcome = world.life.on_upload(world.drop("three.jsonl", b"".join(ROWS[:3])))
+    assert outcome.result is Result.SUBMITTED
+    run = world.get(outcome.run_id)
+    assert (run.train_rows, run.test_rows) == (2, 1)
