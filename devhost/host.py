@@ -101,7 +101,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(reply.body)))
         self.end_headers()
         if self.command != "HEAD":
-            self.wfile.write(reply.body)
+            try:
+                self.wfile.write(reply.body)
+            except (BrokenPipeError, ConnectionResetError):  # the client gave up waiting; nothing to do
+                log.debug("%s left before its answer was sent", self.address_string())
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _answer
 

@@ -143,7 +143,8 @@ module app 'modules/functionapp.bicep' = {
       MAX_LINE_BYTES: '8388608'
       REPORT_MAX_ERRORS: '20'
       CONVERSATION_TOKEN_LIMIT: '4096'
-      MAX_TOKENS_PER_RUN: '0'
+      MAX_TOKENS_PER_RUN: '50000000'
+      TRAINING_COST_PER_MILLION_TOKENS: '3'
       MIN_TRAINING_ROWS: '10'
       INGEST_WORKERS: '0'
       ALERT_TOPIC_ENDPOINT: alerts.outputs.endpoint

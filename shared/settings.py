@@ -24,6 +24,10 @@ AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1
 # The emulator shorthand Core Tools and the storage SDKs' docs use for a connection string.
 DEVELOPMENT_STORAGE = "UseDevelopmentStorage=true"
 LOCAL_SETTINGS = Path("local.settings.json")
+# Training tokens (rows' tokens x epochs) a run may have unless MAX_TOKENS_PER_RUN says otherwise: about half
+# an hour of a small model on a laptop's CPU locally; a day of one A100 on Azure ML. Over it, an upload is
+# refused before any job starts.
+DEFAULT_TOKEN_BUDGET = {"local": 2_000_000, "azureml": 50_000_000}
 
 
 class SettingsError(ValueError):
@@ -152,7 +156,9 @@ class Settings:
     max_line_bytes: int = 8 * 1024 * 1024
     report_max_errors: int = 20
     conversation_token_limit: int = 4096
-    max_tokens_per_run: int | None = None
+    max_tokens_per_run: int | None = 2_000_000  # 0 in the environment: no budget
+    # The report's cost estimate: what a million training tokens cost (OpenAI lists gpt-4o-mini at $3).
+    cost_per_million_tokens: float | None = 3.0
     # Fewer training conversations than this is refused at validation (Azure OpenAI's minimum is 10).
     min_training_rows: int = 10
     # Worker processes that scan a big upload (0: one per core the app may use).
@@ -212,7 +218,8 @@ class Settings:
             max_line_bytes=_int(e, "MAX_LINE_BYTES", 8 * 1024 * 1024),
             report_max_errors=_int(e, "REPORT_MAX_ERRORS", 20),
             conversation_token_limit=_int(e, "CONVERSATION_TOKEN_LIMIT", 4096),
-            max_tokens_per_run=_int(e, "MAX_TOKENS_PER_RUN", 0) or None,
+            max_tokens_per_run=_int(e, "MAX_TOKENS_PER_RUN", DEFAULT_TOKEN_BUDGET[platform]) or None,
+            cost_per_million_tokens=_cost_per_million_tokens(e),
             min_training_rows=_at_least(e, "MIN_TRAINING_ROWS", 10, 1, "a run needs something to train on "
                                         "(Azure OpenAI asks for at least 10 conversations)"),
             ingest_workers=_at_least(e, "INGEST_WORKERS", 0, 0, "0 is one worker process per core, 1 scans "
@@ -337,6 +344,13 @@ def _poll_max(e: Mapping[str, str]) -> timedelta:
         raise SettingsError(f"DEPLOY_POLL_MAX_INTERVAL={e.get('DEPLOY_POLL_MAX_INTERVAL', '5m')!r} must be "
                             f"shorter than RECONCILE_AFTER={e.get('RECONCILE_AFTER', '10m')!r}")
     return longest
+
+
+def _cost_per_million_tokens(e: Mapping[str, str]) -> float | None:
+    price = _float(e, "TRAINING_COST_PER_MILLION_TOKENS", 3.0)
+    if price < 0:
+        raise SettingsError(f"TRAINING_COST_PER_MILLION_TOKENS={price} must be 0 (no cost estimate) or more")
+    return price or None
 
 
 def _cost_reference_hours(e: Mapping[str, str]) -> float:

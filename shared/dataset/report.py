@@ -87,8 +87,14 @@ class Report:
                          f"max {t['max']}")
             roles = ", ".join(f"{role} {n:,}" for role, n in s.get("roles", {}).items() if n)
             lines.append(f"messages by role: {roles}")
+        budget = s.get("token_budget")
         lines.append(f"estimated training tokens: {self.estimated_tokens:,} "
-                     f"({s.get('epochs', 1)} epoch(s), {s.get('token_estimate', 'chars/4')})")
+                     f"({s.get('epochs', 1)} epoch(s), {s.get('token_estimate', 'chars/4')})"
+                     + (f", {self.estimated_tokens / budget:.0%} of the budget of {budget:,} "
+                        "(MAX_TOKENS_PER_RUN)" if budget else ", no token budget"))
+        if cost := s.get("cost_estimate"):
+            lines.append(f"cost estimate: about {cost['cost']:,.2f} at {cost['per_million_tokens']:,.2f} per "
+                         "million training tokens (TRAINING_COST_PER_MILLION_TOKENS)")
         return "\n".join(lines)
 
 

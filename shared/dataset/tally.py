@@ -18,6 +18,7 @@ class Limits:
     `split`: the file is split into train and test here (so it must leave at least one test row for the
     deploy gate); False for a file that is all train or all test (a manifest names a test file).
     `min_training_rows`: fewer training conversations than this is an error (Azure OpenAI's minimum is 10).
+    `cost_per_million_tokens`: turns the token estimate into a cost estimate in the report.
     """
 
     max_line_bytes: int = 8 * MiB
@@ -29,6 +30,7 @@ class Limits:
     epochs: int = 1
     min_training_rows: int = 1
     split: bool = True
+    cost_per_million_tokens: float | None = None
 
 
 @dataclass

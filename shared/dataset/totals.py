@@ -94,8 +94,9 @@ class Totals:
         if budget is not None and estimated > budget:
             self.error(None, rules.TOKEN_BUDGET_EXCEEDED,
                        f"about {estimated:,} training tokens ({self.split.train_tokens:,} x "
-                       f"{self.limits.epochs} epoch(s)) exceed the budget of {budget:,} tokens per run; "
-                       "upload fewer or shorter conversations, or raise the budget")
+                       f"{self.limits.epochs} epoch(s)) exceed the budget of {budget:,} tokens per run "
+                       "(MAX_TOKENS_PER_RUN, or a manifest's max_tokens_per_run); upload fewer or shorter "
+                       "conversations, or raise the budget")
         self.errors = (self.unreadable + self.errors)[: self.limits.max_errors_listed]
         valid = self.error_count == 0
         for sink in self.sinks:
@@ -106,6 +107,10 @@ class Totals:
         stats["epochs"] = self.limits.epochs
         stats["token_estimate"] = "chars/4 + 4 per message + 3"
         stats["conversations_over_token_limit"] = self.over_limit
+        stats["token_budget"] = budget
+        price = self.limits.cost_per_million_tokens
+        if price is not None:
+            stats["cost_estimate"] = {"cost": round(estimated / 1e6 * price, 2), "per_million_tokens": price}
         return Report(valid=valid, rows=self.figures.rows, train_rows=self.split.train_rows,
                       test_rows=self.split.test_rows, errors=self.errors, error_count=self.error_count,
                       warnings=self.warnings, warning_count=self.warning_count, stats=stats,

@@ -201,7 +201,8 @@ def _limits(ctx: Context, plan: RunPlan) -> Limits:
                               token_limit_per_conversation=s.conversation_token_limit,
                               test_fraction=s.test_fraction, test_rows_max=s.test_rows_max,
                               max_tokens_per_run=s.max_tokens_per_run, epochs=max(1, round(float(epochs))),
-                              min_training_rows=s.min_training_rows))
+                              min_training_rows=s.min_training_rows,
+                              cost_per_million_tokens=s.cost_per_million_tokens))
 
 
 def _reject(ctx: Context, upload: BlobRef, etag: str, key: str, report: Report) -> Outcome:

@@ -134,3 +134,14 @@ def test_the_suffixed_name_keeps_azures_3_to_32_character_rule() -> None:
         Settings.from_env({**AZURE, "ENDPOINT_NAME": "a" * 24})
     with pytest.raises(SettingsError, match="ENDPOINT_NAME"):
         Settings.from_env({**AZURE, "ENDPOINT_NAME": "9chat"})
+
+
+def test_a_token_budget_and_a_cost_estimate_by_default() -> None:
+    assert Settings.from_env(BASE).max_tokens_per_run == 2_000_000
+    assert Settings.from_env(AZURE).max_tokens_per_run == 50_000_000
+    assert Settings.from_env({**BASE, "MAX_TOKENS_PER_RUN": "0"}).max_tokens_per_run is None
+    assert Settings.from_env(BASE).cost_per_million_tokens == 3.0
+    no_price = {**BASE, "TRAINING_COST_PER_MILLION_TOKENS": "0"}
+    assert Settings.from_env(no_price).cost_per_million_tokens is None
+    with pytest.raises(SettingsError, match="MIN_TRAINING_ROWS"):
+        Settings.from_env({**BASE, "MIN_TRAINING_ROWS": "0"})

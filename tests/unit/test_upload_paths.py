@@ -143,3 +143,20 @@ def test_the_minimum_is_a_setting_and_counts_the_train_side(tmp_path: Path) -> N
     assert outcome.result is Result.SUBMITTED
     run = world.get(outcome.run_id)
     assert (run.train_rows, run.test_rows) == (2, 1)
+
+
+def test_a_default_token_budget_refuses_a_laptop_scale_mistake_before_any_job(tmp_path: Path) -> None:
+    """No MAX_TOKENS_PER_RUN set: the local default (2 M training tokens) still holds; the report says why
+    and what it would have cost."""
+    world = MemoryWorld(tmp_path)
+    row = json.dumps({"messages": [{"role": "user", "content": "q " * 10},
+                                   {"role": "assistant", "content": "answer " * 600}]}).encode() + b"\n"
+    outcome = world.life.on_upload(world.drop("huge.jsonl", row * 2400))
+    assert outcome.result is Result.REJECTED and world.platform.effects["submit"] == 0
+    (error,) = world.get(outcome.run_id).errors
+    assert error["code"] == "token_budget_exceeded" and "MAX_TOKENS_PER_RUN" in error["message"]
+    assert "2,000,000" in error["message"]
+    run = world.get(outcome.run_id)
+    report = read_all(world.staging,
+                      BlobRef(world.settings.rejected_container, f"{run.quarantined_to}.report.txt"))
+    assert b"cost estimate: about" in report and b"of the budget of 2,000,000 (MAX_TOKENS_PER_RUN)" in report
