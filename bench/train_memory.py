@@ -27,9 +27,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 CHUNK = 4 * 1024 * 1024
-WORDS = ("the quick brown fox jumps over lazy dog river bank hello how are you today fine thank asking help "
-         "write short email manager project deadline capital france paris plants sunlight water air food "
-         "oxygen summarize article three sentences cities traffic public transport poem ocean").split()
+WORDS = [
+    "the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "river", "bank", "hello", "how",
+    "are", "you", "today", "fine", "thank", "asking", "help", "write", "short", "email", "manager",
+    "project", "deadline", "capital", "france", "paris", "plants", "sunlight", "water", "air", "food",
+    "oxygen", "summarize", "article", "three", "sentences", "cities", "traffic", "public", "transport",
+    "poem", "ocean",
+]
 
 
 def make_upload(path: Path, megabytes: int, seed: int = 7) -> int:
@@ -56,6 +60,7 @@ def _chunks(path: Path) -> Iterator[bytes]:
 def child(mode: str, upload: Path, steps: int, work: Path) -> dict[str, Any]:
     """One contender in this process: returns its peak RSS and seconds."""
     from shared.platforms.local.base_models import TINY_RANDOM, load_base_model, model_specific_defaults
+
     from shared.platforms.local.train_data import save_chunks
     from shared.platforms.local.training import fine_tune, resolve_plan
 
@@ -75,7 +80,8 @@ def child(mode: str, upload: Path, steps: int, work: Path) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10,200", help="upload sizes in MB, comma-separated")
     parser.add_argument("--steps", type=int, default=3, help="training steps per contender")
     parser.add_argument("--child", nargs=2, metavar=("MODE", "FILE"), help=argparse.SUPPRESS)
@@ -95,7 +101,8 @@ def main() -> None:
                 result = json.loads(done.stdout.strip().splitlines()[-1])
                 results.append({"upload_mb": megabytes, "rows": rows, **result})
             upload.unlink()
-    print(f"{'upload':>8} {'rows':>8} {'contender':<11} {'peak RSS':>10} {'after model load':>17} {'time':>7}")
+    print(f"{'upload':>8} {'rows':>8} {'contender':<11} {'peak RSS':>10} {'after model load':>17} "
+          f"{'time':>7}")
     for r in results:
         print(f"{r['upload_mb']:>6}MB {r['rows']:>8,} {r['mode']:<11} {r['peak_rss_mb']:>8.0f}MB "
               f"{r['model_rss_mb']:>15.0f}MB {r['seconds']:>6.1f}s")

@@ -21,6 +21,7 @@ from typing import Any
 
 from shared.evaluation import EvalReport
 from shared.platforms.local.evaluate import Evidence
+from shared.platforms.local.train_data import TrainFile
 from shared.platforms.port import JobSpec
 from shared.settings import Settings
 
@@ -121,10 +122,19 @@ class Job:
 
 
 def _download_rows(settings: Settings, url: str) -> list[dict[str, Any]]:
+    """The test split's rows (at most TEST_ROWS_MAX of them, so they may be held in memory)."""
     from shared.storage import blob_from_url
 
     data = blob_from_url(settings.storage, url).download_blob().readall()
     return [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
+
+
+def _download_train(settings: Settings, url: str, path: Path) -> TrainFile:
+    """The train split, copied to the job's folder chunk by chunk: never whole in memory (train_data)."""
+    from shared.platforms.local.train_data import save_chunks
+    from shared.storage import blob_from_url
+
+    return save_chunks(blob_from_url(settings.storage, url).download_blob().chunks(), path)
 
 
 def _pip_requirements() -> list[str]:
@@ -173,7 +183,7 @@ def run(job: Job) -> dict[str, Any]:
         cache = settings.data_dir / "models"
         plan = resolve_plan(model_specific_defaults(spec.base_model, cache), spec.parameters)
     with job.step("downloading data"):
-        train_rows = _download_rows(settings, spec.train_uri)
+        train = _download_train(settings, spec.train_uri, job.dir / "data" / "train.jsonl")
         test_rows = _download_rows(settings, spec.test_uri) if spec.test_uri else []
     with job.step("loading base model"):
         model, tokenizer = load_base_model(spec.base_model, cache)
@@ -186,11 +196,12 @@ def run(job: Job) -> dict[str, Any]:
         tags = {**spec.tags, JOB_TAG: spec.name, "autopilot-base-model": base}
     with mlflow.start_run(experiment_id=experiment_id, run_name=spec.name, tags=tags) as mlrun:
         run_id = mlrun.info.run_id
-        mlflow.log_params({**plan.as_params(), "base_model": base, "train_rows": len(train_rows),
+        mlflow.log_params({**plan.as_params(), "base_model": base, "train_rows": train.rows,
                            "test_rows": len(test_rows)})
         with job.step("training"):
-            result = fine_tune(model, tokenizer, train_rows, test_rows, plan, job.dir / "trainer",
+            result = fine_tune(model, tokenizer, train, test_rows, plan, job.dir / "trainer",
                                callbacks=[StepMetrics(run_id)])
+            train.path.unlink()  # the staged blob keeps the data; the job's copy only fed the trainer
         with job.step("evaluating the fine-tuned model"):
             evidence.ask("candidate", spec.display_name, _chat(result.model, tokenizer, spec.display_name))
             evidence.losses.update(base=result.metrics.get("base_eval_loss"),

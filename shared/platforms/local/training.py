@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.evaluation import perplexity
+from shared.platforms.local.train_data import TrainFile, conversation, steps_for, train_dataset
 
 log = logging.getLogger(__name__)
 
@@ -167,8 +168,7 @@ class TrainingResult:
 
 def conversations(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Only each row's messages: a `prompt` column would make TRL read the rows as prompt-completion."""
-    return [{"messages": [{"role": str(m["role"]), "content": str(m["content"])} for m in row["messages"]]}
-            for row in rows]
+    return [conversation(row) for row in rows]
 
 
 def sft_config(plan: TrainingPlan, tokenizer: Any, work_dir: Path,
@@ -217,11 +217,13 @@ def sft_config(plan: TrainingPlan, tokenizer: Any, work_dir: Path,
     return SFTConfig(**settings)
 
 
-def fine_tune(model: Any, tokenizer: Any, train_rows: Sequence[Mapping[str, Any]],
+def fine_tune(model: Any, tokenizer: Any, train: TrainFile | Sequence[Mapping[str, Any]],
               test_rows: Sequence[Mapping[str, Any]], plan: TrainingPlan, work_dir: Path, *,
               callbacks: Sequence[Any] = (),
               config_overrides: Mapping[str, Any] | None = None) -> TrainingResult:
     """Fine-tune `model` on the chat rows, evaluate on the test rows before and after, merge LoRA if asked.
+
+    `train` is the job's staged train file (read row by row when large, see train_data) or rows in memory.
 
     The test split is scored once before training (the LoRA adapter starts as a no-op, so that is the base
     model) and once after, with the same evaluation code: `base_eval_loss` and `eval_loss`, and perplexities.
@@ -236,10 +238,22 @@ def fine_tune(model: Any, tokenizer: Any, train_rows: Sequence[Mapping[str, Any]
         torch.set_num_threads(1)
     peft_config = LoraConfig(r=plan.lora_r, lora_alpha=plan.lora_alpha, lora_dropout=plan.lora_dropout,
                              target_modules="all-linear", task_type="CAUSAL_LM") if plan.apply_lora else None
+    overrides = dict(config_overrides or {})
+    if isinstance(train, TrainFile):
+        train_set = train_dataset(train, plan.seed)
+        if train.streamed:
+            # A stream has no length: the trainer is told the steps, and cannot group rows by length.
+            overrides["train_sampling_strategy"] = "sequential"
+            if plan.max_steps <= 0:
+                overrides.setdefault("max_steps", steps_for(
+                    train.rows, plan.num_train_epochs, plan.per_device_train_batch_size,
+                    plan.gradient_accumulation_steps))
+    else:
+        train_set = Dataset.from_list(conversations(train))
     trainer = SFTTrainer(
         model=model,
-        args=sft_config(plan, tokenizer, work_dir, config_overrides),
-        train_dataset=Dataset.from_list(conversations(train_rows)),
+        args=sft_config(plan, tokenizer, work_dir, overrides),
+        train_dataset=train_set,
         eval_dataset=Dataset.from_list(conversations(test_rows)) if test_rows else None,
         processing_class=tokenizer,
         peft_config=peft_config,
