@@ -121,3 +121,23 @@ def test_bad_upload_is_quarantined_and_alerted_once(lifecycle: Lifecycle) -> Non
     assert any(name.endswith("bad.jsonl") for name in rejected)
     alerts = (settings.data_dir / "alerts.jsonl").read_text().splitlines()
     assert len(alerts) == 1 and json.loads(alerts[0])["alert_class"] == "upload.rejected"
+
+
+def test_an_unloadable_manifest_base_model_fails_the_run_saying_why(lifecycle: Lifecycle) -> None:
+    """The reason is on the job; the event only says Failed. It must reach the run, the alert and the page."""
+    from shared import ops
+
+    manifest = json.dumps({"base_model": "/no/such/model-dir"}).encode()
+    waiting = lifecycle.on_upload(upload(lifecycle, "chats.jsonl.manifest.json", manifest))
+    assert waiting.result is Result.WAITING
+    outcome = lifecycle.on_upload(upload(lifecycle, "chats.jsonl", SAMPLE.read_bytes()))
+    assert outcome.result is Result.SUBMITTED
+    event = parse_run_event(next_terminal_event(lifecycle))
+    assert event.job_status == "Failed"
+    lifecycle.on_job_event(event)
+    run = lifecycle.ledger.get(outcome.run_id)
+    assert run is not None and run.state == State.FAILED
+    assert "/no/such/model-dir does not exist" in run.error, run.error
+    alerts = (lifecycle.ctx.settings.data_dir / "alerts.jsonl").read_text()
+    assert "/no/such/model-dir does not exist" in alerts
+    assert "/no/such/model-dir does not exist" in ops.render_status_page(ops.overview(lifecycle))
