@@ -38,6 +38,7 @@ bench: setup
 	$(PY) bench/ingest.py
 	$(PY) bench/teardown_sim.py
 	$(PY) bench/train.py
+	$(PY) bench/train_memory.py --sizes 10,200
 	$(PY) bench/serve.py
 	$(PY) bench/handlers.py --events 100
 
