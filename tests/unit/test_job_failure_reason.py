@@ -13,7 +13,7 @@ from tests.fakes.world import MemoryWorld
 
 def test_an_event_s_failure_carries_the_job_s_reason(tmp_path: Path) -> None:
     world = MemoryWorld(tmp_path)
-    run = world.get(world.life.on_upload(world.drop("chats.jsonl")).run_id)
+    run = world.upload("chats.jsonl")
     world.platform.finish(run.job_name, "Failed")  # the fake's job fails with error "boom"
     world.life.on_job_event(world.event(run, "Failed"))
     world.life.on_job_event(world.event(run, "Failed"))  # delivered twice: still one alert

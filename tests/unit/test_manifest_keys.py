@@ -33,8 +33,10 @@ def start(tmp_path: Path, manifest: dict[str, Any], **env: str) -> tuple[MemoryW
 
 
 def submitted(world: MemoryWorld, outcome: Outcome) -> tuple[Run, JobSpec]:
-    assert outcome.result is Result.SUBMITTED, outcome
+    assert outcome.result is Result.QUEUED, outcome
+    world.drain()  # the submit step
     run = world.get(outcome.run_id)
+    assert run.state is State.SUBMITTED, run
     return run, world.platform.specs[run.job_name]
 
 

@@ -140,7 +140,7 @@ def test_an_upload_too_small_to_train_and_test_is_refused_before_any_job(world: 
 def test_the_minimum_is_a_setting_and_counts_the_train_side(tmp_path: Path) -> None:
     world = MemoryWorld(tmp_path, MIN_TRAINING_ROWS="2")
     outcome = world.life.on_upload(world.drop("three.jsonl", b"".join(ROWS[:3])))
-    assert outcome.result is Result.SUBMITTED
+    assert outcome.result is Result.QUEUED, outcome  # validated and staged; the submit step is queued
     run = world.get(outcome.run_id)
     assert (run.train_rows, run.test_rows) == (2, 1)
 
