@@ -131,7 +131,8 @@ def test_an_unloadable_manifest_base_model_fails_the_run_saying_why(lifecycle: L
     waiting = lifecycle.on_upload(upload(lifecycle, "chats.jsonl.manifest.json", manifest))
     assert waiting.result is Result.WAITING
     outcome = lifecycle.on_upload(upload(lifecycle, "chats.jsonl", SAMPLE.read_bytes()))
-    assert outcome.result is Result.SUBMITTED
+    assert outcome.result is Result.QUEUED
+    run_steps(lifecycle)  # the submit step
     event = parse_run_event(next_terminal_event(lifecycle))
     assert event.job_status == "Failed"
     lifecycle.on_job_event(event)
