@@ -24,7 +24,7 @@ from shared.platforms.port import (
     NotFoundError,
     PlatformError,
 )
-from shared.runs import Run, State
+from shared.runs import SERVING, Run, State
 
 POLL_GROWTH = 1.5
 
@@ -34,8 +34,17 @@ def begin(ctx: Context, run: Run, message: StepMessage) -> Outcome:
 
     A redeploy goes back to the endpoint the run served on; a first deploy goes to ENDPOINT_NAME.
     """
+    endpoint = ctx.settings.endpoint_name if run.state == State.REGISTERED else run.endpoint
+    # One run at a time deploys to an endpoint; the turn lasts as long as a deployment may (or until its
+    # run ends), and is taken before anything is begun.
+    holder = ctx.ledger.endpoints.take(endpoint, run.run_id, ctx.settings.deploy_timeout
+                                       + ctx.settings.step_timeout)
+    if holder is not None:
+        return _wait_turn(ctx, run, message, endpoint, holder)
     if run.state == State.REGISTERED:
-        endpoint = ctx.settings.endpoint_name
+        newer = overtaken_by(ctx, run, endpoint)
+        if newer is not None:
+            return rollback.supersede(ctx, run, endpoint, newer)
         deployment = naming.deployment_name(run.run_id)
         run = ctx.ledger.advance(run, State.DEPLOYING, note=f"{endpoint}/{deployment}",
                                  hold=ctx.settings.step_timeout, endpoint=endpoint, deployment=deployment)
@@ -91,6 +100,27 @@ def poll(ctx: Context, run: Run, message: StepMessage) -> Outcome:
                                provisioning=status.provisioning.value, step_seq=run.step_seq + 1)
     ctx.hand_off(polled, delay=wait)
     return Outcome(Result.ADVANCED, run.run_id, State.DEPLOYING, note)
+
+
+def overtaken_by(ctx: Context, run: Run, endpoint: str) -> Run | None:
+    """A run uploaded after this one that is already serving the endpoint (this one's model is older)."""
+    newer = [r for r in ctx.ledger.find(state=SERVING, endpoint=endpoint) if _order(r) > _order(run)]
+    return max(newer, key=_order) if newer else None
+
+
+def _order(run: Run) -> tuple[str, str]:
+    return (run.created_at.isoformat() if run.created_at else "", run.run_id)
+
+
+def _wait_turn(ctx: Context, run: Run, message: StepMessage, endpoint: str, holder: str) -> Outcome:
+    """Another run is deploying to the endpoint: come back later. The step sequence moves on, so copies of
+    this message (a reconciler's, a redelivery) find themselves stale and one chain of waits remains."""
+    note = f"waiting for {endpoint}: run {holder} is deploying to it"
+    said = run.history[-1].get("note") if run.history else None
+    waiting = ctx.ledger.update(run, "" if said == note else note, step=message.step, release=True,
+                                step_seq=run.step_seq + 1)
+    ctx.hand_off(waiting, delay=ctx.settings.deploy_poll_interval)
+    return Outcome(Result.IN_PROGRESS, run.run_id, run.state, note)
 
 
 def next_wait(ctx: Context, polls: int) -> timedelta:

@@ -61,7 +61,12 @@ def test_cases(ctx: Context, test_uri: str, count: int) -> list[Case]:
 
 
 def check(ctx: Context, endpoint: str, new: str, live: str | None, cases: list[Case]) -> Verdict:
-    """Smoke-test `new` on every case; then, if a live deployment exists and the gate is on, compare."""
+    """Smoke-test `new` on every case; then, if a live deployment exists and the gate is on, compare.
+
+    No case is no test: the gate fails closed rather than let an untested model take the traffic."""
+    if not cases:
+        raise GateFailed("smoke", f"deployment {new} has no test conversation to answer (the run's test "
+                                  "split is empty); an untested model is never deployed")
     replies = [_ask(ctx, endpoint, new, case) for case in cases]
     for case, reply in zip(cases, replies, strict=True):
         if not reply.strip():

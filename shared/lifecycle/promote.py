@@ -14,7 +14,7 @@ from shared.lifecycle.context import Context, log
 from shared.lifecycle.outcome import Outcome, Result
 from shared.lifecycle.step_message import Step, StepMessage
 from shared.platforms.port import EndpointInfo, NotFoundError, PlatformError
-from shared.runs import Run, State
+from shared.runs import SERVING, Conflict, IllegalTransition, Run, State
 from shared.staging import StagingError
 
 
@@ -42,8 +42,9 @@ def promote(ctx: Context, run: Run, message: StepMessage) -> Outcome:
     except (PlatformError, StagingError) as exc:
         return rollback.roll_back(ctx, run, f"the deployment failed before taking traffic: {exc}",
                                   "deploy.failed")
-    leftovers = _delete_old(ctx, endpoint, deployment)
-    _retire_superseded(ctx, run, endpoint)
+    # Live is recorded the moment the traffic moved; only then is the old deployment deleted and its run
+    # retired, so a crash in between leaves the ledger naming what serves (a retry finds it at 100 % and
+    # records the same).
     current = ctx.platform.get_endpoint(endpoint)
     note = f"{endpoint}/{deployment} at 100 %; ROUGE-L {verdict.score:.3f}" + (
         f" vs live {verdict.baseline:.3f}" if verdict.baseline is not None else "")
@@ -51,6 +52,8 @@ def promote(ctx: Context, run: Run, message: StepMessage) -> Outcome:
                               smoke_reply=verdict.replies[0][:200], eval_rouge_l=round(verdict.score, 4),
                               baseline_rouge_l=verdict.baseline, replaced=live or "",
                               step_seq=run.step_seq + 1)
+    _retire_superseded(ctx, run, endpoint)
+    leftovers = _delete_old(ctx, endpoint, deployment)
     if leftovers:
         ctx.alert(done, "deploy.cleanup_failed", "warning", f"{endpoint}/{deployment} is live, but old "
                   f"deployment(s) could not be deleted and may keep billing: {'; '.join(leftovers)}")
@@ -88,6 +91,9 @@ def _delete_old(ctx: Context, endpoint: str, new: str) -> list[str]:
 
 def _retire_superseded(ctx: Context, run: Run, endpoint: str) -> None:
     """The run that was live on this endpoint is now replaced; record it as torn down."""
-    for earlier in ctx.ledger.find(state=State.LIVE, endpoint=endpoint):
+    for earlier in ctx.ledger.find(state=SERVING, endpoint=endpoint):
         if earlier.run_id != run.run_id:
-            ctx.ledger.advance(earlier, State.TORN_DOWN, note=f"superseded by {run.run_id}")
+            try:
+                ctx.ledger.advance(earlier, State.TORN_DOWN, note=f"superseded by {run.run_id}")
+            except (Conflict, IllegalTransition) as exc:  # it moved meanwhile (a sweep); not ours to fix
+                log.warning("run %s: could not retire %s: %s", run.run_id, earlier.run_id, exc)

@@ -27,6 +27,8 @@ def roll_back(ctx: Context, run: Run, reason: str, alert_class: str, *, force: b
     """Delete the run's new deployment (if final, or `force`) and end the run rolled back, with one alert."""
     endpoint, deployment = run.endpoint, run.deployment
     status = _status(ctx, endpoint, deployment)
+    if status is not None:
+        _hand_back_traffic(ctx, run)
     if status is not None and (status.final or force):
         try:
             ctx.call(ctx.platform.delete_deployment, endpoint, deployment)
@@ -44,12 +46,38 @@ def roll_back(ctx: Context, run: Run, reason: str, alert_class: str, *, force: b
     return Outcome(Result.FAILED, run.run_id, State.ROLLED_BACK, reason)
 
 
+def supersede(ctx: Context, run: Run, endpoint: str, newer: Run) -> Outcome:
+    """End a registered run whose turn to deploy came after a newer run went live there: nothing is deployed,
+    its model stays registered (redeploy is one step), one notice."""
+    reason = f"run {newer.run_id}, uploaded later, went live on {endpoint} first; this model was not deployed"
+    done = ctx.ledger.advance(run, State.SUPERSEDED, note=reason[:300], error=reason[:1000],
+                              step_seq=run.step_seq + 1)
+    ctx.alert(done, "deploy.superseded", "info", f"run {run.run_id} was superseded: {reason}")
+    return Outcome(Result.ADVANCED, run.run_id, State.SUPERSEDED, reason)
+
+
 def give_up(ctx: Context, run: Run, reason: str) -> Outcome:
     """End a run whose step failed on every delivery (the poison queue): rolled back if it was deploying
     (its deployment deleted, whatever its state), failed otherwise."""
     if run.state == State.DEPLOYING:
         return roll_back(ctx, run, reason, "step.failed", force=True)
     return fail(ctx, run, reason, "step.failed", f"run {run.run_id} stopped in {run.state}: {reason}")
+
+
+def _hand_back_traffic(ctx: Context, run: Run) -> None:
+    """If the run's deployment took the traffic before its step failed (it died between the switch and
+    recording live), give the traffic back to the deployment that had it: the previous one keeps serving."""
+    try:
+        info = ctx.call(ctx.platform.get_endpoint, run.endpoint)
+        if info is None or not info.traffic.get(run.deployment):
+            return
+        others = [d for d in info.deployments if d != run.deployment
+                  and ctx.call(ctx.platform.deployment_status, run.endpoint, d).succeeded]
+        if others:
+            ctx.call(ctx.platform.set_traffic, run.endpoint, {others[0]: 100})
+            log.warning("run %s: traffic on %s given back to %s", run.run_id, run.endpoint, others[0])
+    except Exception as exc:  # a rollback must finish whatever the platform does: log and go on
+        log.error("run %s: could not give %s's traffic back: %s", run.run_id, run.endpoint, exc)
 
 
 def _status(ctx: Context, endpoint: str, deployment: str) -> DeploymentStatus | None:

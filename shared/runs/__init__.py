@@ -13,6 +13,7 @@ from shared.runs.ledger import Ledger
 from shared.runs.record import (
     REDEPLOYABLE,
     RETRYABLE,
+    SERVING,
     TRANSITIONS,
     IllegalTransition,
     Run,
@@ -23,6 +24,6 @@ from shared.runs.record import (
 )
 from shared.runs.store import Conflict, RowStore, StoreError, StoreUnavailable
 
-__all__ = ["REDEPLOYABLE", "RETRYABLE", "TRANSITIONS", "Conflict", "IllegalTransition", "Ledger",
+__all__ = ["REDEPLOYABLE", "RETRYABLE", "SERVING", "TRANSITIONS", "Conflict", "IllegalTransition", "Ledger",
            "MalformedRun", "RowStore", "Run", "State", "StoreError", "StoreUnavailable", "can_redeploy",
            "can_retry", "operator_actions"]

@@ -28,6 +28,8 @@ class State(StrEnum):
     LIVE = "live"
     ROLLED_BACK = "rolled_back"
     TORN_DOWN = "torn_down"
+    SUPERSEDED = "superseded"  # a newer run went live on its endpoint before this one's turn to deploy came
+    UNHEALTHY = "unhealthy"  # live, but its endpoint stopped answering its health check
 
 
 # The state machine. A transition not listed here is refused, so a stale or out-of-order event cannot move
@@ -38,11 +40,13 @@ TRANSITIONS: Mapping[State, frozenset[State]] = {
     State.SUBMITTED: frozenset({State.RUNNING, State.SUCCEEDED, State.FAILED, State.CANCELED}),
     State.RUNNING: frozenset({State.SUCCEEDED, State.FAILED, State.CANCELED}),
     State.SUCCEEDED: frozenset({State.REGISTERED, State.FAILED}),
-    State.REGISTERED: frozenset({State.DEPLOYING, State.FAILED}),
+    State.REGISTERED: frozenset({State.DEPLOYING, State.FAILED, State.SUPERSEDED}),
     State.DEPLOYING: frozenset({State.LIVE, State.ROLLED_BACK}),
-    State.LIVE: frozenset({State.TORN_DOWN, State.ROLLED_BACK}),
+    State.LIVE: frozenset({State.TORN_DOWN, State.ROLLED_BACK, State.UNHEALTHY}),
+    State.UNHEALTHY: frozenset({State.LIVE, State.TORN_DOWN, State.DEPLOYING}),
     State.ROLLED_BACK: frozenset({State.DEPLOYING}),
     State.TORN_DOWN: frozenset({State.DEPLOYING}),
+    State.SUPERSEDED: frozenset({State.DEPLOYING}),
     State.REJECTED: frozenset(),
     State.DUPLICATE: frozenset(),
     State.FAILED: frozenset({State.VALIDATED}),
@@ -50,7 +54,9 @@ TRANSITIONS: Mapping[State, frozenset[State]] = {
 }
 
 # What an operator may do (API, CLI and status page all ask `can_redeploy` / `can_retry`).
-REDEPLOYABLE = frozenset({State.TORN_DOWN, State.ROLLED_BACK})
+REDEPLOYABLE = frozenset({State.TORN_DOWN, State.ROLLED_BACK, State.SUPERSEDED, State.UNHEALTHY})
+# A run serving its endpoint's traffic (an unhealthy one still holds it, though nothing answers).
+SERVING = frozenset({State.LIVE, State.UNHEALTHY})
 RETRYABLE = frozenset({State.FAILED, State.CANCELED})
 
 
