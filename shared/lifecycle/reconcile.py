@@ -33,10 +33,23 @@ def reconcile(ctx: Context, now: datetime | None = None) -> list[Outcome]:
         except PlatformError as exc:
             outcome = Outcome(Result.IN_PROGRESS, run.run_id, run.state,
                               f"could not poll ({exc}); will try next sweep")
+        except Exception as exc:  # one bad run must not stop the others being reconciled
+            outcome = _isolated(ctx, run, exc)
         if outcome is not None:
             log.info("reconciled %s", outcome)
             outcomes.append(outcome)
     return outcomes
+
+
+def _isolated(ctx: Context, run: Run, exc: Exception) -> Outcome:
+    log.exception("reconciling run %s failed; the sweep goes on with the others", run.run_id)
+    detail = f"reconcile failed: {type(exc).__name__}: {str(exc)[:300]}"
+    try:
+        ctx.alert(run, "reconcile.failed", "error",
+                  f"run {run.run_id} ({run.state}) could not be reconciled: {detail}")
+    except Exception:  # the ledger itself may be what is broken; the log has it
+        log.exception("could not alert about run %s", run.run_id)
+    return Outcome(Result.FAILED, run.run_id, run.state, detail)
 
 
 def _quiet(run: Run, now: datetime, ctx: Context) -> bool:

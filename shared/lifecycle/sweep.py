@@ -19,7 +19,7 @@ from shared.idle import IdleVerdict, judge, select
 from shared.lifecycle.context import Context, log
 from shared.lifecycle.outcome import Outcome
 from shared.platforms.port import MANAGED_TAG, EndpointInfo, NotFoundError, PlatformError
-from shared.runs import Conflict, IllegalTransition, Run, State
+from shared.runs import SERVING, Conflict, IllegalTransition, Run, State
 
 
 @dataclass
@@ -60,19 +60,12 @@ def on_sweep(ctx: Context, now: datetime | None = None, report: SweepReport | No
         if endpoint.tags.get(MANAGED_TAG) != "true":
             continue  # not ours: not read, not reported, never touched
         try:
-            last = ctx.call(ctx.platform.endpoint_activity, endpoint.name)
-        except NotFoundError:
-            continue  # deleted since it was listed
-        except PlatformError as exc:
-            _activity_unknown(ctx, endpoint.name, exc, report)
+            candidate = _judge(ctx, endpoint, now, report)
+        except Exception as exc:  # one bad endpoint must not keep the others from being swept
+            _endpoint_failed(ctx, endpoint.name, exc, report)
             continue
-        verdict = judge(endpoint, last, now, ctx.settings.idle_ttl)
-        if verdict.delete and _deploy_in_progress(ctx, endpoint.name):
-            verdict = IdleVerdict(endpoint.name, False, "a deployment to it is in progress", verdict.idle_for)
-        if not verdict.delete:
-            report.kept.append(f"{endpoint.name} ({verdict.reason})")
-            continue
-        candidates[endpoint.name] = Candidate(endpoint, last, verdict)
+        if candidate is not None:
+            candidates[endpoint.name] = candidate
 
     chosen, deferred = select((c.verdict for c in candidates.values()), ctx.settings.sweep_max_deletions)
     report.deferred = [v.endpoint for v in deferred]
@@ -84,10 +77,42 @@ def on_sweep(ctx: Context, now: datetime | None = None, report: SweepReport | No
             log.info("sweep (dry run): would delete %s, %s", verdict.endpoint, verdict.reason)
             report.would_delete.append(verdict.endpoint)
             continue
-        outcome, entry = _tear_down(ctx, candidates[verdict.endpoint], now)
+        try:
+            outcome, entry = _tear_down(ctx, candidates[verdict.endpoint], now)
+        except Exception as exc:
+            _endpoint_failed(ctx, verdict.endpoint, exc, report)
+            continue
         getattr(report, outcome).append(entry)
     log.info("sweep at %s: %s", now.isoformat(), report.summary())
     return report
+
+
+def _judge(ctx: Context, endpoint: EndpointInfo, now: datetime, report: SweepReport) -> Candidate | None:
+    """The endpoint as a candidate for teardown, or None (kept, gone, or its activity unknown: reported)."""
+    try:
+        last = ctx.call(ctx.platform.endpoint_activity, endpoint.name)
+    except NotFoundError:
+        return None  # deleted since it was listed
+    except PlatformError as exc:
+        _activity_unknown(ctx, endpoint.name, exc, report)
+        return None
+    verdict = judge(endpoint, last, now, ctx.settings.idle_ttl)
+    if verdict.delete and _deploy_in_progress(ctx, endpoint.name, now):
+        verdict = IdleVerdict(endpoint.name, False, "a deployment to it is in progress", verdict.idle_for)
+    if not verdict.delete:
+        report.kept.append(f"{endpoint.name} ({verdict.reason})")
+        return None
+    return Candidate(endpoint, last, verdict)
+
+
+def _endpoint_failed(ctx: Context, endpoint: str, exc: Exception, report: SweepReport) -> None:
+    log.exception("sweep: endpoint %s failed; the sweep goes on with the others", endpoint)
+    report.failed.append(endpoint)
+    try:
+        _warn(ctx, endpoint, "sweep.failed", f"the sweep could not handle endpoint {endpoint} "
+              f"({type(exc).__name__}: {str(exc)[:300]}); it is kept and may keep billing")
+    except Exception:  # the ledger may be what is broken; the log has it
+        log.exception("sweep: could not alert about endpoint %s", endpoint)
 
 
 def _tear_down(ctx: Context, candidate: Candidate, now: datetime) -> tuple[str, str]:
@@ -131,7 +156,7 @@ def _record_teardown(ctx: Context, endpoint: EndpointInfo, verdict: IdleVerdict,
     """Each run live on the endpoint is torn down, with its endpoint-hours and the hours the sweep saved."""
     idle_hours = _hours(verdict.idle_for or timedelta(0))
     saved = round(max(0.0, ctx.settings.cost_reference_hours - idle_hours), 4)
-    runs = ctx.ledger.find(state=State.LIVE, endpoint=endpoint.name)
+    runs = ctx.ledger.find(state=SERVING, endpoint=endpoint.name)
     for run in runs:
         since = endpoint.last_deployed_at or endpoint.created_at or _deployed_at(run) or now
         teardowns = run.teardowns + 1
@@ -158,7 +183,7 @@ def _record_teardown(ctx: Context, endpoint: EndpointInfo, verdict: IdleVerdict,
 def _advance_to_torn_down(ctx: Context, run: Run, note: str, **changes: Any) -> Run | None:
     current: Run | None = run
     for _ in range(3):
-        if current is None or current.state != State.LIVE:
+        if current is None or current.state not in SERVING:
             return None
         try:
             return ctx.ledger.advance(current, State.TORN_DOWN, note=note, **changes)
@@ -181,16 +206,20 @@ def _activity_unknown(ctx: Context, endpoint: str, exc: Exception,
 
 
 def _warn(ctx: Context, endpoint: str, alert_class: str, summary: str) -> None:
-    """A warning about an endpoint, on the run live there (once per run), else under the endpoint's name."""
-    runs = ctx.ledger.find(state=State.LIVE, endpoint=endpoint)
+    """A warning about an endpoint, once: on the run serving there, else under the endpoint's own name."""
+    runs = ctx.ledger.find(state=SERVING, endpoint=endpoint)
     if runs:
         ctx.alert(runs[0], alert_class, "warning", summary, endpoint=endpoint)
-    else:
+    elif ctx.ledger.endpoints.mark_alerted(endpoint, alert_class):
         ctx.alerts.send(Alert(endpoint, alert_class, "warning", summary, {"endpoint": endpoint}))
 
 
-def _deploy_in_progress(ctx: Context, endpoint: str) -> bool:
-    return bool(ctx.ledger.find(state=State.DEPLOYING, endpoint=endpoint))
+def _deploy_in_progress(ctx: Context, endpoint: str, now: datetime) -> bool:
+    """A run is deploying to the endpoint and still moving: a step holds it, or one ran within STEP_TIMEOUT.
+    A deployment that stopped moving longer ago no longer protects the endpoint (it would bill for ever)."""
+    return any(run.lease_live(now) or (run.updated_at is not None
+                                       and now - run.updated_at < ctx.settings.step_timeout)
+               for run in ctx.ledger.find(state=State.DEPLOYING, endpoint=endpoint))
 
 
 def _deployed_at(run: Run) -> datetime | None:

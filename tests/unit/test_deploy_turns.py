@@ -98,7 +98,8 @@ def test_five_concurrent_drops_take_turns_and_the_newest_ends_live(tmp_path: Pat
 
 def test_a_run_waits_its_turn_while_another_deploys_to_its_endpoint(tmp_path: Path) -> None:
     world = world_at(tmp_path)
-    older, newer = (world.upload(f"{n}.jsonl", b"".join(LINES[i:i + 30])) for i, n in ((0, "old"), (5, "new")))
+    older, newer = (world.upload(f"{n}.jsonl", b"".join(LINES[i:i + 30]))
+                    for i, n in ((0, "old"), (5, "new")))
     for run in (older, newer):
         world.platform.finish(run.job_name)
     world.life.on_job_event(world.event(older, "Completed"))
