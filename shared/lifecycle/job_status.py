@@ -74,6 +74,8 @@ def _job_error(ctx: Context, run: Run) -> str:
 
 def _move(ctx: Context, run: Run, to: State, status: str, error: str = "") -> Run | None:
     """The run moved to `to`; None if another handler moved it first (which is fine)."""
+    if to in (State.FAILED, State.CANCELED) and not error:  # a run that ended badly always says why
+        error = f"job {run.job_name} ended {status} (the platform gave no reason)"
     try:
         if error:
             return ctx.ledger.advance(run, to, note=f"job {status}", error=error)

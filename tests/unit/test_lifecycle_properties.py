@@ -1,0 +1,162 @@
+"""A stateful property test of the whole lifecycle on the in-memory world (issue 14).
+
+Hypothesis drives random interleavings: uploads of 1 to 40 rows, job events completed / failed / duplicated /
+lost, step messages delivered one at a time in queue order (delays honoured), handlers that raise or whose
+worker dies between any two platform calls, several runs on the one endpoint, sweeps, and "time passes"
+(STEP_TIMEOUT and more, with sweeps). After every step: no effect twice (jobs, models, deployments,
+alerts), at most one deployment taking traffic per endpoint, every run ended badly has a reason and exactly
+one alert; after time passes, no run is left outside a terminal state.
+
+The example budget is fixed and derandomized (the same examples each run); a failure prints its steps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import tempfile
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from shared.runs import State
+from tests.fakes.world import SAMPLE, Killed, MemoryWorld
+
+LINES = SAMPLE.read_bytes().splitlines(keepends=True)
+START = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+TERMINAL = {State.LIVE, State.ROLLED_BACK, State.TORN_DOWN, State.SUPERSEDED, State.FAILED, State.REJECTED,
+            State.DUPLICATE, State.CANCELED, State.UNHEALTHY}
+ENDED_BADLY = {State.ROLLED_BACK, State.FAILED, State.SUPERSEDED, State.REJECTED}
+# Platform calls a fault can hit (job_status is read by the reconciler too, whose failure alerts apart).
+CALLS = ["submit", "register", "begin_deployment", "deployment_status", "score", "set_traffic",
+         "delete_deployment"]
+
+
+class Lifecycle(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.dir = Path(tempfile.mkdtemp(prefix="autopilot-prop-"))
+        self.world = MemoryWorld(self.dir, now=lambda: START, SMOKE_CONVERSATIONS="2")
+        self.uploads = 0
+
+    def teardown(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    @rule(rows=st.integers(1, 40), offset=st.integers(0, 8))
+    def upload(self, rows: int, offset: int) -> None:
+        self.uploads += 1
+        data = b"".join(LINES[offset:offset + rows])
+        self.world.life.on_upload(self.world.drop(f"u{self.uploads}.jsonl", data))
+
+    @rule(data=st.data(), status=st.sampled_from(["Completed", "Failed"]),
+          delivery=st.sampled_from(["once", "twice", "lost"]))
+    def job_ends(self, data: st.DataObject, status: str, delivery: str) -> None:
+        running = [r for r in self.world.ledger.all() if r.state in (State.SUBMITTED, State.RUNNING)
+                   and self.world.platform.jobs[r.job_name].status not in ("Completed", "Failed")]
+        if not running:
+            return
+        run = data.draw(st.sampled_from(running))
+        self.world.platform.finish(run.job_name, status)
+        for _ in range({"once": 1, "twice": 2, "lost": 0}[delivery]):
+            self.world.life.on_job_event(self.world.event(run, status))
+
+    @rule(count=st.integers(1, 6))
+    def deliver(self, count: int) -> None:
+        """The host runs the next `count` step messages, one at a time, the clock moving to delayed ones."""
+        world = self.world
+        for _ in range(count):
+            batch = [(world.step_host, d) for d in world.step_host.receive(1)]
+            batch = batch or [(world.poison_host, d) for d in world.poison_host.receive(1)]
+            if not batch:
+                later = [t for t in (world.steps.next_visible_at(), world.poison.next_visible_at()) if t]
+                if not later:
+                    return
+                ahead = max(min(later) - world.read_clock(), timedelta(0))
+                world.skipped += ahead + timedelta(milliseconds=1)
+                continue
+            host, delivery = batch[0]
+            with contextlib.suppress(Killed):
+                host.deliver(delivery)
+
+    @rule(call=st.sampled_from(CALLS), how=st.sampled_from(["raises", "dies"]))
+    def crash(self, call: str, how: str) -> None:
+        """The next handler to make this platform call fails: an exception, or its worker dying after it."""
+        if how == "raises":
+            self.world.platform.fail(call, error=RuntimeError(f"injected crash in {call}"))  # type: ignore[arg-type]
+        else:
+            def die(_: str) -> None:
+                raise Killed()
+            self.world.platform.after(call, die)
+
+    @rule()
+    def sweep(self) -> None:
+        self.world.life.on_sweep()
+
+    @rule(minutes=st.integers(1, 20))
+    def wait(self, minutes: int) -> None:
+        self.world.skipped += timedelta(minutes=minutes)
+
+    @precondition(lambda self: self.uploads > 0)
+    @rule()
+    def time_passes(self) -> None:
+        """Every job ends (its event lost); STEP_TIMEOUT passes a few times, a sweep each time, the queue runs
+        dry: every run has reached a terminal state."""
+        world = self.world
+        world.platform.faults.clear()
+        world.platform.hooks.clear()
+        for _ in range(4):
+            for job in list(world.platform.jobs):  # submitted by now, however late
+                if world.platform.jobs[job].status not in ("Completed", "Failed"):
+                    world.platform.finish(job)
+            world.skipped += world.settings.step_timeout + timedelta(minutes=1)
+            world.life.on_sweep()
+            world.drain(limit=5000)
+        stuck = {r.run_id: r.state for r in world.ledger.all() if r.state not in TERMINAL}
+        assert stuck == {}, stuck
+
+    @invariant()
+    def no_effect_twice(self) -> None:
+        platform = self.world.platform
+        assert [k for k, n in platform.deployments_made.items() if n > 1] == []
+        assert platform.effects["submit"] == len(platform.jobs)
+        assert platform.effects["register"] == len(platform.models)
+        alerts = self._alerts()
+        repeated = [k for k, n in Counter((a["run_id"], a["alert_class"]) for a in alerts).items() if n > 1]
+        assert repeated == [], repeated
+
+    @invariant()
+    def one_deployment_serves_each_endpoint(self) -> None:
+        for name, endpoint in self.world.platform.endpoints.items():
+            serving = [d for d, share in endpoint.traffic.items() if share]
+            assert len(serving) <= 1, (name, endpoint.traffic)
+
+    @invariant()
+    def every_bad_end_has_a_reason_and_one_alert(self) -> None:
+        sent = Counter(a["run_id"] for a in self._alerts())
+        for run in self.world.ledger.all():
+            if run.state in ENDED_BADLY:
+                assert run.error or run.errors, run
+                assert sent[run.run_id] == 1, (run.run_id, run.state, run.error,
+                                               [a for a in self._alerts() if a["run_id"] == run.run_id])
+
+    @invariant()
+    def live_runs_serve(self) -> None:
+        for run in self.world.ledger.find(state=State.LIVE):
+            endpoint = self.world.platform.endpoints.get(run.endpoint)
+            if endpoint is not None and any(endpoint.traffic.values()):
+                assert endpoint.traffic.get(run.deployment) == 100, (run.run_id, endpoint.traffic)
+
+    def _alerts(self) -> list[dict[str, str]]:
+        path = self.world.settings.data_dir / "alerts.jsonl"
+        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+Lifecycle.TestCase.settings = settings(max_examples=80, stateful_step_count=30, deadline=None,
+                                       derandomize=True, print_blob=True,
+                                       suppress_health_check=[HealthCheck.too_slow])
+test_lifecycle_interleavings = Lifecycle.TestCase
