@@ -20,7 +20,7 @@ from shared.lifecycle.manifests import RunPlan
 from shared.lifecycle.outcome import Outcome, Result
 from shared.lifecycle.step_message import StepMessage
 from shared.names import name_problem, printable
-from shared.platforms.port import HASH_TAG, RUN_TAG, JobSpec, PlatformError
+from shared.platforms.port import HASH_TAG, RUN_TAG, BaseModelRefused, JobSpec, PlatformError
 from shared.runs import Run, State
 from shared.staging import BlobMissing, BlobReader, BlobRef, open_blob, quarantine
 
@@ -61,6 +61,11 @@ def on_upload(ctx: Context, upload: BlobRef) -> Outcome:
         return resume(ctx, known[0])
 
     key = naming.upload_key(plan.train.container, plan.train.name, etag + plan.fingerprint)
+    base_model = plan.base_model or ctx.settings.base_model
+    try:  # before anything is staged: a base model the platform cannot fine-tune wastes no copy and no job
+        ctx.call(ctx.platform.check_base_model, base_model)
+    except BaseModelRefused as exc:
+        return _refused_base_model(ctx, plan.train, etag, key, base_model, str(exc))
     received = ctx.ledger.now()
     # Read exactly the version whose ETag the run records: an overwrite meanwhile fails the read.
     staged = _stage(ctx, plan, key, BlobReader(ctx.staging, plan.train, info.etag, info.size))
@@ -75,7 +80,7 @@ def on_upload(ctx: Context, upload: BlobRef) -> Outcome:
         content_sha256=staged.content_sha256,
         upload=plan.train.path,
         upload_etag=etag,
-        base_model=plan.base_model or ctx.settings.base_model,
+        base_model=base_model,
         forced=forced,
         overrides=dict(plan.overrides),
         manifest=plan.manifest or "",
@@ -242,6 +247,18 @@ def _bad_name(ctx: Context, upload: BlobRef, problem: str) -> Outcome:
     if created is not None:
         ctx.alert(created, "upload.rejected", "error", f"{shown} was rejected: {problem}")
     return Outcome(Result.REJECTED, run.run_id, State.REJECTED, f"name: {problem}")
+
+
+def _refused_base_model(ctx: Context, upload: BlobRef, etag: str, key: str, base_model: str,
+                        why: str) -> Outcome:
+    """The data was not read: the platform cannot fine-tune the base model. Record it and alert once; the
+    upload stays where it is (nothing is wrong with it), to be uploaded again once BASE_MODEL is fixed."""
+    run = Run(run_id=f"rej-{key}", state=State.REJECTED, upload=upload.path, upload_etag=etag,
+              base_model=base_model, error=why)
+    created = ctx.ledger.create(run, note="base model refused") or ctx.ledger.get(run.run_id)
+    if created is not None:
+        ctx.alert(created, "upload.base_model_refused", "error", f"{upload.path} was not trained: {why}")
+    return Outcome(Result.REJECTED, run.run_id, State.REJECTED, f"base model refused: {why}")
 
 
 def _duplicate(ctx: Context, run: Run, key: str) -> Outcome:

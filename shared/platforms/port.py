@@ -104,6 +104,10 @@ class NotFoundError(PlatformError):
     """The job, model, endpoint or deployment named does not exist."""
 
 
+class BaseModelRefused(PlatformError):
+    """This platform cannot fine-tune the base model named (retired, archived, unknown, not loadable)."""
+
+
 class ActivityUnavailable(PlatformError):
     """The idle signal could not be read; the sweep must treat the endpoint as in use."""
 
@@ -190,6 +194,14 @@ class DeploymentStatus:
 @runtime_checkable
 class Platform(Protocol):
     """What the lifecycle needs from an ML platform. See the module docstring for the rules."""
+
+    def check_base_model(self, reference: str) -> None:
+        """Raise BaseModelRefused when `reference` cannot be fine-tuned here, saying why and what to use.
+
+        Read-only and quick (no model is loaded or prepared): the ingest step asks before it stages anything,
+        so a wrong BASE_MODEL is refused before the data is copied or a job is submitted.
+        """
+        ...
 
     def submit(self, spec: JobSpec) -> JobState:
         """Start the fine-tune job, or return the existing job of the same name."""

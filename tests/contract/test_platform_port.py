@@ -30,6 +30,7 @@ from shared.platforms.port import (
     MANAGED_TAG,
     RUN_TAG,
     ActivityUnavailable,
+    BaseModelRefused,
     DeploymentStatus,
     EndpointInfo,
     JobSpec,
@@ -59,6 +60,7 @@ class Adapter:
     kind: str
     platform: Platform
     spec: JobSpec
+    refused_model: str  # a base model this platform cannot fine-tune
     # The local request log is written as each request is served; Azure Monitor's RequestsPerMinute arrives
     # minutes late, so right after a score an endpoint younger than IDLE_TTL has no known activity yet.
     activity_after_score = True
@@ -84,6 +86,7 @@ class Adapter:
 
 class LocalAdapter(Adapter):
     kind = "local"
+    refused_model = "/no/such/model-dir"
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -113,11 +116,13 @@ class LocalAdapter(Adapter):
 
 class MemoryAdapter(Adapter):
     kind = "memory"
+    refused_model = "Phi-3-mini-4k-instruct"
 
     def __init__(self) -> None:
         self.now = datetime(2026, 9, 1, 12, 0, tzinfo=UTC)
         self.memory = InMemoryPlatform(clock=lambda: self.now, provisioning_time=timedelta(minutes=2))
         self.platform = self.memory
+        self.memory.refused_models[self.refused_model] = "archived; set BASE_MODEL to a current model"
         self.spec = job_spec(("memory://staged/contract/train.jsonl", "memory://staged/contract/test.jsonl"))
 
     def finish(self, job: str) -> JobState:
@@ -136,6 +141,7 @@ class MemoryAdapter(Adapter):
 
 class AzureMLAdapter(Adapter):
     kind = "azureml"
+    refused_model = "Phi-3-mini-4k-instruct"  # archived in the registry (azureml-assets' own spec)
     activity_after_score = False
 
     def __init__(self, world: World, spec: JobSpec) -> None:
@@ -251,6 +257,12 @@ def deployed(adapter: Adapter, polled: list[DeploymentStatus]) -> EndpointInfo:
     info = adapter.platform.get_endpoint(ENDPOINT)
     assert info is not None
     return info
+
+
+def test_a_base_model_it_cannot_fine_tune_is_refused_saying_what_to_set(adapter: Adapter) -> None:
+    adapter.platform.check_base_model(adapter.spec.base_model)  # the module's own base model may be trained
+    with pytest.raises(BaseModelRefused, match="BASE_MODEL"):
+        adapter.platform.check_base_model(adapter.refused_model)
 
 
 def test_submitting_the_same_job_name_twice_makes_one_job(

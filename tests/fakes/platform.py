@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.platforms.port import (
+    BaseModelRefused,
     DeploymentStatus,
     EndpointInfo,
     JobSpec,
@@ -91,6 +92,7 @@ class InMemoryPlatform:
         self.scored: list[tuple[str, str]] = []  # (endpoint, deployment) of each score call
         self.activity_reads: list[str] = []
         self.faults: dict[str, list[PlatformError]] = {}
+        self.refused_models: dict[str, str] = {}  # base model -> why this platform cannot fine-tune it
         self.hooks: dict[str, Callable[[str], None]] = {}
         # reply(deployment, payload) -> answer; default answers the reference-like text "ok".
         self.reply: Callable[[str, Mapping[str, Any]], Any] = lambda deployment, payload: {"output": "ok"}
@@ -121,8 +123,14 @@ class InMemoryPlatform:
             hook(target)
 
     # jobs
+    def check_base_model(self, reference: str) -> None:
+        self._maybe_fail("check_base_model", reference)
+        if reference in self.refused_models:
+            raise BaseModelRefused(self.refused_models[reference])
+
     def submit(self, spec: JobSpec) -> JobState:
         self._maybe_fail("submit", spec.name)
+        self.check_base_model(spec.base_model)  # as the real platforms refuse it at submit too
         with self.lock:
             if spec.name not in self.jobs:
                 self.effects["submit"] += 1

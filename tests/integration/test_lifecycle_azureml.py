@@ -218,18 +218,21 @@ def test_a_deployment_with_empty_replies_is_rolled_back(app: App) -> None:
     assert [a["alert_class"] for a in app.alerts()] == ["deploy.smoke_gate_failed"]
 
 
-def test_a_retired_base_model_fails_the_run_at_submit_with_its_date(settings_env: dict[str, str]) -> None:
+def test_a_retired_base_model_is_refused_before_anything_is_staged(settings_env: dict[str, str]) -> None:
     app = make_app(settings_env, BASE_MODEL="Phi-3-mini-4k-instruct")
     upload = app.drop("chats.jsonl", SAMPLE.read_bytes())
     app.life.on_upload(upload)
     app.life.on_upload(upload)  # Event Grid delivers at least once
     run_steps(app.life)
     run = app.run_of("chats.jsonl")
-    assert run.state == State.FAILED
-    assert "2025-08-30" in run.error and "BASE_MODEL" in run.error
+    assert run.state == State.REJECTED
+    assert "2025-08-30" in run.error and "BASE_MODEL" in run.error and "Phi-4" in run.error
+    staged = app.life.ctx.staging.names(app.azure.settings.staged_container)
+    assert list(staged) == [], "nothing staged"
     assert app.jobs() == [] and app.azure.wire.transport.denied == []
+    assert app.life.ctx.staging.properties(upload) is not None, "the upload stays where it was"
     (alert,) = app.alerts()
-    assert alert["alert_class"] == "job.submit_failed" and "2025-08-30" in alert["summary"]
+    assert alert["alert_class"] == "upload.base_model_refused" and "2025-08-30" in alert["summary"]
 
 
 def test_a_deployment_provisioning_over_several_polls_goes_live_and_no_step_waits_for_it(app: App) -> None:

@@ -123,11 +123,15 @@ def test_bad_upload_is_quarantined_and_alerted_once(lifecycle: Lifecycle) -> Non
     assert len(alerts) == 1 and json.loads(alerts[0])["alert_class"] == "upload.rejected"
 
 
-def test_an_unloadable_manifest_base_model_fails_the_run_saying_why(lifecycle: Lifecycle) -> None:
-    """The reason is on the job; the event only says Failed. It must reach the run, the alert and the page."""
+def test_an_unloadable_manifest_base_model_fails_the_run_saying_why(lifecycle: Lifecycle,
+                                                                    tmp_path: Path) -> None:
+    """A directory that holds no model passes the quick check at upload and fails in the job. The reason is on
+    the job; the event only says Failed. It must reach the run, the alert and the page."""
     from shared import ops
 
-    manifest = json.dumps({"base_model": "/no/such/model-dir"}).encode()
+    empty = tmp_path / "not-a-model"
+    empty.mkdir()
+    manifest = json.dumps({"base_model": str(empty)}).encode()
     waiting = lifecycle.on_upload(upload(lifecycle, "chats.jsonl.manifest.json", manifest))
     assert waiting.result is Result.WAITING
     outcome = lifecycle.on_upload(upload(lifecycle, "chats.jsonl", SAMPLE.read_bytes()))
@@ -138,7 +142,17 @@ def test_an_unloadable_manifest_base_model_fails_the_run_saying_why(lifecycle: L
     lifecycle.on_job_event(event)
     run = lifecycle.ledger.get(outcome.run_id)
     assert run is not None and run.state == State.FAILED
-    assert "/no/such/model-dir does not exist" in run.error, run.error
-    alerts = (lifecycle.ctx.settings.data_dir / "alerts.jsonl").read_text()
-    assert "/no/such/model-dir does not exist" in alerts
-    assert "/no/such/model-dir does not exist" in ops.render_status_page(ops.overview(lifecycle))
+    reason = "could not be loaded offline"
+    assert reason in run.error and str(empty) in run.error, run.error
+    assert reason in (lifecycle.ctx.settings.data_dir / "alerts.jsonl").read_text()
+    assert reason in ops.render_status_page(ops.overview(lifecycle))
+
+
+def test_a_base_model_directory_that_does_not_exist_is_refused_before_staging(lifecycle: Lifecycle) -> None:
+    manifest = json.dumps({"base_model": "/no/such/model-dir"}).encode()
+    lifecycle.on_upload(upload(lifecycle, "chats.jsonl.manifest.json", manifest))
+    outcome = lifecycle.on_upload(upload(lifecycle, "chats.jsonl", SAMPLE.read_bytes()))
+    assert outcome.result is Result.REJECTED
+    run = lifecycle.ledger.get(outcome.run_id)
+    assert run is not None and "/no/such/model-dir" in run.error and "BASE_MODEL" in run.error
+    assert not (lifecycle.ctx.settings.data_dir / "jobs").exists(), "no job was started"

@@ -20,18 +20,18 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
-from shared.platforms.port import NotFoundError, PlatformError, TransientPlatformError
+from shared.platforms.port import BaseModelRefused, NotFoundError, PlatformError, TransientPlatformError
 
 ROLES_HINT = ("the Function App's identity needs 'AzureML Data Scientist' and 'Monitoring Reader' on the "
               "workspace (and 'Storage Blob Data Reader' on the staged container for the job); "
               "see docs/azure.md")
 
 
-class ModelRetired(PlatformError):
+class ModelRetired(BaseModelRefused):
     """The base model is archived or past its fine-tune retirement date."""
 
 
-class ModelNotFound(PlatformError):
+class ModelNotFound(BaseModelRefused):
     """The registry has no such base model, or no active version of it."""
 
 

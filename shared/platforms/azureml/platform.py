@@ -118,6 +118,10 @@ class AzureMLPlatform:
         job = build_job(self._component, spec, model, params, display_name(params, prefix=spec.display_name))
         return job_state(submit_job(self.ml, job))
 
+    def check_base_model(self, reference: str) -> None:
+        """Registry reads only; ModelRetired / ModelNotFound (BaseModelRefused) say why and what to use."""
+        self.base_model(reference or self._settings.base_model)
+
     def base_model(self, reference: str) -> BaseModel:
         """The registry's base model for `reference`; ModelRetired/ModelNotFound if it cannot fine-tune."""
         return resolve_base_model(self.registry, self._reads, reference, self._clock().date(),

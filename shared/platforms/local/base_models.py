@@ -55,6 +55,34 @@ def source(name: str, cache_dir: Path) -> str:
     return str(Path(given).expanduser()) if given.startswith("~") else given
 
 
+def problem(name: str) -> str | None:
+    """Why `name` cannot be a base model here, found without loading or preparing anything; None if it may be.
+
+    (A directory that exists but holds no model is only found out when the job loads it.)
+    """
+    given = label(name)
+    if given == DEFAULT:
+        from shared.platforms.local import smollm2
+
+        try:
+            smollm2.gguf_source()
+        except smollm2.WheelMissing as exc:
+            return str(exc)
+        return None
+    if given == TINY_RANDOM or Path(given).expanduser().is_dir():
+        return None
+    if given.startswith(("/", ".", "~")) or given.count("/") != 1:
+        return (f"base model {given!r} is not an existing model directory or an org/name model id; set "
+                f"BASE_MODEL to a model directory, a cached model id, {DEFAULT} (the default) or "
+                f"{TINY_RANDOM}")
+    from huggingface_hub import try_to_load_from_cache
+
+    if not isinstance(try_to_load_from_cache(given, "config.json"), str):
+        return (f"base model {given!r} is not in the Hugging Face cache and nothing is downloaded at run "
+                f"time; give a local model directory, or leave BASE_MODEL unset for {DEFAULT}")
+    return None
+
+
 def load_base_model(name: str, cache_dir: Path) -> tuple[Any, Any]:
     """(model, tokenizer) of the base model `name` (see the module docstring), in full precision, on the GPU
     when there is one: training keeps fp32 master weights and runs in bf16 autocast there (sft_config).

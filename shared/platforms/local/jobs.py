@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from shared.evaluation import EvalReport, artifacts
-from shared.platforms.local import cpu
+from shared.platforms.local import base_models, cpu
 from shared.platforms.local import job as job_files
 from shared.platforms.local.base_models import label
 from shared.platforms.port import (
     TERMINAL_STATUSES,
+    BaseModelRefused,
     JobSpec,
     JobState,
     ModelRef,
@@ -43,6 +44,10 @@ class LocalJobs:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.jobs_dir = settings.data_dir.resolve() / "jobs"
+
+    def check_base_model(self, reference: str) -> None:
+        if (why := base_models.problem(reference or self.settings.base_model)) is not None:
+            raise BaseModelRefused(why)
 
     def submit(self, spec: JobSpec) -> JobState:
         """Start the job in a child process, or return the state of the job already submitted by that name."""
