@@ -6,6 +6,10 @@ tagged as ours are looked at; a keep tag exempts one; missing activity data is n
 request that arrives while the sweep decides wins; SWEEP_DRY_RUN reports without deleting; at most
 SWEEP_MAX_DELETIONS endpoints go per sweep, the longest idle first. The decision itself (idle_since, judge,
 select) lives in shared/idle.py, where the status page reads it too.
+
+Before that, each live run's deployment is read: one that no longer answers its health check (Failed, gone,
+a local server that died) marks its run unhealthy with one alert per time it goes down; `redeploy` brings
+it back. An unhealthy run still holds its endpoint for the idle rules (it bills on Azure all the same).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from shared.alerts import Alert
 from shared.idle import IdleVerdict, judge, select
 from shared.lifecycle.context import Context, log
 from shared.lifecycle.outcome import Outcome
-from shared.platforms.port import MANAGED_TAG, EndpointInfo, NotFoundError, PlatformError
+from shared.platforms.port import MANAGED_TAG, DeploymentStatus, EndpointInfo, NotFoundError, PlatformError
 from shared.runs import SERVING, Conflict, IllegalTransition, Run, State
 
 
@@ -35,6 +39,8 @@ class SweepReport:
     request_won: list[str] = field(default_factory=list)  # a request arrived while the sweep decided
     gone: list[str] = field(default_factory=list)  # deleted by someone else meanwhile
     failed: list[str] = field(default_factory=list)
+    unhealthy: list[str] = field(default_factory=list)  # endpoint/deployment found not answering this sweep
+    recovered: list[str] = field(default_factory=list)  # an unhealthy one that answers again on its own
 
     def summary(self) -> dict[str, list[str]]:
         """The non-empty outcomes, for the log."""
@@ -59,6 +65,10 @@ def on_sweep(ctx: Context, now: datetime | None = None, report: SweepReport | No
     for endpoint in ctx.call(ctx.platform.list_endpoints):
         if endpoint.tags.get(MANAGED_TAG) != "true":
             continue  # not ours: not read, not reported, never touched
+        try:
+            _check_health(ctx, endpoint.name, report)
+        except Exception as exc:  # a health read gone wrong must not keep the endpoint from its idle rules
+            _endpoint_failed(ctx, endpoint.name, exc, report)
         try:
             candidate = _judge(ctx, endpoint, now, report)
         except Exception as exc:  # one bad endpoint must not keep the others from being swept
@@ -85,6 +95,69 @@ def on_sweep(ctx: Context, now: datetime | None = None, report: SweepReport | No
         getattr(report, outcome).append(entry)
     log.info("sweep at %s: %s", now.isoformat(), report.summary())
     return report
+
+
+def _check_health(ctx: Context, endpoint: str, report: SweepReport) -> None:
+    """Mark each live run on the endpoint whose deployment does not answer as unhealthy (one alert each time
+    it goes down), and an unhealthy one whose deployment answers again (the platform healed it) live."""
+    for run in ctx.ledger.find(state=SERVING, endpoint=endpoint):
+        if not run.deployment:
+            continue
+        try:
+            status = ctx.call(ctx.platform.deployment_status, endpoint, run.deployment)
+        except NotFoundError:
+            status = None
+        except PlatformError as exc:  # unreadable is not unhealthy: the next sweep reads it again
+            log.warning("sweep: health of %s/%s unknown: %s", endpoint, run.deployment, exc)
+            continue
+        if status is not None and not status.final:
+            continue  # still provisioning (Updating, Scaling): neither down nor answering; read again later
+        if status is None or not status.succeeded:
+            if run.state == State.LIVE:
+                _mark_unhealthy(ctx, run, _problem(endpoint, run.deployment, status), report)
+        elif run.state == State.UNHEALTHY:
+            _advance(ctx, run, State.UNHEALTHY, State.LIVE, "its deployment answers again", error="")
+            report.recovered.append(f"{endpoint}/{run.deployment}")
+
+
+def _problem(endpoint: str, deployment: str, status: DeploymentStatus | None) -> str:
+    if status is None:
+        return f"its deployment {endpoint}/{deployment} no longer exists"
+    return (f"its deployment {endpoint}/{deployment} is {status.provisioning}"
+            + (f": {status.error[:300]}" if status.error else ""))
+
+
+def _mark_unhealthy(ctx: Context, run: Run, problem: str, report: SweepReport) -> None:
+    down = _advance(ctx, run, State.LIVE, State.UNHEALTHY, problem, error=f"unhealthy: {problem}")
+    if down is None:
+        return
+    report.unhealthy.append(f"{run.endpoint}/{run.deployment}")
+    log.error("sweep: run %s is unhealthy: %s", run.run_id, problem)
+    # The ordinal (how many times the run went down) keeps a second outage after a redeploy from being taken
+    # for a repeat of the first; within one outage the ledger's alert-once holds.
+    times = sum(1 for entry in down.history if entry.get("state") == State.UNHEALTHY.value)
+    if ctx.ledger.mark_alerted(down, f"endpoint.unhealthy#{times}") is not None:
+        ctx.alerts.send(Alert(down.run_id, "endpoint.unhealthy", "error",
+                              f"endpoint {run.endpoint} does not answer: {problem}; model "
+                              f"{run.model_name}:{run.model_version} stays registered; redeploy brings "
+                              "it back",
+                              {"endpoint": run.endpoint, "deployment": run.deployment, "outage": times}))
+
+
+def _advance(ctx: Context, run: Run, source: State, target: State, note: str, **changes: Any) -> Run | None:
+    """Move the run from `source` to `target` unless another handler moved it first (then leave it)."""
+    current: Run | None = run
+    for _ in range(3):
+        if current is None or current.state != source:
+            return None
+        try:
+            return ctx.ledger.advance(current, target, note=note, **changes)
+        except IllegalTransition:
+            return None
+        except Conflict:
+            current = ctx.ledger.get(run.run_id)
+    log.error("sweep: run %s kept changing; it is not marked %s", run.run_id, target)
+    return None
 
 
 def _judge(ctx: Context, endpoint: EndpointInfo, now: datetime, report: SweepReport) -> Candidate | None:

@@ -56,8 +56,11 @@ class _Deployment:
     model: ModelRef
     begun_at: datetime
     script: Script
+    killed: bool = False  # its serving process died: Failed, answers nothing, until begun again
 
     def provisioning(self, now: datetime, default: timedelta) -> Provisioning:
+        if self.killed:
+            return Provisioning.FAILED
         if self.script.outcome == Provisioning.CREATING:
             return Provisioning.CREATING  # stuck: it never finishes
         takes = default if self.script.takes is None else self.script.takes
@@ -187,7 +190,9 @@ class InMemoryPlatform:
             now = self.clock()
             ep = self.endpoints.setdefault(endpoint, _Endpoint(dict(tags), now, now))
             current = ep.deployments.get(deployment)
-            if current is None or current.model != model:
+            # A killed deployment is started again even with the same model (as the local engine restarts a
+            # dead server, and Azure ML updates a Failed deployment).
+            if current is None or current.model != model or current.killed:
                 self.effects["deploy"] += 1
                 self.deployments_made[(endpoint, deployment)] += 1
                 script = self.scripts.pop(0) if self.scripts else Script()
@@ -205,6 +210,8 @@ class InMemoryPlatform:
                 raise NotFoundError(f"deployment {deployment} of endpoint {endpoint} not found")
             state = current.provisioning(self.clock(), self.provisioning_time)
             error = current.script.error if state in (Provisioning.FAILED, Provisioning.CANCELED) else None
+            if current.killed:
+                error = "its server was killed"
         self._done("deployment_status", endpoint)
         return DeploymentStatus(endpoint, deployment, state, current.model, error)
 
@@ -270,6 +277,12 @@ class InMemoryPlatform:
             last = self._endpoint(endpoint).last_request
         self._done("endpoint_activity", endpoint)
         return last
+
+    def kill(self, endpoint: str, deployment: str) -> None:
+        """The deployment's serving process dies (kill -9): it reads Failed and answers nothing; the endpoint,
+        its traffic split and its other deployments stay (a test's doing, not the port's)."""
+        with self.lock:
+            self._endpoint(endpoint).deployments[deployment].killed = True
 
     def live_deployment(self, endpoint: str) -> str | None:
         """The deployment taking all of the endpoint's traffic (a test's question, not the port's)."""
