@@ -13,6 +13,8 @@ a real job and a model load cost seconds); the tests that change the endpoint co
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -76,6 +78,10 @@ class Adapter:
         """Something that changes whenever the deployment is created (again)."""
         raise NotImplementedError
 
+    def kill(self, endpoint: str, deployment: str) -> None:
+        """The deployment's serving process dies (kill -9, a crashed container)."""
+        raise NotImplementedError
+
     def close(self) -> None:
         """Leave nothing running."""
 
@@ -110,6 +116,15 @@ class LocalAdapter(Adapter):
         entry = state.deployments[deployment] if state else None
         return (entry.pid, entry.created_at) if entry else None
 
+    def kill(self, endpoint: str, deployment: str) -> None:
+        state = read_state(EndpointFiles(self.settings.data_dir / "endpoints" / endpoint))
+        pid = state.deployments[deployment].pid if state else None
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)  # reaped by the adapter's own poll (its child), or by init
+
     def close(self) -> None:
         self.local.stop_all()
 
@@ -138,6 +153,9 @@ class MemoryAdapter(Adapter):
     def let_time_pass(self) -> None:
         self.now += timedelta(seconds=30)
 
+    def kill(self, endpoint: str, deployment: str) -> None:
+        self.memory.kill(endpoint, deployment)
+
 
 class AzureMLAdapter(Adapter):
     kind = "azureml"
@@ -151,6 +169,9 @@ class AzureMLAdapter(Adapter):
 
     def let_time_pass(self) -> None:
         """The service works between requests (the wire fake's operations advance on each read)."""
+
+    def kill(self, endpoint: str, deployment: str) -> None:
+        self.world.wire.endpoints.kill(endpoint, deployment)
 
     def finish(self, job: str) -> JobState:
         self.world.wire.workspace.finish_job(job, "Completed")  # what Azure ML does when the pipeline ends
@@ -371,6 +392,22 @@ def test_with_all_traffic_the_endpoint_answers_and_keeps_its_deployment(
     assert reply_text(adapter.platform.score(ENDPOINT, seed_payload(CONVERSATION, 8, greedy=True))).strip()
     with pytest.raises(PlatformError, match="traffic"):  # both refuse to delete a deployment that serves
         adapter.platform.delete_deployment(ENDPOINT, "blue")
+
+
+def test_a_killed_deployment_reads_failed_answers_nothing_and_comes_back_when_begun_again(
+        adapter: Adapter, model: ModelRef, deployed: EndpointInfo) -> None:
+    """What the sweep's health check and `redeploy` rely on: a dead deployment is not reported Succeeded
+    (nor still Creating), is not scored, and beginning it again (same model, same name) starts it anew."""
+    adapter.kill(ENDPOINT, "blue")
+    dead = adapter.platform.deployment_status(ENDPOINT, "blue")
+    assert dead.final and not dead.succeeded, dead
+    with pytest.raises(PlatformError):
+        adapter.platform.score(ENDPOINT, seed_payload(CONVERSATION, 8, greedy=True))
+    info = adapter.platform.get_endpoint(ENDPOINT)
+    assert info is not None and info.deployments == ("blue",) and info.traffic.get("blue") == 100
+    again = provisioned(adapter, model, ENDPOINT, "blue")
+    assert again[-1].succeeded, again[-1].error
+    assert reply_text(adapter.platform.score(ENDPOINT, seed_payload(CONVERSATION, 8, greedy=True))).strip()
 
 
 def test_a_missing_endpoint_is_none(adapter: Adapter) -> None:

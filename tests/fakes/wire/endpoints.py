@@ -215,6 +215,10 @@ class Endpoints:
             return f"requestTimeout {timeout} exceeds the maximum of {MAX_REQUEST_TIMEOUT_S} seconds"
         return None
 
+    def kill(self, endpoint: str, deployment: str) -> None:
+        """The deployment's container dies for good: the service reports it Failed (a test's doing)."""
+        self.deployments[(endpoint, deployment)]["properties"]["provisioningState"] = "Failed"
+
     def _set_state(self, key: tuple[str, str], state: str) -> Callable[[], None]:
         def apply() -> None:
             if key in self.deployments:
