@@ -44,7 +44,8 @@ def server_pid(app: Lifecycle, endpoint: str, deployment: str) -> int:
 
 def alerts(app: Lifecycle) -> list[str]:
     path = app.ctx.settings.data_dir / "alerts.jsonl"
-    return [json.loads(line)["alert_class"] for line in path.read_text().splitlines()] if path.exists() else []
+    lines = path.read_text().splitlines() if path.exists() else []
+    return [json.loads(line)["alert_class"] for line in lines]
 
 
 def test_a_killed_endpoint_server_is_unhealthy_and_redeploy_restarts_it(lifecycle: Lifecycle) -> None:

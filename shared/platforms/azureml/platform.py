@@ -154,7 +154,8 @@ class AzureMLPlatform:
                                     else f"waiting for endpoint {endpoint} to be created")
         existing = endpoints.find_deployment(self.ml, endpoint, deployment)
         # A Failed one (its container died, a redeploy of an unhealthy run) is updated in place to come back.
-        failed = existing is not None and Provisioning.parse(existing.provisioning_state) == Provisioning.FAILED
+        failed = existing is not None and \
+            Provisioning.parse(existing.provisioning_state) == Provisioning.FAILED
         if existing is None or failed or not _same_model(existing.model, registered.id):
             endpoints.create_deployment(self.ml, model, registered.id, endpoint, deployment,
                                         self._aml.instance_type_inference, tags, self._clock(), wait=False)
