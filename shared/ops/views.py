@@ -18,7 +18,7 @@ from shared.alerts import JsonlAlertSink
 from shared.evaluation import EvalReport
 from shared.idle import idle_since
 from shared.platforms.port import MANAGED_TAG, RUN_TAG, JobState, PlatformError
-from shared.runs import Run, State, operator_actions
+from shared.runs import SERVING, Run, State, operator_actions
 
 if TYPE_CHECKING:
     from shared.lifecycle import Lifecycle
@@ -162,7 +162,7 @@ def overview(life: Lifecycle, *, now: datetime | None = None, base_path: str = "
 def endpoints_view(life: Lifecycle, runs: Sequence[Run], now: datetime) -> list[dict[str, Any]]:
     """Our endpoints with their idle time and when the sweep would take them down."""
     ttl = life.ctx.settings.idle_ttl
-    live = {r.endpoint: r for r in runs if r.state == State.LIVE}
+    live = {r.endpoint: r for r in runs if r.state in SERVING}  # an unhealthy run still holds its endpoint
     try:
         endpoints = [e for e in life.platform.list_endpoints() if e.tags.get(MANAGED_TAG) == "true"]
     except PlatformError as exc:
@@ -187,6 +187,8 @@ def endpoints_view(life: Lifecycle, runs: Sequence[Run], now: datetime) -> list[
             "last_request_at": _iso(last_request), "idle_seconds": _seconds(idle),
             "teardown_in_seconds": _seconds(max(ttl - idle, timedelta(0))) if idle is not None else None,
             "activity_known": known,
+            # The sweep's last health read: "unhealthy" until a redeploy (the run's error says why).
+            "health": "unhealthy" if run and run.state == State.UNHEALTHY else "ok" if run else "",
         })
     return views
 
