@@ -75,7 +75,7 @@ def _endpoints(endpoints: Sequence[Mapping[str, Any]]) -> str:
     if not endpoints:
         return "<h2>Live endpoints</h2><p class=\"meta\">No managed endpoint is running: nothing bills.</p>"
     rows = "".join(
-        f"<tr><td><code>{_e(e['name'])}</code></td><td>{_e(e.get('model'))}</td>"
+        f"<tr><td><code>{_e(e['name'])}</code>{_health(e.get('health'))}</td><td>{_e(e.get('model'))}</td>"
         f"<td><code>{_e(e.get('run_id'))}</code></td>"
         f"<td>{_e(', '.join(f'{d} {p} %' for d, p in e.get('traffic', {}).items()))}</td>"
         f"<td>{duration(e.get('idle_seconds')) if e.get('activity_known') else 'unknown (kept)'}</td>"
@@ -84,6 +84,11 @@ def _endpoints(endpoints: Sequence[Mapping[str, Any]]) -> str:
     return ("<h2>Live endpoints</h2><table><thead><tr><th>endpoint</th><th>model</th><th>run</th>"
             "<th>traffic</th><th>idle for</th><th>last request</th><th>teardown in</th></tr></thead>"
             f"<tbody>{rows}</tbody></table>")
+
+
+def _health(health: str | None) -> str:
+    # Only the bad news is shown: an endpoint whose deployment stopped answering still bills until redeployed.
+    return ' <span class="badge bad">unhealthy: redeploy</span>' if health == "unhealthy" else ""
 
 
 def _runs_table(runs: Sequence[Mapping[str, Any]]) -> str:

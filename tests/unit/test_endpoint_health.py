@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from shared import ops
 from shared.lifecycle.gate import seed_payload
 from shared.ops.actions import redeploy
 from shared.runs import State, can_redeploy
@@ -27,6 +28,8 @@ def test_a_killed_deployment_is_marked_unhealthy_once_and_redeploy_brings_it_bac
     assert world.alerts()[alerts_before:] == ["endpoint.unhealthy"]  # one, over two sweeps
     assert live.endpoint in world.platform.endpoints  # not torn down for being unhealthy
     assert can_redeploy(down)
+    page = ops.render_status_page(ops.overview(world.life))
+    assert "unhealthy: redeploy" in page and "killed" in page
 
     redeploy(world.life, live.run_id)
     world.drain()
