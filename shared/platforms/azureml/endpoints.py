@@ -45,32 +45,39 @@ def check_name(kind: str, name: str) -> None:
                             "first, then letters, digits or '-', not ending with '-'")
 
 
-def ensure_endpoint(ml: Any, name: str, tags: Mapping[str, str]) -> Any:
-    """The endpoint, created with key auth and our tags if it does not exist."""
+def _existing_endpoint(ml: Any, name: str) -> Any | None:
     try:
         return ml.online_endpoints.get(name)
     except ResourceNotFoundError:
-        pass
+        return None
     except Exception as error:
         raise translate(error, f"get endpoint {name}") from error
+
+
+def _start_endpoint(ml: Any, name: str, tags: Mapping[str, str]) -> Any:
+    """Begin creating the endpoint with key auth and our tags; the SDK's poller."""
     endpoint = ManagedOnlineEndpoint(name=name, auth_mode="key", tags={**tags, MANAGED_TAG: "true"},
                                      description="Fine-Tune Autopilot endpoint")
     with azure_call(f"create endpoint {name}"):
-        return ml.online_endpoints.begin_create_or_update(endpoint).result()
+        return ml.online_endpoints.begin_create_or_update(endpoint)
+
+
+def ensure_endpoint(ml: Any, name: str, tags: Mapping[str, str]) -> Any:
+    """The endpoint, created with key auth and our tags if it does not exist."""
+    existing = _existing_endpoint(ml, name)
+    if existing is not None:
+        return existing
+    poller = _start_endpoint(ml, name, tags)
+    with azure_call(f"create endpoint {name}"):
+        return poller.result()
 
 
 def begin_endpoint(ml: Any, name: str, tags: Mapping[str, str]) -> Provisioning:
     """Start creating the endpoint (key auth, our tags) if it does not exist, without waiting; its state."""
-    try:
-        return Provisioning.parse(ml.online_endpoints.get(name).provisioning_state)
-    except ResourceNotFoundError:
-        pass
-    except Exception as error:
-        raise translate(error, f"get endpoint {name}") from error
-    endpoint = ManagedOnlineEndpoint(name=name, auth_mode="key", tags={**tags, MANAGED_TAG: "true"},
-                                     description="Fine-Tune Autopilot endpoint")
-    with azure_call(f"create endpoint {name}"):
-        ml.online_endpoints.begin_create_or_update(endpoint)  # 1-2 min: polled, not awaited
+    existing = _existing_endpoint(ml, name)
+    if existing is not None:
+        return Provisioning.parse(existing.provisioning_state)
+    _start_endpoint(ml, name, tags)  # 1-2 min: polled, not awaited
     return Provisioning.CREATING
 
 
