@@ -227,15 +227,21 @@ def _reject(ctx: Context, upload: BlobRef, etag: str, key: str, report: Report) 
                    f"{report.error_count} errors; quarantined to {location}")
 
 
+def _refuse(ctx: Context, run: Run, note: str, alert_class: str, summary: str, detail: str) -> Outcome:
+    """Record a rejected run (its id is deterministic, so a redelivery finds it) and alert once."""
+    created = ctx.ledger.create(run, note=note) or ctx.ledger.get(run.run_id)
+    if created is not None:
+        ctx.alert(created, alert_class, "error", summary)
+    return Outcome(Result.REJECTED, run.run_id, State.REJECTED, detail)
+
+
 def _bad_manifest(ctx: Context, upload: BlobRef, problem: str) -> Outcome:
     """A manifest that cannot start a run: record it and alert once; no data is touched."""
     key = naming.upload_key(upload.container, upload.name, "manifest")
     run = Run(run_id=f"rej-{key}", state=State.REJECTED, upload=upload.path, manifest=upload.name,
               error=problem)
-    created = ctx.ledger.create(run, note="bad manifest") or ctx.ledger.get(run.run_id)
-    if created is not None:
-        ctx.alert(created, "upload.rejected", "error", f"manifest {upload.path} was rejected: {problem}")
-    return Outcome(Result.REJECTED, run.run_id, State.REJECTED, f"manifest: {problem}")
+    return _refuse(ctx, run, "bad manifest", "upload.rejected",
+                   f"manifest {upload.path} was rejected: {problem}", f"manifest: {problem}")
 
 
 def _bad_name(ctx: Context, upload: BlobRef, problem: str) -> Outcome:
@@ -243,10 +249,8 @@ def _bad_name(ctx: Context, upload: BlobRef, problem: str) -> Outcome:
     key = naming.upload_key(upload.container, upload.name, "name")
     shown = f"{upload.container}/{printable(upload.name)}"
     run = Run(run_id=f"rej-{key}", state=State.REJECTED, upload=shown, error=problem)
-    created = ctx.ledger.create(run, note="bad name") or ctx.ledger.get(run.run_id)
-    if created is not None:
-        ctx.alert(created, "upload.rejected", "error", f"{shown} was rejected: {problem}")
-    return Outcome(Result.REJECTED, run.run_id, State.REJECTED, f"name: {problem}")
+    return _refuse(ctx, run, "bad name", "upload.rejected", f"{shown} was rejected: {problem}",
+                   f"name: {problem}")
 
 
 def _refused_base_model(ctx: Context, upload: BlobRef, etag: str, key: str, base_model: str,
@@ -255,10 +259,8 @@ def _refused_base_model(ctx: Context, upload: BlobRef, etag: str, key: str, base
     upload stays where it is (nothing is wrong with it), to be uploaded again once BASE_MODEL is fixed."""
     run = Run(run_id=f"rej-{key}", state=State.REJECTED, upload=upload.path, upload_etag=etag,
               base_model=base_model, error=why)
-    created = ctx.ledger.create(run, note="base model refused") or ctx.ledger.get(run.run_id)
-    if created is not None:
-        ctx.alert(created, "upload.base_model_refused", "error", f"{upload.path} was not trained: {why}")
-    return Outcome(Result.REJECTED, run.run_id, State.REJECTED, f"base model refused: {why}")
+    return _refuse(ctx, run, "base model refused", "upload.base_model_refused",
+                   f"{upload.path} was not trained: {why}", f"base model refused: {why}")
 
 
 def _duplicate(ctx: Context, run: Run, key: str) -> Outcome:
