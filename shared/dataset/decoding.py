@@ -25,7 +25,7 @@ Raw = bytes | memoryview
 Entry = tuple[Any, bool, Raw | None] | None  # (row, typed, raw line) for a line with a row
 
 
-def line_ends(chunk: bytes, start: int, end: int) -> list[int] | None:
+def line_ends(chunk: bytes | bytearray, start: int, end: int) -> list[int] | None:
     """Where each line in chunk[start:end] ends, if every line is one `{...}` object, else None.
 
     The fast path's decoder reads whitespace-separated values, not lines: `{..} {..}` on one line or an object
@@ -45,7 +45,7 @@ def line_ends(chunk: bytes, start: int, end: int) -> list[int] | None:
     return ends
 
 
-def typed_lines(rows: list[_Row], chunk: bytes, start: int, ends: list[int]) -> Iterator[Entry]:
+def typed_lines(rows: list[_Row], chunk: bytes | bytearray, start: int, ends: list[int]) -> Iterator[Entry]:
     """The fast path's rows, each with its raw line (a view into the chunk)."""
     view = memoryview(chunk)
     for row, end in zip(rows, ends, strict=True):

@@ -1,11 +1,12 @@
 """Scanning on every core: ranges of an upload go to worker processes, their tallies come back in order.
 
-The parent reads the upload once and in order (so the content hash stays one sequential sha256 on a thread),
-and cuts it into ranges that end at a line end. A worker gets a range as a file offset to read itself (a
-local file: the parent's read left it in the page cache) or through shared memory (a blob, or decompressed
-gzip), and runs the same `Lines` scanner a single pass runs. Its tally comes back over its pipe (staged rows
-through shared memory) and is added to `Totals` in range order, moved by the lines before it: the report
-and the staged files equal the single pass's.
+The upload is cut into ranges that end at a line end. A local file's ranges are cut by reading just past
+each boundary, and each worker reads its own ranges into one reused buffer (the content hash reads the file
+on a thread of its own). Any other stream (a blob, decompressed gzip) is read once and in order by the parent,
+which hashes it as it goes and hands each range over through shared memory. Either way a worker runs the same
+`Lines` scanner a single pass runs. Its tally comes back over its pipe (staged rows through shared memory)
+and is added to `Totals` in range order, moved by the lines before it: the report and the staged files equal
+the single pass's.
 
 Workers are processes (the scanner holds the GIL); they fork from a fork server that has already imported the
 scanner, so starting one costs milliseconds (spawn where there is no fork server).
@@ -19,7 +20,7 @@ import signal
 import threading
 import traceback
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from multiprocessing.shared_memory import SharedMemory
@@ -27,11 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from shared.dataset.scanner import Lines
-from shared.dataset.sources import PIECE_BYTES, FileSource
+from shared.dataset.sources import BUFFER_BYTES, PIECE_BYTES, FileSource, SourceChanged
 from shared.dataset.tally import Limits, Tally
 from shared.dataset.totals import Totals
 
 _SLOTS = 2  # ranges, input slots and staged-rows slots per worker: one in use while the other is filled
+_CUT_WINDOW = 64 * 1024  # read past a range's nominal end in these steps to find its line end
 
 
 @dataclass
@@ -68,9 +70,9 @@ def _context() -> Any:
 
 
 class Ranges:
-    """Feeds a stream of JSON Lines to `workers` processes as line-aligned ranges and adds their tallies to
-    `totals` in order. `path`: the stream is this local file's bytes from its start, so workers read their
-    ranges from it. Use as a context manager: leaving it stops the workers."""
+    """Scans JSON Lines on `workers` processes as line-aligned ranges and adds their tallies to `totals` in
+    order: a stream of pieces (`scan`), or a local file at `path` whose ranges the workers read themselves
+    (`scan_file`). Use as a context manager: leaving it stops the workers."""
 
     def __init__(self, totals: Totals, workers: int, path: str | None = None,
                  piece_bytes: int = PIECE_BYTES) -> None:
@@ -83,6 +85,8 @@ class Ranges:
         self.started = 0  # ranges handed out
         self.merged = 0  # ranges added to totals
         self.done: dict[int, tuple[_Worker, Tally, int | None, str | None, int]] = {}
+        self.range_ends: deque[int] = deque()  # scan_file: where each range not yet merged ends
+        self.progress: Callable[[int], None] | None = None
         ctx = _context()
         try:
             for _ in range(workers):
@@ -107,7 +111,8 @@ class Ranges:
         mine, theirs = ctx.Pipe()
         process = ctx.Process(target=_work, daemon=True, name="scan-worker",
                               args=(theirs, self.path, [s.name for s in slots], [s.name for s in out],
-                                    self.totals.limits, self.totals.staging))
+                                    self.totals.limits, self.totals.staging,
+                                    min(BUFFER_BYTES, self.piece_bytes)))
         worker = _Worker(process, mine, slots, out)
         process.start()
         theirs.close()
@@ -137,30 +142,54 @@ class Ranges:
         while self.merged < self.started:
             self._service(block=True)
 
+    def scan_file(self, source: FileSource, progress: Callable[[int], None] | None = None) -> None:
+        """Scan the whole local file `path` names (opened as `source`): cut it into ranges of about a piece
+        that end just past a newline, and hand each to a worker, which reads it. `progress` gets the bytes
+        scanned so far, in order."""
+        self.progress, size, start = progress, source.size, 0
+        while start < size:
+            nominal = start + self.piece_bytes
+            end = _past_newline(source, nominal - 1) if nominal < size else size
+            worker = self._next_worker()
+            self._post(worker, ("piece", start, end - start, start == 0, True))
+            self.range_ends.append(end)
+            start = end
+            self._service(block=False)
+        while self.merged < self.started:
+            self._service(block=True)
+
+    def _next_worker(self) -> _Worker:
+        """The worker for a new range: the one with the fewest in hand, once one has room."""
+        while all(len(w.ranges) >= _SLOTS for w in self.workers):
+            self._service(block=True)
+        worker = min(self.workers, key=lambda w: len(w.ranges))
+        worker.ranges.append(self.started)
+        self.started += 1
+        return worker
+
     def _send(self, carry: bytes, part: memoryview, *, end: bool) -> None:
         """Hand the next stretch (the carried partial line, then `part`) to the worker of its range."""
-        if self.open is None:
-            while all(len(w.ranges) >= _SLOTS for w in self.workers):
-                self._service(block=True)
-            worker = min(self.workers, key=lambda w: len(w.ranges))
-            worker.ranges.append(self.started)
-            self.started += 1
-        else:
-            worker = self.open
+        worker = self._next_worker() if self.open is None else self.open
         file_start, size = self.sent == 0, len(carry) + len(part)
-        if self.path is not None:
-            worker.conn.send(("piece", self.sent, size, file_start, end))
-        else:
-            while not worker.free:
-                self._service(block=True)
-            index = worker.free.pop()
-            buf = _view(worker.slots[index])
-            buf[:len(carry)] = carry
-            buf[len(carry):size] = part
-            worker.conn.send(("piece", index, size, file_start, end))
+        while not worker.free:
+            self._service(block=True)
+        index = worker.free.pop()
+        buf = _view(worker.slots[index])
+        buf[:len(carry)] = carry
+        buf[len(carry):size] = part
+        self._post(worker, ("piece", index, size, file_start, end))
         self.sent += size
         self.open = None if end else worker
         self._service(block=False)
+
+    def _post(self, worker: _Worker, message: tuple[Any, ...]) -> None:
+        """Send a worker its next message. One that has stopped (a failure) closed its pipe: what it sent
+        before it stopped says why, and taking that raises."""
+        try:
+            worker.conn.send(message)
+        except OSError:
+            while True:
+                self._service(block=True)
 
     def _service(self, *, block: bool) -> None:
         """Take what the workers have sent: freed slots and tallies; add finished ranges in order."""
@@ -177,11 +206,17 @@ class Ranges:
                 worker.free.append(message[1])
             elif kind == "tally":
                 self.done[worker.ranges.popleft()] = (worker, *message[1:])
+            elif kind == "changed":
+                raise SourceChanged(message[1])
             else:
                 raise RuntimeError(f"scan worker failed:\n{message[1]}")
         while self.merged in self.done:
             self._merge(*self.done.pop(self.merged))
             self.merged += 1
+            if self.range_ends:
+                scanned = self.range_ends.popleft()
+                if self.progress is not None:
+                    self.progress(scanned)
 
     def _merge(self, worker: _Worker, tally: Tally, slot: int | None, spill: str | None, size: int) -> None:
         """Add a range's tally, its staged rows read in place from shared memory; then free that memory."""
@@ -193,7 +228,7 @@ class Ranges:
                 segment.close()
         elif slot is not None:
             self.totals.add(tally, _view(worker.out[slot])[:size])
-            worker.conn.send(("released", slot))
+            self._post(worker, ("released", slot))
         else:
             self.totals.add(tally)
 
@@ -216,10 +251,11 @@ class Ranges:
 
 
 def _work(conn: Connection, path: str | None, slot_names: list[str], out_names: list[str], limits: Limits,
-          staging: bool) -> None:
+          staging: bool, read_bytes: int) -> None:
     """A worker: scan each range it is sent, stretch by stretch; send back a tally per range."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops us
     file = FileSource(Path(path)) if path else None
+    buffer = bytearray(read_bytes if file else 0)
     slots = [SharedMemory(name=name) for name in slot_names]
     out = [SharedMemory(name=name) for name in out_names]
     free = set(range(len(out)))  # staged-rows slots the parent has released
@@ -231,14 +267,14 @@ def _work(conn: Connection, path: str | None, slot_names: list[str], out_names: 
                 free.add(message[1])
                 continue
             _, where, size, file_start, end = message
-            if file is not None:
-                chunk = file.read_range(where, size)
-            else:
-                chunk = bytes(_view(slots[where])[:size])
-                conn.send(("ack", where))
             if lines is None:
                 lines = Lines(limits, staging=staging, at_file_start=file_start)
-            lines.feed(chunk)
+            if file is not None:
+                for got in file.fill(buffer, where, where + size):
+                    lines.feed(buffer, got)
+            else:
+                lines.feed(bytes(_view(slots[where])[:size]))
+                conn.send(("ack", where))
             if end:
                 tally, lines = lines.finish(), None
                 while out and not free:
@@ -248,6 +284,8 @@ def _work(conn: Connection, path: str | None, slot_names: list[str], out_names: 
                     else:
                         held.append(reply)
                 _send_tally(conn, tally, out, free)
+    except SourceChanged as exc:
+        conn.send(("changed", str(exc)))
     except Exception:
         conn.send(("failed", traceback.format_exc()))
     finally:
@@ -255,6 +293,20 @@ def _work(conn: Connection, path: str | None, slot_names: list[str], out_names: 
             segment.close()
         if file is not None:
             file.close()
+
+
+def _past_newline(source: FileSource, at: int) -> int:
+    """Where the first line that has a byte at `at` or after ends: just past its newline (the file's end
+    if it has none)."""
+    while at < source.size:
+        data = source.read_range(at, min(_CUT_WINDOW, source.size - at))
+        if not data:
+            raise SourceChanged.short(source.name, at, source.size)
+        found = data.find(b"\n")
+        if found >= 0:
+            return at + found + 1
+        at += len(data)
+    return source.size
 
 
 def _send_tally(conn: Connection, tally: Tally, out: list[SharedMemory], free: set[int]) -> None:

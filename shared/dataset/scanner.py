@@ -23,7 +23,7 @@ from shared.dataset.split import KEY_BYTES
 from shared.dataset.tally import Limits, Tally
 
 _ROLE_INDEX = {role: i for i, role in enumerate(ROLES)}
-_SYSTEM, _USER, _ASSISTANT = _ROLE_INDEX["system"], _ROLE_INDEX["user"], _ROLE_INDEX["assistant"]
+_SYSTEM, _USER, _ASSISTANT, _TOOL = (_ROLE_INDEX[role] for role in ("system", "user", "assistant", "tool"))
 BOM = b"\xef\xbb\xbf"
 _ROW_START, _ROW_END = b'{"messages":', b"}\n"
 
@@ -55,35 +55,40 @@ class Lines:
             t.warnings.append(Issue(line, code, message))
 
     # -- raw bytes ----------------------------------------------------------------------------------------
-    def feed(self, chunk: bytes) -> None:
-        """Consume the next raw chunk of JSON Lines."""
+    def feed(self, chunk: bytes | bytearray, stop: int | None = None) -> None:
+        """Consume the next raw chunk of JSON Lines (its first `stop` bytes: a reused read buffer)."""
+        stop = len(chunk) if stop is None else stop
+        start = 0
         if self.head is not None:
-            chunk = self._after_bom(chunk)
-            if not chunk:
-                return
+            if self.head or stop < len(BOM):  # the first bytes arrive in tiny chunks: join them (rare)
+                chunk = self._after_bom(bytes(chunk[:stop]))
+                stop = len(chunk)
+            else:
+                self.head = None
+                start = len(BOM) if chunk[:len(BOM)] == BOM else 0
         if self.skipping:
-            end = chunk.find(b"\n")
+            end = chunk.find(b"\n", start, stop)
             if end < 0:
                 return
-            chunk, self.skipping = chunk[end + 1:], False
-        last = chunk.rfind(b"\n")
+            start, self.skipping = end + 1, False
+        last = chunk.rfind(b"\n", start, stop)
         if last < 0:
-            self.tail += chunk
+            self.tail += chunk[start:stop]
         else:
-            start = 0
             if self.tail:  # the line the tail began ends in this chunk
-                start = chunk.find(b"\n") + 1
-                line = self.tail + chunk[:start - 1]
+                first = chunk.find(b"\n", start, stop)
+                line = self.tail + chunk[start:first]
                 self.count(self._decoded([line], len(line) > self.limits.max_line_bytes))
+                start = first + 1
             if last >= start:
                 self._body(chunk, start, last + 1)
-            self.tail = chunk[last + 1:]
+            self.tail = bytes(chunk[last + 1:stop])
         if len(self.tail) > self.limits.max_line_bytes:
             self.line += 1
             self._too_long(self.line)
             self.tail, self.skipping = b"", True
 
-    def _body(self, chunk: bytes, start: int, end: int) -> None:
+    def _body(self, chunk: bytes | bytearray, start: int, end: int) -> None:
         """The complete lines in chunk[start:end] (which ends with a newline).
 
         Fast path: the C decoder reads them all as the common row shape at once (no line objects); it is
@@ -98,7 +103,7 @@ class Lines:
                 if ends is not None and len(rows) == len(ends):
                     self.count(typed_lines(rows, chunk, start, ends))
                     return
-        self.count(self._decoded(chunk.split(b"\n")[1 if start else 0:-1], long))
+        self.count(self._decoded(bytes(chunk[start:end - 1]).split(b"\n"), long))
 
     def _after_bom(self, chunk: bytes) -> bytes:
         """The chunk without a leading byte-order mark, however the first bytes were chunked."""
@@ -180,7 +185,7 @@ class Lines:
         loads, encode, dumps = orjson.loads, msgspec.json.encode, orjson.dumps
         number = self.line
         t = self.tally
-        roles, role_index = t.roles, _ROLE_INDEX
+        all_users = all_assistants = all_systems = all_messages = 0  # roles of the rows accepted inline
         add_key, add_tokens, add_end, staged = t.keys.append, t.tokens.append, t.ends.append, t.staged
         extend = staged.extend
         crc, key_bytes = zlib.crc32, KEY_BYTES  # split_key, inlined: no Python call per row
@@ -195,8 +200,7 @@ class Lines:
             if entry is None:
                 continue
             row, typed, raw = entry
-            before = roles[:]
-            chars = 0
+            chars = users = assistants = systems = 0
             try:
                 if typed:
                     messages = row.messages
@@ -204,8 +208,14 @@ class Lines:
                         content = m.content
                         if not content or content.isspace():
                             raise TypeError
-                        roles[role_index[m.role]] += 1
                         chars += len(content)
+                        role = m.role  # the decoder allows only the four roles
+                        if role == "user":
+                            users += 1
+                        elif role == "assistant":
+                            assistants += 1
+                        elif role == "system":
+                            systems += 1
                     first_role = messages[0].role
                 else:
                     messages = row["messages"]
@@ -214,20 +224,30 @@ class Lines:
                         # `content.isspace` raises for a non-string, which sends the row to `checked`
                         if len(m) != 2 or not content or content.isspace():
                             raise TypeError
-                        roles[role_index[m["role"]]] += 1
                         chars += len(content)
+                        role = m["role"]
+                        if role == "user":
+                            users += 1
+                        elif role == "assistant":
+                            assistants += 1
+                        elif role == "system":
+                            systems += 1
+                        elif role != "tool":
+                            raise TypeError
                     first_role = messages[0]["role"]
-                if roles[_ASSISTANT] == before[_ASSISTANT] or type(messages) is not list:
+                if not assistants or type(messages) is not list:
                     raise TypeError
-                has_user = roles[_USER] > before[_USER]
-                misplaced = roles[_SYSTEM] - before[_SYSTEM] > (first_role == "system")
+                n = len(messages)
+                all_users, all_assistants, all_systems = (all_users + users, all_assistants + assistants,
+                                                          all_systems + systems)
+                all_messages += n
+                has_user, misplaced = users > 0, systems > (first_role == "system")
             except (TypeError, KeyError, AttributeError, IndexError):
-                roles[:] = before
-                found = self.checked(number, loads(raw or b"") if typed else row)
+                found = self.checked(number, loads(raw or b"") if typed else row)  # counts its roles
                 if found is None:
                     continue
                 messages, chars, has_user, misplaced = found
-            n = len(messages)
+                n = len(messages)
             tokens = (chars + 3) // 4 + 4 * n + 3  # rules.estimate_tokens, inlined (a test keeps them equal)
             count += 1
             total_messages += n
@@ -255,6 +275,11 @@ class Lines:
                 extend(_ROW_END)
                 add_end(len(staged))
         self.line = number
+        roles = t.roles
+        roles[_SYSTEM] += all_systems
+        roles[_USER] += all_users
+        roles[_ASSISTANT] += all_assistants
+        roles[_TOOL] += all_messages - all_users - all_assistants - all_systems
         fig.rows, fig.messages, fig.chars, fig.tokens = count, total_messages, total_chars, total_tokens
         fig.min_messages, fig.max_messages, fig.min_tokens, fig.max_tokens = (min_messages, max_messages,
                                                                               min_tokens, max_tokens)

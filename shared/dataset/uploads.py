@@ -18,7 +18,7 @@ from shared.dataset.parquet import scan_parquet
 from shared.dataset.report import Report
 from shared.dataset.sinks import Sink
 from shared.dataset.sources import FileSource, Source, read_pieces
-from shared.dataset.stream import Hasher, Parallelism, scan_lines
+from shared.dataset.stream import Hasher, Parallelism, scan_file, scan_lines
 from shared.dataset.tally import Limits
 from shared.dataset.totals import Totals
 
@@ -49,12 +49,16 @@ def scan_upload(source: Source, limits: Limits | None = None, train: Sink | None
         return scan_parquet(source, limits, train, test, progress)
     parallel = parallel or Parallelism()
     totals, hasher, piece = Totals(limits or Limits(), train, test), Hasher(), parallel.piece_bytes
+    workers = parallel.workers_for(source.size, staging=totals.staging)
     try:
-        raw = hasher.through(read_pieces(source, piece), progress)
-        lines = _gunzip(raw, totals, piece) if kind == JSONL_GZ else _plain(raw, totals)
-        # Workers read a plain local file's ranges themselves; other bytes reach them through shared memory.
-        path = str(source.path) if isinstance(source, FileSource) and kind == JSONL else None
-        scan_lines(lines, totals, parallel.workers_for(source.size, staging=totals.staging), path, piece)
+        if (kind == JSONL and isinstance(source, FileSource)
+                and _misnamed(source.read_range(0, len(_PARQUET_MAGIC))) is None):
+            # A plain local file is read where it is scanned, and by the hash alongside.
+            scan_file(source, totals, hasher, workers, piece, progress)
+        else:  # the bytes are read here, in order, and reach any workers through shared memory
+            raw = hasher.through(read_pieces(source, piece), progress)
+            lines = _gunzip(raw, totals, piece) if kind == JSONL_GZ else _plain(raw, totals)
+            scan_lines(lines, totals, workers, piece)
         return totals.finish(content_sha256=hasher.hexdigest(), size=hasher.size, format=kind)
     except BaseException:
         hasher.close()
@@ -62,19 +66,26 @@ def scan_upload(source: Source, limits: Limits | None = None, train: Sink | None
         raise
 
 
+def _misnamed(first: bytes) -> tuple[str, str] | None:
+    """(code, message) when a JSON Lines upload's first bytes say it is something else."""
+    if first.startswith(_GZIP_MAGIC):
+        return rules.GZIP_COMPRESSED, ("the file is gzip-compressed; name it .jsonl.gz (or upload it "
+                                       "uncompressed)")
+    if first.startswith(_PARQUET_MAGIC):
+        return rules.PARQUET_CONTENT, "the file is Parquet; name it .parquet"
+    return None
+
+
 def _plain(raw: Iterator[bytes], totals: Totals) -> Iterator[bytes]:
     """The pieces of a JSON Lines upload, unless its first bytes say it is something else."""
     first = next(raw, b"")
-    if first.startswith(_GZIP_MAGIC):
-        totals.cannot_read(rules.GZIP_COMPRESSED, "the file is gzip-compressed; name it .jsonl.gz (or "
-                           "upload it uncompressed)")
-    elif first.startswith(_PARQUET_MAGIC):
-        totals.cannot_read(rules.PARQUET_CONTENT, "the file is Parquet; name it .parquet")
-    else:
+    misnamed = _misnamed(first)
+    if misnamed is None:
         if first:
             yield first
         yield from raw
         return
+    totals.cannot_read(*misnamed)
     for _ in raw:  # still read to the end: the content hash covers the whole upload
         pass
 

@@ -15,9 +15,10 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from shared.dataset import FileSource, Limits, MemorySink, Parallelism, Report, scan_upload
+from shared.dataset import FileSource, Limits, MemorySink, Parallelism, Report, scan_path, scan_upload
 from shared.dataset import parallel as parallel_module
 from shared.dataset.scanner import Lines
+from shared.dataset.sources import SourceChanged
 
 ONE_PASS = Parallelism(workers=1)
 Scanned = tuple[Report, MemorySink, MemorySink]
@@ -88,7 +89,7 @@ def assert_same(one: Scanned, other: Scanned) -> None:
 
 @settings(max_examples=60, deadline=None, print_blob=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(data=uploads(), workers=st.integers(2, 3), piece=st.sampled_from([7, 16, 64, 300]),
+@given(data=uploads(), workers=st.integers(1, 3), piece=st.sampled_from([7, 16, 64, 300]),
        in_file=st.booleans(), errors_listed=st.integers(1, 4), fraction=st.sampled_from([0.05, 0.3, 0.9]),
        test_max=st.integers(1, 5), staging=st.booleans())
 def test_parallel_report_equals_single_pass(data: bytes, workers: int, piece: int, in_file: bool,
@@ -116,14 +117,52 @@ def ultrachat_like(n: int) -> bytes:
                         prompt=f"question {i}", prompt_id=f"{i:064x}") + b"\n" for i in range(n))
 
 
+@pytest.mark.parametrize("in_file", [False, True], ids=["stream", "file"])
 @pytest.mark.parametrize("method", ["fork", "forkserver", "spawn"])
-def test_every_start_method_gives_the_same_report(method: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_start_method_gives_the_same_report(method: str, in_file: bool, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     data = ultrachat_like(400) + b"{broken\n" + ultrachat_like(50)
     monkeypatch.setattr(parallel_module, "_context", lambda: mp.get_context(method))
     spread = Parallelism(workers=2, min_bytes=0, piece_bytes=4096)
     single = scanned(BytesSource("d.jsonl", data), Limits(), ONE_PASS)
-    assert_same(single, scanned(BytesSource("d.jsonl", data), Limits(), spread))
+    path = tmp_path / "d.jsonl"
+    path.write_bytes(data)
+    with FileSource(path) if in_file else contextlib.nullcontext(BytesSource("d.jsonl", data)) as opened:
+        assert_same(single, scanned(opened, Limits(), spread))
     assert single[0].errors[0].line == 401
+
+
+@pytest.mark.parametrize(("workers", "cut_from_original"), [(1, False), (2, False), (2, True)],
+                         ids=["one-pass", "parallel", "parallel-worker-reads-short"])
+def test_a_file_that_shrinks_while_it_is_scanned_is_a_clear_error(workers: int, cut_from_original: bool,
+                                                                  tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    path, data = tmp_path / "d.jsonl", ultrachat_like(3000)
+    path.write_bytes(data)
+    if cut_from_original:  # the parent cuts ranges from the bytes it saw first; a worker's read is short
+        monkeypatch.setattr(parallel_module, "_context", lambda: mp.get_context("fork"))
+        monkeypatch.setattr(parallel_module, "_past_newline", lambda _source, at: data.index(b"\n", at) + 1)
+    shm_before = set(os.listdir("/dev/shm"))
+    train, test = MemorySink(), MemorySink()
+    with FileSource(path) as source:  # opened at its full size; then someone truncates it
+        os.truncate(path, source.size // 2)
+        with pytest.raises(SourceChanged, match=r"d\.jsonl changed while it was read"):
+            scan_upload(source, Limits(), train, test,
+                        parallel=Parallelism(workers=workers, min_bytes=0, piece_bytes=16 * 1024))
+    assert train.aborted and test.aborted
+    assert mp.active_children() == []
+    assert set(os.listdir("/dev/shm")) <= shm_before
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_local_file_reports_progress_in_order_up_to_its_size(workers: int, tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    path.write_bytes(ultrachat_like(3000))
+    seen: list[int] = []
+    report = scan_path(path, Limits(), progress=seen.append,
+                       parallel=Parallelism(workers=workers, min_bytes=0, piece_bytes=16 * 1024))
+    assert report.valid and report.rows == 3000
+    assert len(seen) > 10 and seen == sorted(seen) and seen[-1] == path.stat().st_size
 
 
 def test_staged_rows_spill_when_a_range_stages_more_than_its_slot(tmp_path: Path) -> None:
