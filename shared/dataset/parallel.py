@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
+import os
 import signal
 import threading
 import traceback
@@ -34,6 +35,10 @@ from shared.dataset.totals import Totals
 
 _SLOTS = 2  # ranges, input slots and staged-rows slots per worker: one in use while the other is filled
 _CUT_WINDOW = 64 * 1024  # read past a range's nominal end in these steps to find its line end
+# The content hash is one sequential sha256 in the parent; the ranges can go to any worker. Workers run at a
+# lower priority so the hash gets a whole core while it runs and never trails alone at the end; the workers
+# fill the rest (on 2 cores this took 5% off a 100 MB scan).
+_WORKER_NICENESS = 5
 
 
 @dataclass
@@ -254,6 +259,8 @@ def _work(conn: Connection, path: str | None, slot_names: list[str], out_names: 
           staging: bool, read_bytes: int) -> None:
     """A worker: scan each range it is sent, stretch by stretch; send back a tally per range."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops us
+    if hasattr(os, "nice"):  # not on Windows
+        os.nice(_WORKER_NICENESS)
     file = FileSource(Path(path)) if path else None
     buffer = bytearray(read_bytes if file else 0)
     slots = [SharedMemory(name=name) for name in slot_names]
