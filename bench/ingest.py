@@ -15,9 +15,11 @@ Each run starts with the file in the page cache (read through just before), so n
 Wall time, CPU time and memory cover the contender's whole process tree (our workers may fork from a fork
 server, so they need not be its own children). Peak RSS is the largest sum of resident memory over the tree
 (shared pages counted once per process: an upper bound), peak PSS the same with shared pages split fairly;
-both are sampled from /proc every 25 ms by this process, so the contender runs no extra thread. `parallel`
-and `single` must produce the same report (checked). Prints a table per size and, as its last line, one
-JSON object with every figure. Other processes on the machine shift wall times; the JSON records the load.
+both are sampled from /proc every 25 ms by this process (so the contender runs no extra thread), in a round
+of their own before the timed ones: sampling costs CPU, which a contender on every core would pay for and one
+on a single core would not. `parallel` and `single` must produce the same report (checked). Prints a table
+per size and, as its last line, one JSON object with every figure. Other processes on the machine shift wall
+times; the JSON records the load.
 """
 
 from __future__ import annotations
@@ -239,9 +241,10 @@ def warm(path: Path) -> None:
             pass
 
 
-def measure(name: str, path: Path, timeout: float) -> dict[str, object]:
-    """Run one contender in a fresh interpreter on a file in the page cache, sampling its process tree's
-    memory every 25 ms."""
+def measure(name: str, path: Path, timeout: float, *, memory: bool = False) -> dict[str, object]:
+    """Run one contender in a fresh interpreter on a file in the page cache: its time, or (`memory`) its
+    process tree's memory, sampled every 25 ms. Never both: reading /proc (smaps_rollup walks page tables)
+    takes CPU, which would slow a contender that uses every core more than one that leaves a core idle."""
     warm(path)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with subprocess.Popen([sys.executable, __file__, "--run", name, str(path)], stdout=subprocess.PIPE,
@@ -249,10 +252,12 @@ def measure(name: str, path: Path, timeout: float) -> dict[str, object]:
         assert proc.stdout is not None and proc.stderr is not None
         proc.stdout.readline()  # "start": imports done, the clock runs
         tree, deadline = Tree(proc.pid), time.monotonic() + timeout
-        while proc.poll() is None and time.monotonic() < deadline:
-            tree.sample()
-            time.sleep(0.025)
-        if proc.poll() is None:
+        try:
+            while memory and proc.poll() is None and time.monotonic() < deadline:
+                tree.sample()
+                time.sleep(0.025)
+            proc.wait(timeout=max(deadline - time.monotonic(), 0))
+        except subprocess.TimeoutExpired:
             proc.kill()
             return {"name": name, "error": f"timed out after {timeout:.0f}s"}
         out, err = proc.stdout.read(), proc.stderr.read()
@@ -260,8 +265,8 @@ def measure(name: str, path: Path, timeout: float) -> dict[str, object]:
         return {"name": name, "error": (err.strip().splitlines()[-1:] or ["failed"])[0]}
     result: dict[str, object] = json.loads(out.strip().splitlines()[-1])
     result["name"] = name
-    result["peak_rss_mb"] = round(tree.peak_rss / 1024, 1)
-    result["peak_pss_mb"] = round(tree.peak_pss / 1024, 1)
+    if memory:
+        return {"peak_rss_mb": round(tree.peak_rss / 1024, 1), "peak_pss_mb": round(tree.peak_pss / 1024, 1)}
     return result
 
 
@@ -274,9 +279,10 @@ def bench_size(size_mb: float, names: list[str], timeout: float, tmp: Path, repe
     size = path.stat().st_size
     print(f"\ngenerated {size / 1e6:,.0f} MB, {rows:,} rows in {time.perf_counter() - started:.0f}s: {path}",
           flush=True)
+    peaks = [measure(name, path, timeout, memory=True) for name in names]
     rounds = [[measure(name, path, timeout) for name in names] for _ in range(repeat)]
     path.unlink()
-    results = [_median_round([turns[i] for turns in rounds]) for i in range(len(names))]
+    results = [{**_median_round([turns[i] for turns in rounds]), **peaks[i]} for i in range(len(names))]
     for r in results:
         if "seconds" in r:
             r["mb_per_s"] = round(size / 1e6 / float(r["seconds"]), 1)  # type: ignore[arg-type]
@@ -295,8 +301,8 @@ def bench_size(size_mb: float, names: list[str], timeout: float, tmp: Path, repe
 
 
 def _median_round(runs: list[dict[str, object]]) -> dict[str, object]:
-    """One contender's figures over its rounds: its median round (by wall time), with the fastest and every
-    time; its largest memory peaks. A failed round fails the contender."""
+    """One contender's figures over its timed rounds: its median round (by wall time), with the fastest and
+    every time. A failed round fails the contender."""
     failed = [r for r in runs if "error" in r]
     if failed:
         return failed[0]
@@ -304,8 +310,6 @@ def _median_round(runs: list[dict[str, object]]) -> dict[str, object]:
     median = dict(ordered[(len(ordered) - 1) // 2])
     median["fastest_s"] = round(float(ordered[0]["seconds"]), 4)  # type: ignore[arg-type]
     median["all_s"] = [round(float(r["seconds"]), 4) for r in runs]  # type: ignore[arg-type]
-    for peak in ("peak_rss_mb", "peak_pss_mb"):
-        median[peak] = max(float(r[peak]) for r in runs)  # type: ignore[arg-type]
     return median
 
 
