@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from shared import cli_azure
 from shared.cli_ops import add_commands
+from shared.settings import DEVELOPMENT_STORAGE, Settings, SettingsError, load_local_settings
 
 if TYPE_CHECKING:
     from shared.dataset import Report
@@ -29,21 +31,29 @@ Command = tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Na
 def _validate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", type=Path, help="chat JSONL (or .jsonl.gz, .parquet) to check")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a report")
-    parser.add_argument("--workers", type=int, default=0, metavar="N",
-                        help="scan a big file with at most N processes (default: one per core)")
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="scan a big file with at most N processes (default: INGEST_WORKERS, 0 = one "
+                             "per core)")
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from shared.dataset import Parallelism, scan_path, upload_format
+    from shared.dataset import Limits, Parallelism, scan_path, upload_format
 
     path: Path = args.file
     if not path.is_file():
         print(f"autopilot validate: {path}: no such file", file=sys.stderr)
         return EXIT_USAGE
+    try:  # the limits an upload gets (MIN_TRAINING_ROWS, MAX_TOKENS_PER_RUN, ...)
+        settings = _upload_settings()
+    except SettingsError as exc:
+        print(f"autopilot validate: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     size = path.stat().st_size
     show_progress = not args.json and sys.stdout.isatty() and size >= _PROGRESS_MIN_BYTES \
         and upload_format(path.name) != "parquet"
-    scan = functools.partial(scan_path, parallel=Parallelism(workers=args.workers))
+    workers = settings.ingest_workers if args.workers is None else args.workers
+    scan = functools.partial(scan_path, limits=Limits.from_settings(settings),
+                             parallel=Parallelism(workers=workers))
     try:
         report = _scan_with_progress(path, size, scan) if show_progress else scan(path)
     except OSError as exc:
@@ -51,6 +61,13 @@ def _validate(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     print(report.to_json() if args.json else report.to_text(path.name))
     return EXIT_OK if report.valid else EXIT_INVALID
+
+
+def _upload_settings() -> Settings:
+    """The settings the ingest trigger would run with here. Validating touches no storage, so a missing
+    storage setting (an Azure deployment's identity-based one, say) is not an error here."""
+    load_local_settings()
+    return Settings.from_env({"AUTOPILOT_STORAGE": DEVELOPMENT_STORAGE, **os.environ})
 
 
 def _scan_with_progress(path: Path, size: int, scan_path: Callable[..., Report]) -> Report:

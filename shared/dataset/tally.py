@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from array import array
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from shared.dataset.report import Figures
 from shared.dataset.rules import ROLES, Issue
+
+if TYPE_CHECKING:
+    from shared.settings import Settings
 
 MiB = 1024 * 1024
 
@@ -31,6 +35,17 @@ class Limits:
     min_training_rows: int = 1
     split: bool = True
     cost_per_million_tokens: float | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, epochs: int = 1) -> Limits:
+        """The limits an upload is checked against under these settings: the ingest trigger and
+        `autopilot validate` both take them from here, so the CLI says what an upload will get."""
+        return cls(max_line_bytes=settings.max_line_bytes, max_errors_listed=settings.report_max_errors,
+                   token_limit_per_conversation=settings.conversation_token_limit,
+                   test_fraction=settings.test_fraction, test_rows_max=settings.test_rows_max,
+                   max_tokens_per_run=settings.max_tokens_per_run, epochs=epochs,
+                   min_training_rows=settings.min_training_rows,
+                   cost_per_million_tokens=settings.cost_per_million_tokens)
 
 
 @dataclass

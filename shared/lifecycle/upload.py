@@ -202,12 +202,7 @@ def submit_step(ctx: Context, run: Run, message: StepMessage) -> Outcome:
 def _limits(ctx: Context, plan: RunPlan) -> Limits:
     s = ctx.settings
     epochs = plan.overrides.get("num_train_epochs") or s.finetune_overrides.get("num_train_epochs") or 1
-    return plan.limits(Limits(max_line_bytes=s.max_line_bytes, max_errors_listed=s.report_max_errors,
-                              token_limit_per_conversation=s.conversation_token_limit,
-                              test_fraction=s.test_fraction, test_rows_max=s.test_rows_max,
-                              max_tokens_per_run=s.max_tokens_per_run, epochs=max(1, round(float(epochs))),
-                              min_training_rows=s.min_training_rows,
-                              cost_per_million_tokens=s.cost_per_million_tokens))
+    return plan.limits(Limits.from_settings(s, epochs=max(1, round(float(epochs)))))
 
 
 def _reject(ctx: Context, upload: BlobRef, etag: str, key: str, report: Report) -> Outcome:

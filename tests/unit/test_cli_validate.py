@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,9 +14,17 @@ GOOD = b'{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", 
 KEYS = {"valid", "rows", "errors", "error_count", "warnings", "stats", "content_sha256", "estimated_tokens"}
 
 
-def autopilot(*args: str) -> subprocess.CompletedProcess[str]:
+ROOT = Path(__file__).resolve().parents[2]
+UPLOAD_SETTINGS = ("MIN_TRAINING_ROWS", "MAX_TOKENS_PER_RUN", "TEST_FRACTION", "AUTOPILOT_PLATFORM")
+
+
+def autopilot(*args: str, cwd: Path | None = None, **settings: str) -> subprocess.CompletedProcess[str]:
+    """The CLI as a user runs it, in `cwd` (default: here, where there is no local.settings.json) with the
+    default upload settings unless `settings` names some."""
+    env = {k: v for k, v in os.environ.items() if k not in UPLOAD_SETTINGS}
+    env.update(settings, PYTHONPATH=str(ROOT))
     return subprocess.run([sys.executable, "-m", "shared.cli", *args], capture_output=True, text=True,
-                          timeout=60, check=False, cwd=Path(__file__).resolve().parents[2])
+                          timeout=60, check=False, cwd=cwd or Path(__file__).parent, env=env)
 
 
 @pytest.fixture
@@ -36,15 +45,33 @@ def test_valid_file_exits_0_with_json(good: Path) -> None:
 
 def test_invalid_file_exits_1_and_lists_errors(tmp_path: Path) -> None:
     path = tmp_path / "bad.jsonl"
-    path.write_bytes(GOOD + GOOD + b"{oops\n" + b'{"messages": []}\n')
+    path.write_bytes(GOOD * 12 + b"{oops\n" + b'{"messages": []}\n')
     done = autopilot("validate", str(path), "--json")
     assert done.returncode == 1
     report = json.loads(done.stdout)
     assert report["valid"] is False and report["error_count"] == 2
-    assert [(e["line"], e["code"]) for e in report["errors"]] == [(3, "invalid_json"), (4, "messages_empty")]
+    found = [(e["line"], e["code"]) for e in report["errors"]]
+    assert found == [(13, "invalid_json"), (14, "messages_empty")]
     text = autopilot("validate", str(path))
     assert text.returncode == 1
-    assert "REJECTED" in text.stdout and "line 3" in text.stdout and "invalid_json" in text.stdout
+    assert "REJECTED" in text.stdout and "line 13" in text.stdout and "invalid_json" in text.stdout
+
+
+def test_the_upload_settings_apply_as_at_ingest(tmp_path: Path) -> None:
+    path = tmp_path / "few.jsonl"
+    path.write_bytes(GOOD * 6)  # 5 training rows + 1 held out: under MIN_TRAINING_ROWS (10 by default)
+    done = autopilot("validate", str(path), "--json")
+    assert done.returncode == 1
+    assert [e["code"] for e in json.loads(done.stdout)["errors"]] == ["too_few_training_rows"]
+    assert autopilot("validate", str(path), "--json", MIN_TRAINING_ROWS="5").returncode == 0
+    over = autopilot("validate", str(path), "--json", MAX_TOKENS_PER_RUN="50")
+    assert [e["code"] for e in json.loads(over.stdout)["errors"]] == ["too_few_training_rows",
+                                                                     "token_budget_exceeded"]
+    # ... read from a local.settings.json too, as the function host reads it
+    (tmp_path / "local.settings.json").write_text(json.dumps({"Values": {"MIN_TRAINING_ROWS": "3"}}))
+    assert autopilot("validate", str(path), cwd=tmp_path).returncode == 0
+    bad = autopilot("validate", str(path), MIN_TRAINING_ROWS="0")
+    assert bad.returncode == 2 and "MIN_TRAINING_ROWS" in bad.stderr
 
 
 def test_readable_report_without_json(good: Path) -> None:
@@ -68,20 +95,20 @@ def test_parquet_by_extension(tmp_path: Path) -> None:
 
     path = tmp_path / "d.parquet"
     pq.write_table(pa.table({"messages": [[{"role": "user", "content": "q"},
-                                           {"role": "assistant", "content": "a"}]] * 3}), path)
+                                           {"role": "assistant", "content": "a"}]] * 12}), path)
     done = autopilot("validate", str(path), "--json")
-    assert done.returncode == 0 and json.loads(done.stdout)["rows"] == 3
+    assert done.returncode == 0 and json.loads(done.stdout)["rows"] == 12
 
 
 def test_jsonl_gz_and_a_gzip_body_under_a_plain_name(tmp_path: Path) -> None:
     import gzip
 
     packed = tmp_path / "chats.jsonl.gz"
-    packed.write_bytes(gzip.compress(GOOD * 5))
+    packed.write_bytes(gzip.compress(GOOD * 12))
     done = autopilot("validate", str(packed), "--json", "--workers", "2")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
-    assert report["rows"] == 5 and report["format"] == "jsonl.gz"
+    assert report["rows"] == 12 and report["format"] == "jsonl.gz"
     misnamed = tmp_path / "chats.jsonl"
     misnamed.write_bytes(packed.read_bytes())
     done = autopilot("validate", str(misnamed))
