@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ class Hasher:
         self.size = 0
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256")
         self._pending: Future[None] | None = None
+        self._stopping = threading.Event()
 
     def update(self, data: bytes) -> None:
         """Hash `data` next; returns at once (waits only for the previous update)."""
@@ -58,7 +60,15 @@ class Hasher:
         """Hash a whole local file on the background thread, reading it into one reused buffer (the scan's
         workers read the same file by themselves)."""
         self.size = source.size
-        self._pending = self._pool.submit(_hash_file, self.sha, source, block)
+        self._pending = self._pool.submit(self._hash_file, source, block)
+
+    def _hash_file(self, source: FileSource, block: int) -> None:
+        buffer = bytearray(block)
+        view = memoryview(buffer)
+        for got in source.fill(buffer, 0, source.size):
+            if self._stopping.is_set():
+                return
+            self.sha.update(view[:got])
 
     def hexdigest(self) -> str:
         """The digest of everything hashed (waits for the last update)."""
@@ -67,16 +77,14 @@ class Hasher:
         self._pool.shutdown()
         return self.sha.hexdigest()
 
+    def stop(self) -> None:
+        """Ask a file being hashed to stop at its next block (the scan failed or was interrupted)."""
+        self._stopping.set()
+
     def close(self) -> None:
-        """Stop without a digest (reading failed)."""
+        """Stop without a digest (the scan failed): at once, not after hashing the rest of a big file."""
+        self.stop()
         self._pool.shutdown(cancel_futures=True)
-
-
-def _hash_file(sha: hashlib._Hash, source: FileSource, block: int) -> None:
-    buffer = bytearray(block)
-    view = memoryview(buffer)
-    for got in source.fill(buffer, 0, source.size):
-        sha.update(view[:got])
 
 
 @dataclass(frozen=True)

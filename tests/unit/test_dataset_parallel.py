@@ -7,6 +7,7 @@ import contextlib
 import multiprocessing as mp
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from shared.dataset import FileSource, Limits, MemorySink, Parallelism, Report, 
 from shared.dataset import parallel as parallel_module
 from shared.dataset.scanner import Lines
 from shared.dataset.sources import SourceChanged
+from shared.dataset.stream import Hasher
 
 ONE_PASS = Parallelism(workers=1)
 Scanned = tuple[Report, MemorySink, MemorySink]
@@ -198,3 +200,23 @@ def test_workers_for_an_upload() -> None:
     assert Parallelism(workers=64).workers_for(1 << 30, staging=True) == cores
     two_ranges = Parallelism(workers=64, min_bytes=0, piece_bytes=mib)
     assert two_ranges.workers_for(mib + 1, staging=False) == min(2, cores)
+
+
+def test_hashing_a_file_stops_at_the_next_block_once_asked() -> None:
+    # A scan that fails (or is interrupted) closes its hasher; the hash thread must not read the rest of a
+    # big file first.
+    hasher, blocks = Hasher(), []
+
+    class BigFile:  # a FileSource's shape: 1,000 blocks of 16 bytes
+        name, size = "big.jsonl", 16_000
+
+        def fill(self, buffer: bytearray, offset: int, end: int) -> Iterator[int]:
+            for _ in range(1000):
+                blocks.append(len(buffer))
+                if len(blocks) == 3:
+                    hasher.stop()
+                yield len(buffer)
+
+    hasher.read(BigFile(), block=16)  # type: ignore[arg-type]
+    hasher.hexdigest()  # waits for the hash thread
+    assert blocks == [16, 16, 16]
