@@ -226,14 +226,11 @@ class Lines:
                             raise TypeError
                         chars += len(content)
                         role = m["role"]
-                        if role == "user":
-                            users += 1
-                        elif role == "assistant":
-                            assistants += 1
-                        elif role == "system":
-                            systems += 1
-                        elif role != "tool":
+                        if role not in _ROLE_INDEX:  # also raises TypeError for an unhashable role
                             raise TypeError
+                        users += role == "user"
+                        assistants += role == "assistant"
+                        systems += role == "system"
                     first_role = messages[0]["role"]
                 if not assistants or type(messages) is not list:
                     raise TypeError
