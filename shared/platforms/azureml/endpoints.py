@@ -45,7 +45,8 @@ def check_name(kind: str, name: str) -> None:
                             "first, then letters, digits or '-', not ending with '-'")
 
 
-def _existing_endpoint(ml: Any, name: str) -> Any | None:
+def existing_endpoint(ml: Any, name: str) -> Any | None:
+    """The endpoint's entity; None if there is no such endpoint."""
     try:
         return ml.online_endpoints.get(name)
     except ResourceNotFoundError:
@@ -64,7 +65,7 @@ def _start_endpoint(ml: Any, name: str, tags: Mapping[str, str]) -> Any:
 
 def ensure_endpoint(ml: Any, name: str, tags: Mapping[str, str]) -> Any:
     """The endpoint, created with key auth and our tags if it does not exist."""
-    existing = _existing_endpoint(ml, name)
+    existing = existing_endpoint(ml, name)
     if existing is not None:
         return existing
     poller = _start_endpoint(ml, name, tags)
@@ -74,7 +75,7 @@ def ensure_endpoint(ml: Any, name: str, tags: Mapping[str, str]) -> Any:
 
 def begin_endpoint(ml: Any, name: str, tags: Mapping[str, str]) -> Provisioning:
     """Start creating the endpoint (key auth, our tags) if it does not exist, without waiting; its state."""
-    existing = _existing_endpoint(ml, name)
+    existing = existing_endpoint(ml, name)
     if existing is not None:
         return Provisioning.parse(existing.provisioning_state)
     _start_endpoint(ml, name, tags)  # 1-2 min: polled, not awaited
@@ -83,7 +84,11 @@ def begin_endpoint(ml: Any, name: str, tags: Mapping[str, str]) -> Provisioning:
 
 def deployment_status(ml: Any, endpoint: str, deployment: str) -> DeploymentStatus:
     """The deployment's provisioning state as the service reports it; NotFoundError if there is none."""
-    found = find_deployment(ml, endpoint, deployment)
+    return status_of(endpoint, deployment, find_deployment(ml, endpoint, deployment))
+
+
+def status_of(endpoint: str, deployment: str, found: Any | None) -> DeploymentStatus:
+    """A deployment entity's provisioning state; NotFoundError if there is none."""
     if found is None:
         raise NotFoundError(f"deployment {deployment} of endpoint {endpoint} not found")
     model = _model_ref((found.tags or {}).get(MODEL_TAG))

@@ -159,7 +159,8 @@ class AzureMLPlatform:
         if existing is None or failed or not _same_model(existing.model, registered.id):
             endpoints.create_deployment(self.ml, model, registered.id, endpoint, deployment,
                                         self._aml.instance_type_inference, tags, self._clock(), wait=False)
-        return self.deployment_status(endpoint, deployment)
+            return self.deployment_status(endpoint, deployment)
+        return endpoints.status_of(endpoint, deployment, existing)  # nothing started: no second read
 
     def deployment_status(self, endpoint: str, deployment: str) -> DeploymentStatus:
         return endpoints.deployment_status(self.ml, endpoint, deployment)
@@ -210,7 +211,7 @@ class AzureMLPlatform:
         endpoints.delete_endpoint(self.ml, endpoint)
 
     def get_endpoint(self, endpoint: str) -> EndpointInfo | None:
-        entity = self._endpoint_entity(endpoint)
+        entity = endpoints.existing_endpoint(self.ml, endpoint)
         return None if entity is None else endpoints.endpoint_info(self.ml, entity)
 
     def list_endpoints(self) -> list[EndpointInfo]:
@@ -224,21 +225,13 @@ class AzureMLPlatform:
 
     def endpoint_activity(self, endpoint: str) -> datetime | None:
         """Last scored request within twice the idle TTL (at least an hour); None if none in that window."""
-        entity = self._endpoint_entity(endpoint)
+        entity = endpoints.existing_endpoint(self.ml, endpoint)
         if entity is None:
             raise NotFoundError(f"endpoint {endpoint} not found")
         ttl = self._settings.idle_ttl
         created = endpoints.endpoint_info(self.ml, entity, with_deployments=False).created_at
         return last_request(self._metrics_for, entity, self._clock(), max(ttl * 2, timedelta(hours=1)),
                             created, ttl)
-
-    def _endpoint_entity(self, endpoint: str) -> Any | None:
-        try:
-            return self.ml.online_endpoints.get(endpoint)
-        except ResourceNotFoundError:
-            return None
-        except Exception as error:
-            raise translate(error, f"get endpoint {endpoint}") from error
 
 
 def _same_model(deployed: Any, registered_id: str | None) -> bool:

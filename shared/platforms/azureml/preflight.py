@@ -13,10 +13,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from azure.core.exceptions import ResourceNotFoundError
-
 from shared.platforms.azureml.base_model import BaseModel
 from shared.platforms.azureml.compute import check_size, plan_compute
+from shared.platforms.azureml.endpoints import existing_endpoint
 from shared.platforms.azureml.errors import translate
 from shared.platforms.azureml.pipeline import load_pipeline_component
 from shared.platforms.port import MANAGED_TAG, PlatformError
@@ -78,9 +77,8 @@ def _checks(platform: Any) -> Iterator[Check]:
 
     def endpoint() -> str:
         name = settings.endpoint_name
-        try:
-            existing = platform.ml.online_endpoints.get(name)
-        except ResourceNotFoundError:
+        existing = existing_endpoint(platform.ml, name)
+        if existing is None:
             return f"{name} is free in the workspace (Azure checks the region when it is created)"
         if (existing.tags or {}).get(MANAGED_TAG) != "true":
             raise PlatformError(f"endpoint {name} exists and is not managed by the autopilot; set "

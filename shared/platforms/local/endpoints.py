@@ -84,8 +84,7 @@ class LocalEndpoints:
         entry = state.deployments.get(deployment) if state else None
         if entry is None:
             raise NotFoundError(f"endpoint {endpoint} has no deployment {deployment!r}")
-        parsed = mlflow_store.parse_model_version_uri(entry.model_uri)
-        model = ModelRef(*parsed) if parsed else None
+        model = _model_ref(entry)
         if not server_process.running(entry.pid, files):
             return DeploymentStatus(endpoint, deployment, Provisioning.FAILED, model,
                                     f"its server is not running; last lines of its log:\n"
@@ -246,9 +245,9 @@ class LocalEndpoints:
         for info in self.list_endpoints():
             state = read_state(self._files(info.name))
             for name, entry in (state.deployments.items() if state else ()):
-                parsed = mlflow_store.parse_model_version_uri(entry.model_uri)
-                if parsed and not server_process.running(entry.pid, self._files(info.name)):
-                    self.deploy(ModelRef(*parsed), info.name, name, {})
+                model = _model_ref(entry)
+                if model and not server_process.running(entry.pid, self._files(info.name)):
+                    self.deploy(model, info.name, name, {})
                     resumed.append(f"{info.name}/{name}")
         return resumed
 
@@ -269,8 +268,7 @@ class LocalEndpoints:
         state = read_state(self._files(endpoint))
         leading = _leading(state.traffic) if state else None
         entry = state.deployments.get(leading) if state and leading else None
-        parsed = mlflow_store.parse_model_version_uri(entry.model_uri) if entry else None
-        return ModelRef(*parsed) if parsed else None
+        return _model_ref(entry) if entry else None
 
     def model_dir(self, model: ModelRef) -> Path:
         """The registered model version's artifact directory in the local store."""
@@ -370,3 +368,9 @@ def _leading(traffic: Mapping[str, int]) -> str | None:
     """The deployment that takes the largest share of traffic, if any takes some."""
     name, share = max(traffic.items(), key=lambda item: item[1], default=(None, 0))
     return name if share > 0 else None
+
+
+def _model_ref(entry: DeploymentState) -> ModelRef | None:
+    """The model version a deployment serves, from its recorded MLflow model URI."""
+    parsed = mlflow_store.parse_model_version_uri(entry.model_uri)
+    return ModelRef(*parsed) if parsed else None
