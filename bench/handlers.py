@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 from devhost import azurite  # noqa: E402
 from shared.events import RunEvent  # noqa: E402
 from shared.lifecycle import Lifecycle, StepMessage  # noqa: E402
+from shared.queues import MessageQueue  # noqa: E402
 from shared.queues.memory import InMemoryQueue  # noqa: E402
 from shared.runs import Ledger, Run, State  # noqa: E402
 from shared.runs.memory import InMemoryRowStore  # noqa: E402
@@ -67,16 +68,16 @@ def event(run: Run) -> RunEvent:
                     experiment_name="x", job_type="azureml.PipelineRun", job_status="Completed")
 
 
-def drain_inline(life: Lifecycle, queue: object) -> Callable[[], None]:
+def drain_inline(life: Lifecycle, queue: MessageQueue) -> Callable[[], None]:
     """Run every queued step now, in this invocation (the old handler's shape)."""
     def run() -> None:
         for _ in range(100):
-            got = queue.receive(32, timedelta(minutes=5))  # type: ignore[attr-defined]
+            got = queue.receive(32, timedelta(minutes=5))
             if not got:
                 return
             for delivery in got:
                 life.on_step(StepMessage.decode(delivery.text), delivery.dequeue_count)
-                queue.delete(delivery)  # type: ignore[attr-defined]
+                queue.delete(delivery)
     return run
 
 
@@ -85,11 +86,11 @@ def measure(name: str, env: dict[str, str], events: int, storage: bool) -> dict[
     platform = InMemoryPlatform(provisioning_time=timedelta(0))
     if storage:
         life = build_lifecycle(settings, platform)
-        queue: object = build_queue(settings.storage, settings.step_queue)
+        queue: MessageQueue = build_queue(settings.storage, settings.step_queue)
     else:
         queue = InMemoryQueue(settings.step_queue)
         life = build_lifecycle(settings, platform, ledger=Ledger(InMemoryRowStore()),
-                               staging=InMemoryBlobStore(), steps=queue)  # type: ignore[arg-type]
+                               staging=InMemoryBlobStore(), steps=queue)
     steps = drain_inline(life, queue)
     results: dict[str, float] = {}
     for mode in ("record+queue", "inline chain"):

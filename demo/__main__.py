@@ -21,14 +21,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from demo.make_sample import MANIFEST, TEST, TOPICS, TRAIN
+
 if TYPE_CHECKING:
     from shared.lifecycle import Lifecycle
 
 ROOT = Path(__file__).resolve().parent.parent
-HERE = Path(__file__).resolve().parent
-SAMPLE = HERE / "sample_chat.jsonl"
 # The manifest goes first and the data last, so the run starts once, with everything there.
-UPLOADS = (HERE / "sample_chat.manifest.json", HERE / "sample_chat.test.jsonl", SAMPLE)
+UPLOADS = (MANIFEST, TEST, TRAIN)
 DEMO_ENV = {
     "AUTOPILOT_PLATFORM": "local",
     "IDLE_TTL": "15s",  # short, so the demo sees the teardown; the default is 2h
@@ -41,7 +41,7 @@ DEMO_ENV = {
 }
 FAILED_STATES = {"rejected", "duplicate", "failed", "canceled", "rolled_back"}
 # A held-out paraphrase (sample_chat.test.jsonl), asked over HTTP once the model is live.
-QUESTION = "How many years is the Orbit 3 covered by the warranty?"
+QUESTION = TOPICS["warranty"][1]
 
 
 class DemoFailed(Exception):
@@ -93,7 +93,7 @@ def drive(life: Lifecycle, marks: list[tuple[str, datetime]]) -> dict[str, Any]:
     print(f"uploaded {', '.join(p.name for p in UPLOADS)} to {settings.incoming_container}/", flush=True)
 
     def current() -> Any:
-        runs = life.ledger.find(upload=f"{settings.incoming_container}/{SAMPLE.name}")
+        runs = life.ledger.find(upload=f"{settings.incoming_container}/{TRAIN.name}")
         if runs and runs[0].state.value in FAILED_STATES:
             raise DemoFailed(f"run {runs[0].run_id} ended {runs[0].state}: {runs[0].error}")
         return runs[0] if runs else None

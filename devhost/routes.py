@@ -16,11 +16,12 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import azure.functions as func
-from azure.functions.queue import QueueMessage as WorkerQueueMessage
 
 from devhost import triggers
+from devhost.queues import queue_argument
 from devhost.triggers import HostedFunction, Invoker
 from shared.events import BLOB_CREATED
+from shared.queues import Delivery
 from shared.storage import blob_service, split_blob_url
 
 log = logging.getLogger("devhost")
@@ -162,8 +163,7 @@ class Routes:
         if function.trigger_type == triggers.QUEUE:  # the input is the message text, as in Core Tools
             if not isinstance(payload, str):
                 raise ValueError("input must be the queue message's text")
-            return WorkerQueueMessage(  # type: ignore[no-untyped-call]
-                id=str(uuid.uuid4()), body=payload.encode(), dequeue_count=1)
+            return queue_argument(Delivery(id=str(uuid.uuid4()), text=payload, dequeue_count=1, receipt=""))
         if function.trigger_type == triggers.EVENT_GRID:
             event = json.loads(payload) if isinstance(payload, str) else payload
             if not isinstance(event, dict):

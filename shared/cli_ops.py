@@ -158,9 +158,11 @@ def _redeploy(args: argparse.Namespace) -> int:
             return EXIT_FAILED
 
         def look() -> dict[str, Any]:
-            status, document, _ = _call("GET", location or f"{args.url.rstrip('/')}/api/runs/{args.run_id}")
+            status, document, _ = (_call("GET", location) if location
+                                   else _call("GET", args.url, f"runs/{args.run_id}"))
             if status != 200:
-                raise RuntimeError(f"GET {location} answered {status}: {document.get('error', '')}")
+                raise RuntimeError(f"GET {location or 'the run'} answered {status}: "
+                                   f"{document.get('error', '')}")
             return dict(document)
     else:
         life = _lifecycle()

@@ -210,7 +210,8 @@ class Settings:
             job_event_queue=e.get("JOB_EVENT_QUEUE", "autopilot-job-events"),
             step_queue=_queue_name(e.get("STEP_QUEUE", "autopilot-steps")),
             deploy_poll_interval=_positive(e, "DEPLOY_POLL_INTERVAL", "30s"),
-            deploy_poll_max_interval=_poll_max(e),
+            deploy_poll_max_interval=_poll_max(e, reconcile_after := parse_duration(
+                "RECONCILE_AFTER", e.get("RECONCILE_AFTER", "10m"))),
             deploy_timeout=_positive(e, "DEPLOY_TIMEOUT", "60m"),
             data_dir=Path(e.get("AUTOPILOT_DATA_DIR", ".autopilot")).resolve(),
             test_fraction=fraction,
@@ -235,7 +236,7 @@ class Settings:
             eval_gate=_bool(e, "EVAL_GATE", True),
             eval_gate_max_drop=_float(e, "EVAL_GATE_MAX_DROP", 0.05),
             eval_gate_base=_bool(e, "EVAL_GATE_BASE", True),
-            reconcile_after=parse_duration("RECONCILE_AFTER", e.get("RECONCILE_AFTER", "10m")),
+            reconcile_after=reconcile_after,
             alert_webhook_url=e.get("ALERT_WEBHOOK_URL") or None,
             alert_topic_endpoint=e.get("ALERT_TOPIC_ENDPOINT") or None,
             alert_topic_key=e.get("ALERT_TOPIC_KEY") or None,
@@ -335,11 +336,10 @@ def _positive(e: Mapping[str, str], name: str, default: str) -> timedelta:
     return span
 
 
-def _poll_max(e: Mapping[str, str]) -> timedelta:
+def _poll_max(e: Mapping[str, str], quiet: timedelta) -> timedelta:
     """The longest wait between two polls: below RECONCILE_AFTER, or the reconciler would take a deployment
     that is being polled as it should for one whose step message was lost."""
     longest = _positive(e, "DEPLOY_POLL_MAX_INTERVAL", "5m")
-    quiet = parse_duration("RECONCILE_AFTER", e.get("RECONCILE_AFTER", "10m"))
     if quiet and longest >= quiet:
         raise SettingsError(f"DEPLOY_POLL_MAX_INTERVAL={e.get('DEPLOY_POLL_MAX_INTERVAL', '5m')!r} must be "
                             f"shorter than RECONCILE_AFTER={e.get('RECONCILE_AFTER', '10m')!r}")

@@ -103,7 +103,7 @@ class Lines:
                 if ends is not None and len(rows) == len(ends):
                     self.count(typed_lines(rows, chunk, start, ends))
                     return
-        self.count(self._decoded(bytes(chunk[start:end - 1]).split(b"\n"), long))
+        self.count(self._decoded(bytes(memoryview(chunk)[start:end - 1]).split(b"\n"), long))
 
     def _after_bom(self, chunk: bytes) -> bytes:
         """The chunk without a leading byte-order mark, however the first bytes were chunked."""

@@ -124,7 +124,7 @@ class Totals:
         if self.limits.split and self.split.test_rows == 0:
             self.error(None, rules.TOO_FEW_ROWS_TO_SPLIT, f"only {rows} conversation(s): none is left to "
                        "test the model before it is deployed; upload more, or name a test file in a manifest")
-        training = self.split.train_rows if self.limits.split else rows
+        training = self.split.train_rows  # unsplit, every row is a training row
         if training < wanted:
             held = f" ({self.split.test_rows} more held out for testing)" if self.limits.split else ""
             self.error(None, rules.TOO_FEW_TRAINING_ROWS,

@@ -15,6 +15,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+# Paid at start-up, not by the first promote step of each worker (nltk makes it ~1.4 s).
+import rouge_score.rouge_scorer  # noqa: F401
+
 from shared.evaluation import held_out, rouge_l
 from shared.lifecycle.context import Context
 from shared.staging import open_blob

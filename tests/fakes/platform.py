@@ -91,7 +91,6 @@ class InMemoryPlatform:
         self.effects: Counter[str] = Counter()  # what really happened: submit, register, deploy, ...
         self.deployments_made: Counter[tuple[str, str]] = Counter()  # (endpoint, deployment) creations
         self.deleted_unfinished: list[tuple[str, str]] = []  # deleted while still provisioning
-        self.status_reads = 0
         self.scored: list[tuple[str, str]] = []  # (endpoint, deployment) of each score call
         self.activity_reads: list[str] = []
         self.faults: dict[str, list[PlatformError]] = {}
@@ -204,7 +203,6 @@ class InMemoryPlatform:
     def deployment_status(self, endpoint: str, deployment: str) -> DeploymentStatus:
         self._maybe_fail("deployment_status", endpoint)
         with self.lock:
-            self.status_reads += 1
             current = self._endpoint(endpoint).deployments.get(deployment)
             if current is None:
                 raise NotFoundError(f"deployment {deployment} of endpoint {endpoint} not found")

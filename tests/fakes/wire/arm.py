@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from tests.fakes.wire.http import Reply, arm_error
 from tests.fakes.wire.ids import stamp
 
 Clock = Callable[[], datetime]
-
-
-def system_clock() -> datetime:
-    return datetime.now(UTC)
 
 
 def envelope(resource_id: str, resource_type: str, properties: dict[str, Any], created: datetime,

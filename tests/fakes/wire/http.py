@@ -68,8 +68,8 @@ class WireTransport(HttpTransport):  # type: ignore[type-arg]
 
     def __init__(self, authorize: Authorizer | None = None) -> None:
         self.requests: list[WireRequest] = []
+        self.answered: list[tuple[WireRequest, Reply]] = []  # what was served (denials aside)
         self.denied: list[WireRequest] = []
-        self.slept: list[float] = []
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
         self._authorize = authorize
 
@@ -84,7 +84,9 @@ class WireTransport(HttpTransport):  # type: ignore[type-arg]
         if refused is not None:
             self.denied.append(wire)
             return _respond(request, refused)
-        return _respond(request, self._dispatch(wire))
+        reply = self._dispatch(wire)
+        self.answered.append((wire, reply))
+        return _respond(request, reply)
 
     def _dispatch(self, wire: WireRequest) -> Reply:
         target = wire.host + wire.path
@@ -96,8 +98,7 @@ class WireTransport(HttpTransport):  # type: ignore[type-arg]
 
     def sleep(self, duration: float) -> None:
         """The LRO pollers wait through their transport (azure-core's `_sleep`); azure-ai-ml fixes 5 s between
-        online-endpoint polls whatever `polling_interval` says. The wait is recorded, not slept."""
-        self.slept.append(duration)
+        online-endpoint polls whatever `polling_interval` says. The fake does not sleep through them."""
 
     def open(self) -> None:
         pass

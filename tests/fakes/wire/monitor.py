@@ -19,16 +19,12 @@ from typing import Any
 
 import isodate
 
-from tests.fakes.wire.http import Reply, WireRequest, WireTransport, ok
+from tests.fakes.wire.http import Reply, WireRequest, WireTransport, arm_error, ok
 from tests.fakes.wire.ids import LOCATION
 from tests.fakes.wire.scoring import Scoring
 
 SUPPORTED = json.loads((Path(__file__).parent / "data" / "supported_metrics.json")
                        .read_text(encoding="utf-8"))
-
-
-def _error(status: int, code: str, message: str) -> Reply:
-    return Reply(status, {"error": {"code": code, "message": message}})
 
 
 class Monitor:
@@ -37,7 +33,6 @@ class Monitor:
         self.scoring = scoring
         self.lag = lag
         self.queries: list[WireRequest] = []
-        self.fail_with: Reply | None = None
 
     def mount(self, wire: WireTransport) -> None:
         wire.route("POST", r"(?P<region>[a-z0-9]+)\.metrics\.monitor\.azure\.com/subscriptions/[^/]+"
@@ -45,8 +40,6 @@ class Monitor:
 
     def get_batch(self, request: WireRequest, match: re.Match[str]) -> Reply:
         self.queries.append(request)
-        if self.fail_with is not None:
-            return self.fail_with
         query = request.query
         namespace = query.get("metricnamespace", "")
         metrics = SUPPORTED.get(namespace) or {}
@@ -54,15 +47,15 @@ class Monitor:
         wanted = {a.strip().lower() for a in query.get("aggregation", "").split(",") if a.strip()}
         for name in names:
             if name not in metrics:
-                return _error(400, "BadRequest", f"metric {name} is not a metric of {namespace}")
+                return arm_error(400, "BadRequest", f"metric {name} is not a metric of {namespace}")
             supported = {a.lower() for a in metrics[name]["aggregations"]}
             if not wanted <= supported:
-                return _error(400, "BadRequest", f"aggregation {sorted(wanted - supported)} is not supported "
-                              f"for metric {name}; supported: {metrics[name]['aggregations']}")
+                return arm_error(400, "BadRequest", f"aggregation {sorted(wanted - supported)} is not "
+                                 f"supported for metric {name}; supported: {metrics[name]['aggregations']}")
             if query.get("interval") and query["interval"] not in metrics[name]["timeGrains"]:
-                return _error(400, "BadRequest", f"interval {query['interval']} is not a grain of {name}")
+                return arm_error(400, "BadRequest", f"interval {query['interval']} is not a grain of {name}")
         if match["region"] != LOCATION:
-            return _error(400, "BadRequest", f"resources in {LOCATION} must be queried at {LOCATION}, not "
+            return arm_error(400, "BadRequest", f"resources in {LOCATION} must be queried at {LOCATION}, not "
                           f"{match['region']}")
         start, end = (datetime.fromisoformat(query[k].replace("Z", "+00:00"))
                       for k in ("starttime", "endtime"))

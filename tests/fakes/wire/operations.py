@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from tests.fakes.wire.arm import Clock
-from tests.fakes.wire.http import Reply, WireRequest, WireTransport, ok
+from tests.fakes.wire.http import Reply, WireRequest, WireTransport, arm_error, ok
 from tests.fakes.wire.ids import ARM, LOCATION, PROVIDER, SUBSCRIPTION, WORKSPACE_GUID, stamp
 
 STATUS_PATH = f"/subscriptions/{SUBSCRIPTION}/providers/{PROVIDER}/locations/{LOCATION}"
@@ -77,8 +77,7 @@ class Operations:
     def get_status(self, request: WireRequest, match: re.Match[str]) -> Reply:
         op = self.started.get(match["id"])
         if op is None:
-            message = f"operation {match['id']} not found"
-            return Reply(404, {"error": {"code": "NotFound", "message": message}})
+            return arm_error(404, "NotFound", f"operation {match['id']} not found")
         self.polls += 1
         self._step(op)
         body: dict[str, object] = {"id": f"{STATUS_PATH}/mfeOperationsStatus/{op.id}", "name": op.id,
