@@ -14,6 +14,7 @@ it back. An unhealthy run still holds its endpoint for the idle rules (it bills 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
@@ -116,7 +117,7 @@ def _check_health(ctx: Context, endpoint: str, report: SweepReport) -> None:
             if run.state == State.LIVE:
                 _mark_unhealthy(ctx, run, _problem(endpoint, run.deployment, status), report)
         elif run.state == State.UNHEALTHY:
-            _advance(ctx, run, State.UNHEALTHY, State.LIVE, "its deployment answers again", error="")
+            _advance(ctx, run, {State.UNHEALTHY}, State.LIVE, "its deployment answers again", error="")
             report.recovered.append(f"{endpoint}/{run.deployment}")
 
 
@@ -128,7 +129,7 @@ def _problem(endpoint: str, deployment: str, status: DeploymentStatus | None) ->
 
 
 def _mark_unhealthy(ctx: Context, run: Run, problem: str, report: SweepReport) -> None:
-    down = _advance(ctx, run, State.LIVE, State.UNHEALTHY, problem, error=f"unhealthy: {problem}")
+    down = _advance(ctx, run, {State.LIVE}, State.UNHEALTHY, problem, error=f"unhealthy: {problem}")
     if down is None:
         return
     report.unhealthy.append(f"{run.endpoint}/{run.deployment}")
@@ -144,11 +145,13 @@ def _mark_unhealthy(ctx: Context, run: Run, problem: str, report: SweepReport) -
                               {"endpoint": run.endpoint, "deployment": run.deployment, "outage": times}))
 
 
-def _advance(ctx: Context, run: Run, source: State, target: State, note: str, **changes: Any) -> Run | None:
-    """Move the run from `source` to `target` unless another handler moved it first (then leave it)."""
+def _advance(ctx: Context, run: Run, sources: Collection[State], target: State, note: str,
+             **changes: Any) -> Run | None:
+    """Move the run from one of `sources` to `target` unless another handler moved it first (then leave
+    it)."""
     current: Run | None = run
     for _ in range(3):
-        if current is None or current.state != source:
+        if current is None or current.state not in sources:
             return None
         try:
             return ctx.ledger.advance(current, target, note=note, **changes)
@@ -233,10 +236,10 @@ def _record_teardown(ctx: Context, endpoint: EndpointInfo, verdict: IdleVerdict,
     for run in runs:
         since = endpoint.last_deployed_at or endpoint.created_at or _deployed_at(run) or now
         teardowns = run.teardowns + 1
-        down = _advance_to_torn_down(ctx, run, verdict.reason, endpoint_hours=_hours(now - since),
-                                     idle_hours=idle_hours, hours_saved=saved, torn_down_at=now,
-                                     cost_reference_hours=ctx.settings.cost_reference_hours,
-                                     teardowns=teardowns)
+        down = _advance(ctx, run, SERVING, State.TORN_DOWN, verdict.reason,
+                        endpoint_hours=_hours(now - since), idle_hours=idle_hours, hours_saved=saved,
+                        torn_down_at=now, cost_reference_hours=ctx.settings.cost_reference_hours,
+                        teardowns=teardowns)
         if down is None:
             continue
         summary = (f"endpoint {endpoint.name} was deleted after {verdict.idle_for} without requests "
@@ -251,21 +254,6 @@ def _record_teardown(ctx: Context, endpoint: EndpointInfo, verdict: IdleVerdict,
         ctx.alerts.send(Alert(endpoint.name, "endpoint.torn_down", "info",
                               f"endpoint {endpoint.name} (no live run in the ledger) was deleted after "
                               f"{verdict.idle_for} without requests", {"endpoint": endpoint.name}))
-
-
-def _advance_to_torn_down(ctx: Context, run: Run, note: str, **changes: Any) -> Run | None:
-    current: Run | None = run
-    for _ in range(3):
-        if current is None or current.state not in SERVING:
-            return None
-        try:
-            return ctx.ledger.advance(current, State.TORN_DOWN, note=note, **changes)
-        except IllegalTransition:
-            return None
-        except Conflict:
-            current = ctx.ledger.get(run.run_id)
-    log.error("sweep: run %s kept changing; its teardown is not recorded", run.run_id)
-    return None
 
 
 def _activity_unknown(ctx: Context, endpoint: str, exc: Exception,
