@@ -149,7 +149,6 @@ module app 'modules/functionapp.bicep' = {
       INGEST_WORKERS: '0'
       ALERT_TOPIC_ENDPOINT: alerts.outputs.endpoint
       ALERT_WEBHOOK_URL: alertWebhookUrl
-      AUTOPILOT_LOG_FORMAT: 'json'
     }
   }
 }

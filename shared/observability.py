@@ -1,6 +1,6 @@
 """Logs an operator can follow: every line of a run's handling carries its run id and job id, nothing logged
-holds a secret, and with APPLICATIONINSIGHTS_CONNECTION_STRING set everything also goes to Application
-Insights through OpenTelemetry.
+holds a secret, and each record reaches Application Insights once, by one OpenTelemetry pipeline (on Azure
+the Functions Python worker's Azure Monitor distro; see `log_pipeline`).
 
 The ids live in context variables, so a handler sets them once and every logger below it (the lifecycle, the
 platform adapters, the SDKs) stamps them on its records; each trigger invocation runs in its own context.
@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import re
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -149,31 +150,68 @@ def install_record_factory() -> None:
     _installed = True
 
 
-def configure_logging(env: Mapping[str, str] | None = None, *, json_lines: bool | None = None) -> bool:
-    """Set up the process's logging once: ids and redaction on every record; JSON lines on stderr when
-    AUTOPILOT_LOG_FORMAT=json; Application Insights when its connection string is set.
+# On Azure Functions the Python worker configures the Azure Monitor distro itself when this app setting is
+# true (Microsoft's OpenTelemetry-for-Functions guidance, with host.json `telemetryMode: OpenTelemetry`),
+# and tells the host not to relay the worker's log lines too (capability WorkerOpenTelemetryEnabled).
+WORKER_EXPORTS = "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY"
+_setup = threading.Lock()
+_exporter_configured = False
 
-    Returns whether the Azure Monitor exporter was configured.
+
+def log_pipeline(env: Mapping[str, str]) -> str:
+    """Where this process's records go, one way only:
+
+    - "worker": the Functions Python worker exports them (PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY=true);
+      we add no handler (a JSON line on stderr would come back as a second record, from the host's console
+      capture) and no second exporter;
+    - "azure-monitor": a process that is no Functions worker (devhost, CLI) with
+      APPLICATIONINSIGHTS_CONNECTION_STRING set exports them itself, once;
+    - "json": JSON lines on stderr (AUTOPILOT_LOG_FORMAT=json), for a log collector that reads them;
+    - "default": whatever handlers the process has (the devhost's console).
+    """
+    if _true(env.get(WORKER_EXPORTS, "")):
+        return "worker"
+    if env.get("APPLICATIONINSIGHTS_CONNECTION_STRING", "").strip():
+        return "azure-monitor"
+    if env.get("AUTOPILOT_LOG_FORMAT", "").strip().lower() == "json":
+        return "json"
+    return "default"
+
+
+def _true(value: str) -> bool:
+    return value.strip().lower() in ("true", "1", "yes")
+
+
+def configure_logging(env: Mapping[str, str] | None = None) -> bool:
+    """Set up the process's logging once (safe from several threads): ids and redaction on every record, and
+    one pipeline to where the records are read (`log_pipeline`).
+
+    Returns whether the records go to Application Insights (by the worker or by this process).
     """
     e = os.environ if env is None else env
-    install_record_factory()
-    root = logging.getLogger()
-    want_json = json_lines if json_lines is not None else e.get("AUTOPILOT_LOG_FORMAT", "").lower() == "json"
-    if want_json and not any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
-        lines = logging.StreamHandler()
-        lines.setFormatter(JsonFormatter())
-        root.addHandler(lines)
-    for handler in root.handlers:
-        if not any(isinstance(f, RedactionFilter) for f in handler.filters):
-            handler.addFilter(RunContextFilter())
-            handler.addFilter(RedactionFilter())
-    connection = e.get("APPLICATIONINSIGHTS_CONNECTION_STRING", "").strip()
-    if not connection:
-        return False
-    return _configure_azure_monitor(connection)
+    pipeline = log_pipeline(e)
+    with _setup:
+        install_record_factory()
+        root = logging.getLogger()
+        if pipeline == "json" and not any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
+            lines = logging.StreamHandler()
+            lines.setFormatter(JsonFormatter())
+            root.addHandler(lines)
+        for handler in root.handlers:
+            if not any(isinstance(f, RedactionFilter) for f in handler.filters):
+                handler.addFilter(RunContextFilter())
+                handler.addFilter(RedactionFilter())
+        if pipeline == "worker":
+            return True
+        if pipeline != "azure-monitor":
+            return False
+        return _configure_azure_monitor(e["APPLICATIONINSIGHTS_CONNECTION_STRING"].strip())
 
 
 def _configure_azure_monitor(connection: str) -> bool:
+    global _exporter_configured
+    if _exporter_configured:  # a second distro set-up would export every record again
+        return True
     try:
         from azure.monitor.opentelemetry import configure_azure_monitor
     except ImportError:
@@ -182,4 +220,5 @@ def _configure_azure_monitor(connection: str) -> bool:
         return False
     # The exporter turns a record's extra attributes (run_id, job_id) into customDimensions.
     configure_azure_monitor(connection_string=connection, logger_name="")
+    _exporter_configured = True
     return True

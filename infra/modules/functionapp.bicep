@@ -27,6 +27,9 @@ var hostSettings = {
   AzureWebJobsStorage__tableServiceUri: account.properties.primaryEndpoints.table
   AzureWebJobsStorage__credential: 'managedidentity'
   APPLICATIONINSIGHTS_CONNECTION_STRING: appInsightsConnectionString
+  // One log pipeline (host.json telemetryMode: OpenTelemetry): the Python worker exports the app's records
+  // with the Azure Monitor distro, and the host stops relaying them (shared/observability.py).
+  PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY: 'true'
 }
 
 resource site 'Microsoft.Web/sites@2024-04-01' = {

@@ -79,6 +79,7 @@ def test_app_insights_export_only_with_a_connection_string(monkeypatch: pytest.M
     fake = types.ModuleType("azure.monitor.opentelemetry")
     fake.configure_azure_monitor = lambda **kwargs: calls.append(kwargs)  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "azure.monitor.opentelemetry", fake)
+    monkeypatch.setattr(observability, "_exporter_configured", False)  # as in a fresh process
     root = logging.getLogger()
     handlers = list(root.handlers)
     try:
