@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from functions import worker
+from shared.settings import Settings
 
 
 @pytest.fixture
@@ -26,7 +27,7 @@ def slow_builds(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
 
     monkeypatch.setattr(worker, "configure_logging", lambda: configured.append(1))
     monkeypatch.setattr(worker, "build_lifecycle", build)
-    monkeypatch.setattr(worker.Settings, "from_env", classmethod(lambda cls, env=None: object()))
+    monkeypatch.setattr(Settings, "from_env", classmethod(lambda cls, env=None: object()))
     worker.lifecycle.cache_clear()
     yield builds
     assert len(configured) == len(builds)  # logging is set up with each build, never more often
