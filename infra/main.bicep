@@ -31,6 +31,12 @@ param idleTtl string = '2h'
 @description('Optional Teams/Slack webhook for alerts')
 param alertWebhookUrl string = ''
 
+@description('Key Vault (in this subscription, RBAC authorization) holding the webhook alerts\' signing secret as `alert-webhook-secret` (whsec_ + base64); empty sends webhook alerts unsigned')
+param alertWebhookSecretVault string = ''
+
+@description('Resource group of that Key Vault; empty means the app resource group')
+param alertWebhookSecretVaultResourceGroup string = ''
+
 @description('Create the Event Grid subscriptions (true once the function code is deployed; the postdeploy hook sets it)')
 param wireEvents bool = false
 
@@ -44,6 +50,8 @@ var stepQueue = 'autopilot-steps'
 var createWorkspace = empty(azureMlWorkspaceName)
 var mlWorkspaceName = createWorkspace ? 'mlw-${token}' : azureMlWorkspaceName
 var mlResourceGroupName = empty(azureMlResourceGroup) ? rg.name : azureMlResourceGroup
+var signAlerts = !empty(alertWebhookSecretVault)
+var webhookSecretReference = '@Microsoft.KeyVault(VaultName=${alertWebhookSecretVault};SecretName=alert-webhook-secret)'
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: 'rg-${environmentName}'
@@ -149,6 +157,8 @@ module app 'modules/functionapp.bicep' = {
       INGEST_WORKERS: '0'
       ALERT_TOPIC_ENDPOINT: alerts.outputs.endpoint
       ALERT_WEBHOOK_URL: alertWebhookUrl
+      // A Key Vault reference: the platform resolves it with the app's identity (webhookSecretAccess below).
+      ALERT_WEBHOOK_SECRET: signAlerts ? webhookSecretReference : ''
     }
   }
 }
@@ -176,6 +186,15 @@ module mlAccess 'modules/ml-access.bicep' = {
     wireEvents: wireEvents
   }
   dependsOn: [workspace]
+}
+
+module webhookSecretAccess 'modules/webhook-secret-access.bicep' = if (signAlerts) {
+  name: 'webhook-secret-access'
+  scope: resourceGroup(empty(alertWebhookSecretVaultResourceGroup) ? rg.name : alertWebhookSecretVaultResourceGroup)
+  params: {
+    vaultName: alertWebhookSecretVault
+    appPrincipalId: app.outputs.principalId
+  }
 }
 
 module blobEvents 'modules/blob-events.bicep' = if (wireEvents) {

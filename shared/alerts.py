@@ -7,15 +7,21 @@ retried a few times, logged, and given up on.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import hmac
 import json
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+import httpx
 from tenacity import retry, stop_after_attempt, wait_exponential
 
 log = logging.getLogger(__name__)
@@ -92,17 +98,55 @@ class EventGridSink:
 
 
 class WebhookSink:
-    """POSTs a Teams/Slack-compatible `{"text": ...}` body to a webhook URL."""
+    """POSTs a Teams/Slack-compatible `{"text": ..., "alert": ...}` body to a webhook URL; with a secret,
+    signed as Standard Webhooks does (`webhook-id`, `webhook-timestamp`, `webhook-signature`), so a
+    receiver can tell our alerts from anyone's. Slack and Teams ignore the headers and show `text`."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, secret: str | None = None, *, transport: httpx.BaseTransport | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.url = url
+        self._key = webhook_key(secret) if secret else None
+        self._client = httpx.Client(transport=transport, timeout=10)
+        self._clock = clock
+
+    def __repr__(self) -> str:  # neither the URL (Slack's holds a token) nor the key
+        return f"WebhookSink(signed={self._key is not None})"
 
     def send(self, alert: Alert) -> None:
-        import httpx
-
         text = f"[{alert.severity.upper()}] run {alert.run_id}: {alert.summary}"
-        response = httpx.post(self.url, json={"text": text, "alert": asdict(alert)}, timeout=10)
+        body = json.dumps({"text": text, "alert": asdict(alert)}, default=str).encode()
+        headers = {"content-type": "application/json"}
+        if self._key is not None:
+            headers.update(signature_headers(self._key, alert.id, int(self._clock()), body))
+        response = self._client.post(self.url, content=body, headers=headers)
         response.raise_for_status()
+
+
+SECRET_PREFIX = "whsec_"
+
+
+def webhook_key(secret: str) -> bytes:
+    """The HMAC key of a Standard Webhooks secret (`whsec_` + base64 of 24 to 64 random bytes). The error
+    never repeats the secret."""
+    encoded = secret.strip().removeprefix(SECRET_PREFIX)
+    try:
+        key = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("ALERT_WEBHOOK_SECRET is not whsec_ followed by base64; make one with "
+                         "`python -c \"import base64,os;print('whsec_'+base64.b64encode(os.urandom(32))"
+                         ".decode())\"`") from None
+    if not 24 <= len(key) <= 64:
+        raise ValueError(f"ALERT_WEBHOOK_SECRET holds {len(key)} bytes; Standard Webhooks secrets hold 24 "
+                         "to 64 random bytes (32 is usual)")
+    return key
+
+
+def signature_headers(key: bytes, message_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+    """Standard Webhooks' headers: `webhook-signature` is `v1,` + base64 of HMAC-SHA256 over
+    "id.timestamp.body"."""
+    signed = hmac.new(key, f"{message_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return {"webhook-id": message_id, "webhook-timestamp": str(timestamp),
+            "webhook-signature": "v1," + base64.b64encode(signed).decode()}
 
 
 class Alerts:

@@ -180,6 +180,8 @@ class Settings:
     # Runs submitted/running longer than this are polled by the timer, in case their events were lost.
     reconcile_after: timedelta = timedelta(minutes=10)
     alert_webhook_url: str | None = None
+    # Signs webhook alerts (Standard Webhooks): `whsec_` + base64; never in a repr, a log or an error.
+    alert_webhook_secret: str | None = field(default=None, repr=False)
     alert_topic_endpoint: str | None = None
     alert_topic_key: str | None = None
     azureml: AzureMLSettings | None = None
@@ -238,6 +240,7 @@ class Settings:
             eval_gate_base=_bool(e, "EVAL_GATE_BASE", True),
             reconcile_after=reconcile_after,
             alert_webhook_url=e.get("ALERT_WEBHOOK_URL") or None,
+            alert_webhook_secret=_webhook_secret(e),
             alert_topic_endpoint=e.get("ALERT_TOPIC_ENDPOINT") or None,
             alert_topic_key=e.get("ALERT_TOPIC_KEY") or None,
             azureml=_azureml(e) if platform == "azureml" else None,
@@ -312,6 +315,19 @@ def endpoint_name_for(e: Mapping[str, str], platform: str) -> str:
                             + (" (a hyphen and an 8-character per-install suffix follow it on Azure)"
                                if platform == "azureml" else ""))
     return name
+
+
+def _webhook_secret(e: Mapping[str, str]) -> str | None:
+    from shared.alerts import webhook_key
+
+    secret = e.get("ALERT_WEBHOOK_SECRET", "").strip()
+    if not secret:
+        return None
+    try:
+        webhook_key(secret)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
+    return secret
 
 
 def _at_least(e: Mapping[str, str], name: str, default: int, low: int, hint: str) -> int:

@@ -52,7 +52,7 @@ def build_alerts(settings: Settings) -> Alerts:
     if settings.alert_topic_endpoint:
         sinks.append(EventGridSink(settings.alert_topic_endpoint, settings.alert_topic_key))
     if settings.alert_webhook_url:
-        sinks.append(WebhookSink(settings.alert_webhook_url))
+        sinks.append(WebhookSink(settings.alert_webhook_url, settings.alert_webhook_secret))
     if settings.platform == "local" or not sinks:
         sinks.append(JsonlAlertSink(settings.data_dir / "alerts.jsonl"))
     return Alerts(sinks)

@@ -27,6 +27,7 @@ ROLES = {
     "Storage Table Data Contributor": "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",
     "Storage Queue Data Contributor": "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
     "EventGrid Data Sender": "d5a91429-5739-47e2-a06b-3470a27159e7",
+    "Key Vault Secrets User": "4633458b-17de-408a-b874-0445c86b69e6",
 }
 KEYWORDS = {"param", "var", "resource", "module", "output", "existing", "for", "in", "if", "true", "false",
             "null", "targetScope", "string", "int", "bool", "object", "array", "import", "type", "func"}
@@ -203,3 +204,20 @@ def test_the_app_gets_a_stable_install_id_for_its_endpoint_name() -> None:
     main = (INFRA / "main.bicep").read_text()
     assert re.search(r"AUTOPILOT_INSTALL_ID:\s*token\b", main)
     assert "var token = toLower(uniqueString(subscription().id, environmentName, location))" in main
+
+
+def test_webhook_alerts_are_signed_with_a_secret_the_app_reads_from_key_vault() -> None:
+    main = (INFRA / "main.bicep").read_text()
+    # The app setting is a Key Vault reference (resolved by the platform with the app's identity), set only
+    # when a vault is named; the secret itself never passes through the deployment.
+    assert "ALERT_WEBHOOK_SECRET: signAlerts ? webhookSecretReference : ''" in main
+    assert ("var webhookSecretReference = '@Microsoft.KeyVault(VaultName=${alertWebhookSecretVault};"
+            "SecretName=alert-webhook-secret)'") in main
+    assert "var signAlerts = !empty(alertWebhookSecretVault)" in main
+    module = parse(INFRA / "main.bicep")["modules"]["webhookSecretAccess"]
+    assert module["config"]["condition"] == "signAlerts"
+    access = (INFRA / "modules" / "webhook-secret-access.bicep").read_text()
+    assert ROLES["Key Vault Secrets User"] in access and "scope: vault" in access
+    assert "principalId: appPrincipalId" in access
+    parameters = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert parameters["alertWebhookSecretVault"]["value"] == "${ALERT_WEBHOOK_SECRET_VAULT=}"
