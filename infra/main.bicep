@@ -47,8 +47,11 @@ var ledgerTable = 'runs'
 // The step queue: the steps function advances runs from it; the host moves a message that failed
 // maxDequeueCount times (host.json) to '<name>-poison', which the steps_poison function reads.
 var stepQueue = 'autopilot-steps'
-var createWorkspace = empty(azureMlWorkspaceName)
-var mlWorkspaceName = createWorkspace ? 'mlw-${token}' : azureMlWorkspaceName
+// azd keeps the AZUREML_WORKSPACE output in its environment and passes it back as azureMlWorkspaceName: our
+// own workspace's name still means "ours, create it" (after `azd down` it is gone and must be made again).
+var ownWorkspaceName = 'mlw-${token}'
+var createWorkspace = empty(azureMlWorkspaceName) || azureMlWorkspaceName == ownWorkspaceName
+var mlWorkspaceName = createWorkspace ? ownWorkspaceName : azureMlWorkspaceName
 var mlResourceGroupName = empty(azureMlResourceGroup) ? rg.name : azureMlResourceGroup
 var signAlerts = !empty(alertWebhookSecretVault)
 var webhookSecretReference = '@Microsoft.KeyVault(VaultName=${alertWebhookSecretVault};SecretName=alert-webhook-secret)'
@@ -209,7 +212,16 @@ module blobEvents 'modules/blob-events.bicep' = if (wireEvents) {
   }
 }
 
+// What `autopilot` needs on a laptop (`eval "$(azd env get-values)"`): the settings the app gets that differ
+// from the code's defaults, so the CLI reads the same workspace, storage and endpoint name as the app
+// (tests/unit/test_infra.py compares the two).
 output AZURE_RESOURCE_GROUP string = rg.name
+output AUTOPILOT_PLATFORM string = 'azureml'
+output AZUREML_SUBSCRIPTION_ID string = subscription().subscriptionId
+output AUTOPILOT_INSTALL_ID string = token
+output BASE_MODEL string = baseModel
+output IDLE_TTL string = idleTtl
+output AUTOPILOT_STORAGE__queueServiceUri string = storage.outputs.queueEndpoint
 output AZURE_FUNCTION_APP_NAME string = app.outputs.name
 output AUTOPILOT_URL string = app.outputs.url
 output AUTOPILOT_STORAGE__blobServiceUri string = storage.outputs.blobEndpoint

@@ -221,3 +221,98 @@ def test_webhook_alerts_are_signed_with_a_secret_the_app_reads_from_key_vault() 
     assert "principalId: appPrincipalId" in access
     parameters = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
     assert parameters["alertWebhookSecretVault"]["value"] == "${ALERT_WEBHOOK_SECRET_VAULT=}"
+
+
+# App settings the CLI does without, and why: it sends no alerts of its own to these (commands that change
+# runs go through the app's API with --url), the webhook URL holds Slack's or Teams' token, and the signing
+# secret is a Key Vault reference only the platform resolves.
+NOT_FOR_THE_CLI = {"ALERT_WEBHOOK_URL": "a token in the URL", "ALERT_WEBHOOK_SECRET": "a Key Vault reference"}
+# Values azd itself keeps in every environment (`azd env get-values`).
+AZD_BUILT_INS = {"AZURE_ENV_NAME": "test", "AZURE_LOCATION": "swedencentral",
+                 "AZURE_SUBSCRIPTION_ID": "⟨subscription().subscriptionId⟩"}
+
+
+def bicep_values(main: str) -> dict[str, str]:
+    """What a Bicep expression in main.bicep stands for, as far as the test can tell: a literal, a param's
+    default, a var's literal or a member of a var's one-line object of literals; any other expression stands
+    for itself (two identical expressions, one value)."""
+    known = dict(re.findall(r"^param (\w+) string = '([^']*)'", main, flags=re.M))
+    known |= dict(re.findall(r"^var (\w+) = '([^'$]*)'$", main, flags=re.M))
+    for name, members in re.findall(r"^var (\w+) = \{(.*)\}$", main, flags=re.M):
+        known |= {f"{name}.{k}": v for k, v in re.findall(r"(\w+): '([^'$]*)'", members)}
+    return known
+
+
+def evaluate(expression: str, known: dict[str, str]) -> str:
+    expression = expression.strip()
+    literal = re.fullmatch(r"'([^'$]*)'", expression)
+    if literal:
+        return literal.group(1)
+    return known.get(expression, f"⟨{expression}⟩")
+
+
+def app_and_cli_environments() -> tuple[dict[str, str], dict[str, str]]:
+    """(the app settings main.bicep gives the function app, what `azd env get-values` gives the CLI)."""
+    main = (INFRA / "main.bicep").read_text()
+    known = bicep_values(main)
+    block = re.search(r"^    appSettings: \{\n(.*?)^    \}", main, flags=re.M | re.S)
+    assert block, "main.bicep passes the app settings as one appSettings object"
+    settings = re.findall(r"^\s+([A-Za-z]\w*): (.+)$", block.group(1), flags=re.M)
+    outputs = re.findall(r"^output (\w+) string = (.+)$", main, flags=re.M)
+    app = {name: evaluate(value, known) for name, value in settings}
+    cli = AZD_BUILT_INS | {name: evaluate(value, known) for name, value in outputs}
+    return app, cli
+
+
+def test_the_cli_gets_every_setting_the_app_gets_that_it_needs() -> None:
+    from shared.settings import Settings
+
+    app, cli = app_and_cli_environments()
+    assert {"AZUREML_WORKSPACE", "AUTOPILOT_INSTALL_ID", "STEP_QUEUE"} <= set(app)  # the scan itself works
+    app = {k: v for k, v in app.items() if k not in NOT_FOR_THE_CLI}
+    as_the_app = Settings.from_env(app)
+    # A setting the CLI lacks matters when the app's settings without it are not the app's settings.
+    needed = {name for name in app if not _same_without(app, name, as_the_app)}
+    missing = sorted(name for name in needed if cli.get(name) != app[name])
+    assert not missing, f"app settings that differ from the code's defaults, not among the outputs: {missing}"
+    assert Settings.from_env(cli) == as_the_app
+    assert "AUTOPILOT_URL" in cli  # `autopilot status|redeploy --url`
+
+
+def _same_without(env: dict[str, str], name: str, expected: Any) -> bool:
+    from shared.settings import Settings, SettingsError
+
+    try:
+        return bool(Settings.from_env({k: v for k, v in env.items() if k != name}) == expected)
+    except SettingsError:  # a required setting
+        return False
+
+
+def test_the_cli_and_the_app_derive_the_same_endpoint_name() -> None:
+    from shared.settings import Settings
+
+    app, cli = app_and_cli_environments()
+    name = Settings.from_env({k: v for k, v in app.items() if k not in NOT_FOR_THE_CLI}).endpoint_name
+    assert re.fullmatch(r"autopilot-chat-[0-9a-f]{8}", name)
+    assert Settings.from_env(cli).endpoint_name == name
+    # `autopilot check-azure` forces the Azure ML platform over whatever the environment says.
+    assert Settings.from_env({**cli, "AUTOPILOT_PLATFORM": "azureml"}).endpoint_name == name
+
+
+def test_outputs_that_azd_passes_back_as_parameters_keep_their_meaning() -> None:
+    # azd writes outputs into its environment, and main.parameters.json reads some of those names: the next
+    # provision (the postdeploy hook's, or `azd up` after `azd down`) must mean the same by them.
+    main = (INFRA / "main.bicep").read_text()
+    parameters = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    read_back = {re.match(r"\$\{(\w+)", p["value"]).group(1) for p in parameters.values()  # type: ignore[union-attr]
+                 if str(p["value"]).startswith("${")}
+    outputs = set(re.findall(r"^output (\w+) ", main, flags=re.M))
+    assert outputs & read_back == {"AZUREML_WORKSPACE", "AZUREML_RESOURCE_GROUP", "BASE_MODEL", "IDLE_TTL"}
+    # Our own workspace's name coming back still means "create it" (it is gone after `azd down`).
+    assert "var ownWorkspaceName = 'mlw-${token}'" in main
+    own = "var createWorkspace = empty(azureMlWorkspaceName) || azureMlWorkspaceName == ownWorkspaceName"
+    assert own in main
+    assert "output AZUREML_WORKSPACE string = mlWorkspaceName" in main
+    # The resource group comes back as rg.name, which is what empty means; the others come back unchanged.
+    assert "var mlResourceGroupName = empty(azureMlResourceGroup) ? rg.name : azureMlResourceGroup" in main
+    assert "output BASE_MODEL string = baseModel" in main and "output IDLE_TTL string = idleTtl" in main
