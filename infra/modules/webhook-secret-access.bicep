@@ -4,19 +4,21 @@
 param vaultName string
 param appPrincipalId string
 
-// Key Vault Secrets User: read secret contents, nothing else.
-var secretsUser = '4633458b-17de-408a-b874-0445c86b69e6'
+var roles = {
+  // Read secret contents, nothing else.
+  keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
+}
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
   name: vaultName
 }
 
 resource appReadsSecrets 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(vault.id, appPrincipalId, secretsUser)
+  name: guid(vault.id, appPrincipalId, roles.keyVaultSecretsUser)
   scope: vault
   properties: {
     principalId: appPrincipalId
     principalType: 'ServicePrincipal'
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', secretsUser)
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsUser)
   }
 }

@@ -23,6 +23,8 @@ SCOPES = {
     "Microsoft.MachineLearningServices/workspaces": WORKSPACE_ID,
     "Microsoft.Storage/storageAccounts": f"{RG_ID}/providers/Microsoft.Storage/storageAccounts/stautopilot",
     "Microsoft.EventGrid/topics": f"{RG_ID}/providers/Microsoft.EventGrid/topics/evgt-alerts",
+    # The vault of ALERT_WEBHOOK_SECRET_VAULT (the platform reads the secret; the adapters never call it).
+    "Microsoft.KeyVault/vaults": f"{RG_ID}/providers/Microsoft.KeyVault/vaults/kv-alerts",
 }
 
 
