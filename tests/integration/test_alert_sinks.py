@@ -18,12 +18,14 @@ class Receiver:
 
     def __init__(self) -> None:
         self.requests: list[tuple[str, dict[str, str], Any]] = []
+        self.bodies: list[bytes] = []  # as received, for signature checks
         self.status = 200
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                receiver.bodies.append(body)
                 receiver.requests.append((self.path, dict(self.headers), json.loads(body)))
                 self.send_response(receiver.status)
                 self.end_headers()
@@ -60,6 +62,18 @@ def test_webhook_sink_posts_a_teams_and_slack_readable_text(receiver: Receiver) 
     WebhookSink(f"{receiver.url}/hook").send(ALERT)
     ((_, _, body),) = receiver.requests
     assert body["text"] == "[ERROR] run run-1: fine-tune job ftap-run-1 ended Failed"
+
+
+def test_a_signed_webhook_is_verified_by_the_standard_webhooks_library(receiver: Receiver) -> None:
+    import base64
+    import os
+
+    from standardwebhooks import Webhook
+
+    secret = "whsec_" + base64.b64encode(os.urandom(32)).decode()
+    WebhookSink(f"{receiver.url}/hook", secret).send(ALERT)
+    ((_, headers, body),), (raw,) = receiver.requests, receiver.bodies
+    assert Webhook(secret).verify(raw, headers)["text"] == body["text"]
 
 
 def test_a_failing_sink_is_retried_then_given_up_without_raising(receiver: Receiver) -> None:
