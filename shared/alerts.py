@@ -128,6 +128,10 @@ SECRET_PREFIX = "whsec_"
 def webhook_key(secret: str) -> bytes:
     """The HMAC key of a Standard Webhooks secret (`whsec_` + base64 of 24 to 64 random bytes). The error
     never repeats the secret."""
+    if secret.strip().startswith("@Microsoft.KeyVault("):  # the platform could not resolve the reference
+        raise ValueError("ALERT_WEBHOOK_SECRET is a Key Vault reference the platform could not resolve: "
+                         "check that the secret exists and the app's identity has Key Vault Secrets User on "
+                         "the vault")
     encoded = secret.strip().removeprefix(SECRET_PREFIX)
     try:
         key = base64.b64decode(encoded, validate=True)

@@ -179,11 +179,11 @@ class Settings:
     eval_gate_base: bool = True
     # Runs submitted/running longer than this are polled by the timer, in case their events were lost.
     reconcile_after: timedelta = timedelta(minutes=10)
-    alert_webhook_url: str | None = None
+    alert_webhook_url: str | None = field(default=None, repr=False)  # Slack's and Teams' hold a token
     # Signs webhook alerts (Standard Webhooks): `whsec_` + base64; never in a repr, a log or an error.
     alert_webhook_secret: str | None = field(default=None, repr=False)
     alert_topic_endpoint: str | None = None
-    alert_topic_key: str | None = None
+    alert_topic_key: str | None = field(default=None, repr=False)
     azureml: AzureMLSettings | None = None
     finetune_overrides: Mapping[str, str] = field(default_factory=dict)
 

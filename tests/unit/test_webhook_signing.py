@@ -72,6 +72,7 @@ def test_the_secret_comes_from_its_setting_and_is_never_shown(caplog: pytest.Log
            "ALERT_WEBHOOK_SECRET": SECRET}
     settings = Settings.from_env(env)
     assert settings.alert_webhook_secret == SECRET and SECRET not in repr(settings)
+    assert "hooks.example" not in repr(settings)
     (sink,) = [s for s in build_alerts(settings).sinks if isinstance(s, WebhookSink)]
     assert SECRET not in repr(sink) and "hooks.example" not in repr(sink)
     sent, transport = capture(status=500)
@@ -83,7 +84,8 @@ def test_the_secret_comes_from_its_setting_and_is_never_shown(caplog: pytest.Log
     assert not [r for r in caplog.records if key in r.getMessage() or SECRET in r.getMessage()]
 
 
-@pytest.mark.parametrize("bad", ["not-a-secret!", "whsec_" + base64.b64encode(b"short").decode()])
+@pytest.mark.parametrize("bad", ["not-a-secret!", "whsec_" + base64.b64encode(b"short").decode(),
+                                 "@Microsoft.KeyVault(VaultName=kv;SecretName=alert-webhook-secret)"])
 def test_a_malformed_secret_is_refused_at_start_without_echoing_it(bad: str) -> None:
     with pytest.raises(SettingsError, match="ALERT_WEBHOOK_SECRET") as refused:
         Settings.from_env({"AUTOPILOT_STORAGE": DEVELOPMENT_STORAGE, "ALERT_WEBHOOK_SECRET": bad})
