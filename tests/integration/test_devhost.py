@@ -332,8 +332,33 @@ def test_a_blob_name_the_emulator_cannot_list_blocks_no_other_upload(start, env,
     assert sorted(c.blob_name for c in named(calls, "ingest")) == [
         "a.jsonl", "bad-but-fine.jsonl", "later.jsonl", "z.jsonl"]
     reports = [r for r in caplog.records if "cannot be listed" in r.getMessage()]
-    assert len(reports) == 1 and "'bad'" in reports[0].getMessage()
+    assert len(reports) == 1 and "'bad' followed by a control character" in reports[0].getMessage()
     sink = Path(settings.data_dir) / "alerts.jsonl"
     alerts = [json.loads(line) for line in sink.read_text().splitlines()]
     assert [a["alert_class"] for a in alerts].count("devhost.blobs_unlistable") == 1, alerts
     host.stop()
+
+
+def test_names_on_both_sides_of_an_unlistable_one_are_all_seen_within_two_polls(start, env, calls,
+                                                                               caplog) -> None:
+    """A careless user's uploads: the odd name sorts between the others; none of them waits behind it."""
+    container = BlobServiceClient.from_connection_string(env["AUTOPILOT_STORAGE"]).get_container_client(
+        env["INCOMING_CONTAINER"])
+    container.create_container()
+    names = ["tiny/one.jsonl", "odd/name\x01x.jsonl", "good/support.jsonl", "odd/namf.jsonl",
+             "odd/name.jsonl", "zz/\x02.jsonl", "a.jsonl"]
+    for name in names:
+        container.upload_blob(name, b"{}\n")
+    listable = sorted(n for n in names if n.isprintable())
+    with caplog.at_level(logging.ERROR, logger="devhost.watcher"):
+        host = start(watch_blobs=True)
+        assert wait_for(lambda: len(named(calls, "ingest")) >= len(listable), timeout=2.5 * host.poll_interval
+                        + 5), [c.blob_name for c in named(calls, "ingest")]
+        time.sleep(0.5)
+    assert sorted(c.blob_name for c in named(calls, "ingest")) == listable
+    reported = {r.getMessage() for r in caplog.records if "cannot be listed" in r.getMessage()}
+    assert len(reported) == 2, reported
+    assert all(any(f"{start!r} followed by a control character" in m for m in reported)
+               for start in ("odd/name", "zz/"))
+    host.stop()
+
