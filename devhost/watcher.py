@@ -252,7 +252,7 @@ def _page(container: ContainerClient, after: str, size: int,
         page = list(next(pages))
     except StopIteration:
         return [], False
-    return page, pages.continuation_token is not None
+    return page, getattr(pages, "continuation_token", None) is not None  # set once the page is read
 
 
 def _odd_name(container: ContainerClient, after: str, budget: _Budget) -> tuple[str, str] | None:
