@@ -24,7 +24,7 @@ import azure.functions as func
 from devhost import triggers
 from devhost.alerts import AlertTail
 from devhost.polling import Poller
-from devhost.queues import QueueOptions, QueueTriggers
+from devhost.queues import QueueOptions, QueueTriggers, blob_trigger_queue
 from devhost.relay import JobEventRelay
 from devhost.routes import Reply, Routes
 from devhost.timers import TimerSchedule
@@ -179,7 +179,9 @@ class DevHost:
         self.queue_options = QueueOptions.from_host_json(self.host_json)
         self.invoker.timeout = self.function_timeout or function_timeout_of(self.host_json, env)
         self._server = _Server(("127.0.0.1", self.port), _Handler)
-        self._server.routes = Routes(self.functions, env, self.invoker, self.route_prefix)
+        blob_queues = {f.name: blob_trigger_queue(f, env) for f in self.functions.values()
+                       if f.trigger_type == triggers.BLOB}
+        self._server.routes = Routes(self.functions, env, self.invoker, self.route_prefix, blob_queues)
         self._serving = threading.Thread(target=self._server.serve_forever, name="devhost-http", daemon=True)
         self._serving.start()
         log.info("devhost listening on %s", self.base_url)
@@ -198,10 +200,11 @@ class DevHost:
                                              interval=self.poll_interval, alerts=build_alerts(settings)))
         if self._options["timers"] and schedule.timers:
             self._pollers.append(schedule)
-        queue_functions = [f for f in self.functions.values() if f.trigger_type == triggers.QUEUE]
-        if self._options["queues"] and queue_functions:
+        queue_functions = [f for f in self.functions.values()
+                           if f.trigger_type == triggers.QUEUE and self._options["queues"]]
+        if queue_functions or blob_functions:  # blob triggers run from the host's blob trigger queue
             self._pollers.append(QueueTriggers(queue_functions, env, self.invoker, self.queue_options,
-                                               interval=self.poll_interval))
+                                               blob_functions=blob_functions, interval=self.poll_interval))
         relay_target = self.functions.get(self.relay_function)
         if self._options["relay"]:
             if relay_target is None or relay_target.trigger_type != triggers.EVENT_GRID:

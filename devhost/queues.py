@@ -10,11 +10,18 @@ delivered `maxDequeueCount` times, copied to `<queue>-poison` and deleted, where
 trigger (if any) picks it up. A poison queue has no poison queue of its own: a message failing there stays
 invisible until its hold runs out, and one delivered too often is never run again.
 
+Blob triggers (Event Grid source) run the same way, as the host runs them: the blob webhook only queues a
+blob trigger message on the host's blob trigger queue (BLOB_TRIGGER_QUEUE) and answers 202; that queue's
+listener runs the blob function (a blob gone meanwhile is skipped) and, after host.json's
+`extensions.blobs.maxDequeueCount` (5) failures, moves the message to `webjobs-blobtrigger-poison` in the
+blob's storage account, where the app's `ingest_poison` function reads it.
+
 `QueueHost` holds these rules over the queue port, so tests drive the in-memory queue with the same ones.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -31,13 +38,17 @@ from azure.functions.queue import QueueMessage as WorkerQueueMessage
 from devhost import triggers
 from devhost.polling import Poller
 from devhost.triggers import FunctionError, HostedFunction, Invoker, within
+from shared.events import BLOB_TRIGGER_POISON_QUEUE, parse_blob_trigger_message
 from shared.queues import Delivery, MessageQueue, QueueError, poison_queue_name
 from shared.settings import parse_duration
+from shared.storage import blob_service
 from shared.wiring import build_queue
 
 log = logging.getLogger("devhost.queues")
 
 RECEIVE_VISIBILITY = timedelta(minutes=10)
+# The host's is `azure-webjobs-blobtrigger-<host id>`, in AzureWebJobsStorage; here, in the blob's account.
+BLOB_TRIGGER_QUEUE = "azure-webjobs-blobtrigger-devhost"
 
 
 @dataclass(frozen=True)
@@ -50,6 +61,7 @@ class QueueOptions:
     new_batch_threshold: int = 8
     max_polling_interval: timedelta = timedelta(minutes=1)
     message_encoding: str = "base64"
+    blob_max_dequeue_count: int = 5  # extensions.blobs.maxDequeueCount: blob trigger tries before poison
 
     @classmethod
     def from_host_json(cls, path: Path) -> QueueOptions:
@@ -67,7 +79,10 @@ class QueueOptions:
                                                 str(section.get("maxPollingInterval", "00:01:00"))),
             message_encoding=str(section.get("messageEncoding", "base64")).lower(),
         )
-        if options.message_encoding != "base64" or options.max_dequeue_count < 1 or not 1 <= batch <= 32:
+        blobs = int(host.get("extensions", {}).get("blobs", {}).get("maxDequeueCount", 5))
+        options = dataclasses.replace(options, blob_max_dequeue_count=blobs)
+        if options.message_encoding != "base64" or min(options.max_dequeue_count, blobs) < 1 \
+                or not 1 <= batch <= 32:
             raise FunctionError(f"{path}: extensions.queues must have messageEncoding base64 (the app sends "
                                 "base64), maxDequeueCount of at least 1 and batchSize from 1 to 32")
         return options
@@ -187,9 +202,17 @@ class QueueTriggers(Poller):
     name = "queue triggers"
 
     def __init__(self, functions: list[HostedFunction], env: Mapping[str, str], invoker: Invoker,
-                 options: QueueOptions, *, interval: float = 1.0) -> None:
+                 options: QueueOptions, *, blob_functions: list[HostedFunction] | None = None,
+                 interval: float = 1.0) -> None:
         super().__init__(min(interval, options.max_polling_interval.total_seconds()))
         self.hosts: list[QueueHost] = []
+        blob_options = dataclasses.replace(options, max_dequeue_count=options.blob_max_dequeue_count)
+        by_connection = {str(f.trigger["connection"]): f for f in blob_functions or []}
+        for function in by_connection.values():  # one blob trigger queue per storage account, as the host
+            storage = triggers.storage_for(str(function.trigger["connection"]), env, service="queue")
+            self.hosts.append(QueueHost(build_queue(storage, BLOB_TRIGGER_QUEUE),
+                                        build_queue(storage, BLOB_TRIGGER_POISON_QUEUE),
+                                        _blob_runner(blob_functions or [], env, invoker), blob_options))
         for function in functions:
             storage = triggers.storage_for(str(function.trigger["connection"]), env, service="queue")
             name = str(function.trigger["queueName"])
@@ -235,3 +258,34 @@ def _runner(function: HostedFunction, invoker: Invoker, queue: str) -> Callable[
         return invoker.invoke(function, queue_argument(delivery),
                               reason=f"New queue message detected on '{queue}'.")
     return run
+
+
+def blob_trigger_queue(function: HostedFunction, env: Mapping[str, str]) -> MessageQueue:
+    """The blob trigger queue the blob webhook sends a blob function's messages to."""
+    return build_queue(triggers.storage_for(str(function.trigger["connection"]), env, service="queue"),
+                       BLOB_TRIGGER_QUEUE)
+
+
+def _blob_runner(functions: list[HostedFunction], env: Mapping[str, str],
+                 invoker: Invoker) -> Callable[[Delivery], Any]:
+    """Runs the blob function a blob trigger message names (the host's BlobQueueTriggerExecutor): a message
+    for no function, or for a blob that is gone, is done with at once."""
+    by_id = {f"Host.Functions.{f.name}": f for f in functions}
+
+    def run(delivery: Delivery) -> Any:
+        message = parse_blob_trigger_message(json.loads(delivery.text))
+        function = by_id.get(message.function_id)
+        if function is None:
+            log.warning("blob trigger message %s names no blob function (%s); dropped", delivery.id,
+                        message.function_id)
+            return None
+        client = blob_service(triggers.storage_for(str(function.trigger["connection"]), env)) \
+            .get_blob_client(message.container, message.name)
+        if not client.exists():
+            log.info("blob %s/%s is gone; its trigger message %s is dropped", message.container,
+                     message.name, delivery.id)
+            return None
+        return invoker.invoke(function, triggers.blob_argument(function, client.url, env),
+                              reason=f"New blob detected(EventGrid): {message.container}/{message.name}")
+    return run
+

@@ -59,6 +59,11 @@ class Lifecycle:
         with handling():
             return upload.on_upload(self.ctx, blob)
 
+    def on_upload_failed(self, blob: BlobRef, etag: str, reason: str) -> Outcome:
+        """An upload its blob trigger gave up on, or that was never handled: a failed run, one alert."""
+        with handling():
+            return upload.on_upload_failed(self.ctx, blob, etag, reason)
+
     def on_job_event(self, event: RunEvent) -> Outcome:
         """An Azure ML run event (RunCompleted / RunStatusChanged) about one of the jobs."""
         with handling(job_id=event.job_name):
