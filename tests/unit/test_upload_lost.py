@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -69,3 +70,20 @@ def test_ingest_poison_reads_the_blob_poison_queue_of_the_uploads_account() -> N
     (trigger,) = [triggers.description(b) for b in function.get_bindings()]
     assert (trigger["type"], trigger["queueName"], trigger["connection"]) == (
         "queueTrigger", "webjobs-blobtrigger-poison", "AUTOPILOT_STORAGE")
+
+
+def test_an_upload_no_trigger_handled_is_failed_by_the_sweep_once_it_is_old_enough(world) -> None:
+    """Its BlobCreated never came: LOST_UPLOAD_AFTER (1 hour) later, a sweep fails it with one alert."""
+    fine = world.upload("fine.jsonl")
+    world.drop("forgotten.jsonl")
+    world.drop("plan.manifest.json", b'{"train": "missing.jsonl"}')  # waits for its file: not an upload
+    world.skipped += timedelta(minutes=50)
+    world.life.on_sweep()
+    assert world.alerts() == []
+    world.skipped += timedelta(minutes=11)
+    world.life.on_sweep()
+    world.life.on_sweep()
+    lost = [r for r in world.ledger.all() if r.run_id != fine.run_id]
+    assert [(r.upload, r.state) for r in lost] == [("incoming/forgotten.jsonl", State.FAILED)]
+    assert "no blob trigger handled it" in lost[0].error
+    assert world.alerts() == ["upload.failed"]
