@@ -7,11 +7,13 @@ alert tail that stand in for Event Grid, the timer scheduler and the platform's 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
 import time
 from collections.abc import Mapping
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
@@ -22,13 +24,13 @@ import azure.functions as func
 from devhost import triggers
 from devhost.alerts import AlertTail
 from devhost.polling import Poller
-from devhost.queues import QueueOptions, QueueTriggers
+from devhost.queues import QueueOptions, QueueTriggers, blob_trigger_queue
 from devhost.relay import JobEventRelay
 from devhost.routes import Reply, Routes
 from devhost.timers import TimerSchedule
 from devhost.triggers import HostedFunction, Invoker
 from devhost.watcher import BlobWatcher
-from shared.settings import Settings
+from shared.settings import Settings, parse_duration
 from shared.wiring import build_alerts
 
 log = logging.getLogger("devhost")
@@ -112,6 +114,17 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("%s %s", self.address_string(), format % args)
 
 
+def function_timeout_of(host_json: Path, env: Mapping[str, str]) -> timedelta | None:
+    """host.json's functionTimeout, or the app setting AzureFunctionsJobHost__functionTimeout that overrides
+    it on Azure too; None (no limit) if neither is set or it is -1."""
+    value = env.get("AzureFunctionsJobHost__functionTimeout")
+    if value is None and host_json.exists():
+        value = json.loads(host_json.read_text()).get("functionTimeout")
+    if value is None or str(value).strip() == "-1":
+        return None
+    return parse_duration("functionTimeout", str(value))
+
+
 class DevHost:
     """Runs a FunctionApp's functions on this machine, the way the Functions host would drive them.
 
@@ -124,7 +137,7 @@ class DevHost:
                  timers: bool = True, relay: bool = True, alerts: bool = True,
                  relay_function: str = "job_events", poll_interval: float = 1.0,
                  route_prefix: str = "api", queues: bool = True,
-                 host_json: Path = Path("host.json")) -> None:
+                 host_json: Path = Path("host.json"), function_timeout: timedelta | None = None) -> None:
         self.app = app
         self.settings = settings
         self.port = port
@@ -136,6 +149,7 @@ class DevHost:
         self.poll_interval = poll_interval
         self.route_prefix = route_prefix
         self.functions: dict[str, HostedFunction] = {}
+        self.function_timeout = function_timeout
         self.invoker = Invoker()
         self._server: _Server | None = None
         self._serving: threading.Thread | None = None
@@ -163,8 +177,11 @@ class DevHost:
         schedule = TimerSchedule([f for f in self.functions.values() if f.trigger_type == triggers.TIMER],
                                  self.invoker)  # parses the schedules now, so a bad one fails at start
         self.queue_options = QueueOptions.from_host_json(self.host_json)
+        self.invoker.timeout = self.function_timeout or function_timeout_of(self.host_json, env)
         self._server = _Server(("127.0.0.1", self.port), _Handler)
-        self._server.routes = Routes(self.functions, env, self.invoker, self.route_prefix)
+        blob_queues = {f.name: blob_trigger_queue(f, env) for f in self.functions.values()
+                       if f.trigger_type == triggers.BLOB}
+        self._server.routes = Routes(self.functions, env, self.invoker, self.route_prefix, blob_queues)
         self._serving = threading.Thread(target=self._server.serve_forever, name="devhost-http", daemon=True)
         self._serving.start()
         log.info("devhost listening on %s", self.base_url)
@@ -183,10 +200,11 @@ class DevHost:
                                              interval=self.poll_interval, alerts=build_alerts(settings)))
         if self._options["timers"] and schedule.timers:
             self._pollers.append(schedule)
-        queue_functions = [f for f in self.functions.values() if f.trigger_type == triggers.QUEUE]
-        if self._options["queues"] and queue_functions:
+        queue_functions = [f for f in self.functions.values()
+                           if f.trigger_type == triggers.QUEUE and self._options["queues"]]
+        if queue_functions or blob_functions:  # blob triggers run from the host's blob trigger queue
             self._pollers.append(QueueTriggers(queue_functions, env, self.invoker, self.queue_options,
-                                               interval=self.poll_interval))
+                                               blob_functions=blob_functions, interval=self.poll_interval))
         relay_target = self.functions.get(self.relay_function)
         if self._options["relay"]:
             if relay_target is None or relay_target.trigger_type != triggers.EVENT_GRID:

@@ -1,7 +1,9 @@
 """Core Tools' local routes over the registered functions: webhooks, admin and HTTP triggers.
 
 Event Grid semantics: 200 when every function call returned, 500 when one raised (Event Grid would retry),
-400 for a body that is not an event, 404 for a function that is not registered with that trigger.
+400 for a body that is not an event, 404 for a function that is not registered with that trigger. The blob
+webhook, as the host's, only queues a blob trigger message per event and answers 202 (devhost/queues.py runs
+it, with the host's retries and poison queue).
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ import azure.functions as func
 from devhost import triggers
 from devhost.queues import queue_argument
 from devhost.triggers import HostedFunction, Invoker
-from shared.events import BLOB_CREATED
-from shared.queues import Delivery
+from shared.events import BLOB_CREATED, BlobTriggerMessage
+from shared.queues import Delivery, MessageQueue
 from shared.storage import blob_service, split_blob_url
 
 log = logging.getLogger("devhost")
@@ -52,8 +54,9 @@ class Routes:
     """Dispatches one request (method, path with query, headers, body) to the function it names."""
 
     def __init__(self, functions: Mapping[str, HostedFunction], env: Mapping[str, str], invoker: Invoker,
-                 route_prefix: str = "api") -> None:
+                 route_prefix: str = "api", blob_queues: Mapping[str, MessageQueue] | None = None) -> None:
         self.functions = functions
+        self.blob_queues = blob_queues or {}
         self.env = env
         self.invoker = invoker
         self.prefix = route_prefix.strip("/")
@@ -112,7 +115,7 @@ class Routes:
                 failed += 1
         if failed:
             return Reply.text(500, f"{failed} of {len(events)} invocations of {name} failed")
-        return Reply(200)
+        return Reply(202 if kind == triggers.BLOB else 200)
 
     def _deliver(self, function: HostedFunction, event: dict[str, Any]) -> None:
         if function.trigger_type == triggers.EVENT_GRID:
@@ -133,9 +136,9 @@ class Routes:
             log.info("%s: ignored BlobCreated for %s: outside path %s", function.name, url,
                      function.trigger["path"])
             return
-        argument = triggers.blob_argument(function, url, self.env)
-        self.invoker.invoke(function, argument, reason=f"New blob detected (EventGrid): {blob_container}/"
-                                                       f"{blob_name}")
+        message = BlobTriggerMessage(f"Host.Functions.{function.name}", blob_container, blob_name,
+                                     f'"{data.get("eTag", "")}"')
+        self.blob_queues[function.name].send(json.dumps(message.to_json()))
 
     def _admin(self, method: str, name: str, body: bytes) -> Reply:
         function = self.functions.get(name)

@@ -8,6 +8,7 @@ and its bindings' `get_dict_repr()` (what the host reads), so the devhost drives
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import json
 import logging
@@ -19,7 +20,8 @@ import uuid
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from datetime import timedelta
+from typing import Any, TypeVar
 
 import azure.functions as func
 from azure.functions.blob import InputStream
@@ -40,8 +42,51 @@ QUEUE = "queueTrigger"
 SUPPORTED = (BLOB, EVENT_GRID, TIMER, HTTP, QUEUE)
 
 
+T = TypeVar("T")
+
+
 class FunctionError(ValueError):
     """A registered function cannot be hosted here (unknown setting, unsupported binding); names which."""
+
+
+class FunctionTimeout(Exception):
+    """An invocation ran past functionTimeout: the host fails it there and restarts the worker that ran it."""
+
+
+def within(call: Callable[[], T], timeout: timedelta | None, name: str) -> T:
+    """`call()`, or FunctionTimeout once `timeout` has passed. The Functions host fails a timed-out
+    invocation at once (its trigger settles it as any failure: a queue message is released or poisoned) and
+    restarts the worker process, so none of the function's own cleanup runs. Here the call runs on a daemon
+    thread that is abandoned at the timeout: its result and exception are dropped, and the function the
+    devhost drives is not told (Python cannot kill a thread; a child process would cut the app off from the
+    state the tests share with it)."""
+    if timeout is None:
+        return call()
+    outcome: dict[str, Any] = {}
+    done = threading.Event()
+    context = contextvars.copy_context()
+
+    def run() -> None:
+        try:
+            outcome["result"] = context.run(call)
+        except BaseException as exc:  # handed to the caller below, whatever it is
+            outcome["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name=f"devhost-invocation-{name}", daemon=True).start()
+    if not done.wait(timeout.total_seconds()):
+        raise FunctionTimeout(f"Timeout value of {_clock(timeout)} was exceeded by function: "
+                              f"Functions.{name}")
+    if "error" in outcome:
+        raise outcome["error"]
+    result: T = outcome["result"]
+    return result
+
+
+def _clock(span: timedelta) -> str:
+    seconds = int(span.total_seconds())
+    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
 def resolve(expression: str, env: Mapping[str, str], *, where: str) -> str:
@@ -185,9 +230,12 @@ def timer_argument(*, past_due: bool = False) -> func.TimerRequest:
 
 
 class Invoker:
-    """Runs functions with Core Tools-style console lines; background invocations are joined on `join()`."""
+    """Runs functions with Core Tools-style console lines; background invocations are joined on `join()`.
+    With a `timeout` (host.json's functionTimeout), an invocation still running then is failed and
+    abandoned (`within`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, timeout: timedelta | None = None) -> None:
+        self.timeout = timeout
         self._threads: set[threading.Thread] = set()
         self._lock = threading.Lock()
 
@@ -196,10 +244,19 @@ class Invoker:
         invocation = str(uuid.uuid4())
         log.info("Executing 'Functions.%s' (Reason='%s', Id=%s)", function.name, reason, invocation)
         started = time.perf_counter()
-        try:
+
+        def call() -> Any:
             result = function.user_function(**{function.arg_name: argument})
-            if inspect.iscoroutine(result):
-                result = asyncio.run(result)
+            return asyncio.run(result) if inspect.iscoroutine(result) else result
+
+        try:
+            result = within(call, self.timeout, function.name)
+        except FunctionTimeout:
+            log.error("Timeout value of %s exceeded by function 'Functions.%s' (Id: '%s'). Initiating "
+                      "cancellation.", _clock(self.timeout or timedelta(0)), function.name, invocation)
+            log.error("Executed 'Functions.%s' (Failed, Id=%s, Duration=%dms)", function.name, invocation,
+                      (time.perf_counter() - started) * 1000)
+            raise
         except Exception:
             log.exception("Executed 'Functions.%s' (Failed, Id=%s, Duration=%dms)", function.name,
                           invocation, (time.perf_counter() - started) * 1000)

@@ -8,9 +8,10 @@ delivery is retried with backoff, and given up (dead-lettered, logged) after a f
 
 One odd blob must not stop the others. Listings go page by page, each call bounded by a timeout and not
 retried by the SDK (Azurite answers 500 to a page holding a name with a control character; the SDK's retries
-made that ~90 s per poll). When a page fails, the rest of the container is listed by name prefixes,
-narrowing only under the prefix that fails; names that no listing can return are skipped, with one alert
-per failing prefix. Each blob is handled on its own, so a name the watcher cannot turn into an event is
+made that ~90 s per poll). When a page fails it is asked for again in smaller pages down to one name; that
+name is spelled out by bisection over listing markers (a few hundred calls, once per poll) and stepped
+over, with one alert per name, so every listable name, before or after it, is seen in the same poll.
+Each blob is handled on its own, so a name the watcher cannot turn into an event is
 skipped (logged once) and the next one goes on.
 """
 
@@ -22,7 +23,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -42,10 +43,8 @@ MAX_ATTEMPTS = 5
 PAGE_SIZE = 500
 # Listing calls fail fast instead of retrying: the next poll is the retry.
 CALL_OPTIONS = {"retry_total": 0, "connection_timeout": 5, "read_timeout": 30}
-# Prefix listing narrows one character at a time over these; a name whose next character is outside them,
-# under a prefix whose listing fails, is skipped (it is almost surely the odd name itself).
-PREFIX_ALPHABET = "".join(chr(c) for c in range(0x20, 0x7F)) + "".join(chr(c) for c in range(0xA0, 0x180))
-MAX_PREFIX_DEPTH = 32
+MAX_NAME_LENGTH = 1024  # Azure's limit on a blob name
+_LAST_CHAR = 0xD7FF  # markers are sent as UTF-8: the bisection stays below the surrogates
 
 
 def _not_the_failing_page(record: logging.LogRecord) -> bool:
@@ -125,14 +124,14 @@ class BlobWatcher(Poller):
         self._deliveries.submit(self._deliver, function.name, key, etag, event)
 
     def _listing(self, container: ContainerClient) -> Iterator[BlobProperties]:
-        """Every blob of the container that can be listed; names that cannot are reported once per prefix."""
-        def unlistable(prefix: str, cause: str) -> None:
-            self._report(f"{container.container_name}/{prefix!r}", "devhost.blobs_unlistable",
-                         f"a blob in {container.container_name} whose name starts with {prefix!r} cannot be "
-                         f"listed ({cause}); it is skipped and other uploads go on. Delete or rename it (a "
-                         "control character in its name?) to clear this.")
+        """Every blob of the container that can be listed; a name that cannot is reported once."""
+        def unlistable(name: str, cause: str) -> None:
+            self._report(f"{container.container_name}/{name}", "devhost.blobs_unlistable",
+                         f"a blob in {container.container_name} named {name} cannot be listed ({cause}); "
+                         "it is skipped and other uploads go on. Delete or rename it (a control character in "
+                         "its name?) to clear this.")
 
-        yield from _list(container, "", "", 0, unlistable, _Budget())
+        yield from _list(container, unlistable, _Budget())
 
     def _report(self, key: str, alert_class: str, message: str) -> None:
         """Log (and alert) a skipped name or prefix once per devhost run."""
@@ -214,46 +213,84 @@ class _Budget:
     def spend(self) -> None:
         self.left -= 1
         if self.left < 0:
-            raise RuntimeError("listing keeps failing under every prefix; is the storage healthy?")
+            raise RuntimeError("listing keeps failing; is the storage healthy?")
 
 
-def _list(container: ContainerClient, prefix: str, after: str, depth: int,
-          unlistable: Callable[[str, str], None], budget: _Budget) -> Generator[BlobProperties, None, bool]:
-    """Blobs whose names start with `prefix` and sort after `after`, page by page. When the storage answers
-    a page with an error, the rest is listed under longer prefixes (`_around`). Returns whether some names
-    were skipped; a call that gets no answer at all (storage down) raises, failing the whole poll."""
-    pages = container.list_blobs(name_starts_with=prefix or None, results_per_page=PAGE_SIZE,
-                                 timeout=30).by_page(continuation_token=after or None)
-    last = after
+def _list(container: ContainerClient, unlistable: Callable[[str, str], None],
+          budget: _Budget) -> Iterator[BlobProperties]:
+    """Every listable blob of the container, in name order, page by page from a marker (the last name seen;
+    Azurite lists the names after it). A page that fails is asked for again, smaller, until one name is
+    left: that name is the odd one, found by `_odd_name` and stepped over, so names after it are listed in
+    the same poll. A call that gets no answer at all (storage down) raises, failing the whole poll."""
+    after, size = "", PAGE_SIZE
     while True:
-        budget.spend()
         try:
-            page = list(next(pages))
-        except StopIteration:
-            return False
+            page, more = _page(container, after, size, budget)
         except HttpResponseError as exc:
+            if size > 1:
+                size = max(1, size // 8)
+                continue
             cause = f"HTTP {exc.status_code}" if exc.status_code else type(exc).__name__
-            if depth >= MAX_PREFIX_DEPTH:
-                unlistable(prefix, cause)
-                return True
-            return (yield from _around(container, prefix, last, depth, cause, unlistable, budget))
-        for blob in page:
-            last = blob.name
-            yield blob
+            odd = _odd_name(container, after, budget)
+            if odd is None:  # the one-name page listed this time: a passing failure, not a name
+                continue
+            unlistable(odd[0], cause)
+            after, size = odd[1], PAGE_SIZE
+            continue
+        yield from page
+        if not more or not page:
+            return
+        after = str(page[-1].name)
 
 
-def _around(container: ContainerClient, prefix: str, after: str, depth: int, cause: str,
-            unlistable: Callable[[str, str], None], budget: _Budget) -> Generator[BlobProperties, None, bool]:
-    """The names under `prefix` that sort after `after`, listed under each one-character-longer prefix."""
-    deeper = False
-    for char in PREFIX_ALPHABET:
-        narrower = prefix + char
-        if after and narrower < after[: len(narrower)]:
-            continue  # every name under it sorts before `after`: listed already
-        resume = after if after.startswith(narrower) else ""
-        deeper |= yield from _list(container, narrower, resume, depth + 1, unlistable, budget)
-    if not deeper:
-        # No longer prefix failed, so the failing name continues `prefix` with a character outside
-        # PREFIX_ALPHABET (a control character): that is the name skipped. Reported at the deepest level only.
-        unlistable(prefix, cause)
-    return True
+def _page(container: ContainerClient, after: str, size: int,
+          budget: _Budget) -> tuple[list[BlobProperties], bool]:
+    """One listing call: up to `size` blobs named after `after`, and whether more follow."""
+    budget.spend()
+    pages = container.list_blobs(results_per_page=size, timeout=30).by_page(continuation_token=after or None)
+    try:
+        page = list(next(pages))
+    except StopIteration:
+        return [], False
+    return page, getattr(pages, "continuation_token", None) is not None  # set once the page is read
+
+
+def _odd_name(container: ContainerClient, after: str, budget: _Budget) -> tuple[str, str] | None:
+    """The first name after `after`, which no listing returns: (how to show it, the marker that steps over
+    it); None if a one-name page from `after` lists after all."""
+    found = _spelled(container, after, budget)
+    if found is None:
+        return None
+    start, cut = found
+    return (f"{start!r} followed by a control character", start + " ") if cut else (repr(start), start)
+
+
+def _spelled(container: ContainerClient, after: str, budget: _Budget) -> tuple[str, bool] | None:
+    """The odd name after `after`, spelled out by bisection over markers: a one-name page from marker M
+    fails while M sorts before it. About eight calls a character. A marker cannot carry a control
+    character, so a name is spelled up to one: (the name or its start, whether it was cut there). A second
+    odd name with no listable name before it can mislead the bisection past the first (see the README)."""
+    def before_odd(marker: str) -> bool:
+        try:
+            _page(container, max(marker, after), 1, budget)
+        except HttpResponseError:
+            return True
+        return False
+
+    if not before_odd(after):
+        return None
+    name = ""
+    while len(name) < MAX_NAME_LENGTH:
+        # The smallest character c with `name + c` not before the odd name: its next character, if the name
+        # ends there, else the one after it.
+        low, high = (0x80, _LAST_CHAR + 1) if before_odd(name + "\x7f") else (0x20, 0x7F)
+        while low < high:
+            middle = (low + high) // 2
+            low, high = (middle + 1, high) if before_odd(name + chr(middle)) else (low, middle)
+        if low == 0x20:
+            return name, True
+        if not before_odd(name + chr(low - 1) + chr(_LAST_CHAR)):
+            name += chr(low - 1)  # the name goes on past this character
+        else:
+            return name + chr(low), False
+    raise RuntimeError("listing keeps failing; is the storage healthy?")

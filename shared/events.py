@@ -153,6 +153,37 @@ def blob_created_event(url: str, *, content_length: int, etag: str = "",
     }
 
 
+BLOB_TRIGGER_POISON_QUEUE = "webjobs-blobtrigger-poison"
+
+
+@dataclass(frozen=True)
+class BlobTriggerMessage:
+    """The Functions host's blob trigger message (the WebJobs blobs extension's BlobTriggerMessage): what it
+    queues for each BlobCreated, and what it moves to `webjobs-blobtrigger-poison`, in the triggering blob's
+    storage account, once the blob function failed maxDequeueCount times (5) on it."""
+
+    function_id: str
+    container: str
+    name: str
+    etag: str  # as the host writes it, in quotes
+
+    def to_json(self) -> dict[str, str]:
+        """The message's JSON, field for field as the host serializes it."""
+        return {"Type": "BlobTrigger", "FunctionId": self.function_id, "BlobType": "BlockBlob",
+                "ContainerName": self.container, "BlobName": self.name, "ETag": self.etag}
+
+
+def parse_blob_trigger_message(body: Any) -> BlobTriggerMessage:
+    """Read a blob trigger message (its JSON, parsed); MalformedEvent if it is not one."""
+    if not isinstance(body, Mapping) or body.get("Type", "BlobTrigger") != "BlobTrigger":
+        raise MalformedEvent("not a blob trigger message")
+    fields = [body.get(k) for k in ("FunctionId", "ContainerName", "BlobName", "ETag")]
+    if not all(isinstance(f, str) for f in fields) or not fields[1] or not fields[2]:
+        raise MalformedEvent("blob trigger message lacks FunctionId, ContainerName, BlobName or ETag")
+    function_id, container, name, etag = (str(f) for f in fields)
+    return BlobTriggerMessage(function_id, container, name, etag)
+
+
 def parse_event_time(raw: Any) -> datetime | None:
     """An event's ISO 8601 time ('Z' or an offset; naive times are UTC); None when absent or unreadable."""
     if not isinstance(raw, str) or not raw:

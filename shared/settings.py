@@ -179,6 +179,9 @@ class Settings:
     eval_gate_base: bool = True
     # Runs submitted/running longer than this are polled by the timer, in case their events were lost.
     reconcile_after: timedelta = timedelta(minutes=10)
+    # An upload in the incoming container this long with no run is failed with one alert: its event never
+    # came, or its blob trigger gave up. Longer than the host's 5 tries of up to functionTimeout each.
+    lost_upload_after: timedelta = timedelta(hours=1)
     alert_webhook_url: str | None = field(default=None, repr=False)  # Slack's and Teams' hold a token
     # Signs webhook alerts (Standard Webhooks): `whsec_` + base64; never in a repr, a log or an error.
     alert_webhook_secret: str | None = field(default=None, repr=False)
@@ -239,6 +242,7 @@ class Settings:
             eval_gate_max_drop=_float(e, "EVAL_GATE_MAX_DROP", 0.05),
             eval_gate_base=_bool(e, "EVAL_GATE_BASE", True),
             reconcile_after=reconcile_after,
+            lost_upload_after=parse_duration("LOST_UPLOAD_AFTER", e.get("LOST_UPLOAD_AFTER", "1h")),
             alert_webhook_url=e.get("ALERT_WEBHOOK_URL") or None,
             alert_webhook_secret=_webhook_secret(e),
             alert_topic_endpoint=e.get("ALERT_TOPIC_ENDPOINT") or None,

@@ -15,7 +15,6 @@ from datetime import timedelta
 from devhost.queues import QueueHost, QueueOptions
 from shared.lifecycle import Lifecycle, Outcome, StepMessage
 from shared.queues import Delivery, poison_queue_name
-from shared.queues.memory import InMemoryQueue
 from shared.queues.storage_queue import StorageQueue
 from shared.wiring import build_queue
 
@@ -47,7 +46,7 @@ def run_steps(life: Lifecycle, *, until: Callable[[], bool] | None = None,
     poison = build_queue(settings.storage, poison_queue_name(settings.step_queue))
     options = QueueOptions(visibility_timeout=timedelta(0))
     step_host = QueueHost(steps, poison, timed(life.on_step), options)
-    poison_host = QueueHost(poison, InMemoryQueue("unused"), timed(lambda m, _: life.on_poison(m)), options)
+    poison_host = QueueHost(poison, None, timed(lambda m, _: life.on_poison(m)), options)
     deadline = time.monotonic() + timeout
     while not (until is not None and until()):
         batch = [(step_host, d) for d in step_host.receive(16)] + [(poison_host, d) for d in

@@ -12,6 +12,7 @@ Event and HTTP handlers only record and hand off; the work runs as short steps f
     rollback.py      how a run ends when a step cannot go on: failed or rolled back, one alert
     gate.py          the deploy gate: smoke test and eval score
     reconcile.py     runs whose events or step messages were lost, or whose handler died mid-step
+    unseen.py        uploads no trigger handled (event lost, trigger gave up): failed, one alert
     sweep.py         on_sweep: tear down idle endpoints (the rules in shared/idle.py)
     outcome.py       what a handler did, as a typed value
 """
@@ -23,7 +24,7 @@ from datetime import datetime
 
 from shared.alerts import Alerts
 from shared.events import RunEvent
-from shared.lifecycle import job_status, naming, reconcile, step_machine, sweep, upload
+from shared.lifecycle import job_status, naming, reconcile, step_machine, sweep, unseen, upload
 from shared.lifecycle.context import Context
 from shared.lifecycle.outcome import Outcome, Result
 from shared.lifecycle.step_message import MalformedStep, Step, StepMessage
@@ -59,6 +60,11 @@ class Lifecycle:
         with handling():
             return upload.on_upload(self.ctx, blob)
 
+    def on_upload_failed(self, blob: BlobRef, etag: str, reason: str) -> Outcome:
+        """An upload its blob trigger gave up on, or that was never handled: a failed run, one alert."""
+        with handling():
+            return upload.on_upload_failed(self.ctx, blob, etag, reason)
+
     def on_job_event(self, event: RunEvent) -> Outcome:
         """An Azure ML run event (RunCompleted / RunStatusChanged) about one of the jobs."""
         with handling(job_id=event.job_name):
@@ -77,7 +83,8 @@ class Lifecycle:
     def on_sweep(self, now: datetime | None = None) -> SweepReport:
         """The timer: re-queue runs whose events or steps were lost, then tear down idle endpoints."""
         with handling():
-            report = SweepReport(reconciled=reconcile.reconcile(self.ctx, now))
+            reconciled = [*reconcile.reconcile(self.ctx, now), *unseen.check(self.ctx, now)]
+            report = SweepReport(reconciled=reconciled)
             return sweep.on_sweep(self.ctx, now, report)
 
     def redeploy(self, run: Run) -> Run:

@@ -22,6 +22,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
+import msgspec
+
 from shared.lifecycle import deploy, promote, register, rollback, upload
 from shared.lifecycle.context import Context, log
 from shared.lifecycle.outcome import Outcome, Result
@@ -38,6 +40,9 @@ STEPS: dict[Step, Handler] = {
     Step.PROMOTE: promote.promote,
 }
 _LEASE_SLACK = timedelta(seconds=1)
+# Deliveries of one step lost to handlers that died holding its lease before the step stops waiting for the
+# lease and fails its deliveries, so the host's maxDequeueCount moves it to the poison queue (on_poison).
+MAX_LOST_DELIVERIES = 4
 
 
 def on_step(ctx: Context, message: StepMessage, dequeue_count: int = 1) -> Outcome:
@@ -67,7 +72,8 @@ def on_poison(ctx: Context, message: StepMessage) -> Outcome:
     if run is None:
         return Outcome(Result.IGNORED, message.run_id, detail=f"poisoned {message}: no such run")
     stale = staleness(run, message)
-    if stale or run.lease_live(ctx.ledger.now()):
+    # A lease on this very step was taken by one of its own deliveries, all of which failed or died.
+    if stale or (run.lease_live(ctx.ledger.now()) and run.lease_step != message.step.value):
         log.warning("poisoned %s left alone: %s", message, stale or "another handler holds the run")
         return Outcome(Result.IGNORED, run.run_id, run.state, f"poisoned {message}: {stale or 'held'}")
     reason = f"step {message.step} failed on every delivery" + (f"; last error: {run.error}" if run.error
@@ -92,11 +98,20 @@ def _held(ctx: Context, run: Run, message: StepMessage, dequeue_count: int) -> O
     holder = f"{run.lease_step} is held until {run.lease_until:%H:%M:%S}" if run.lease_until else "held"
     if dequeue_count <= 1:
         return Outcome(Result.IN_PROGRESS, run.run_id, run.state, f"{message}: {holder}; dropped")
-    # A redelivery: its handler may have died holding the lease. Come back when the lease runs out.
+    # A redelivery: its handler may have died holding the lease. Come back when the lease runs out, unless
+    # handlers of this step keep dying (killed at functionTimeout): then fail, and let the host poison it.
+    lost = message.lost + dequeue_count - 1
+    if lost >= MAX_LOST_DELIVERIES:
+        raise StepHeld(f"{message}: {holder}; {lost} deliveries lost to handlers that died holding it")
     assert run.lease_until is not None
     wait = run.lease_until - ctx.ledger.now() + _LEASE_SLACK
-    ctx.steps.send(message.encode(), delay=wait)
+    ctx.steps.send(msgspec.structs.replace(message, lost=lost).encode(), delay=wait)
     return Outcome(Result.IN_PROGRESS, run.run_id, run.state, f"{message}: {holder}; back in {wait}")
+
+
+class StepHeld(RuntimeError):
+    """A step whose handlers keep dying holding its lease: this delivery fails so the host retries, then
+    poisons it."""
 
 
 def _run(ctx: Context, claimed: Run, message: StepMessage) -> Outcome:

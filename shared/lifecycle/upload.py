@@ -167,6 +167,25 @@ class _Side:
         self.file._close(abort=True)
 
 
+def on_upload_failed(ctx: Context, upload: BlobRef, etag: str, reason: str) -> Outcome:
+    """An upload its blob trigger gave up on (its message poisoned after maxDequeueCount failures) or that no
+    trigger ever handled: record it failed and alert once, unless a run already accounts for this version."""
+    etag = etag.strip('"')
+    if upload.container != ctx.settings.incoming_container:
+        return Outcome(Result.IGNORED, detail=f"{upload.container} is not the incoming container")
+    known = ctx.ledger.find(upload=upload.path, upload_etag=etag) or ctx.ledger.find(test_upload=upload.path)
+    if known:
+        return Outcome(Result.ALREADY_HANDLED, known[0].run_id, known[0].state, "the upload has a run")
+    shown = f"{upload.container}/{printable(upload.name)}"
+    run = Run(run_id=f"lost-{naming.upload_key(upload.container, upload.name, etag)}", state=State.FAILED,
+              upload=shown, upload_etag=etag, error=reason)
+    created = ctx.ledger.create(run, note="upload not processed") or ctx.ledger.get(run.run_id)
+    if created is not None:
+        ctx.alert(created, "upload.failed", "error",
+                  f"{shown} was not processed: {reason}. Upload it again (or `autopilot drop --force`).")
+    return Outcome(Result.FAILED, run.run_id, State.FAILED, reason)
+
+
 def resume(ctx: Context, run: Run) -> Outcome:
     """A repeated delivery of an upload we know: queue its submit again if it was left before it (the first
     delivery's handler may have died between recording the run and queueing the step; a repeat is dropped)."""

@@ -63,13 +63,15 @@ class InMemoryQueue:
             self._held(delivery)
             del self._messages[delivery.id]
 
-    def release(self, delivery: Delivery, delay: timedelta = timedelta(0)) -> None:
-        """Visible again after `delay` (a new receipt is needed to delete it then)."""
+    def release(self, delivery: Delivery, delay: timedelta = timedelta(0)) -> Delivery:
+        """Visible again after `delay`; the delivery with its new receipt."""
         check_message("", delay)
         with self._lock:
             message = self._held(delivery)
             message.visible_at = self._clock() + delay
             message.receipt = str(uuid.uuid4())
+            return Delivery(message.id, message.text, message.dequeue_count, message.receipt,
+                            message.inserted_at)
 
     def next_visible_at(self) -> datetime | None:
         """When the next message becomes visible (now or later); None if the queue is empty."""

@@ -60,8 +60,9 @@ class MessageQueue(Protocol):
         """Remove a received message; ReceiptExpired if this delivery's receipt no longer holds."""
         ...
 
-    def release(self, delivery: Delivery, delay: timedelta = timedelta(0)) -> None:
-        """Make a received message visible again after `delay`; ReceiptExpired as for delete."""
+    def release(self, delivery: Delivery, delay: timedelta = timedelta(0)) -> Delivery:
+        """Make a received message visible again after `delay`; ReceiptExpired as for delete. Returns the
+        delivery with its new receipt (a listener renews its hold on a message still running this way)."""
         ...
 
 

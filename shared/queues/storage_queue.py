@@ -8,6 +8,7 @@ here into the port's errors, so no `azure.core` exception reaches the lifecycle.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from datetime import timedelta
 
@@ -55,13 +56,15 @@ class StorageQueue:
         except AzureError as exc:
             raise _translated(exc, f"delete message {delivery.id} of queue {self.name}") from exc
 
-    def release(self, delivery: Delivery, delay: timedelta = timedelta(0)) -> None:
-        """Visible again after `delay`."""
+    def release(self, delivery: Delivery, delay: timedelta = timedelta(0)) -> Delivery:
+        """Visible again after `delay`; the delivery with its new receipt."""
         check_message("", delay)
         try:
-            self.client.update_message(delivery.id, delivery.receipt, visibility_timeout=_seconds(delay))
+            updated = self.client.update_message(delivery.id, delivery.receipt,
+                                                 visibility_timeout=_seconds(delay))
         except AzureError as exc:
             raise _translated(exc, f"release message {delivery.id} of queue {self.name}") from exc
+        return dataclasses.replace(delivery, receipt=str(updated.pop_receipt))
 
     def _ensure_queue(self) -> None:
         if self._created:

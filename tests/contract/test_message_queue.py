@@ -95,6 +95,18 @@ def test_a_released_message_is_visible_again_and_its_old_receipt_is_spent(queue:
     queue.delete(again)
 
 
+def test_a_hold_renewed_by_release_keeps_the_message_and_its_new_receipt_deletes_it(
+        queue: MessageQueue) -> None:
+    queue.send("long job")
+    (got,) = queue.receive(16, SHORT)
+    renewed = queue.release(got, timedelta(minutes=5))
+    wait_out(SHORT)
+    assert queue.receive(16, SHORT) == []
+    queue.delete(renewed)
+    with pytest.raises(ReceiptExpired):
+        queue.release(got, SHORT)
+
+
 def test_receive_takes_at_most_the_count_asked(queue: MessageQueue) -> None:
     for i in range(5):
         queue.send(f"m{i}")

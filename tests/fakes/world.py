@@ -57,7 +57,8 @@ class MemoryWorld:
     queue; `drain` moves all of them forward together."""
 
     def __init__(self, data_dir: Path, *, now: Callable[[], datetime] | None = None,
-                 provisioning_time: timedelta = timedelta(minutes=2), **env: str) -> None:
+                 provisioning_time: timedelta = timedelta(minutes=2),
+                 function_timeout: timedelta | None = None, **env: str) -> None:
         self.settings = Settings.from_env({"AUTOPILOT_STORAGE": DEVELOPMENT_STORAGE,
                                            "AUTOPILOT_DATA_DIR": str(data_dir), **env})
         base = now or (lambda: datetime.now(UTC))
@@ -65,7 +66,7 @@ class MemoryWorld:
         clock = lambda: base() + self.skipped  # noqa: E731 - the one clock every backend reads
         self.read_clock = clock
         self.platform = InMemoryPlatform(clock=clock, provisioning_time=provisioning_time)
-        self.staging = InMemoryBlobStore()
+        self.staging = InMemoryBlobStore(clock)
         self.steps = InMemoryQueue(self.settings.step_queue, clock)
         self.poison = InMemoryQueue(poison_queue_name(self.settings.step_queue), clock)
         self.life: Lifecycle = build_lifecycle(self.settings, self.platform,
@@ -76,9 +77,11 @@ class MemoryWorld:
         self.invocations: list[Invocation] = []
         self._lock = threading.Lock()
         options = QueueOptions(visibility_timeout=timedelta(minutes=1))
-        self.step_host = QueueHost(self.steps, self.poison, self._invoke(self.life.on_step), options)
-        self.poison_host = QueueHost(self.poison, InMemoryQueue("unused"), self._invoke(
-            lambda message, _: self.life.on_poison(message)), options)
+        # `function_timeout` (wall time) fails and abandons a step still running then, as the host does.
+        self.step_host = QueueHost(self.steps, self.poison, self._invoke(self.life.on_step), options,
+                                   timeout=function_timeout)
+        self.poison_host = QueueHost(self.poison, None, self._invoke(
+            lambda message, _: self.life.on_poison(message)), options, timeout=function_timeout)
 
     @property
     def ledger(self) -> Ledger:
