@@ -71,6 +71,10 @@ class ServiceUnavailable(TransientPlatformError):
     """Throttling, a server error or a broken connection; retrying the same call may succeed."""
 
 
+class TrafficNotSettled(TransientPlatformError):
+    """A traffic update was accepted but the endpoint does not serve the new split yet; ask again later."""
+
+
 def _code(error: HttpResponseError) -> str:
     inner = getattr(error, "error", None)
     return str(getattr(inner, "code", "") or "")

@@ -6,6 +6,7 @@ azure-core options for all (tests pass `transport=`: the real SDKs then talk to 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -48,7 +49,8 @@ class AzureMLPlatform:
 
     def __init__(self, settings: Settings, credential: Any = None,
                  client_options: Mapping[str, Any] | None = None,
-                 clock: Callable[[], datetime] | None = None) -> None:
+                 clock: Callable[[], datetime] | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         if settings.azureml is None:
             raise SettingsError("AUTOPILOT_PLATFORM=azureml needs AZUREML_SUBSCRIPTION_ID, "
                                 "AZUREML_RESOURCE_GROUP and AZUREML_WORKSPACE")
@@ -63,6 +65,7 @@ class AzureMLPlatform:
         self._metrics_by_region: dict[str, Any] = {}
         self._component: Any = None
         self._clock = clock or (lambda: datetime.now(UTC))
+        self._sleep = sleep  # between reads of an endpoint whose traffic is being switched
 
     # -- clients, made on first use -------------------------------------------------------------------------
 
@@ -202,7 +205,7 @@ class AzureMLPlatform:
         return score(self.ml, self._scoring, endpoint, payload, deployment)
 
     def set_traffic(self, endpoint: str, traffic: Mapping[str, int]) -> None:
-        endpoints.set_traffic(self.ml, endpoint, traffic)
+        endpoints.set_traffic(self.ml, endpoint, traffic, self._sleep)
 
     def delete_deployment(self, endpoint: str, deployment: str) -> None:
         endpoints.delete_deployment(self.ml, endpoint, deployment)
@@ -212,7 +215,9 @@ class AzureMLPlatform:
 
     def get_endpoint(self, endpoint: str) -> EndpointInfo | None:
         entity = endpoints.existing_endpoint(self.ml, endpoint)
-        return None if entity is None else endpoints.endpoint_info(self.ml, entity)
+        # One being deleted counts as gone: deletes are begun, not awaited.
+        return None if entity is None or not endpoints.present(entity) else \
+            endpoints.endpoint_info(self.ml, entity)
 
     def list_endpoints(self) -> list[EndpointInfo]:
         try:
@@ -221,7 +226,7 @@ class AzureMLPlatform:
             raise translate(error, "list endpoints") from error
         # Deployments are listed only for our endpoints: the sweep never looks at anyone else's.
         return [endpoints.endpoint_info(self.ml, e, with_deployments=MANAGED_TAG in (e.tags or {}))
-                for e in found]
+                for e in found if endpoints.present(e)]
 
     def endpoint_activity(self, endpoint: str) -> datetime | None:
         """Last scored request within twice the idle TTL (at least an hour); None if none in that window."""
