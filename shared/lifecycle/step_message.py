@@ -42,6 +42,9 @@ class StepMessage(msgspec.Struct, frozen=True, kw_only=True):
     endpoint: str = ""
     deployment: str = ""
     poll: int = 0
+    # Deliveries of the earlier copies this one was re-sent from (while a dead handler's lease ran out), so
+    # the count the host's maxDequeueCount judges keeps growing across the re-send.
+    deliveries: int = 0
 
     def encode(self) -> str:
         """The message's queue text."""
