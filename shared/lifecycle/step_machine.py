@@ -29,6 +29,7 @@ from datetime import timedelta
 
 import msgspec
 
+from shared import deadline
 from shared.lifecycle import deploy, promote, register, rollback, upload
 from shared.lifecycle.context import Context, log
 from shared.lifecycle.outcome import Outcome, Result
@@ -116,7 +117,8 @@ def _held(ctx: Context, run: Run, message: StepMessage, dequeue_count: int) -> O
 
 def _run(ctx: Context, claimed: Run, message: StepMessage) -> Outcome:
     try:
-        return STEPS[message.step](ctx, claimed, message)
+        with deadline.within(ctx.settings.step_deadline.total_seconds(), ctx.monotonic):
+            return STEPS[message.step](ctx, claimed, message)
     except Exception as exc:
         _let_go(ctx, claimed, message, exc)
         raise
