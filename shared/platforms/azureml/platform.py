@@ -15,7 +15,7 @@ from typing import Any
 from azure.core.exceptions import ResourceNotFoundError
 
 from shared.finetune import ParameterError, display_name, resolve_parameters
-from shared.platforms.azureml import clients, endpoints
+from shared.platforms.azureml import clients, endpoints, training
 from shared.platforms.azureml.activity import last_request
 from shared.platforms.azureml.base_model import BaseModel, RegistryReads, inference_skus, resolve_base_model
 from shared.platforms.azureml.compute import check_size, plan_compute
@@ -40,6 +40,7 @@ from shared.platforms.port import (
     ModelRef,
     NotFoundError,
     Provisioning,
+    TrainingRecord,
 )
 from shared.settings import AzureMLSettings, Settings, SettingsError
 
@@ -62,6 +63,7 @@ class AzureMLPlatform:
         self._ml: Any = None
         self._registry: Any = None
         self._scoring: Any = None
+        self._tracking: tuple[Any, str] | None = None  # the MLflow tracking client and its address
         self._metrics_by_region: dict[str, Any] = {}
         self._component: Any = None
         self._clock = clock or (lambda: datetime.now(UTC))
@@ -135,6 +137,14 @@ class AzureMLPlatform:
         if job is None:
             raise NotFoundError(f"job {job_name} not found in workspace {self._aml.workspace}")
         return job_state(job)
+
+    def training_record(self, job_name: str) -> TrainingRecord:
+        """The fine-tune step's logged `loss` and `eval_loss` (training.py); NotFoundError for no such job."""
+        if self._tracking is None:
+            self._tracking = (clients.tracking_client(self._cred(), self._options),
+                              training.tracking_base(self.ml, self._aml.workspace))
+        client, base = self._tracking
+        return training.training_record(client, base, job_name)
 
     def register(self, job_name: str, model_name: str, tags: Mapping[str, str],
                  description: str = "") -> ModelRef:
