@@ -51,14 +51,6 @@ def test_every_step_ends_before_function_timeout_with_the_default_settings() -> 
     assert not over, f"steps that can outlive functionTimeout ({limit:.0f} s): {over}"
 
 
-def test_what_the_gate_alone_could_take_without_a_deadline_is_far_beyond_function_timeout() -> None:
-    # Why the deadline, and not the timeouts alone: the gate asks each of K test conversations of the new and
-    # the live deployment, each ask retried by ctx.call (4 attempts) over the scoring client's retries (3).
-    settings = Settings.from_env({"AUTOPILOT_STORAGE": "UseDevelopmentStorage=true"})
-    asks = settings.smoke_conversations * 2 * 4 * 3
-    assert asks * (clients.CONNECT_TIMEOUT_S + endpoints.REQUEST_TIMEOUT_MS / 1000) > function_timeout_s()
-
-
 def test_a_step_deadline_that_leaves_no_room_is_visible_in_the_budget() -> None:
     limit = function_timeout_s()
     settings = Settings.from_env({"AUTOPILOT_STORAGE": "UseDevelopmentStorage=true", "STEP_DEADLINE": "10m"})
