@@ -82,7 +82,6 @@ def run_demo(data_dir: Path) -> dict[str, Any]:
 def drive(life: Lifecycle, marks: list[tuple[str, datetime]]) -> dict[str, Any]:
     from shared.evaluation.render import text_table
     from shared.lifecycle.gate import reply_text, seed_payload
-    from shared.ops.views import EvalReports
     from shared.staging import BlobRef
 
     settings = life.ctx.settings
@@ -100,7 +99,7 @@ def drive(life: Lifecycle, marks: list[tuple[str, datetime]]) -> dict[str, Any]:
 
     run = wait_for("the run to go live", lambda: (r := current()) and r.state.value == "live" and r, 600)
     marks.append(("live", life.ledger.now()))
-    report = life.platform.eval_report(run.job_name) if isinstance(life.platform, EvalReports) else None
+    report = life.platform.training_record(run.job_name).evaluation
     if report is None:
         raise DemoFailed(f"job {run.job_name} wrote no evaluation report")
     print(f"\nevaluation on the held-out prompts (job {run.job_name}):\n{text_table(report)}\n", flush=True)

@@ -134,6 +134,8 @@ module app 'modules/functionapp.bicep' = {
       // Online endpoint names are unique per region: the app suffixes ENDPOINT_NAME with a hash of this.
       AUTOPILOT_INSTALL_ID: token
       STEP_TIMEOUT: '15m'
+      // A step's platform calls stop by then: well under host.json's functionTimeout (10 min).
+      STEP_DEADLINE: '5m'
       STEP_QUEUE: stepQueue
       DEPLOY_POLL_INTERVAL: '30s'
       DEPLOY_POLL_MAX_INTERVAL: '5m'

@@ -141,6 +141,9 @@ class Settings:
     # How long a handler may hold a step before another may take it over: longer than any one step runs,
     # and than host.json's functionTimeout (10 min), so a lease outlives the invocation that took it.
     step_timeout: timedelta = timedelta(minutes=15)
+    # How long one step invocation may spend on platform calls (shared/deadline.py): well under host.json's
+    # functionTimeout, so a slow endpoint or a stalled operation fails the step before the host kills it.
+    step_deadline: timedelta = timedelta(minutes=5)
     job_event_queue: str = "autopilot-job-events"
     # The step queue (its poison queue is `<name>-poison`); a deployment is polled after the first interval,
     # then each wait 1.5 times longer up to the max; one still provisioning after DEPLOY_TIMEOUT is deleted.
@@ -212,6 +215,7 @@ class Settings:
             ledger_table=e.get("LEDGER_TABLE", "runs"),
             endpoint_name=endpoint_name_for(e, platform),
             step_timeout=parse_duration("STEP_TIMEOUT", e.get("STEP_TIMEOUT", "15m")),
+            step_deadline=_positive(e, "STEP_DEADLINE", "5m"),
             job_event_queue=e.get("JOB_EVENT_QUEUE", "autopilot-job-events"),
             step_queue=_queue_name(e.get("STEP_QUEUE", "autopilot-steps")),
             deploy_poll_interval=_positive(e, "DEPLOY_POLL_INTERVAL", "30s"),

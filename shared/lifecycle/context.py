@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
+from shared import deadline
 from shared.alerts import Alert, Alerts, Severity
 from shared.lifecycle.step_message import Step, message_for, next_step
 from shared.platforms.port import Platform, PlatformError
@@ -36,10 +37,16 @@ class Context:
     steps: MessageQueue
     # How a retry waits out its backoff (tests that run in milliseconds record the waits instead).
     sleep: Callable[[float], None] = field(default=time.sleep)
+    # The clock of the step's deadline (STEP_DEADLINE; tests move it instead of waiting).
+    monotonic: Callable[[], float] = field(default=time.monotonic)
 
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Call the platform, retrying transient failures (429, 5xx, timeouts) with backoff."""
-        return _transient_retry(fn, self.sleep)(*args, **kwargs)
+        """Call the platform, retrying transient failures (429, 5xx, timeouts) with backoff; no attempt
+        starts once the step's deadline has passed (OutOfTime)."""
+        def attempt(*inner: Any, **named: Any) -> T:
+            deadline.check(getattr(fn, "__name__", "a platform call"), self.monotonic)
+            return fn(*inner, **named)
+        return _transient_retry(attempt, self.sleep)(*args, **kwargs)
 
     def hand_off(self, run: Run, step: Step | None = None, delay: timedelta = timedelta(0)) -> Step | None:
         """Put the run's next step (or `step`) on the step queue, stamped with the run's step sequence, to

@@ -15,6 +15,11 @@ first delivery is dropped (that handler's own message comes back if it dies, sin
 only after its invocation returns); a redelivery is sent again to arrive when the lease runs out, so a
 handler killed mid-step is taken over then. A step that raises lets go of its lease and records why; the
 host retries the message and, after host.json's maxDequeueCount, moves it to the poison queue (`on_poison`).
+
+A handler the host kills at functionTimeout lets go of nothing: its message comes back while the lease is
+held. The copy sent again carries the deliveries so far (`StepMessage.deliveries`), and a copy whose
+deliveries in all exceed maxDequeueCount is poisoned without running, as the host does with its own count:
+a step killed on every delivery ends the run with one alert instead of looping.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from datetime import timedelta
 
 import msgspec
 
+from shared import deadline
 from shared.lifecycle import deploy, promote, register, rollback, upload
 from shared.lifecycle.context import Context, log
 from shared.lifecycle.outcome import Outcome, Result
@@ -40,9 +46,8 @@ STEPS: dict[Step, Handler] = {
     Step.PROMOTE: promote.promote,
 }
 _LEASE_SLACK = timedelta(seconds=1)
-# Deliveries of one step lost to handlers that died holding its lease before the step stops waiting for the
-# lease and fails its deliveries, so the host's maxDequeueCount moves it to the poison queue (on_poison).
-MAX_LOST_DELIVERIES = 4
+# host.json's extensions.queues.maxDequeueCount (test_bindings holds them equal).
+MAX_DELIVERIES = 5
 
 
 def on_step(ctx: Context, message: StepMessage, dequeue_count: int = 1) -> Outcome:
@@ -57,6 +62,10 @@ def on_step(ctx: Context, message: StepMessage, dequeue_count: int = 1) -> Outco
             return Outcome(Result.IGNORED, run.run_id, run.state, stale)
         if run.lease_live(ctx.ledger.now()):
             return _held(ctx, run, message, dequeue_count)
+        if message.deliveries + dequeue_count > MAX_DELIVERIES:
+            log.error("%s: delivered %d times in all; poisoned without running", message,
+                      message.deliveries + dequeue_count)
+            return on_poison(ctx, message)
         claimed = ctx.ledger.claim(run, message.step.value, ctx.settings.step_timeout)
         if claimed is not None:
             return _run(ctx, claimed, message)
@@ -96,27 +105,21 @@ def staleness(run: Run, message: StepMessage) -> str:
 
 def _held(ctx: Context, run: Run, message: StepMessage, dequeue_count: int) -> Outcome:
     holder = f"{run.lease_step} is held until {run.lease_until:%H:%M:%S}" if run.lease_until else "held"
-    if dequeue_count <= 1:
+    if dequeue_count <= 1 and not message.deliveries:
         return Outcome(Result.IN_PROGRESS, run.run_id, run.state, f"{message}: {holder}; dropped")
-    # A redelivery: its handler may have died holding the lease. Come back when the lease runs out, unless
-    # handlers of this step keep dying (killed at functionTimeout): then fail, and let the host poison it.
-    lost = message.lost + dequeue_count - 1
-    if lost >= MAX_LOST_DELIVERIES:
-        raise StepHeld(f"{message}: {holder}; {lost} deliveries lost to handlers that died holding it")
+    # A redelivery: its handler may have died holding the lease. Come back when the lease runs out, with the
+    # deliveries so far, so a step that dies on every delivery still reaches poison.
     assert run.lease_until is not None
     wait = run.lease_until - ctx.ledger.now() + _LEASE_SLACK
-    ctx.steps.send(msgspec.structs.replace(message, lost=lost).encode(), delay=wait)
+    again = msgspec.structs.replace(message, deliveries=message.deliveries + dequeue_count)
+    ctx.steps.send(again.encode(), delay=wait)
     return Outcome(Result.IN_PROGRESS, run.run_id, run.state, f"{message}: {holder}; back in {wait}")
-
-
-class StepHeld(RuntimeError):
-    """A step whose handlers keep dying holding its lease: this delivery fails so the host retries, then
-    poisons it."""
 
 
 def _run(ctx: Context, claimed: Run, message: StepMessage) -> Outcome:
     try:
-        return STEPS[message.step](ctx, claimed, message)
+        with deadline.within(ctx.settings.step_deadline.total_seconds(), ctx.monotonic):
+            return STEPS[message.step](ctx, claimed, message)
     except Exception as exc:
         _let_go(ctx, claimed, message, exc)
         raise

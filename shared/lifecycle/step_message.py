@@ -42,9 +42,9 @@ class StepMessage(msgspec.Struct, frozen=True, kw_only=True):
     endpoint: str = ""
     deployment: str = ""
     poll: int = 0
-    # Deliveries earlier messages of this step lost to a handler that died holding the step's lease (each
-    # sent this one on): a step killed at functionTimeout on every delivery must still reach the poison queue.
-    lost: int = 0
+    # Deliveries of the earlier copies this one was re-sent from (while a dead handler's lease ran out), so
+    # the count the host's maxDequeueCount judges keeps growing across the re-send.
+    deliveries: int = 0
 
     def encode(self) -> str:
         """The message's queue text."""

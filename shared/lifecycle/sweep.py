@@ -63,7 +63,9 @@ def on_sweep(ctx: Context, now: datetime | None = None, report: SweepReport | No
     now = now or ctx.ledger.now()
     report = report or SweepReport()
     candidates: dict[str, Candidate] = {}
-    for endpoint in ctx.call(ctx.platform.list_endpoints):
+    listed = ctx.call(ctx.platform.list_endpoints)
+    _finish_teardowns(ctx, {e.name for e in listed}, now, report)
+    for endpoint in listed:
         if endpoint.tags.get(MANAGED_TAG) != "true":
             continue  # not ours: not read, not reported, never touched
         try:
@@ -226,6 +228,32 @@ def _tear_down(ctx: Context, candidate: Candidate, now: datetime) -> tuple[str, 
         return "failed", name
     _record_teardown(ctx, fresh, verdict, now)
     return "deleted", name
+
+
+def _finish_teardowns(ctx: Context, existing: set[str], now: datetime, report: SweepReport) -> None:
+    """Runs still serving on an endpoint that no longer exists are recorded torn down, with one alert each.
+
+    A sweep deletes first and records after; one stopped in between (the host's timeout) leaves runs live on
+    an endpoint that is gone, and this is where the next sweep finishes it (so does an endpoint deleted by
+    hand). What it was idle for is not known any more: only the endpoint-hours are recorded.
+    """
+    for run in ctx.ledger.find(state=SERVING):
+        if not run.endpoint or run.endpoint in existing:
+            continue
+        teardowns = run.teardowns + 1
+        since = _deployed_at(run)
+        down = _advance(ctx, run, SERVING, State.TORN_DOWN, f"endpoint {run.endpoint} no longer exists",
+                        torn_down_at=now, teardowns=teardowns,
+                        **({"endpoint_hours": _hours(now - since)} if since else {}))
+        if down is None:
+            continue
+        report.gone.append(run.endpoint)
+        if ctx.ledger.mark_alerted(down, f"endpoint.torn_down#{teardowns}") is not None:
+            ctx.alerts.send(Alert(down.run_id, "endpoint.torn_down", "info",
+                                  f"endpoint {run.endpoint} no longer exists (deleted by a sweep that "
+                                  f"stopped before recording it, or by hand); model {run.model_name}:"
+                                  f"{run.model_version} stays registered, redeploy is one step",
+                                  {"endpoint": run.endpoint, "teardown": teardowns, **_costs(down)}))
 
 
 def _record_teardown(ctx: Context, endpoint: EndpointInfo, verdict: IdleVerdict, now: datetime) -> None:

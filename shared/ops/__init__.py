@@ -8,7 +8,7 @@
 
 from shared.ops.actions import ActionRefused, RunNotFound, find_run, redeploy, retry
 from shared.ops.page import PAGE_HEADERS, render_status_page
-from shared.ops.views import LossHistory, overview, run_document, run_view
+from shared.ops.views import overview, run_document, run_view
 
-__all__ = ["PAGE_HEADERS", "ActionRefused", "LossHistory", "RunNotFound", "find_run", "overview", "redeploy",
+__all__ = ["PAGE_HEADERS", "ActionRefused", "RunNotFound", "find_run", "overview", "redeploy",
            "render_status_page", "retry", "run_document", "run_view"]

@@ -115,7 +115,10 @@ def _run_section(run: Mapping[str, Any], open_: bool) -> str:
     job = run.get("job") or {}
     metrics: Mapping[str, float] = job.get("metrics") or {}
     figures = "".join(f"<tr><th>{_e(k)}</th><td>{v:.4g}</td></tr>" for k, v in sorted(metrics.items()))
-    curve = loss_curve_svg(job.get("loss_curve") or [], eval_loss=metrics.get("eval_loss"))
+    validation = job.get("validation_loss") or []
+    curve = loss_curve_svg(job.get("loss_curve") or [],
+                           eval_loss=validation[-1][1] if validation else metrics.get("eval_loss"))
+    missing = _not_recorded(job.get("not_recorded") or {})
     lineage = [("upload", run["upload"]["blob"]), ("content sha256", run["upload"]["content_sha256"][:16]),
                ("base model", run.get("base_model")), ("job", job.get("id")),
                ("model", f"{run['model']['name']}:{run['model']['version']}" if run.get("model") else ""),
@@ -129,12 +132,19 @@ def _run_section(run: Mapping[str, Any], open_: bool) -> str:
             f"<div><h3>Lineage</h3><table>{facts}</table>"
             f"{'<p>Actions: ' + actions + '</p>' if actions else ''}</div>"
             f"<div><h3>Timeline</h3>{_timeline(run.get('history', []))}</div>"
-            + (f"<div><h3>Training</h3>{curve}<table>{figures}</table></div>" if figures or curve else "")
+            + (f"<div><h3>Training</h3>{curve}<table>{figures}</table>{missing}</div>"
+               if figures or curve or missing else "")
             + _evaluation(job.get("evaluation"))
             + (f"<div><h3>Cost</h3>{_costs(run['costs'], long=True)}</div>" if run.get("costs") else "")
             + (f"<div><h3>Alerts</h3><ul>{''.join(f'<li>{_e(a)}</li>' for a in run['alerts'])}</ul></div>"
                if run.get("alerts") else "")
             + "</div></details>")
+
+
+def _not_recorded(missing: Mapping[str, str]) -> str:
+    """The figures the platform's job does not record, each with why (no silent gap on the page)."""
+    return "".join(f'<p class="meta">No {_e(name.replace("_", " "))} here: {_e(why)}</p>'
+                   for name, why in sorted(missing.items()))
 
 
 def _evaluation(data: Mapping[str, Any] | None) -> str:

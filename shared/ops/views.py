@@ -12,12 +12,11 @@ import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any
 
 from shared.alerts import JsonlAlertSink
-from shared.evaluation import EvalReport
 from shared.idle import idle_since
-from shared.platforms.port import MANAGED_TAG, RUN_TAG, JobState, PlatformError
+from shared.platforms.port import MANAGED_TAG, RUN_TAG, JobState, Platform, PlatformError
 from shared.runs import SERVING, Run, State, operator_actions
 
 if TYPE_CHECKING:
@@ -32,23 +31,10 @@ JOB_LOOKUPS = 25
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-@runtime_checkable
-class LossHistory(Protocol):
-    """A platform that can say how the training loss went, step by step (optional beyond the port)."""
-
-    def loss_history(self, job_name: str) -> Sequence[tuple[int, float]]: ...
-
-
-@runtime_checkable
-class EvalReports(Protocol):
-    """A platform whose jobs write an evaluation report (optional beyond the port)."""
-
-    def eval_report(self, job_name: str) -> EvalReport | None: ...
-
-
 @dataclass(frozen=True)
 class JobFigures:
-    """What the platform says about a run's job: status, link, scalar metrics, loss per step, eval report."""
+    """What the platform says about a run's job: status, link, scalar metrics, loss per step, validation loss,
+    eval report, and the figures its platform does not record (with why)."""
 
     status: str = ""
     url: str = ""
@@ -56,6 +42,8 @@ class JobFigures:
     metrics: Mapping[str, float] = field(default_factory=dict)
     loss_curve: tuple[tuple[int, float], ...] = ()
     evaluation: Mapping[str, Any] | None = None
+    validation_loss: tuple[tuple[int, float], ...] = ()
+    missing: Mapping[str, str] = field(default_factory=dict)
 
 
 class JobCache:
@@ -65,22 +53,21 @@ class JobCache:
         self._done: weakref.WeakKeyDictionary[Any, dict[str, JobFigures]] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
 
-    def figures(self, platform: Any, job_name: str) -> JobFigures | None:
+    def figures(self, platform: Platform, job_name: str) -> JobFigures | None:
         with self._lock:
             known = self._done.get(platform, {}).get(job_name)
         if known is not None:
             return known
         try:
             state: JobState = platform.job_status(job_name)
-            curve: tuple[tuple[int, float], ...] = ()
-            if isinstance(platform, LossHistory):
-                curve = tuple((int(s), float(v)) for s, v in platform.loss_history(job_name))
-            report = platform.eval_report(job_name) if isinstance(platform, EvalReports) else None
+            record = platform.training_record(job_name)
         except PlatformError as exc:
             log.warning("could not read job %s for the overview: %s", job_name, exc)
             return None
+        report = record.evaluation
         figures = JobFigures(state.status, state.studio_url or "", state.error or "", dict(state.metrics),
-                             curve, report.to_dict() if report else None)
+                             record.loss_curve, report.to_dict() if report else None, record.validation_loss,
+                             dict(record.missing))
         if state.terminal:
             with self._lock:
                 self._done.setdefault(platform, {})[job_name] = figures
@@ -104,7 +91,10 @@ def run_view(run: Run, job: JobFigures | None = None, base_path: str = "/api") -
             "status": job.status if job else None, "error": job.error if job else None,
             "metrics": dict(job.metrics) if job else {},
             "loss_curve": [list(point) for point in job.loss_curve] if job else [],
-            "evaluation": dict(job.evaluation) if job and job.evaluation else None},
+            "validation_loss": [list(point) for point in job.validation_loss] if job else [],
+            "evaluation": dict(job.evaluation) if job and job.evaluation else None,
+            # What the platform's job does not record, and why: the page says so instead of a gap.
+            "not_recorded": dict(job.missing) if job else {}},
         "model": {"name": run.model_name, "version": run.model_version} if run.model_name else None,
         "endpoint": {"name": run.endpoint, "deployment": run.deployment, "scoring_uri": run.scoring_uri,
                      "provisioning": run.provisioning, "polls": run.polls,

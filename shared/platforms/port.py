@@ -19,6 +19,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
+from shared.evaluation.report import EvalReport
+
 
 class JobStatus(StrEnum):
     """Azure ML job statuses (azure-ai-ml 1.35); the local adapter reports the same words.
@@ -191,6 +193,22 @@ class DeploymentStatus:
         return self.provisioning == Provisioning.SUCCEEDED
 
 
+@dataclass(frozen=True)
+class TrainingRecord:
+    """What a job recorded while it trained, as the status page shows it.
+
+    `loss_curve`: the training loss per logged step; `validation_loss`: the loss on the validation split per
+    evaluation (step, value); `evaluation`: base model vs fine-tuned on the test split, where the platform's
+    job writes one. `missing` names each figure this platform's job does not record, with why, so the page
+    says so instead of leaving a gap.
+    """
+
+    loss_curve: tuple[tuple[int, float], ...] = ()
+    validation_loss: tuple[tuple[int, float], ...] = ()
+    evaluation: EvalReport | None = None
+    missing: Mapping[str, str] = field(default_factory=dict)
+
+
 @runtime_checkable
 class Platform(Protocol):
     """What the lifecycle needs from an ML platform. See the module docstring for the rules."""
@@ -209,6 +227,11 @@ class Platform(Protocol):
 
     def job_status(self, job_name: str) -> JobState:
         """The job's current status (raises NotFoundError if there is no such job)."""
+        ...
+
+    def training_record(self, job_name: str) -> TrainingRecord:
+        """What the job has recorded so far (loss per step, validation loss, evaluation), read-only; empty
+        while it has logged nothing yet. NotFoundError if there is no such job."""
         ...
 
     def register(self, job_name: str, model_name: str, tags: Mapping[str, str],

@@ -13,6 +13,7 @@ a real job and a model load cost seconds); the tests that change the endpoint co
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import time
@@ -174,7 +175,9 @@ class AzureMLAdapter(Adapter):
         self.world.wire.endpoints.kill(endpoint, deployment)
 
     def finish(self, job: str) -> JobState:
-        self.world.wire.workspace.finish_job(job, "Completed")  # what Azure ML does when the pipeline ends
+        # What Azure ML does while the pipeline runs: its fine-tune step logs the losses; then it ends.
+        self.world.wire.tracking.log_training(job, [2.41, 2.02, 1.83, 1.66, 1.61], [1.92, 1.74])
+        self.world.wire.workspace.finish_job(job, "Completed")
         return self.platform.job_status(job)
 
     def jobs_started(self) -> int:
@@ -437,3 +440,20 @@ def test_deleting_the_endpoint_removes_it_and_is_repeatable(adapter: Adapter, de
     assert adapter.platform.get_endpoint(ENDPOINT) is None
     assert ENDPOINT not in {e.name for e in adapter.platform.list_endpoints()}
     adapter.platform.delete_endpoint(ENDPOINT)
+
+
+def test_a_finished_job_records_its_training_loss_and_names_what_it_does_not_record(
+        adapter: Adapter, finished: JobState) -> None:
+    record = adapter.platform.training_record(finished.name)
+    steps = [step for step, _ in record.loss_curve]
+    assert len(steps) >= 2 and steps == sorted(steps) and len(set(steps)) == len(steps)
+    assert all(math.isfinite(loss) and loss > 0 for _, loss in record.loss_curve)
+    # Every figure the page shows is there, or named as not recorded with why: no silent gap.
+    assert record.validation_loss or record.missing.get("validation_loss")
+    assert record.evaluation is not None or record.missing.get("evaluation")
+    assert all(why.strip() for why in record.missing.values())
+
+
+def test_the_training_record_of_an_unknown_job_is_not_found(adapter: Adapter) -> None:
+    with pytest.raises(NotFoundError):
+        adapter.platform.training_record("ftap-no-such-job")

@@ -39,7 +39,7 @@ class World:
 def make_platform(settings: Settings, wire: AzureWire) -> AzureMLPlatform:
     """The adapter as production builds it, with the fake's transport and a token of the app's identity."""
     return AzureMLPlatform(settings, credential=FakeCredential(), client_options=wire.client_options(),
-                           clock=wire.clock)
+                           clock=wire.clock, sleep=wire.transport.sleep)
 
 
 def build_world(wire: AzureWire | None = None, **env: str) -> World:

@@ -37,6 +37,7 @@ from shared.platforms.port import (
     NotFoundError,
     PlatformError,
     Provisioning,
+    TrainingRecord,
     TransientPlatformError,
 )
 
@@ -85,6 +86,7 @@ class InMemoryPlatform:
         self.scripts: list[Script] = []  # for the next begun deployments, in order
         self.lock = threading.RLock()
         self.jobs: dict[str, JobState] = {}
+        self.records: dict[str, TrainingRecord] = {}
         self.specs: dict[str, JobSpec] = {}
         self.models: dict[str, ModelRef] = {}  # job name -> registered version
         self.endpoints: dict[str, _Endpoint] = {}
@@ -141,13 +143,28 @@ class InMemoryPlatform:
             return self.jobs[spec.name]
 
     def finish(self, job_name: str, status: str = "Completed",
-               metrics: Mapping[str, float] | None = None) -> None:
-        """The test's stand-in for the job actually running (`metrics`: what its evaluation measured)."""
+               metrics: Mapping[str, float] | None = None,
+               loss_curve: tuple[tuple[int, float], ...] = ((10, 2.4), (20, 1.9), (30, 1.6)),
+               validation_loss: float = 1.7) -> None:
+        """The test's stand-in for the job actually running (`metrics`: what its evaluation measured;
+        `loss_curve`: the training loss it logged per step)."""
         with self.lock:
             if job_name not in self.jobs:
                 raise NotFoundError(f"no job {job_name}")
             self.jobs[job_name] = JobState(job_name, status, error=None if status == "Completed" else "boom",
                                            metrics=dict(metrics or {}))
+            eval_loss = (metrics or {}).get("eval_loss", validation_loss)
+            self.records[job_name] = TrainingRecord(
+                loss_curve=loss_curve,
+                validation_loss=((loss_curve[-1][0], eval_loss),) if loss_curve else (),
+                missing={"evaluation": "the in-memory platform's jobs write no evaluation report"})
+
+    def training_record(self, job_name: str) -> TrainingRecord:
+        self._maybe_fail("training_record", job_name)
+        with self.lock:
+            if job_name not in self.jobs:
+                raise NotFoundError(f"no job {job_name}")
+            return self.records.get(job_name, TrainingRecord())
 
     def job_status(self, job_name: str) -> JobState:
         self._maybe_fail("job_status", job_name)

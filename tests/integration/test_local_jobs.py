@@ -151,9 +151,10 @@ def test_the_mlflow_run_has_step_metrics_a_loss_curve_and_the_evaluation(complet
 
 def test_loss_history_is_read_back_for_the_ops_page(completed):
     _, jobs, spec, _, _ = completed
-    history = jobs.loss_history(spec.name)
+    history = jobs.training_record(spec.name).loss_curve
     assert len(history) >= 2 and [step for step, _ in history] == sorted(step for step, _ in history)
-    assert jobs.loss_history("no-such-job") == []
+    with pytest.raises(NotFoundError):
+        jobs.training_record("no-such-job")
 
 
 def test_the_job_log_shows_a_progress_bar(completed):
@@ -222,7 +223,7 @@ def test_the_report_compares_base_candidate_and_the_model_the_endpoint_serves(co
     from shared.platforms.local.endpoints import LocalEndpoints
 
     settings, jobs, spec, _, _ = completed
-    first = jobs.eval_report(spec.name)
+    first = jobs.training_record(spec.name).evaluation
     assert first is not None and [s.role for s in first.scores] == ["base", "candidate"], "nothing was live"
     assert first.score("base").name == "tiny-random" and first.answered == 4  # type: ignore[union-attr]
 
@@ -239,7 +240,7 @@ def test_the_report_compares_base_candidate_and_the_model_the_endpoint_serves(co
         endpoints.delete_endpoint(settings.endpoint_name)
     state = jobs.job_status(second.name)
     assert state.status == "Completed", state.error
-    report = jobs.eval_report(second.name)
+    report = jobs.training_record(second.name).evaluation
     assert report is not None
     live = report.score("live")
     assert live is not None and live.name == f"tiny-chat-ft:{ref.version}"

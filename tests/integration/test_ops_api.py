@@ -9,7 +9,8 @@ act on it as its state allows.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import pytest
 from devhost.host import DevHost
 from shared.events import RunEvent
 from shared.lifecycle import Lifecycle, Result
+from shared.platforms.port import TrainingRecord
 from shared.settings import Settings
 from shared.staging import BlobRef
 from shared.wiring import build_lifecycle
@@ -32,8 +34,9 @@ pytestmark = pytest.mark.integration
 class CurvedPlatform(InMemoryPlatform):
     """The in-memory platform, with the optional loss history the status page draws."""
 
-    def loss_history(self, job_name: str) -> Sequence[tuple[int, float]]:
-        return [(1, 2.5), (2, 2.1), (3, 1.8), (4, 1.7)] if job_name in self.jobs else []
+    def training_record(self, job_name: str) -> TrainingRecord:
+        record = super().training_record(job_name)
+        return replace(record, loss_curve=((1, 2.5), (2, 2.1), (3, 1.8), (4, 1.7)))
 
 
 @pytest.fixture

@@ -96,7 +96,7 @@ def test_fine_tuning_lowers_the_held_out_loss_below_the_base_models(azurite, tmp
     assert state.status == "Completed", state.error
     assert state.metrics["eval_loss"] < state.metrics["base_eval_loss"], state.metrics
 
-    report = jobs.eval_report(spec.name)
+    report = jobs.training_record(spec.name).evaluation
     assert report is not None and report.answered == 3 and len(report.samples) == 3
     base, tuned = report.score("base"), report.score("candidate")
     assert base is not None and tuned is not None and tuned.name == "ft-smol-support"

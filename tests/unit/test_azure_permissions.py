@@ -33,7 +33,9 @@ def exercise(world: World) -> None:
     platform, wire = world.platform, world.wire
     platform.submit(spec())
     platform.job_status("ft-run-1")
+    wire.tracking.log_training("ft-run-1", [2.4, 2.0, 1.8, 1.6, 1.5], [1.9, 1.7])
     wire.workspace.finish_job("ft-run-1", "Completed")
+    platform.training_record("ft-run-1")
     blue = platform.register("ft-run-1", "Phi-4-chats", {}, "")
     platform.deploy(blue, "chats-ep", "blue", {})
     platform.score("chats-ep", PAYLOAD, deployment="blue")

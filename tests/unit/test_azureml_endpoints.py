@@ -7,6 +7,7 @@ import pytest
 from shared.platforms.azureml import errors
 from shared.platforms.port import MANAGED_TAG, ModelRef, NotFoundError, PlatformError, TransientPlatformError
 from tests.fakes.azureml_world import NOW, World, build_world
+from tests.fakes.wire.operations import POLLS_BEFORE_DONE
 from tests.unit.test_azureml_submit import spec
 
 
@@ -62,13 +63,23 @@ def test_blue_green_deploy_score_switch_delete() -> None:
         world.platform.delete_deployment("chats-ep", "blue")  # Azure refuses while blue serves
     world.platform.set_traffic("chats-ep", {"blue": 0, "green": 100})
     world.platform.delete_deployment("chats-ep", "blue")
-    world.platform.delete_deployment("chats-ep", "blue")  # missing is fine
+    world.platform.delete_deployment("chats-ep", "blue")  # being deleted (or missing) is fine
+    assert world.wire.endpoints.deployments[("chats-ep", "blue")]["properties"]["provisioningState"] == \
+        "Deleting"  # begun, not awaited
+    settle(world)
     final = world.platform.get_endpoint("chats-ep")
     assert final is not None and final.traffic == {"green": 100} and final.deployments == ("green",)
     assert [t for _, t in world.wire.endpoints.traffic_history] == [{}, {"blue": 100}, {"green": 100}]
     world.platform.delete_endpoint("chats-ep")
     world.platform.delete_endpoint("chats-ep")
+    settle(world)
     assert world.platform.get_endpoint("chats-ep") is None
+
+
+def settle(world: World) -> None:
+    """The service finishes what was begun, whether or not anyone polls it."""
+    for _ in range(POLLS_BEFORE_DONE + 1):
+        world.wire.operations.work()
 
 
 def test_scoring_by_name_does_not_stick_to_later_requests() -> None:

@@ -14,6 +14,7 @@ import pytest
 
 from devhost import triggers
 from devhost.timers import parse_schedule
+from shared.lifecycle import step_machine
 from shared.settings import Settings, parse_duration
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,6 +81,8 @@ def test_steps_and_their_poison_queue_are_queue_triggers_on_the_step_queue(funct
     queues = host["extensions"]["queues"]
     # The app sends base64 text; a failed step is retried a few times, then the poison trigger ends the run.
     assert queues["messageEncoding"] == "base64" and 1 < queues["maxDequeueCount"] <= 10
+    # A copy re-sent while a dead handler's lease ran out is poisoned by the same count.
+    assert queues["maxDequeueCount"] == step_machine.MAX_DELIVERIES
     # A step never runs near functionTimeout, and the lease outlives the invocation that took it.
     assert parse_duration("functionTimeout", host["functionTimeout"]) < Settings.step_timeout
 

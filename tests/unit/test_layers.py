@@ -53,6 +53,22 @@ def test_only_the_composition_root_picks_adapters() -> None:
     assert found <= allowed, found - allowed
 
 
+def test_no_capability_is_found_by_asking_what_the_platform_is() -> None:
+    # What the page, the CLI or the demo uses is on the port: isinstance(<…platform>, …) finds it only
+    # where the composition root picks the adapter.
+    asked = []
+    for folder in ("shared", "functions", "devhost", "demo"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            if path.relative_to(ROOT).as_posix() == "shared/wiring.py":
+                continue
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and \
+                        node.func.id == "isinstance" and node.args and \
+                        ast.unparse(node.args[0]).split(".")[-1] == "platform":
+                    asked.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert asked == []
+
+
 def test_the_devhost_uses_the_functions_library_public_modules_only() -> None:
     used = {m for _, m in imports("devhost") if m.startswith("azure.functions")}
     # azure.functions.queue: the worker's QueueMessage, the one with a dequeue count (the abstract has none).

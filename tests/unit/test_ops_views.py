@@ -125,3 +125,40 @@ def test_the_page_shows_the_jobs_evaluation_report_with_answers_escaped() -> Non
     assert "&lt;b&gt;No idea&lt;/b&gt;" in section and "<b>No idea" not in section
     assert "tuned from tiny-random" in section and "Hold the Home button." in section
     assert run_view(make_run(State.LIVE), JobFigures("Completed"))["job"]["evaluation"] is None
+
+
+def test_on_azure_ml_the_page_draws_the_logged_loss_and_says_what_the_pipeline_does_not_record() -> None:
+    # The figures come from the port (training_record), read from the workspace's MLflow server over the wire.
+    from shared.ops.views import JobCache
+    from tests.fakes.azureml_world import build_world
+    from tests.unit.test_azureml_submit import spec
+
+    world = build_world()
+    job = world.platform.submit(spec())
+    world.wire.tracking.log_training(job.name, [2.41, 2.02, 1.83, 1.66, 1.61], [1.92, 1.74])
+    world.wire.workspace.finish_job(job.name, "Completed")
+    figures = JobCache().figures(world.platform, job.name)
+    assert figures is not None and figures.status == "Completed"
+    assert figures.loss_curve == ((10, 2.41), (20, 2.02), (30, 1.83), (40, 1.66), (50, 1.61))
+    assert figures.validation_loss == ((20, 1.92), (40, 1.74)) and figures.evaluation is None
+    assert "chat_completion_pipeline" in figures.missing["evaluation"]
+    mlflow = [r for r in world.wire.transport.requests if "/api/2.0/mlflow/" in r.path]
+    assert {r.path.rsplit("/api/2.0/mlflow/", 1)[1] for r in mlflow} == {
+        "runs/get", "runs/search", "metrics/get-history"}
+    assert world.wire.transport.denied == []  # within the roles infra/ grants
+
+    run = make_run(State.LIVE, job_name=job.name)
+    page = render_status_page({"generated_at": T0.isoformat(), "platform": "azureml", "counts": {},
+                               "runs": [run_view(run, figures)], "endpoints": [], "alerts": []})
+    assert "training loss over 5 logged steps" in page and "eval 1.740" in page
+    assert "No evaluation here: Azure ML&#x27;s chat_completion_pipeline writes no evaluation" in page
+
+
+def test_a_job_that_has_logged_nothing_yet_has_an_empty_curve_not_an_error() -> None:
+    from tests.fakes.azureml_world import build_world
+    from tests.unit.test_azureml_submit import spec
+
+    world = build_world()
+    job = world.platform.submit(spec())
+    record = world.platform.training_record(job.name)
+    assert record.loss_curve == () and record.validation_loss == () and record.missing

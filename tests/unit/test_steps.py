@@ -170,3 +170,25 @@ def test_a_late_message_for_a_run_that_moved_on_is_ignored(world: MemoryWorld) -
     outcome = world.life.on_step(stale, dequeue_count=3)
     assert outcome.result == Result.IGNORED and "stale" in outcome.detail
     assert dict(world.platform.effects) == effects and world.get(live.run_id).history == live.history
+
+
+def test_a_step_the_host_kills_on_every_delivery_ends_in_poison_with_one_alert(world: MemoryWorld) -> None:
+    # The host abandons an invocation at functionTimeout: no `finally` of ours runs, the lease stays held
+    # (STEP_TIMEOUT outlives functionTimeout), and the message comes back while it is.
+    run = world.upload("chat.jsonl")
+    world.platform.finish(run.job_name)
+
+    def killed(*args: object, **kwargs: object) -> None:
+        raise Killed("functionTimeout")  # the gate's scoring hangs past it
+
+    world.platform.score = killed  # type: ignore[method-assign]
+    world.life.on_job_event(world.event(run, "Completed"))
+    world.drain(limit=200)  # before the fix: a fresh copy each time the lease ran out, for ever
+    after = world.get(run.run_id)
+    assert after.state == State.ROLLED_BACK and "every delivery" in after.error
+    assert world.alerts() == ["step.failed"]
+    promotes = [i for i in world.invocations if i.message.step == Step.PROMOTE]
+    ran = [i for i in promotes if i.outcome is None]  # the killed ones returned nothing
+    assert 1 < len(ran) <= 5
+    assert max(i.message.deliveries + i.dequeue_count for i in promotes) > 5
+    assert world.steps.texts() == [] and world.poison.texts() == []

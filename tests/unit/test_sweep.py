@@ -17,7 +17,7 @@ import pytest
 from shared.lifecycle import SweepReport, sweep
 from shared.platforms.port import KEEP_TAG, MANAGED_TAG, RUN_TAG, ActivityUnavailable, JobSpec, PlatformError
 from shared.runs import Run, State
-from tests.fakes.world import MemoryWorld
+from tests.fakes.world import Killed, MemoryWorld
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 PAYLOAD = {"input_data": {"input_string": [{"role": "user", "content": "hi"}]}}
@@ -227,3 +227,27 @@ def test_a_redeployed_run_torn_down_again_is_alerted_again(world: World) -> None
     final = world.get("r-again")
     assert final.state == State.TORN_DOWN and final.teardowns == 2
     assert world.alerts() == ["endpoint.torn_down"] * 2
+
+
+def test_a_sweep_stopped_between_deleting_and_recording_is_finished_by_the_next(world: World) -> None:
+    world.add("ep-idle", deployed_hours_ago=10, last_request_hours_ago=3)
+    world.live_run("r-idle", "ep-idle")
+    advance = world.ledger.advance
+
+    def timed_out(run: Run, state: State, **changes: Any) -> Run:
+        if state == State.TORN_DOWN:
+            raise Killed("functionTimeout")  # the host abandons the sweep right after the delete
+        return advance(run, state, **changes)
+
+    world.ledger.advance = timed_out  # type: ignore[method-assign,assignment]
+    with pytest.raises(Killed):
+        world.sweep()
+    del world.ledger.advance
+    assert world.platform.get_endpoint("ep-idle") is None and world.get("r-idle").state == State.LIVE
+
+    report = world.sweep()
+    down = world.get("r-idle")
+    assert down.state == State.TORN_DOWN and down.torn_down_at == NOW and down.teardowns == 1
+    assert report.gone == ["ep-idle"] and world.alerts() == ["endpoint.torn_down"]
+    world.sweep()
+    assert world.alerts() == ["endpoint.torn_down"]  # once

@@ -30,6 +30,9 @@ KINDS: tuple[tuple[str, str, str, bool], ...] = (
     ("GET", r"/mfeOperationsStatus/[^/]+", "operation_status", False),
     ("POST", r"/metrics:getBatch", "metrics_batch", False),
     ("GET", r"/workspaces/[^/]+/computes/[^/]+", "compute_amlcompute", False),
+    ("GET", r"/api/2\.0/mlflow/runs/get", "mlflow_run", False),
+    ("POST", r"/api/2\.0/mlflow/runs/search", "mlflow_runs_search", False),
+    ("GET", r"/api/2\.0/mlflow/metrics/get-history", "mlflow_metric_history", False),
 )
 
 # Fields of the REST schema that an example happens to leave out (the `Compute` definition of
@@ -65,7 +68,8 @@ def test_every_answer_has_only_fields_of_azures_example() -> None:
     assert extra == []
     assert checked >= {"workspace", "pipeline_job", "model_version", "registry_model_version",
                        "registry_component_version", "online_endpoint", "online_deployment", "endpoint_keys",
-                       "operation_status", "metrics_batch", "registry_discovery", "compute_amlcompute"}
+                       "operation_status", "metrics_batch", "registry_discovery", "compute_amlcompute",
+                       "mlflow_run", "mlflow_runs_search", "mlflow_metric_history"}
 
 
 @pytest.mark.parametrize("answer", [{"id": "x", "made_up": 1}, {"properties": {"notAField": True}}])

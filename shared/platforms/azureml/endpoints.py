@@ -8,7 +8,7 @@ refuses to delete a deployment that still has traffic, so the order matters.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +20,8 @@ from azure.ai.ml.entities import (
 )
 from azure.core.exceptions import ResourceNotFoundError
 
-from shared.platforms.azureml.errors import azure_call, translate
+from shared.platforms.azureml import started
+from shared.platforms.azureml.errors import TrafficNotSettled, azure_call, translate
 from shared.platforms.port import (
     MANAGED_TAG,
     DeploymentStatus,
@@ -35,6 +36,10 @@ DEPLOYED_AT_TAG = "autopilot-deployed-at"
 MODEL_TAG = "autopilot-model"
 LIVENESS_INITIAL_DELAY_S = 600  # large chat models take minutes to load before they answer the probe
 REQUEST_TIMEOUT_MS = 90000
+# How long set_traffic reads an endpoint back for its new split (Azure takes tens of seconds) before it
+# gives up for this call: part of the promote step's time budget (shared/lifecycle/budget.py).
+TRAFFIC_READS = 12
+TRAFFIC_READ_INTERVAL_S = 5.0
 _NAME = re.compile(r"^[a-zA-Z][-a-zA-Z0-9]{1,30}[a-zA-Z0-9]$")
 
 
@@ -55,22 +60,18 @@ def existing_endpoint(ml: Any, name: str) -> Any | None:
         raise translate(error, f"get endpoint {name}") from error
 
 
-def _start_endpoint(ml: Any, name: str, tags: Mapping[str, str]) -> Any:
-    """Begin creating the endpoint with key auth and our tags; the SDK's poller."""
-    endpoint = ManagedOnlineEndpoint(name=name, auth_mode="key", tags={**tags, MANAGED_TAG: "true"},
-                                     description="Fine-Tune Autopilot endpoint")
-    with azure_call(f"create endpoint {name}"):
-        return ml.online_endpoints.begin_create_or_update(endpoint)
+def _endpoint(name: str, tags: Mapping[str, str]) -> ManagedOnlineEndpoint:
+    return ManagedOnlineEndpoint(name=name, auth_mode="key", tags={**tags, MANAGED_TAG: "true"},
+                                 description="Fine-Tune Autopilot endpoint")
 
 
 def ensure_endpoint(ml: Any, name: str, tags: Mapping[str, str]) -> Any:
-    """The endpoint, created with key auth and our tags if it does not exist."""
+    """The endpoint, created with key auth and our tags if it does not exist (waits: not for the steps)."""
     existing = existing_endpoint(ml, name)
     if existing is not None:
         return existing
-    poller = _start_endpoint(ml, name, tags)
     with azure_call(f"create endpoint {name}"):
-        return poller.result()
+        return ml.online_endpoints.begin_create_or_update(_endpoint(name, tags)).result()
 
 
 def begin_endpoint(ml: Any, name: str, tags: Mapping[str, str]) -> Provisioning:
@@ -78,13 +79,21 @@ def begin_endpoint(ml: Any, name: str, tags: Mapping[str, str]) -> Provisioning:
     existing = existing_endpoint(ml, name)
     if existing is not None:
         return Provisioning.parse(existing.provisioning_state)
-    _start_endpoint(ml, name, tags)  # 1-2 min: polled, not awaited
+    with azure_call(f"create endpoint {name}"):
+        started.start_endpoint(ml, _endpoint(name, tags))  # 1-2 min: polled by the steps, not awaited
     return Provisioning.CREATING
 
 
 def deployment_status(ml: Any, endpoint: str, deployment: str) -> DeploymentStatus:
-    """The deployment's provisioning state as the service reports it; NotFoundError if there is none."""
-    return status_of(endpoint, deployment, find_deployment(ml, endpoint, deployment))
+    """The deployment's provisioning state as the service reports it; NotFoundError if there is none (or it
+    is being deleted: a delete is begun, not awaited, and what is going counts as gone)."""
+    found = find_deployment(ml, endpoint, deployment)
+    return status_of(endpoint, deployment, found if found is not None and present(found) else None)
+
+
+def present(entity: Any) -> bool:
+    """The endpoint or deployment is not being deleted."""
+    return Provisioning.parse(entity.provisioning_state) != Provisioning.DELETING
 
 
 def status_of(endpoint: str, deployment: str, found: Any | None) -> DeploymentStatus:
@@ -115,7 +124,8 @@ def create_deployment(ml: Any, model: ModelRef, model_id: str, endpoint: str, de
                       wait: bool = True) -> Any:
     """A one-instance deployment of the model with the seed's probe and timeout; it starts with no traffic.
 
-    `wait=False` only starts it (the service takes 10-20 minutes): the caller polls `deployment_status`.
+    `wait=False` only starts it (the service takes 10-20 minutes), with no poller left behind: the caller
+    polls `deployment_status`.
     """
     spec = ManagedOnlineDeployment(
         name=deployment,
@@ -128,25 +138,51 @@ def create_deployment(ml: Any, model: ModelRef, model_id: str, endpoint: str, de
         tags={**tags, MODEL_TAG: f"{model.name}:{model.version}", DEPLOYED_AT_TAG: now.isoformat()},
     )
     with azure_call(f"deploy {model.name}:{model.version} as {deployment} on endpoint {endpoint}"):
-        poller = ml.online_deployments.begin_create_or_update(spec)
-        return poller.result() if wait else None
+        if not wait:
+            started.start_deployment(ml, spec)
+            return None
+        return ml.online_deployments.begin_create_or_update(spec).result()
 
 
-def set_traffic(ml: Any, endpoint: str, traffic: Mapping[str, int]) -> None:
-    """Replace the endpoint's traffic map (percentages summing to 100, or all 0)."""
+def set_traffic(ml: Any, endpoint: str, traffic: Mapping[str, int], sleep: Callable[[float], None]) -> None:
+    """Replace the endpoint's traffic map (percentages summing to 100, or all 0), and read the endpoint back
+    at most TRAFFIC_READS times, TRAFFIC_READ_INTERVAL_S apart, until it serves the new split.
+
+    Bounded, unlike the SDK poller's `.result()`: an update still running after that raises TrafficNotSettled
+    (transient), and a second call finds the split already set, or still settling, and does not PUT again.
+    """
     total = sum(traffic.values())
     if total not in (0, 100) or any(v < 0 for v in traffic.values()):
         raise PlatformError(f"traffic for endpoint {endpoint} must sum to 100 (or 0), got {dict(traffic)}")
-    with azure_call(f"set traffic of endpoint {endpoint} to {dict(traffic)}"):
+    wanted = {name: share for name, share in traffic.items() if share > 0}
+    what = f"set traffic of endpoint {endpoint} to {dict(traffic)}"
+    with azure_call(what):
         current = ml.online_endpoints.get(endpoint)
-        current.traffic = dict(traffic)
-        ml.online_endpoints.begin_create_or_update(current).result()
+        if _serves(current, wanted):
+            return
+        if Provisioning.parse(current.provisioning_state).final:  # not an update of ours still running
+            current.traffic = dict(wanted)
+            started.start_endpoint_update(ml, current)
+        for _ in range(TRAFFIC_READS):
+            sleep(TRAFFIC_READ_INTERVAL_S)
+            if _serves(ml.online_endpoints.get(endpoint), wanted):
+                return
+    raise TrafficNotSettled(f"{what}: the endpoint is still updating after "
+                            f"{TRAFFIC_READS * TRAFFIC_READ_INTERVAL_S:g} s; asked again later")
+
+
+def _serves(endpoint: Any, wanted: Mapping[str, int]) -> bool:
+    """The endpoint is provisioned and its traffic is `wanted` (zero shares aside)."""
+    shares = {name: int(share) for name, share in (endpoint.traffic or {}).items() if int(share) > 0}
+    return shares == dict(wanted) and \
+        Provisioning.parse(endpoint.provisioning_state) == Provisioning.SUCCEEDED
 
 
 def delete_deployment(ml: Any, endpoint: str, deployment: str) -> None:
-    """Delete one deployment; a missing one (or endpoint) is fine."""
+    """Start deleting one deployment (not awaited: it leaves Azure's listing within minutes); a missing one
+    (or endpoint) is fine."""
     try:
-        ml.online_deployments.begin_delete(name=deployment, endpoint_name=endpoint).result()
+        started.start_deployment_delete(ml, endpoint, deployment)
     except ResourceNotFoundError:
         return
     except Exception as error:
@@ -154,9 +190,9 @@ def delete_deployment(ml: Any, endpoint: str, deployment: str) -> None:
 
 
 def delete_endpoint(ml: Any, endpoint: str) -> None:
-    """Delete the endpoint with its deployments; a missing one is fine."""
+    """Start deleting the endpoint with its deployments (not awaited); a missing one is fine."""
     try:
-        ml.online_endpoints.begin_delete(name=endpoint).result()
+        started.start_endpoint_delete(ml, endpoint)
     except ResourceNotFoundError:
         return
     except Exception as error:
@@ -168,13 +204,15 @@ def endpoint_info(ml: Any, endpoint: Any, with_deployments: bool = True) -> Endp
     deployments: list[Any] = []
     if with_deployments:
         with azure_call(f"list deployments of endpoint {endpoint.name}"):
-            deployments = list(ml.online_deployments.list(endpoint_name=endpoint.name))
+            deployments = [d for d in ml.online_deployments.list(endpoint_name=endpoint.name) if present(d)]
     deployed = [_time((d.tags or {}).get(DEPLOYED_AT_TAG)) for d in deployments]
     return EndpointInfo(
         name=endpoint.name,
         tags=dict(endpoint.tags or {}),
         created_at=_time((endpoint.properties or {}).get("createdAt")),
-        traffic={k: int(v) for k, v in (endpoint.traffic or {}).items()},
+        # azure-ai-ml adds a 0 for every deployment it lists, one being deleted too: that one is gone here.
+        traffic={k: int(v) for k, v in (endpoint.traffic or {}).items()
+                 if int(v) > 0 or not with_deployments or k in {d.name for d in deployments}},
         deployments=tuple(sorted(d.name for d in deployments)),
         scoring_uri=endpoint.scoring_uri,
         last_deployed_at=max((t for t in deployed if t is not None), default=None),

@@ -20,6 +20,7 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
+from shared.deadline import OutOfTime
 from shared.platforms.port import BaseModelRefused, NotFoundError, PlatformError, TransientPlatformError
 
 ROLES_HINT = ("the Function App's identity needs 'AzureML Data Scientist' and 'Monitoring Reader' on the "
@@ -71,13 +72,22 @@ class ServiceUnavailable(TransientPlatformError):
     """Throttling, a server error or a broken connection; retrying the same call may succeed."""
 
 
+class TrafficNotSettled(TransientPlatformError):
+    """A traffic update was accepted but the endpoint does not serve the new split yet; ask again later."""
+
+
 def _code(error: HttpResponseError) -> str:
     inner = getattr(error, "error", None)
     return str(getattr(inner, "code", "") or "")
 
 
 def translate(error: Exception, action: str) -> PlatformError:
-    """Our error type for an exception raised while doing `action` (e.g. "deploy blue to endpoint ep-1")."""
+    """Our error type for an exception raised while doing `action` (e.g. "deploy blue to endpoint ep-1").
+
+    The step's deadline passing (deadline.OutOfTime) is no platform error: it is raised again as it is.
+    """
+    if isinstance(error, OutOfTime):
+        raise error
     if isinstance(error, PlatformError):
         return error
     if isinstance(error, ClientAuthenticationError):

@@ -6,6 +6,7 @@ azure-core options for all (tests pass `transport=`: the real SDKs then talk to 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -14,7 +15,7 @@ from typing import Any
 from azure.core.exceptions import ResourceNotFoundError
 
 from shared.finetune import ParameterError, display_name, resolve_parameters
-from shared.platforms.azureml import clients, endpoints
+from shared.platforms.azureml import clients, endpoints, training
 from shared.platforms.azureml.activity import last_request
 from shared.platforms.azureml.base_model import BaseModel, RegistryReads, inference_skus, resolve_base_model
 from shared.platforms.azureml.compute import check_size, plan_compute
@@ -39,6 +40,7 @@ from shared.platforms.port import (
     ModelRef,
     NotFoundError,
     Provisioning,
+    TrainingRecord,
 )
 from shared.settings import AzureMLSettings, Settings, SettingsError
 
@@ -48,7 +50,8 @@ class AzureMLPlatform:
 
     def __init__(self, settings: Settings, credential: Any = None,
                  client_options: Mapping[str, Any] | None = None,
-                 clock: Callable[[], datetime] | None = None) -> None:
+                 clock: Callable[[], datetime] | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         if settings.azureml is None:
             raise SettingsError("AUTOPILOT_PLATFORM=azureml needs AZUREML_SUBSCRIPTION_ID, "
                                 "AZUREML_RESOURCE_GROUP and AZUREML_WORKSPACE")
@@ -60,9 +63,11 @@ class AzureMLPlatform:
         self._ml: Any = None
         self._registry: Any = None
         self._scoring: Any = None
+        self._tracking: tuple[Any, str] | None = None  # the MLflow tracking client and its address
         self._metrics_by_region: dict[str, Any] = {}
         self._component: Any = None
         self._clock = clock or (lambda: datetime.now(UTC))
+        self._sleep = sleep  # between reads of an endpoint whose traffic is being switched
 
     # -- clients, made on first use -------------------------------------------------------------------------
 
@@ -133,6 +138,14 @@ class AzureMLPlatform:
             raise NotFoundError(f"job {job_name} not found in workspace {self._aml.workspace}")
         return job_state(job)
 
+    def training_record(self, job_name: str) -> TrainingRecord:
+        """The fine-tune step's logged `loss` and `eval_loss` (training.py); NotFoundError for no such job."""
+        if self._tracking is None:
+            self._tracking = (clients.tracking_client(self._cred(), self._options),
+                              training.tracking_base(self.ml, self._aml.workspace))
+        client, base = self._tracking
+        return training.training_record(client, base, job_name)
+
     def register(self, job_name: str, model_name: str, tags: Mapping[str, str],
                  description: str = "") -> ModelRef:
         model = register_model(self.ml, job_name, model_name, tags, description)
@@ -202,7 +215,7 @@ class AzureMLPlatform:
         return score(self.ml, self._scoring, endpoint, payload, deployment)
 
     def set_traffic(self, endpoint: str, traffic: Mapping[str, int]) -> None:
-        endpoints.set_traffic(self.ml, endpoint, traffic)
+        endpoints.set_traffic(self.ml, endpoint, traffic, self._sleep)
 
     def delete_deployment(self, endpoint: str, deployment: str) -> None:
         endpoints.delete_deployment(self.ml, endpoint, deployment)
@@ -212,7 +225,9 @@ class AzureMLPlatform:
 
     def get_endpoint(self, endpoint: str) -> EndpointInfo | None:
         entity = endpoints.existing_endpoint(self.ml, endpoint)
-        return None if entity is None else endpoints.endpoint_info(self.ml, entity)
+        # One being deleted counts as gone: deletes are begun, not awaited.
+        return None if entity is None or not endpoints.present(entity) else \
+            endpoints.endpoint_info(self.ml, entity)
 
     def list_endpoints(self) -> list[EndpointInfo]:
         try:
@@ -221,7 +236,7 @@ class AzureMLPlatform:
             raise translate(error, "list endpoints") from error
         # Deployments are listed only for our endpoints: the sweep never looks at anyone else's.
         return [endpoints.endpoint_info(self.ml, e, with_deployments=MANAGED_TAG in (e.tags or {}))
-                for e in found]
+                for e in found if endpoints.present(e)]
 
     def endpoint_activity(self, endpoint: str) -> datetime | None:
         """Last scored request within twice the idle TTL (at least an hour); None if none in that window."""

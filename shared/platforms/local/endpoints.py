@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from shared import deadline
 from shared.platforms.local import mlflow_store, server_process
 from shared.platforms.local.endpoint_state import (
     NAME,
@@ -134,7 +135,8 @@ class LocalEndpoints:
         url = f"http://127.0.0.1:{entry.port}/score"
         headers = {"Authorization": f"Bearer {self.get_key(endpoint)}"}
         try:
-            response = httpx.post(url, json=dict(payload), headers=headers, timeout=self._score_timeout_s)
+            response = httpx.post(url, json=dict(payload), headers=headers,
+                                  timeout=deadline.clamp(self._score_timeout_s))  # within the step's time
         except httpx.TransportError as exc:
             raise TransientPlatformError(
                 f"deployment {name} of endpoint {endpoint} did not answer at {url} ({type(exc).__name__})"

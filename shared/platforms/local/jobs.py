@@ -28,6 +28,7 @@ from shared.platforms.port import (
     ModelRef,
     NotFoundError,
     PlatformError,
+    TrainingRecord,
 )
 from shared.settings import Settings
 
@@ -87,18 +88,25 @@ class LocalJobs:
             return JobState(job_name, "Queued")
         return _state(job_name, status)
 
-    def loss_history(self, job_name: str) -> list[tuple[int, float]]:
-        """The training loss per logging step, from the job's MLflow run (for the ops page's curve)."""
+    def training_record(self, job_name: str) -> TrainingRecord:
+        """The job's MLflow run: training loss per logging step, the test split's loss after training
+        (`eval_loss`, one point), and the evaluation report (base model vs fine-tuned) once written."""
+        self.job_status(job_name)  # NotFoundError for an unknown job
+        return TrainingRecord(loss_curve=self._history(job_name, "loss"),
+                              validation_loss=self._history(job_name, "eval_loss"),
+                              evaluation=self._eval_report(job_name))
+
+    def _history(self, job_name: str, key: str) -> tuple[tuple[int, float], ...]:
         from shared.platforms.local import mlflow_store
 
         status = job_files.read_status(self.jobs_dir / job_name) or {}
         run_id = status.get("mlflow_run_id")
         if not run_id:
-            return []
+            return ()
         client = mlflow_store.use(self.settings.data_dir)
-        return [(int(m.step), float(m.value)) for m in client.get_metric_history(str(run_id), "loss")]
+        return tuple((int(m.step), float(m.value)) for m in client.get_metric_history(str(run_id), key))
 
-    def eval_report(self, job_name: str) -> EvalReport | None:
+    def _eval_report(self, job_name: str) -> EvalReport | None:
         """The job's evaluation report (base model, candidate, live deployment), once the job wrote it."""
         return artifacts.read(self.jobs_dir / job_name / job_files.EVALUATION_DIR)
 

@@ -26,6 +26,8 @@ from tests.fakes.wire.ids import APP_PRINCIPAL, ARM
 ROLES = Path(__file__).with_name("roles")
 PUBLIC = "public"  # no RBAC check: the system registry's reads, key-authorized scoring
 _ARM_PATH = re.compile(r"^/subscriptions/[^/]+(?:/resourceGroups/[^/]+)?/providers/(?P<rest>.+)$", re.I)
+_TRACKING = re.compile(r"^/mlflow/v1\.0(?P<workspace>/subscriptions/[^/]+/resourceGroups/[^/]+/providers/"
+                       r"Microsoft\.MachineLearningServices/workspaces/[^/]+)/api/2\.0/mlflow/", re.I)
 _STATUS = re.compile(r"/locations/[^/]+/mfeOperation(?:sStatus|Results)/(?P<id>[^/]+)$", re.I)
 
 
@@ -96,6 +98,10 @@ def operation_of(request: WireRequest, origin_of: Callable[[str], WireRequest | 
     if request.host.endswith(".metrics.monitor.azure.com"):
         ids = tuple((request.body or {}).get("resourceids") or ())
         return Operation("Microsoft.Insights/metrics/read", ids)
+    tracking = _TRACKING.match(request.path) if request.host.endswith(".api.azureml.ms") else None
+    if tracking:  # the workspace's MLflow server: reading runs and metrics is reading the workspace's runs
+        return Operation("Microsoft.MachineLearningServices/workspaces/experiments/runs/read",
+                         (tracking["workspace"],))
     if request.host.endswith(".inference.ml.azure.com") or request.host.endswith(".api.azureml.ms") \
             or "/registries/azureml/" in request.path:
         return Operation(PUBLIC, ())

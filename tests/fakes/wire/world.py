@@ -27,6 +27,7 @@ from tests.fakes.wire.operations import Operations
 from tests.fakes.wire.rbac import Authorizer, Grant
 from tests.fakes.wire.registry import Registry
 from tests.fakes.wire.scoring import Scoring
+from tests.fakes.wire.tracking import Tracking
 from tests.fakes.wire.workspace import Workspace
 
 NOW = datetime(2026, 9, 1, 12, 0, tzinfo=UTC)
@@ -73,11 +74,12 @@ class AzureWire:
         self.endpoints = Endpoints(self.workspace, self.operations, self.clock)
         self.scoring = Scoring(self.endpoints, self.clock)
         self.monitor = Monitor(self.scoring)
+        self.tracking = Tracking(self.workspace)
         self.grants = list(infra_grants() if grants is None else grants)
         self.authorizer = Authorizer(self.grants, self.operations.origin_of)
         self.transport = WireTransport(self._authorize)
         for service in (self.operations, self.registry, self.workspace, self.endpoints, self.scoring,
-                        self.monitor):
+                        self.monitor, self.tracking):
             service.mount(self.transport)
         self.registry.publish_model("Phi-4.yaml")
         self.registry.publish_model("phi-3-mini-4k-instruct.yaml")
