@@ -179,6 +179,12 @@ class Settings:
     eval_gate_base: bool = True
     # Runs submitted/running longer than this are polled by the timer, in case their events were lost.
     reconcile_after: timedelta = timedelta(minutes=10)
+    # The front door: its key (FRONT_DOOR_KEY; locally made once under the data dir when unset), how long it
+    # holds a request for a model that is waking (under Functions' 230 s), and how long an asleep endpoint
+    # (no deployment, nothing billed) keeps its URL and keys before the sweep deletes it (0: for ever).
+    front_door_key: str | None = None
+    front_hold: timedelta = timedelta(seconds=200)
+    endpoint_delete_after: timedelta = timedelta(days=30)
     alert_webhook_url: str | None = None
     alert_topic_endpoint: str | None = None
     alert_topic_key: str | None = None
@@ -237,6 +243,9 @@ class Settings:
             eval_gate_max_drop=_float(e, "EVAL_GATE_MAX_DROP", 0.05),
             eval_gate_base=_bool(e, "EVAL_GATE_BASE", True),
             reconcile_after=reconcile_after,
+            front_door_key=e.get("FRONT_DOOR_KEY", "").strip() or None,
+            front_hold=_front_hold(e),
+            endpoint_delete_after=parse_duration("ENDPOINT_DELETE_AFTER", e.get("ENDPOINT_DELETE_AFTER", "30d")),
             alert_webhook_url=e.get("ALERT_WEBHOOK_URL") or None,
             alert_topic_endpoint=e.get("ALERT_TOPIC_ENDPOINT") or None,
             alert_topic_key=e.get("ALERT_TOPIC_KEY") or None,
@@ -312,6 +321,25 @@ def endpoint_name_for(e: Mapping[str, str], platform: str) -> str:
                             + (" (a hyphen and an 8-character per-install suffix follow it on Azure)"
                                if platform == "azureml" else ""))
     return name
+
+
+FRONT_HOLD_MAX = timedelta(seconds=220)
+
+
+def _front_hold(e: Mapping[str, str]) -> timedelta:
+    # An HTTP-triggered function must answer within 230 s; the hold leaves room for the forward itself.
+    hold = parse_duration("FRONT_HOLD", e.get("FRONT_HOLD", "200s"))
+    if hold > FRONT_HOLD_MAX:
+        raise SettingsError(f"FRONT_HOLD={e['FRONT_HOLD']} is over {int(FRONT_HOLD_MAX.total_seconds())} s: "
+                            "an HTTP function must answer within 230 s on every plan")
+    return hold
+
+
+def project_name(settings: Settings) -> str:
+    """The project's name, which clients pass as `model`: ENDPOINT_NAME without Azure's install suffix."""
+    if settings.platform == "azureml":
+        return settings.endpoint_name[: -(SUFFIX_LENGTH + 1)]
+    return settings.endpoint_name
 
 
 def _at_least(e: Mapping[str, str], name: str, default: int, low: int, hint: str) -> int:

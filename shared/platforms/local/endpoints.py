@@ -12,8 +12,9 @@ import contextlib
 import os
 import secrets
 import shutil
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ from shared.platforms.port import (
     NotFoundError,
     PlatformError,
     Provisioning,
+    RequestRefused,
     TransientPlatformError,
 )
 from shared.settings import Settings
@@ -146,6 +148,44 @@ class LocalEndpoints:
             raise PlatformError(f"deployment {name} of endpoint {endpoint} refused the request "
                                 f"({response.status_code}): {response.text[:500]}")
         return response.json()
+
+    def chat(self, endpoint: str, deployment: str, request: Mapping[str, Any]) -> dict[str, Any]:
+        """POST the request to the deployment's /v1/chat/completions (kept-alive connections, one pool)."""
+        url, headers = self._chat_target(endpoint, deployment)
+        try:
+            response = _client().post(url, json={**request, "stream": False}, headers=headers,
+                                      timeout=self._score_timeout_s)
+        except httpx.TransportError as exc:
+            raise TransientPlatformError(f"deployment {deployment} of endpoint {endpoint} did not answer "
+                                         f"({type(exc).__name__})") from None
+        _raise_for(response.status_code, response.text, endpoint, deployment)
+        answer: dict[str, Any] = response.json()
+        return answer
+
+    def chat_stream(self, endpoint: str, deployment: str, request: Mapping[str, Any]) -> Iterator[str]:
+        """The deployment's own stream, passed on event by event."""
+        url, headers = self._chat_target(endpoint, deployment)
+        outgoing = _client().build_request("POST", url, json={**request, "stream": True}, headers=headers,
+                                           timeout=self._score_timeout_s)
+        try:
+            response = _client().send(outgoing, stream=True)
+        except httpx.TransportError as exc:
+            raise TransientPlatformError(f"deployment {deployment} of endpoint {endpoint} did not answer "
+                                         f"({type(exc).__name__})") from None
+        if response.status_code >= 400:
+            text = response.read().decode(errors="replace")
+            response.close()
+            _raise_for(response.status_code, text, endpoint, deployment)
+        return _events(response)
+
+    def _chat_target(self, endpoint: str, deployment: str) -> tuple[str, dict[str, str]]:
+        files = self._files(endpoint)
+        state = self._require(files, endpoint)
+        entry = state.deployments.get(deployment)
+        if entry is None:
+            raise NotFoundError(f"endpoint {endpoint} has no deployment {deployment!r}")
+        return (f"http://127.0.0.1:{entry.port}/v1/chat/completions",
+                {"Authorization": f"Bearer {self.get_key(endpoint)}"})
 
     def set_traffic(self, endpoint: str, traffic: Mapping[str, int]) -> None:
         """Set the split; deployments left out get 0 %, and the percentages must sum to 100 (or 0)."""
@@ -362,6 +402,40 @@ class LocalEndpoints:
             scoring_uri=f"http://127.0.0.1:{serving.port}/score" if serving else None,
             last_deployed_at=datetime.fromisoformat(ordered[-1][1].created_at) if ordered else None,
         )
+
+
+_CLIENT: httpx.Client | None = None
+_CLIENT_LOCK = threading.Lock()
+
+
+def _client() -> httpx.Client:
+    """One pooled client per process: a kept-alive connection saves the front door a TCP handshake a call."""
+    global _CLIENT
+    with _CLIENT_LOCK:
+        if _CLIENT is None:
+            _CLIENT = httpx.Client(limits=httpx.Limits(max_connections=64, max_keepalive_connections=16))
+        return _CLIENT
+
+
+def _raise_for(status: int, text: str, endpoint: str, deployment: str) -> None:
+    """The platform error an HTTP status of a deployment's answer stands for (none for a success)."""
+    where = f"deployment {deployment} of endpoint {endpoint}"
+    if status >= 500 or status == 429:
+        raise TransientPlatformError(f"{where} answered {status}: {text[:300]}")
+    if status == 404:
+        raise NotFoundError(f"{where} answered 404: {text[:300]}")
+    if status >= 400:
+        raise RequestRefused(f"{where} refused the request ({status}): {text[:300]}", status)
+
+
+def _events(response: httpx.Response) -> Iterator[str]:
+    """The SSE events of a streamed answer, each with its blank line; closing this closes the response."""
+    try:
+        for line in response.iter_lines():
+            if line:
+                yield f"{line}\n\n"
+    finally:
+        response.close()
 
 
 def _leading(traffic: Mapping[str, int]) -> str | None:
