@@ -199,3 +199,21 @@ def test_a_wake_whose_deployment_fails_answers_503_do_not_retry_and_alerts_once(
     new = world.alerts()[len(before):]
     assert new == ["deploy.failed"] and world.get(run.run_id).wakes == 1
     assert json.loads(first.text)["error"]["code"] == "model_wake_failed"
+
+
+def test_autopilot_key_prints_the_key_the_front_door_accepts_and_nothing_else(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from shared.cli import main
+    from shared.front import front_key
+    from shared.settings import Settings
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("AUTOPILOT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("FRONT_DOOR_KEY", raising=False)
+    assert main(["key"]) == 0
+    printed = capsys.readouterr().out
+    settings = Settings.from_env({"AUTOPILOT_STORAGE": "UseDevelopmentStorage=true",
+                                  "AUTOPILOT_DATA_DIR": str(tmp_path / "data")})
+    assert printed == f"{front_key(settings)}\n" and len(printed.strip()) >= 32
+    assert (tmp_path / "data" / "front-door.key").stat().st_mode & 0o777 == 0o600
+    assert main(["key", "another-project"]) == 2 and capsys.readouterr().out == ""
