@@ -103,6 +103,7 @@ class LocalEndpoints:
         model_dir = self.model_dir(model)
         with locked(self._root, endpoint):
             state = read_state(files) or self._create(files, tags)
+            self._ensure_router(files, state)
             existing = state.deployments.get(deployment)
             created = not (existing and existing.model_uri == model_uri
                            and server_process.running(existing.pid, files))
@@ -235,6 +236,8 @@ class LocalEndpoints:
             state = read_state(files) if files.root.exists() else None
             for entry in (state.deployments.values() if state else ()):
                 server_process.stop(entry.pid, files)
+            if state:
+                server_process.stop(state.router_pid, files, module=server_process.ROUTER_MODULE)
             shutil.rmtree(files.root, ignore_errors=True)
         for entry in (state.deployments.values() if state else ()):
             mlflow_store.follow_deployment(self._data_dir, entry.model_uri, "deleted")
@@ -280,9 +283,13 @@ class LocalEndpoints:
             raise NotFoundError(f"endpoint {endpoint} does not exist") from None
 
     def resume_all(self) -> list[str]:
-        """Start again every deployment whose server is not running (after `stop_all`, or a reboot)."""
+        """Start again every router and deployment not running (after `stop_all`, or a reboot)."""
         resumed = []
         for info in self.list_endpoints():
+            with locked(self._root, info.name):
+                current = read_state(self._files(info.name))
+                if current is not None:
+                    self._ensure_router(self._files(info.name), current)
             state = read_state(self._files(info.name))
             for name, entry in (state.deployments.items() if state else ()):
                 model = _model_ref(entry)
@@ -301,6 +308,8 @@ class LocalEndpoints:
                     server_process.stop(entry.pid, files)
                     entry.pid = None
                 if state:
+                    server_process.stop(state.router_pid, files, module=server_process.ROUTER_MODULE)
+                    state.router_pid = None
                     write_state(files, state)
 
     def serving_model(self, endpoint: str) -> ModelRef | None:
@@ -344,6 +353,20 @@ class LocalEndpoints:
         state = EndpointState(tags=dict(tags), created_at=now())
         write_state(files, state)
         return state
+
+    def _ensure_router(self, files: EndpointFiles, state: EndpointState) -> None:
+        """Start the endpoint's router unless it runs, on the endpoint's own port once it has one (under the
+        endpoint's lock): the endpoint's URL stays the same across deployments, swaps, sleep and restarts."""
+        if server_process.running(state.router_pid, files, server_process.ROUTER_MODULE):
+            return
+        try:
+            port, pid = server_process.start_router(files, state.router_port)
+        except OSError as exc:
+            raise PlatformError(f"endpoint {files.root.name}'s port {state.router_port} is taken by another "
+                                f"program ({exc.strerror}); stop it, or delete and recreate the endpoint "
+                                "(its URL changes)") from None
+        state.router_port, state.router_pid = port, pid
+        write_state(files, state)
 
     def _await_ready(self, files: EndpointFiles, endpoint: str, deployment: str,
                      entry: DeploymentState) -> None:
@@ -391,15 +414,14 @@ class LocalEndpoints:
 
     def _info(self, endpoint: str, state: EndpointState) -> EndpointInfo:
         ordered = sorted(state.deployments.items(), key=lambda item: item[1].created_at)
-        leading = _leading(state.traffic)
-        serving = state.deployments.get(leading) if leading else None
         return EndpointInfo(
             name=endpoint,
             tags=dict(state.tags),
             created_at=datetime.fromisoformat(state.created_at),
             traffic=dict(state.traffic),
             deployments=tuple(name for name, _ in ordered),
-            scoring_uri=f"http://127.0.0.1:{serving.port}/score" if serving else None,
+            # The router's port: the endpoint's URL, whichever deployment serves (or none: asleep).
+            scoring_uri=f"http://127.0.0.1:{state.router_port}/score" if state.router_port else None,
             last_deployed_at=datetime.fromisoformat(ordered[-1][1].created_at) if ordered else None,
         )
 
