@@ -217,3 +217,16 @@ def test_autopilot_key_prints_the_key_the_front_door_accepts_and_nothing_else(
     assert printed == f"{front_key(settings)}\n" and len(printed.strip()) >= 32
     assert (tmp_path / "data" / "front-door.key").stat().st_mode & 0o777 == 0o600
     assert main(["key", "another-project"]) == 2 and capsys.readouterr().out == ""
+
+
+def test_front_hold_stays_under_the_http_limit_and_the_model_is_the_name_without_azures_suffix() -> None:
+    from shared.settings import Settings, SettingsError, project_name
+
+    base = {"AUTOPILOT_STORAGE": "UseDevelopmentStorage=true"}
+    assert Settings.from_env(base).front_hold == timedelta(seconds=200)
+    with pytest.raises(SettingsError, match="230 s"):
+        Settings.from_env({**base, "FRONT_HOLD": "229s"})
+    azure = Settings.from_env({**base, "AUTOPILOT_PLATFORM": "azureml", "AZUREML_SUBSCRIPTION_ID": "s",
+                               "AZUREML_RESOURCE_GROUP": "g", "AZUREML_WORKSPACE": "w",
+                               "ENDPOINT_NAME": "support-bot"})
+    assert azure.endpoint_name.startswith("support-bot-") and project_name(azure) == "support-bot"
