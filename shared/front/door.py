@@ -66,6 +66,7 @@ class FrontDoor:
         self._poll_s = poll_s
         self._routes: dict[str, _Route] = {}
         self._touched: dict[str, float] = {}
+        self._read: dict[str, tuple[float, list[Run]]] = {}
         self._lock = threading.Lock()
 
     def authorize(self, headers: Mapping[str, str]) -> None:
@@ -135,7 +136,7 @@ class FrontDoor:
             return route.endpoint, route.deployment
         deadline = self._clock() + hold_s
         while True:
-            runs = self.life.ledger.find(endpoint=endpoint)
+            runs = self._runs(endpoint)
             live = [r for r in runs if r.state == State.LIVE and r.deployment]
             if live:
                 serving = max(live, key=_last_live)
@@ -149,6 +150,18 @@ class FrontDoor:
                 raise Refusal(503, "model_not_ready", f"model {model} is waking up (its deployment is being "
                               "created); try again shortly", self._retry_after(), True)
             self._sleep(min(self._poll_s, remaining))
+
+    def _runs(self, endpoint: str) -> list[Run]:
+        """The endpoint's runs, read at most once a poll interval however many requests hold for it."""
+        now = self._clock()
+        with self._lock:
+            read = self._read.get(endpoint)
+        if read is not None and now - read[0] < self._poll_s:
+            return read[1]
+        runs = self.life.ledger.find(endpoint=endpoint)
+        with self._lock:
+            self._read[endpoint] = (now, runs)
+        return runs
 
     def _wake_or_refuse(self, model: str, runs: list[Run]) -> None:
         """Start the one redeploy of the model's last live run, or say why it cannot wake."""
