@@ -41,6 +41,7 @@ bench: setup
 	$(PY) bench/train_memory.py --sizes 10,200
 	$(PY) bench/serve.py
 	$(PY) bench/handlers.py --events 100
+	$(PY) bench/front_door.py
 
 # Azurite + the devhost in the foreground; Ctrl-C stops both.
 up: setup

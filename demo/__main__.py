@@ -4,9 +4,10 @@ Prepares the default base model (SmolLM2-135M-Instruct, once per data dir), star
 drops the demo's manifest, held-out test file and training file into the incoming container, waits for the
 run to go live, prints the evaluation report (base model vs fine-tuned on held-out prompts), scores the
 endpoint with the seed's payload through the platform port (the local engine POSTs it to the endpoint's
-scoring URI with its key), waits for the idle sweep to tear the endpoint down, stops everything it started,
-prints a timeline and, as its last line, one JSON summary. Exit status 0 only if every stage happened and
-the fine-tune beat its base model.
+scoring URI with its key), waits for the idle sweep to put the model to sleep (its deployment deleted, the
+endpoint kept), then asks it again through the front door with the `openai` client, which wakes it (one
+redeploy) and answers; stops everything it started, prints a timeline and, as its last line, one JSON
+summary. Exit status 0 only if every stage happened and the fine-tune beat its base model.
 """
 
 from __future__ import annotations
@@ -74,12 +75,12 @@ def run_demo(data_dir: Path) -> dict[str, Any]:
         try:
             with DevHost(app) as host:
                 print(f"devhost on {host.base_url}; Azurite blob port {storage.blob_port}", flush=True)
-                return drive(life, marks)
+                return drive(life, marks, f"{host.base_url}/api/v1")
         finally:
             life.close()  # the local engine's endpoint servers
 
 
-def drive(life: Lifecycle, marks: list[tuple[str, datetime]]) -> dict[str, Any]:
+def drive(life: Lifecycle, marks: list[tuple[str, datetime]], front_url: str) -> dict[str, Any]:
     from shared.evaluation.render import text_table
     from shared.lifecycle.gate import reply_text, seed_payload
     from shared.staging import BlobRef
@@ -108,11 +109,16 @@ def drive(life: Lifecycle, marks: list[tuple[str, datetime]]) -> dict[str, Any]:
     marks.append(("scored", life.ledger.now()))
     print(f"scored {run.endpoint}: {QUESTION!r} -> {reply!r}", flush=True)
 
-    down = wait_for("the idle sweep to tear the endpoint down",
-                    lambda: (r := life.ledger.get(run.run_id)) and r.state.value == "torn_down" and r, 120)
-    deleted = life.platform.get_endpoint(run.endpoint) is None
+    wait_for("the idle sweep to put the model to sleep",
+             lambda: (r := life.ledger.get(run.run_id)) and r.state.value == "torn_down" and r, 120)
+    marks.append(("asleep", life.ledger.now()))
+    asleep = life.platform.get_endpoint(run.endpoint)
+    deleted = asleep is not None and asleep.deployments == ()  # what billed went; the endpoint stays
+    wake = wake_through_front(life, front_url, question)
+    marks.append(("answered", life.ledger.now()))
+    woken = life.ledger.get(run.run_id) or run
     job = life.platform.job_status(run.job_name)
-    print_timeline(down, marks)
+    print_timeline(woken, marks)
     return {
         "run_id": run.run_id,
         "dataset": {"rows": run.rows, "train_rows": run.train_rows, "test_rows": run.test_rows},
@@ -120,8 +126,28 @@ def drive(life: Lifecycle, marks: list[tuple[str, datetime]]) -> dict[str, Any]:
         "model": {"name": run.model_name, "version": run.model_version},
         "eval": eval_summary(report),
         "endpoint": {"name": run.endpoint, "scored": bool(reply), "reply": reply},
-        "teardown": {"deleted": deleted},
+        "teardown": {"deleted": deleted, "endpoint_kept": asleep is not None},
+        "wake": wake,
     }
+
+
+def wake_through_front(life: Lifecycle, front_url: str, question: list[dict[str, str]]) -> dict[str, Any]:
+    """Ask the asleep model through the front door, as any OpenAI client would: it wakes and answers."""
+    import openai
+
+    from shared.front import front_key
+    from shared.settings import project_name
+
+    client = openai.OpenAI(base_url=front_url, api_key=front_key(life.ctx.settings))
+    started = time.monotonic()
+    answer = client.chat.completions.create(
+        model=project_name(life.ctx.settings), messages=question,  # type: ignore[arg-type]
+        max_tokens=64, temperature=0)
+    seconds = round(time.monotonic() - started, 1)
+    text = answer.choices[0].message.content or ""
+    print(f"woke {project_name(life.ctx.settings)} through the front door in {seconds} s: {text!r}",
+          flush=True)
+    return {"seconds": seconds, "answered": bool(text)}
 
 
 def eval_summary(report: Any) -> dict[str, float | None]:
@@ -199,7 +225,7 @@ def main() -> int:
     print(f"\ndemo finished in {time.monotonic() - started:.1f} s; data under {data_dir}")
     print(json.dumps(summary))
     done = (summary["job"]["status"] == "Completed", summary["endpoint"]["scored"],
-            summary["teardown"]["deleted"], learned(summary))
+            summary["teardown"]["deleted"], summary["wake"]["answered"], learned(summary))
     return 0 if all(done) else 1
 
 

@@ -6,6 +6,7 @@ import threading
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+from shared.front import FrontDoor, front_key
 from shared.lifecycle import Lifecycle
 from shared.observability import configure_logging
 from shared.settings import Settings
@@ -48,3 +49,12 @@ def _build() -> Lifecycle:
 
 
 lifecycle = Once(_build)
+
+
+def _build_front() -> FrontDoor:
+    """The front door over the one lifecycle, with the key clients must send."""
+    life = lifecycle()
+    return FrontDoor(life, front_key(life.ctx.settings))
+
+
+front = Once(_build_front)

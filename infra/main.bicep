@@ -28,6 +28,10 @@ param baseModel string = 'Phi-4'
 @description('Idle time after which the sweep deletes an endpoint, e.g. 2h')
 param idleTtl string = '2h'
 
+@secure()
+@description('The front door key clients send as Authorization: Bearer KEY (azd env set FRONT_DOOR_KEY ...); empty: the front door refuses every request')
+param frontDoorKey string = ''
+
 @description('Optional Teams/Slack webhook for alerts')
 param alertWebhookUrl string = ''
 
@@ -145,6 +149,9 @@ module app 'modules/functionapp.bicep' = {
       TEST_FRACTION: '0.05'
       TEST_ROWS_MAX: '1000'
       IDLE_TTL: idleTtl
+      FRONT_DOOR_KEY: frontDoorKey
+      FRONT_HOLD: '200s'
+      ENDPOINT_DELETE_AFTER: '30d'
       IDLE_SWEEP_SCHEDULE: '0 */15 * * * *'
       SWEEP_DRY_RUN: 'false'
       SWEEP_MAX_DELETIONS: '50'

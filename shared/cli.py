@@ -3,6 +3,7 @@
     autopilot validate FILE [--json] [--workers N]   the scan an upload gets; exit 0 valid, 1 invalid, 2 usage
                                                      or I/O error
     autopilot check-azure [--json]                   Azure pre-flight before the first upload (reads only)
+    autopilot key [PROJECT]                          the front door's key (the only thing that prints it)
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shared import cli_azure
+from shared import cli_azure, cli_front
 from shared.cli_ops import add_commands
 from shared.settings import DEVELOPMENT_STORAGE, Settings, SettingsError, load_local_settings
 
@@ -84,6 +85,7 @@ COMMANDS: dict[str, Command] = {
     "validate": (_validate_arguments, _validate, "check a chat dataset the way an upload is checked"),
     "check-azure": (cli_azure.add_arguments, cli_azure.run,
                     "check the Azure settings before the first upload: base model, compute, endpoint name"),
+    "key": (cli_front.add_arguments, cli_front.run, "print the front door's key, for a client's api_key"),
 }
 
 

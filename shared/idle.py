@@ -33,19 +33,31 @@ def idle_since(endpoint: EndpointInfo, last_request: datetime | None) -> datetim
     return max(marks) if marks else None
 
 
+def asleep(endpoint: EndpointInfo) -> bool:
+    """The endpoint has no deployment: nothing bills, its URL and keys stay, the front door can wake it."""
+    return not endpoint.deployments
+
+
 def judge(endpoint: EndpointInfo, last_request: datetime | None, now: datetime,
-          ttl: timedelta) -> IdleVerdict:
-    """The decision for one endpoint whose activity is known."""
+          ttl: timedelta, delete_after: timedelta | None = None) -> IdleVerdict:
+    """The decision for one endpoint whose activity is known: for an awake one, whether to put it to sleep
+    (delete its deployments) after `ttl`; for an asleep one, whether to delete it after `delete_after`
+    (None or 0: never)."""
     if endpoint.tags.get(MANAGED_TAG) != "true":
         return IdleVerdict(endpoint.name, False, "not managed by autopilot")
     if endpoint.tags.get(KEEP_TAG, "").lower() == "true":
         return IdleVerdict(endpoint.name, False, f"{KEEP_TAG}=true")
+    if asleep(endpoint):
+        if not delete_after:
+            return IdleVerdict(endpoint.name, False, "asleep (no deployment bills); kept")
+        ttl = delete_after
     since = idle_since(endpoint, last_request)
     if since is None:
         return IdleVerdict(endpoint.name, False, "no deployment or request time known")
     idle_for = now - since
     if idle_for <= ttl:
-        return IdleVerdict(endpoint.name, False, "active within the TTL", idle_for)
+        return IdleVerdict(endpoint.name, False, "asleep, within ENDPOINT_DELETE_AFTER" if asleep(endpoint)
+                           else "active within the TTL", idle_for)
     return IdleVerdict(endpoint.name, True, f"idle for {idle_for} > {ttl}", idle_for)
 
 

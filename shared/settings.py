@@ -185,6 +185,12 @@ class Settings:
     # An upload in the incoming container this long with no run is failed with one alert: its event never
     # came, or its blob trigger gave up. Longer than the host's 5 tries of up to functionTimeout each.
     lost_upload_after: timedelta = timedelta(hours=1)
+    # The front door: its key (FRONT_DOOR_KEY; locally made once under the data dir when unset), how long it
+    # holds a request for a model that is waking (under Functions' 230 s), and how long an asleep endpoint
+    # (no deployment, nothing billed) keeps its URL and keys before the sweep deletes it (0: for ever).
+    front_door_key: str | None = field(default=None, repr=False)
+    front_hold: timedelta = timedelta(seconds=200)
+    endpoint_delete_after: timedelta = timedelta(days=30)
     alert_webhook_url: str | None = field(default=None, repr=False)  # Slack's and Teams' hold a token
     # Signs webhook alerts (Standard Webhooks): `whsec_` + base64; never in a repr, a log or an error.
     alert_webhook_secret: str | None = field(default=None, repr=False)
@@ -247,6 +253,10 @@ class Settings:
             eval_gate_base=_bool(e, "EVAL_GATE_BASE", True),
             reconcile_after=reconcile_after,
             lost_upload_after=parse_duration("LOST_UPLOAD_AFTER", e.get("LOST_UPLOAD_AFTER", "1h")),
+            front_door_key=e.get("FRONT_DOOR_KEY", "").strip() or None,
+            front_hold=_front_hold(e),
+            endpoint_delete_after=parse_duration("ENDPOINT_DELETE_AFTER",
+                                                 e.get("ENDPOINT_DELETE_AFTER", "30d")),
             alert_webhook_url=e.get("ALERT_WEBHOOK_URL") or None,
             alert_webhook_secret=_webhook_secret(e),
             alert_topic_endpoint=e.get("ALERT_TOPIC_ENDPOINT") or None,
@@ -336,6 +346,25 @@ def _webhook_secret(e: Mapping[str, str]) -> str | None:
     except ValueError as exc:
         raise SettingsError(str(exc)) from None
     return secret
+
+
+FRONT_HOLD_MAX = timedelta(seconds=220)
+
+
+def _front_hold(e: Mapping[str, str]) -> timedelta:
+    # An HTTP-triggered function must answer within 230 s; the hold leaves room for the forward itself.
+    hold = parse_duration("FRONT_HOLD", e.get("FRONT_HOLD", "200s"))
+    if hold > FRONT_HOLD_MAX:
+        raise SettingsError(f"FRONT_HOLD={e['FRONT_HOLD']} is over {int(FRONT_HOLD_MAX.total_seconds())} s: "
+                            "an HTTP function must answer within 230 s on every plan")
+    return hold
+
+
+def project_name(settings: Settings) -> str:
+    """The project's name, which clients pass as `model`: ENDPOINT_NAME without Azure's install suffix."""
+    if settings.platform == "azureml":
+        return settings.endpoint_name[: -(SUFFIX_LENGTH + 1)]
+    return settings.endpoint_name
 
 
 def _at_least(e: Mapping[str, str], name: str, default: int, low: int, hint: str) -> int:

@@ -87,9 +87,10 @@ class Lifecycle:
             report = SweepReport(reconciled=reconciled)
             return sweep.on_sweep(self.ctx, now, report)
 
-    def redeploy(self, run: Run) -> Run:
+    def redeploy(self, run: Run, *, wake: bool = False) -> Run:
         """Ask for a torn-down or rolled-back run's registered model to be deployed again; returns the run,
         now deploying, with its deploy step queued. It goes back to the endpoint the run served on.
+        `wake`: a request through the front door asked for it (counted in the run's `wakes`).
 
         Raises IllegalTransition if the run's state does not allow it, Conflict if the run changed meanwhile.
         """
@@ -98,7 +99,8 @@ class Lifecycle:
                                     "with a registered model can be redeployed")
         with handling(run_id=run.run_id, job_id=run.job_name):
             endpoint = run.endpoint or self.ctx.settings.endpoint_name
-            asked = self.ctx.ledger.advance(run, State.DEPLOYING, note="redeploy requested",
+            asked = self.ctx.ledger.advance(run, State.DEPLOYING, note="woken by a request" if wake
+                                            else "redeploy requested", wakes=run.wakes + int(wake),
                                             endpoint=endpoint, deployment=naming.deployment_name(run.run_id),
                                             error="",
                                             deploy_started_at=None, provisioning="", polls=0,

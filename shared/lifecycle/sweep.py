@@ -1,7 +1,10 @@
 """on_sweep: stop the meter on idle endpoints, and never take down one that someone is using.
 
-An idle endpoint is deleted when nobody has scored it for longer than IDLE_TTL, counting from the later of
-its last request and its newest deployment (so a fresh deployment gets a grace period). Only endpoints
+An idle endpoint is put to sleep when nobody has scored it for longer than IDLE_TTL, counting from the
+later of its last request (the platform's, or the front door's) and its newest deployment (so a fresh
+deployment gets a grace period): its deployments, which bill, are deleted; the endpoint, its URL and its keys
+stay, and the front door's first request wakes the model again. An endpoint asleep for longer than
+ENDPOINT_DELETE_AFTER is deleted. Only endpoints
 tagged as ours are looked at; a keep tag exempts one; missing activity data is never read as "idle"; a
 request that arrives while the sweep decides wins; SWEEP_DRY_RUN reports without deleting; at most
 SWEEP_MAX_DELETIONS endpoints go per sweep, the longest idle first. The decision itself (idle_since, judge,
@@ -14,13 +17,14 @@ it back. An unhealthy run still holds its endpoint for the idle rules (it bills 
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import contextlib
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
 
 from shared.alerts import Alert
-from shared.idle import IdleVerdict, judge, select
+from shared.idle import IdleVerdict, asleep, judge, select
 from shared.lifecycle.context import Context, log
 from shared.lifecycle.outcome import Outcome
 from shared.platforms.port import MANAGED_TAG, DeploymentStatus, EndpointInfo, NotFoundError, PlatformError
@@ -32,7 +36,8 @@ class SweepReport:
     """What one sweep did: runs reconciled, then endpoint names (with a reason where kept) by outcome."""
 
     reconciled: list[Outcome] = field(default_factory=list)
-    deleted: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)  # put to sleep: their deployments deleted
+    endpoints_deleted: list[str] = field(default_factory=list)  # asleep past ENDPOINT_DELETE_AFTER
     would_delete: list[str] = field(default_factory=list)  # SWEEP_DRY_RUN
     deferred: list[str] = field(default_factory=list)  # over SWEEP_MAX_DELETIONS: the next sweep's
     kept: list[str] = field(default_factory=list)
@@ -64,7 +69,7 @@ def on_sweep(ctx: Context, now: datetime | None = None, report: SweepReport | No
     report = report or SweepReport()
     candidates: dict[str, Candidate] = {}
     listed = ctx.call(ctx.platform.list_endpoints)
-    _finish_teardowns(ctx, {e.name for e in listed}, now, report)
+    _finish_teardowns(ctx, {e.name: set(e.deployments) for e in listed}, now, report)
     for endpoint in listed:
         if endpoint.tags.get(MANAGED_TAG) != "true":
             continue  # not ours: not read, not reported, never touched
@@ -168,13 +173,13 @@ def _advance(ctx: Context, run: Run, sources: Collection[State], target: State, 
 def _judge(ctx: Context, endpoint: EndpointInfo, now: datetime, report: SweepReport) -> Candidate | None:
     """The endpoint as a candidate for teardown, or None (kept, gone, or its activity unknown: reported)."""
     try:
-        last = ctx.call(ctx.platform.endpoint_activity, endpoint.name)
+        last = _last_request(ctx, endpoint.name)
     except NotFoundError:
         return None  # deleted since it was listed
     except PlatformError as exc:
         _activity_unknown(ctx, endpoint.name, exc, report)
         return None
-    verdict = judge(endpoint, last, now, ctx.settings.idle_ttl)
+    verdict = judge(endpoint, last, now, ctx.settings.idle_ttl, ctx.settings.endpoint_delete_after)
     if verdict.delete and _deploy_in_progress(ctx, endpoint.name, now):
         verdict = IdleVerdict(endpoint.name, False, "a deployment to it is in progress", verdict.idle_for)
     if not verdict.delete:
@@ -202,7 +207,7 @@ def _tear_down(ctx: Context, candidate: Candidate, now: datetime) -> tuple[str, 
     name = candidate.endpoint.name
     try:
         fresh = ctx.call(ctx.platform.get_endpoint, name)
-        latest = ctx.call(ctx.platform.endpoint_activity, name) if fresh is not None else None
+        latest = _last_request(ctx, name) if fresh is not None else None
     except NotFoundError:
         fresh = None
     except PlatformError as exc:
@@ -215,12 +220,14 @@ def _tear_down(ctx: Context, candidate: Candidate, now: datetime) -> tuple[str, 
     if latest is not None and (previous is None or latest > previous):
         log.info("sweep: keeping %s, a request arrived at %s while the sweep decided", name, latest)
         return "request_won", name
-    verdict = judge(fresh, latest, now, ctx.settings.idle_ttl)
+    verdict = judge(fresh, latest, now, ctx.settings.idle_ttl, ctx.settings.endpoint_delete_after)
     if not verdict.delete:
         log.info("sweep: keeping %s, it changed while the sweep decided: %s", name, verdict.reason)
         return "kept", f"{name} ({verdict.reason}, since the decision)"
+    if asleep(fresh):
+        return _delete_asleep(ctx, fresh, verdict)
     try:
-        ctx.call(ctx.platform.delete_endpoint, name)
+        _put_to_sleep(ctx, fresh)
     except PlatformError as exc:
         log.error("sweep: could not delete %s: %s", name, exc)
         _warn(ctx, name, "sweep.delete_failed",
@@ -230,19 +237,25 @@ def _tear_down(ctx: Context, candidate: Candidate, now: datetime) -> tuple[str, 
     return "deleted", name
 
 
-def _finish_teardowns(ctx: Context, existing: set[str], now: datetime, report: SweepReport) -> None:
-    """Runs still serving on an endpoint that no longer exists are recorded torn down, with one alert each.
+def _finish_teardowns(ctx: Context, existing: Mapping[str, set[str]], now: datetime,
+                      report: SweepReport) -> None:
+    """Runs still serving on a deployment (or an endpoint) that no longer exists are recorded torn down, with
+    one alert each.
 
     A sweep deletes first and records after; one stopped in between (the host's timeout) leaves runs live on
-    an endpoint that is gone, and this is where the next sweep finishes it (so does an endpoint deleted by
-    hand). What it was idle for is not known any more: only the endpoint-hours are recorded.
+    a deployment that is gone, and this is where the next sweep finishes it (so does a deletion by hand).
+    What it was idle for is not known any more: only the endpoint-hours are recorded.
     """
     for run in ctx.ledger.find(state=SERVING):
-        if not run.endpoint or run.endpoint in existing:
+        if not run.endpoint:
+            continue
+        deployments = existing.get(run.endpoint)
+        if deployments is not None and (not run.deployment or run.deployment in deployments):
             continue
         teardowns = run.teardowns + 1
         since = _deployed_at(run)
-        down = _advance(ctx, run, SERVING, State.TORN_DOWN, f"endpoint {run.endpoint} no longer exists",
+        gone = f"deployment {run.endpoint}/{run.deployment} no longer exists"
+        down = _advance(ctx, run, SERVING, State.TORN_DOWN, gone,
                         torn_down_at=now, teardowns=teardowns,
                         **({"endpoint_hours": _hours(now - since)} if since else {}))
         if down is None:
@@ -250,10 +263,45 @@ def _finish_teardowns(ctx: Context, existing: set[str], now: datetime, report: S
         report.gone.append(run.endpoint)
         if ctx.ledger.mark_alerted(down, f"endpoint.torn_down#{teardowns}") is not None:
             ctx.alerts.send(Alert(down.run_id, "endpoint.torn_down", "info",
-                                  f"endpoint {run.endpoint} no longer exists (deleted by a sweep that "
-                                  f"stopped before recording it, or by hand); model {run.model_name}:"
+                                  f"{gone} (deleted by a sweep that stopped before recording it, or "
+                                  f"by hand); model {run.model_name}:"
                                   f"{run.model_version} stays registered, redeploy is one step",
                                   {"endpoint": run.endpoint, "teardown": teardowns, **_costs(down)}))
+def _last_request(ctx: Context, endpoint: str) -> datetime | None:
+    """The later of the platform's last request and the front door's (which the metrics may not show yet)."""
+    marks = [ctx.call(ctx.platform.endpoint_activity, endpoint), ctx.ledger.activity.get(endpoint)]
+    known = [mark for mark in marks if mark is not None]
+    return max(known) if known else None
+
+
+def _put_to_sleep(ctx: Context, endpoint: EndpointInfo) -> None:
+    """Delete what bills, the endpoint's deployments (traffic off first: a serving one cannot be deleted);
+    the endpoint keeps its URL and keys."""
+    serving = any(endpoint.traffic.values())
+    if serving:
+        ctx.call(ctx.platform.set_traffic, endpoint.name, {name: 0 for name in endpoint.deployments})
+    try:
+        for deployment in endpoint.deployments:
+            ctx.call(ctx.platform.delete_deployment, endpoint.name, deployment)
+    except Exception:
+        if serving:  # the model must not stay awake yet unreachable: its traffic goes back as it was
+            with contextlib.suppress(PlatformError):
+                ctx.call(ctx.platform.set_traffic, endpoint.name, dict(endpoint.traffic))
+        raise
+
+
+def _delete_asleep(ctx: Context, endpoint: EndpointInfo, verdict: IdleVerdict) -> tuple[str, str]:
+    """Delete an endpoint asleep past ENDPOINT_DELETE_AFTER: its URL and keys go; the models stay."""
+    try:
+        ctx.call(ctx.platform.delete_endpoint, endpoint.name)
+    except PlatformError as exc:
+        log.error("sweep: could not delete asleep endpoint %s: %s", endpoint.name, exc)
+        return "failed", endpoint.name
+    ctx.alerts.send(Alert(endpoint.name, "endpoint.deleted", "info",
+                          f"endpoint {endpoint.name}, asleep and unused ({verdict.reason}), was deleted with "
+                          "its URL and keys (ENDPOINT_DELETE_AFTER); its models stay registered",
+                          {"endpoint": endpoint.name}))
+    return "endpoints_deleted", endpoint.name
 
 
 def _record_teardown(ctx: Context, endpoint: EndpointInfo, verdict: IdleVerdict, now: datetime) -> None:
@@ -270,9 +318,10 @@ def _record_teardown(ctx: Context, endpoint: EndpointInfo, verdict: IdleVerdict,
                         teardowns=teardowns)
         if down is None:
             continue
-        summary = (f"endpoint {endpoint.name} was deleted after {verdict.idle_for} without requests "
-                   f"({down.endpoint_hours} endpoint-hours billed, ~{saved} h saved); model "
-                   f"{run.model_name}:{run.model_version} stays registered, redeploy is one step")
+        summary = (f"endpoint {endpoint.name} was put to sleep after {verdict.idle_for} without requests "
+                   f"({down.endpoint_hours} endpoint-hours billed, ~{saved} h saved): its deployment was "
+                   f"deleted, its URL and key stay, and model {run.model_name}:{run.model_version} wakes on "
+                   "the next request through the front door")
         # The compare-and-set to torn_down already makes this handler the only one; the ordinal keeps a
         # second teardown after a redeploy from being mistaken for a repeat of the first.
         if ctx.ledger.mark_alerted(down, f"endpoint.torn_down#{teardowns}") is not None:
@@ -280,8 +329,8 @@ def _record_teardown(ctx: Context, endpoint: EndpointInfo, verdict: IdleVerdict,
                                   {"endpoint": endpoint.name, "teardown": teardowns, **_costs(down)}))
     if not runs:
         ctx.alerts.send(Alert(endpoint.name, "endpoint.torn_down", "info",
-                              f"endpoint {endpoint.name} (no live run in the ledger) was deleted after "
-                              f"{verdict.idle_for} without requests", {"endpoint": endpoint.name}))
+                              f"endpoint {endpoint.name} (no live run in the ledger) was put to sleep "
+                              f"after {verdict.idle_for} without requests", {"endpoint": endpoint.name}))
 
 
 def _activity_unknown(ctx: Context, endpoint: str, exc: Exception,

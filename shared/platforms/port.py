@@ -13,7 +13,7 @@ likes, so no trigger holds the line for the 10-20 minutes a managed deployment t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -108,6 +108,14 @@ class NotFoundError(PlatformError):
 
 class BaseModelRefused(PlatformError):
     """This platform cannot fine-tune the base model named (retired, archived, unknown, not loadable)."""
+
+
+class RequestRefused(PlatformError):
+    """The deployment refused the request itself (a client error: 400/422); `status` is its HTTP status."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class ActivityUnavailable(PlatformError):
@@ -289,4 +297,18 @@ class Platform(Protocol):
 
         Raises ActivityUnavailable when the signal cannot be read.
         """
+        ...
+
+    def chat(self, endpoint: str, deployment: str, request: Mapping[str, Any]) -> dict[str, Any]:
+        """One OpenAI chat completion (`request` as OpenAI's API takes it, `stream` ignored) from the named
+        deployment, straight to it whatever the traffic split (the front door pins the live one).
+
+        NotFoundError if the endpoint or deployment does not exist (asleep), RequestRefused if the deployment
+        refused the request, TransientPlatformError if it did not answer.
+        """
+        ...
+
+    def chat_stream(self, endpoint: str, deployment: str, request: Mapping[str, Any]) -> Iterator[str]:
+        """The same answer as server-sent events (`data: {chat.completion.chunk}` lines, then `data: [DONE]`),
+        as OpenAI streams it. Errors before the first event are raised as by `chat`."""
         ...

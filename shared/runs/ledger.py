@@ -16,6 +16,7 @@ from typing import Any
 
 from shared.observability import bind_run
 from shared.runs import codec
+from shared.runs.activity import ActivityMarks
 from shared.runs.endpoint_lease import EndpointLeases
 from shared.runs.record import BOOKKEEPING, TRANSITIONS, IllegalTransition, Run, State
 from shared.runs.store import Conflict, RowExists, RowStore
@@ -31,6 +32,8 @@ class Ledger:
         self._clock = clock or (lambda: datetime.now(UTC))
         # Whose turn it is to deploy to each endpoint (rows of another kind in the same store).
         self.endpoints = EndpointLeases(store, self.get, self.now)
+        # The front door's requests per endpoint: the idle signal the sweep reads beside the platform's.
+        self.activity = ActivityMarks(store)
 
     def now(self) -> datetime:
         """The ledger's clock (tests move it)."""

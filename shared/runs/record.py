@@ -119,6 +119,7 @@ class Run:
     hours_saved: float | None = None
     cost_reference_hours: float | None = None
     teardowns: int = 0
+    wakes: int = 0  # times a request through the front door woke the run's model from sleep
     torn_down_at: datetime | None = None
     error: str = ""  # why the run failed, was rejected or rolled back
     # Kept by the ledger itself, never passed to it as a change.

@@ -13,6 +13,7 @@ a real job and a model load cost seconds); the tests that change the endpoint co
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
@@ -43,6 +44,7 @@ from shared.platforms.port import (
     Platform,
     PlatformError,
     Provisioning,
+    RequestRefused,
 )
 from shared.settings import Settings
 from shared.storage import blob_service
@@ -365,6 +367,24 @@ def test_deploying_the_same_names_again_makes_no_second_deployment(
 def test_a_deployment_answers_the_seed_payload_by_name(adapter: Adapter, deployed: EndpointInfo) -> None:
     answer = adapter.platform.score(ENDPOINT, seed_payload(CONVERSATION, 8, greedy=True), deployment="blue")
     assert reply_text(answer).strip(), answer
+
+
+def test_a_deployment_answers_openai_chat_by_name_whole_and_streamed(
+        adapter: Adapter, deployed: EndpointInfo) -> None:
+    """What the front door forwards: a chat.completion, and a stream of chunks ending in [DONE]."""
+    request = {"model": "contract", "messages": CONVERSATION, "max_tokens": 8, "temperature": 0}
+    whole = adapter.platform.chat(ENDPOINT, "blue", request)
+    assert whole["object"] == "chat.completion" and whole["choices"][0]["message"]["role"] == "assistant"
+    assert whole["choices"][0]["message"]["content"].strip(), whole
+    events = list(adapter.platform.chat_stream(ENDPOINT, "blue", request))
+    chunks = [json.loads(e.removeprefix("data: ")) for e in events[:-1]]
+    assert events[-1] == "data: [DONE]\n\n" and all(e.endswith("\n\n") for e in events)
+    assert {c["object"] for c in chunks} == {"chat.completion.chunk"}
+    assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"]).strip()
+    with pytest.raises(NotFoundError):  # an asleep model: the front door wakes it
+        adapter.platform.chat(ENDPOINT, "green", request)
+    with pytest.raises(RequestRefused):
+        adapter.platform.chat(ENDPOINT, "blue", {"model": "contract", "messages": []})
 
 
 def test_traffic_to_a_missing_deployment_is_refused(adapter: Adapter, deployed: EndpointInfo) -> None:

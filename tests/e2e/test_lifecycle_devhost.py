@@ -48,4 +48,5 @@ def test_dropped_file_goes_live_and_is_torn_down_when_idle(host: DevHost) -> Non
     assert fired.status_code in (200, 202)
     down = wait_until(lambda: (r := life.ledger.get(run.run_id)) and r.state.value == "torn_down" and r, 60)
     assert down.model_version == run.model_version
-    assert life.platform.get_endpoint(run.endpoint) is None
+    asleep = life.platform.get_endpoint(run.endpoint)  # the deployment went; the endpoint, URL and key stay
+    assert asleep is not None and asleep.deployments == ()

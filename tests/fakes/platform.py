@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from shared.platforms import chat
 from shared.platforms.port import (
     BaseModelRefused,
     DeploymentStatus,
@@ -243,6 +244,24 @@ class InMemoryPlatform:
             self.scored.append((endpoint, target))
             ep.last_request = self.clock()
         return self.reply(target, payload)
+
+    def chat(self, endpoint: str, deployment: str, request: Mapping[str, Any]) -> dict[str, Any]:
+        self._maybe_fail("chat", endpoint)
+        payload = chat.seed_request(request)  # the same refusal of a request without messages
+        with self.lock:
+            ep = self._endpoint(endpoint)
+            if deployment not in ep.deployments:
+                raise NotFoundError(f"deployment {deployment} of endpoint {endpoint} not found")
+            if not self._succeeded(ep, deployment):
+                raise TransientPlatformError(f"deployment {deployment} of {endpoint} has not Succeeded")
+            self.scored.append((endpoint, deployment))
+            self.effects["chat"] += 1
+            ep.last_request = self.clock()
+        text = chat.seed_reply_text(self.reply(deployment, payload))
+        return chat.completion(text, str(request.get("model") or endpoint))
+
+    def chat_stream(self, endpoint: str, deployment: str, request: Mapping[str, Any]) -> Iterator[str]:
+        return chat.stream_of(self.chat(endpoint, deployment, request))
 
     def set_traffic(self, endpoint: str, traffic: Mapping[str, int]) -> None:
         self._maybe_fail("set_traffic", endpoint)

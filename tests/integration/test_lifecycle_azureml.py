@@ -19,10 +19,12 @@ import pytest
 
 from shared.evaluation import rouge_l
 from shared.events import RUN_COMPLETED, parse_run_event, run_event
+from shared.front import FrontDoor, Refusal
 from shared.lifecycle import Lifecycle, Outcome, Step
 from shared.lifecycle.naming import deployment_name
 from shared.platforms.port import HASH_TAG, MANAGED_TAG, RUN_TAG
 from shared.runs import Run, State
+from shared.settings import project_name
 from shared.staging import BlobRef
 from shared.wiring import build_lifecycle
 from tests.fakes.azureml_world import NOW, build_world
@@ -169,15 +171,21 @@ def test_upload_to_live_then_blue_green_then_idle_teardown(app: App) -> None:
     superseded = app.life.ledger.get(first.run_id)
     assert superseded is not None and superseded.state == State.TORN_DOWN
 
-    # 4. The sweep: Azure Monitor shows no request; past IDLE_TTL the endpoint goes, the model stays.
+    # 4. The sweep: Azure Monitor shows no request; past IDLE_TTL the deployment goes (the model is asleep),
+    # the endpoint with its URL and keys stays, and the model stays registered.
     app.azure.later(minutes=5)  # the gate's requests have not reached Azure Monitor yet: kept, not idle
     early = app.life.on_sweep(NOW + timedelta(minutes=5))
     assert early.deleted == [] and app.azure.platform.get_endpoint(app.endpoint) is not None
     app.azure.later(minutes=-5)
     app.azure.later(**{"seconds": (app.azure.settings.idle_ttl + timedelta(minutes=1)).total_seconds()})
+    keys = app.azure.wire.endpoints.keys[app.endpoint]
     report = app.life.on_sweep(NOW + app.azure.settings.idle_ttl + timedelta(minutes=1))
     assert report.deleted == [app.endpoint]
-    assert app.azure.platform.get_endpoint(app.endpoint) is None
+    asleep = app.azure.platform.get_endpoint(app.endpoint)
+    assert asleep is not None and asleep.deployments == () and asleep.scoring_uri == info.scoring_uri
+    assert app.azure.wire.endpoints.keys[app.endpoint] == keys  # the client's key still works
+    assert not [r for r in app.azure.wire.transport.requests if r.method == "DELETE"
+                and r.path.rstrip("/").endswith(f"onlineEndpoints/{app.endpoint}")]
     queried = app.azure.wire.monitor.queries[-1]
     assert queried.query["metricnames"] == "RequestsPerMinute" and queried.query["aggregation"] == "Average"
     assert queried.body == {"resourceids": [endpoint["id"]]}
@@ -186,12 +194,21 @@ def test_upload_to_live_then_blue_green_then_idle_teardown(app: App) -> None:
     assert len(app.models()) == 2
     assert [a["alert_class"] for a in app.alerts()] == ["endpoint.torn_down"]
 
-    # 5. Redeploy: the registered model goes back on a new endpoint, no new job or model.
-    asked = app.life.redeploy(down)
-    assert asked.state == State.DEPLOYING
+    # 5. A request through the front door wakes it: one redeploy of the last live model, no new job or model;
+    # the front forwards to the deployment pinned by header, with the key its identity listed.
+    door = FrontDoor(app.life, "front-key", poll_s=0)
+    request = {"model": project_name(app.azure.settings), "messages": [{"role": "user", "content": "hi"}]}
+    with pytest.raises(Refusal) as held:
+        door.chat(request, hold_s=0)
+    assert held.value.status == 503 and held.value.headers()["x-should-retry"] == "true"
     run_steps(app.life)
     back = app.life.ledger.get(down.run_id)
-    assert back is not None and back.state == State.LIVE
+    assert back is not None and back.state == State.LIVE and back.wakes == 1
+    answer = door.chat(request, hold_s=0)
+    assert answer["choices"][0]["message"]["content"] == f"answer from {green}"
+    forwarded = [r for r in app.azure.wire.transport.of("inference.ml.azure.com")][-1]
+    assert forwarded.headers["azureml-model-deployment"] == green
+    assert forwarded.body["input_data"]["input_string"] == request["messages"]
     info = app.azure.platform.get_endpoint(app.endpoint)
     assert info is not None and info.traffic == {green: 100}
     assert len(app.jobs()) == 2 and len(app.models()) == 2

@@ -12,6 +12,7 @@ import pytest
 from azure.core.exceptions import ResourceExistsError
 
 from shared.events import parse_run_event
+from shared.front import FrontDoor, Refusal
 from shared.lifecycle import Lifecycle, Result, Step
 from shared.lifecycle.gate import seed_payload
 from shared.runs import State
@@ -96,7 +97,21 @@ def test_upload_goes_live_then_idle_sweep_tears_it_down(lifecycle: Lifecycle) ->
     assert report.deleted == [live.endpoint]
     down = lifecycle.ledger.get(run.run_id)
     assert down is not None and down.state == State.TORN_DOWN
-    assert lifecycle.platform.get_endpoint(live.endpoint) is None
+    asleep = lifecycle.platform.get_endpoint(live.endpoint)  # its server stopped; name and key stay
+    assert asleep is not None and asleep.deployments == ()
+
+    # The front door wakes it: one redeploy of the same model, then real answers, whole and streamed.
+    door = FrontDoor(lifecycle, "front-key", poll_s=0)
+    request = {"model": live.endpoint, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}
+    with pytest.raises(Refusal) as held:
+        door.chat(request, hold_s=0)
+    assert held.value.status == 503
+    run_steps(lifecycle)
+    woken = lifecycle.ledger.get(run.run_id)
+    assert woken is not None and woken.state == State.LIVE and woken.wakes == 1
+    assert door.chat(request, hold_s=0)["choices"][0]["message"]["content"]
+    events = list(door.chat_stream(request, hold_s=0))
+    assert events[0].startswith("data: {") and events[-1] == "data: [DONE]\n\n"
 
 
 def test_same_content_uploaded_again_is_a_duplicate(lifecycle: Lifecycle) -> None:

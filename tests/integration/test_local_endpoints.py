@@ -138,7 +138,10 @@ def test_deploy_creates_a_ready_keyed_endpoint_and_is_idempotent(endpoints, mode
     info = endpoints.get_endpoint(ENDPOINT)
     assert info is not None
     assert info.tags == {MANAGED_TAG: "true"} and info.traffic == {"blue": 100}
-    assert info.deployments == ("blue",) and info.scoring_uri == f"http://127.0.0.1:{blue}/score"
+    # The endpoint's URL is its router's, not the deployment's: it outlives deployments, swaps and sleep.
+    router = _state(endpoints).router_port
+    assert info.deployments == ("blue",) and info.scoring_uri == f"http://127.0.0.1:{router}/score"
+    assert router != blue
     assert info.created_at is not None and info.last_deployed_at is not None
     assert info.last_deployed_at >= info.created_at
     assert [e.name for e in endpoints.list_endpoints()] == [ENDPOINT]
@@ -256,7 +259,8 @@ def test_autopilot_invoke_and_credentials_fetch_the_key_but_never_print_it(endpo
 
     assert main(["endpoint", "credentials"]) == 0
     shown = capsys.readouterr().out
-    assert f"http://127.0.0.1:{blue}/score" in shown and f"http://127.0.0.1:{blue}/v1" in shown
+    stable = _state(endpoints).router_port  # the endpoint's own URL, not its deployment's
+    assert f"http://127.0.0.1:{stable}/score" in shown and f"http://127.0.0.1:{stable}/v1" in shown
     assert str(endpoints.key_file(ENDPOINT)) in shown and key not in shown
 
 
@@ -323,11 +327,15 @@ def test_stop_all_then_resume_all_serves_again_with_the_same_traffic(tmp_path):
     endpoints.set_traffic(ENDPOINT, {"blue": 100})
     payload = {"input_data": {"input_string": [{"role": "user", "content": "hi"}],
                               "parameters": {"max_new_tokens": 2}}}
+    url = endpoints.get_endpoint(ENDPOINT).scoring_uri  # type: ignore[union-attr]
     endpoints.stop_all()  # what `autopilot up` does on Ctrl-C
     with pytest.raises(PlatformError, match="not running"):
         endpoints.score(ENDPOINT, payload)
     assert endpoints.resume_all() == [f"{ENDPOINT}/blue"]  # ... and on its next start
-    assert endpoints.get_endpoint(ENDPOINT).traffic == {"blue": 100}
+    assert endpoints.get_endpoint(ENDPOINT).traffic == {"blue": 100}  # type: ignore[union-attr]
+    assert endpoints.get_endpoint(ENDPOINT).scoring_uri == url  # type: ignore[union-attr]
+    key = {"Authorization": f"Bearer {endpoints.get_key(ENDPOINT)}"}
+    assert httpx.post(url or "", json=payload, headers=key, timeout=60).json()["output"]
     assert endpoints.score(ENDPOINT, payload)["output"]
     assert endpoints.resume_all() == []
     endpoints.delete_endpoint(ENDPOINT)
@@ -427,8 +435,13 @@ def test_blue_green_switch_then_delete_leaves_no_process(endpoints, models, blue
     green_info = endpoints.deploy(models[1], ENDPOINT, "green", {})
     assert green_info.traffic == {"blue": 100, "green": 0} and green_info.deployments == ("blue", "green")
     assert aliases(data_dir) == {"champion": models[0].version, "challenger": models[1].version}
-    assert green_info.scoring_uri == f"http://127.0.0.1:{blue}/score", "green takes no traffic yet"
+    url = green_info.scoring_uri or ""
+    key = {"Authorization": f"Bearer {endpoints.get_key(ENDPOINT)}"}
+    assert url == f"http://127.0.0.1:{_state(endpoints).router_port}/score", "one URL, whoever serves"
     assert endpoints.score(ENDPOINT, SEED_PAYLOAD, deployment="green")["output"]
+    pinned = httpx.post(url, json=SEED_PAYLOAD, timeout=60,
+                        headers={**key, "azureml-model-deployment": "green"})
+    assert pinned.status_code == 200 and pinned.json()["output"]
 
     endpoints.set_traffic(ENDPOINT, {"green": 100})
     assert aliases(data_dir) == {"champion": models[1].version}
@@ -443,14 +456,28 @@ def test_blue_green_switch_then_delete_leaves_no_process(endpoints, models, blue
     assert _gone(blue_pid)
     assert endpoints.get_endpoint(ENDPOINT).deployments == ("green",)  # type: ignore[union-attr]
     assert endpoints.score(ENDPOINT, SEED_PAYLOAD)["output"]
+    assert httpx.post(url, json=SEED_PAYLOAD, headers=key, timeout=60).json()["output"]  # swapped, same URL
+
+    # Asleep (no deployment): the URL stays and says so, as Azure ML does; a new deployment answers there.
+    endpoints.set_traffic(ENDPOINT, {"green": 0})
+    endpoints.delete_deployment(ENDPOINT, "green")
+    asleep = httpx.post(url, json=SEED_PAYLOAD, headers=key, timeout=10)
+    assert asleep.status_code == 404 and "No valid deployments" in asleep.text
+    assert endpoints.get_endpoint(ENDPOINT).scoring_uri == url  # type: ignore[union-attr]
+    endpoints.deploy(models[1], ENDPOINT, "green", {})
+    endpoints.set_traffic(ENDPOINT, {"green": 100})
+    green_pid = _state(endpoints).deployments["green"].pid
+    assert httpx.post(url, json=SEED_PAYLOAD, headers=key, timeout=60).json()["output"]
+    router_pid = _state(endpoints).router_pid
+    assert router_pid
 
     endpoints.delete_endpoint(ENDPOINT)
     endpoints.delete_endpoint(ENDPOINT)  # and so is deleting a missing endpoint
     assert aliases(data_dir) == {"champion": models[1].version}, "the champion is what a redeploy brings back"
-    assert _gone(green_pid, within_s=1.0)
+    assert _gone(green_pid, within_s=1.0) and _gone(router_pid, within_s=1.0)
     assert endpoints.get_endpoint(ENDPOINT) is None and endpoints.list_endpoints() == []
-    with pytest.raises(httpx.TransportError):  # nothing listens at the deleted deployment's address
-        httpx.post(green_info.scoring_uri or "", json=SEED_PAYLOAD, timeout=2)
+    with pytest.raises(httpx.TransportError):  # nothing listens at the deleted endpoint's address
+        httpx.post(url, json=SEED_PAYLOAD, timeout=2)
 
 
 def test_concurrent_deploys_share_one_server_which_stops_when_its_state_disappears(endpoints, models):

@@ -130,7 +130,8 @@ def test_runs_api_describes_each_run_and_acts_as_its_state_allows(world: Any) ->
     life.on_sweep(life.ledger.now() + life.ctx.settings.idle_ttl + timedelta(minutes=5))
     down = httpx.get(f"{api}/runs/{live_id}").json()
     assert down["state"] == "torn_down" and down["costs"]["endpoint_hours"] >= 0
-    assert down["actions"] == ["redeploy"] and platform.get_endpoint(live["endpoint"]["name"]) is None
+    asleep = platform.get_endpoint(live["endpoint"]["name"])  # the deployment went; the endpoint stays
+    assert down["actions"] == ["redeploy"] and asleep is not None and asleep.deployments == ()
     deploys = platform.effects["deploy"]
     started = time.monotonic()
     back = httpx.post(f"{api}/runs/{live_id}/redeploy")

@@ -225,7 +225,8 @@ def test_a_redeploy_goes_back_to_the_endpoint_the_run_served_on(tmp_path: Path) 
     live = world.live_run()
     world.life.on_sweep(world.ledger.now() + world.settings.idle_ttl * 2)
     down = world.get(live.run_id)
-    assert down.state == State.TORN_DOWN and world.platform.get_endpoint("ep-first") is None
+    asleep = world.platform.get_endpoint("ep-first")  # its deployment deleted; the endpoint stays
+    assert down.state == State.TORN_DOWN and asleep is not None and asleep.deployments == ()
     # The app's endpoint setting changed since; the run's own endpoint is the one its clients know.
     moved = build_lifecycle(replace(world.settings, endpoint_name="ep-second"), world.platform,
                             ledger=world.ledger, staging=world.staging, steps=world.steps)

@@ -71,7 +71,8 @@ class World(MemoryWorld):
         return sweep.on_sweep(self.life.ctx, NOW)
 
     def deleted(self) -> int:
-        return self.platform.effects["delete_endpoint"]
+        """Endpoints the sweep put to sleep: they stay, with no deployment left (nothing bills)."""
+        return sum(1 for ep in self.platform.endpoints.values() if not ep.deployments)
 
     def alert_lines(self) -> list[dict[str, Any]]:
         path = self.settings.data_dir / "alerts.jsonl"
@@ -96,7 +97,9 @@ def test_idle_past_ttl_is_torn_down_and_recorded(world: World) -> None:
 
     report = world.sweep()
 
-    assert report.deleted == ["ep-idle"] and world.platform.get_endpoint("ep-idle") is None
+    asleep = world.platform.get_endpoint("ep-idle")  # asleep: the endpoint (URL, keys) stays, nothing bills
+    assert report.deleted == ["ep-idle"] and asleep is not None and asleep.deployments == ()
+    assert world.platform.effects["delete_endpoint"] == 0
     assert report.kept == ["ep-busy (active within the TTL)"] and world.deleted() == 1
     down = world.get("r-idle")
     assert down.state == State.TORN_DOWN
@@ -206,11 +209,12 @@ def test_a_deployment_in_progress_keeps_the_endpoint(world: World) -> None:
 
 def test_a_failed_delete_leaves_the_run_live_and_warns(world: World) -> None:
     world.add("ep-locked", deployed_hours_ago=10, last_request_hours_ago=4)
-    world.platform.fail("delete_endpoint", target="ep-locked",
+    world.platform.fail("delete_deployment", target="ep-locked",
                         error=PlatformError("delete ep-locked: 403 AuthorizationFailed"))
     world.live_run("r-locked", "ep-locked")
     report = world.sweep()
     assert report.failed == ["ep-locked"] and world.get("r-locked").state == State.LIVE
+    assert world.platform.live_deployment("ep-locked") == "blue"  # its traffic went back: it still answers
     (alert,) = world.alert_lines()
     assert (alert["alert_class"], alert["severity"]) == ("sweep.delete_failed", "warning")
 

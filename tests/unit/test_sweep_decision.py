@@ -53,7 +53,7 @@ def test_keep_tag_is_case_insensitive_and_false_does_not_protect() -> None:
 
 
 def test_select_takes_the_longest_idle_first_up_to_the_cap() -> None:
-    verdicts = [judge(EndpointInfo(f"ep{h}", {MANAGED_TAG: "true"}, None, {}, (),
+    verdicts = [judge(EndpointInfo(f"ep{h}", {MANAGED_TAG: "true"}, None, {}, ("blue",),
                                    last_deployed_at=NOW - timedelta(hours=h)), None, NOW, TTL)
                 for h in (3, 1, 8, 5)]
     chosen, deferred = select(verdicts, 2)

@@ -46,7 +46,7 @@ def test_a_failing_teardown_leaves_the_other_endpoints_torn_down(tmp_path: Path)
     world = World(tmp_path)
     for name in ("ep-a", "ep-bad", "ep-c"):
         world.add(name, deployed_hours_ago=50)
-    world.platform.fail("delete_endpoint", target="ep-bad", times=1, error=RuntimeError("oops"))
+    world.platform.fail("delete_deployment", target="ep-bad", times=1, error=RuntimeError("oops"))
     report = world.sweep()
     assert sorted(report.deleted) == ["ep-a", "ep-c"] and report.failed == ["ep-bad"]
 

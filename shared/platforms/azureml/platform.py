@@ -7,7 +7,7 @@ azure-core options for all (tests pass `transport=`: the real SDKs then talk to 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,6 +15,7 @@ from typing import Any
 from azure.core.exceptions import ResourceNotFoundError
 
 from shared.finetune import ParameterError, display_name, resolve_parameters
+from shared.platforms import chat as chat_shapes
 from shared.platforms.azureml import clients, endpoints, training
 from shared.platforms.azureml.activity import last_request
 from shared.platforms.azureml.base_model import BaseModel, RegistryReads, inference_skus, resolve_base_model
@@ -30,7 +31,7 @@ from shared.platforms.azureml.pipeline import (
     submit_job,
 )
 from shared.platforms.azureml.registration import register_model
-from shared.platforms.azureml.scoring import score
+from shared.platforms.azureml.scoring import ScoringTargets, chat, score
 from shared.platforms.port import (
     MANAGED_TAG,
     DeploymentStatus,
@@ -64,6 +65,7 @@ class AzureMLPlatform:
         self._registry: Any = None
         self._scoring: Any = None
         self._tracking: tuple[Any, str] | None = None  # the MLflow tracking client and its address
+        self._targets = ScoringTargets()
         self._metrics_by_region: dict[str, Any] = {}
         self._component: Any = None
         self._clock = clock or (lambda: datetime.now(UTC))
@@ -213,6 +215,17 @@ class AzureMLPlatform:
         if self._scoring is None:
             self._scoring = clients.scoring_client(self._options)
         return score(self.ml, self._scoring, endpoint, payload, deployment)
+
+    def chat(self, endpoint: str, deployment: str, request: Mapping[str, Any]) -> dict[str, Any]:
+        """Forwarded to the deployment pinned by `azureml-model-deployment`, with the endpoint key this
+        identity lists once (AzureML Data Scientist allows listKeys)."""
+        if self._scoring is None:
+            self._scoring = clients.scoring_client(self._options)
+        return chat(self.ml, self._scoring, self._targets, endpoint, deployment, request)
+
+    def chat_stream(self, endpoint: str, deployment: str, request: Mapping[str, Any]) -> Iterator[str]:
+        """An MLflow deployment does not stream: its whole answer, as one chunk of a stream."""
+        return chat_shapes.stream_of(self.chat(endpoint, deployment, request))
 
     def set_traffic(self, endpoint: str, traffic: Mapping[str, int]) -> None:
         endpoints.set_traffic(self.ml, endpoint, traffic, self._sleep)

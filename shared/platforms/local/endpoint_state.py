@@ -37,6 +37,9 @@ class EndpointState:
     created_at: str
     traffic: dict[str, int] = field(default_factory=dict)
     deployments: dict[str, DeploymentState] = field(default_factory=dict)
+    # The endpoint's router (router.py): its port is the endpoint's stable URL; pid None while stopped.
+    router_port: int = 0
+    router_pid: int | None = None
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,9 @@ import contextlib
 import os
 import secrets
 import shutil
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ from shared.platforms.port import (
     NotFoundError,
     PlatformError,
     Provisioning,
+    RequestRefused,
     TransientPlatformError,
 )
 from shared.settings import Settings
@@ -102,6 +104,7 @@ class LocalEndpoints:
         model_dir = self.model_dir(model)
         with locked(self._root, endpoint):
             state = read_state(files) or self._create(files, tags)
+            self._ensure_router(files, state)
             existing = state.deployments.get(deployment)
             created = not (existing and existing.model_uri == model_uri
                            and server_process.running(existing.pid, files))
@@ -148,6 +151,44 @@ class LocalEndpoints:
             raise PlatformError(f"deployment {name} of endpoint {endpoint} refused the request "
                                 f"({response.status_code}): {response.text[:500]}")
         return response.json()
+
+    def chat(self, endpoint: str, deployment: str, request: Mapping[str, Any]) -> dict[str, Any]:
+        """POST the request to the deployment's /v1/chat/completions (kept-alive connections, one pool)."""
+        url, headers = self._chat_target(endpoint, deployment)
+        try:
+            response = _client().post(url, json={**request, "stream": False}, headers=headers,
+                                      timeout=self._score_timeout_s)
+        except httpx.TransportError as exc:
+            raise TransientPlatformError(f"deployment {deployment} of endpoint {endpoint} did not answer "
+                                         f"({type(exc).__name__})") from None
+        _raise_for(response.status_code, response.text, endpoint, deployment)
+        answer: dict[str, Any] = response.json()
+        return answer
+
+    def chat_stream(self, endpoint: str, deployment: str, request: Mapping[str, Any]) -> Iterator[str]:
+        """The deployment's own stream, passed on event by event."""
+        url, headers = self._chat_target(endpoint, deployment)
+        outgoing = _client().build_request("POST", url, json={**request, "stream": True}, headers=headers,
+                                           timeout=self._score_timeout_s)
+        try:
+            response = _client().send(outgoing, stream=True)
+        except httpx.TransportError as exc:
+            raise TransientPlatformError(f"deployment {deployment} of endpoint {endpoint} did not answer "
+                                         f"({type(exc).__name__})") from None
+        if response.status_code >= 400:
+            text = response.read().decode(errors="replace")
+            response.close()
+            _raise_for(response.status_code, text, endpoint, deployment)
+        return _events(response)
+
+    def _chat_target(self, endpoint: str, deployment: str) -> tuple[str, dict[str, str]]:
+        files = self._files(endpoint)
+        state = self._require(files, endpoint)
+        entry = state.deployments.get(deployment)
+        if entry is None:
+            raise NotFoundError(f"endpoint {endpoint} has no deployment {deployment!r}")
+        return (f"http://127.0.0.1:{entry.port}/v1/chat/completions",
+                {"Authorization": f"Bearer {self.get_key(endpoint)}"})
 
     def set_traffic(self, endpoint: str, traffic: Mapping[str, int]) -> None:
         """Set the split; deployments left out get 0 %, and the percentages must sum to 100 (or 0)."""
@@ -197,6 +238,8 @@ class LocalEndpoints:
             state = read_state(files) if files.root.exists() else None
             for entry in (state.deployments.values() if state else ()):
                 server_process.stop(entry.pid, files)
+            if state:
+                server_process.stop(state.router_pid, files, module=server_process.ROUTER_MODULE)
             shutil.rmtree(files.root, ignore_errors=True)
         for entry in (state.deployments.values() if state else ()):
             mlflow_store.follow_deployment(self._data_dir, entry.model_uri, "deleted")
@@ -242,9 +285,13 @@ class LocalEndpoints:
             raise NotFoundError(f"endpoint {endpoint} does not exist") from None
 
     def resume_all(self) -> list[str]:
-        """Start again every deployment whose server is not running (after `stop_all`, or a reboot)."""
+        """Start again every router and deployment not running (after `stop_all`, or a reboot)."""
         resumed = []
         for info in self.list_endpoints():
+            with locked(self._root, info.name):
+                current = read_state(self._files(info.name))
+                if current is not None:
+                    self._ensure_router(self._files(info.name), current)
             state = read_state(self._files(info.name))
             for name, entry in (state.deployments.items() if state else ()):
                 model = _model_ref(entry)
@@ -263,6 +310,8 @@ class LocalEndpoints:
                     server_process.stop(entry.pid, files)
                     entry.pid = None
                 if state:
+                    server_process.stop(state.router_pid, files, module=server_process.ROUTER_MODULE)
+                    state.router_pid = None
                     write_state(files, state)
 
     def serving_model(self, endpoint: str) -> ModelRef | None:
@@ -306,6 +355,20 @@ class LocalEndpoints:
         state = EndpointState(tags=dict(tags), created_at=now())
         write_state(files, state)
         return state
+
+    def _ensure_router(self, files: EndpointFiles, state: EndpointState) -> None:
+        """Start the endpoint's router unless it runs, on the endpoint's own port once it has one (under the
+        endpoint's lock): the endpoint's URL stays the same across deployments, swaps, sleep and restarts."""
+        if server_process.running(state.router_pid, files, server_process.ROUTER_MODULE):
+            return
+        try:
+            port, pid = server_process.start_router(files, state.router_port)
+        except OSError as exc:
+            raise PlatformError(f"endpoint {files.root.name}'s port {state.router_port} is taken by another "
+                                f"program ({exc.strerror}); stop it, or delete and recreate the endpoint "
+                                "(its URL changes)") from None
+        state.router_port, state.router_pid = port, pid
+        write_state(files, state)
 
     def _await_ready(self, files: EndpointFiles, endpoint: str, deployment: str,
                      entry: DeploymentState) -> None:
@@ -353,17 +416,50 @@ class LocalEndpoints:
 
     def _info(self, endpoint: str, state: EndpointState) -> EndpointInfo:
         ordered = sorted(state.deployments.items(), key=lambda item: item[1].created_at)
-        leading = _leading(state.traffic)
-        serving = state.deployments.get(leading) if leading else None
         return EndpointInfo(
             name=endpoint,
             tags=dict(state.tags),
             created_at=datetime.fromisoformat(state.created_at),
             traffic=dict(state.traffic),
             deployments=tuple(name for name, _ in ordered),
-            scoring_uri=f"http://127.0.0.1:{serving.port}/score" if serving else None,
+            # The router's port: the endpoint's URL, whichever deployment serves (or none: asleep).
+            scoring_uri=f"http://127.0.0.1:{state.router_port}/score" if state.router_port else None,
             last_deployed_at=datetime.fromisoformat(ordered[-1][1].created_at) if ordered else None,
         )
+
+
+_CLIENT: httpx.Client | None = None
+_CLIENT_LOCK = threading.Lock()
+
+
+def _client() -> httpx.Client:
+    """One pooled client per process: a kept-alive connection saves the front door a TCP handshake a call."""
+    global _CLIENT
+    with _CLIENT_LOCK:
+        if _CLIENT is None:
+            _CLIENT = httpx.Client(limits=httpx.Limits(max_connections=64, max_keepalive_connections=16))
+        return _CLIENT
+
+
+def _raise_for(status: int, text: str, endpoint: str, deployment: str) -> None:
+    """The platform error an HTTP status of a deployment's answer stands for (none for a success)."""
+    where = f"deployment {deployment} of endpoint {endpoint}"
+    if status >= 500 or status == 429:
+        raise TransientPlatformError(f"{where} answered {status}: {text[:300]}")
+    if status == 404:
+        raise NotFoundError(f"{where} answered 404: {text[:300]}")
+    if status >= 400:
+        raise RequestRefused(f"{where} refused the request ({status}): {text[:300]}", status)
+
+
+def _events(response: httpx.Response) -> Iterator[str]:
+    """The SSE events of a streamed answer, each with its blank line; closing this closes the response."""
+    try:
+        for line in response.iter_lines():
+            if line:
+                yield f"{line}\n\n"
+    finally:
+        response.close()
 
 
 def _leading(traffic: Mapping[str, int]) -> str | None:

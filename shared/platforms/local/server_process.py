@@ -20,6 +20,7 @@ from shared.platforms.local import cpu
 from shared.platforms.local.endpoint_state import DeploymentState, EndpointFiles, now
 
 SERVER_MODULE = "shared.platforms.local.serve"
+ROUTER_MODULE = "shared.platforms.local.router"
 _REPO_ROOT = Path(__file__).resolve().parents[3]
 _PROC = Path("/proc")
 # Servers this process started, so their exit is reaped and seen at once (a zombie must not look alive).
@@ -28,30 +29,44 @@ _STARTED: dict[int, subprocess.Popen[bytes]] = {}
 
 def start(files: EndpointFiles, deployment: str, model_uri: str, model_dir: Path) -> DeploymentState:
     """Start the deployment's server on a free 127.0.0.1 port; it loads `model_dir`, then serves."""
+    port, pid = _spawn(files, SERVER_MODULE, ["--deployment", deployment, "--model-uri", model_uri,
+                                              "--model-dir", str(model_dir)], files.server_log(deployment))
+    return DeploymentState(model_uri=model_uri, port=port, pid=pid, created_at=now())
+
+
+def start_router(files: EndpointFiles, port: int = 0) -> tuple[int, int]:
+    """Start the endpoint's router (see router.py) on `port` (0: a free one); its (port, pid).
+
+    OSError if `port` is taken by something else (after a reboot, say)."""
+    return _spawn(files, ROUTER_MODULE, [], files.root / "router.log", port)
+
+
+def _spawn(files: EndpointFiles, module: str, arguments: list[str], log_path: Path,
+           port: int = 0) -> tuple[int, int]:
     # Bind here and hand the socket over: the port recorded is certainly the server's, with no race for it.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
-        sock.bind(("127.0.0.1", 0))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a router's port again after a restart
+        sock.bind(("127.0.0.1", port))
         port = int(sock.getsockname()[1])
-        command = [sys.executable, "-m", SERVER_MODULE, "--endpoint-dir", str(files.root),
-                   "--deployment", deployment, "--model-uri", model_uri, "--model-dir", str(model_dir),
+        command = [sys.executable, "-m", module, "--endpoint-dir", str(files.root), *arguments,
                    "--fd", str(sock.fileno())]
         python_path = [str(_REPO_ROOT), os.environ.get("PYTHONPATH", "")]
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                "TOKENIZERS_PARALLELISM": "false", **cpu.CHILD_ENV,
                "PYTHONPATH": os.pathsep.join(p for p in python_path if p)}
-        with open(files.server_log(deployment), "wb") as log:
+        with open(log_path, "wb") as log:
             child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                      pass_fds=(sock.fileno(),), start_new_session=True, cwd=files.root,
                                      env=env)
     finally:
         sock.close()
     _STARTED[child.pid] = child
-    return DeploymentState(model_uri=model_uri, port=port, pid=child.pid, created_at=now())
+    return port, child.pid
 
 
-def running(pid: int | None, files: EndpointFiles) -> bool:
-    """Whether `pid` is alive and still this endpoint's server."""
+def running(pid: int | None, files: EndpointFiles, module: str = SERVER_MODULE) -> bool:
+    """Whether `pid` is alive and still this endpoint's server (or, with ROUTER_MODULE, its router)."""
     if pid is None:
         return False
     child = _STARTED.get(pid)
@@ -72,19 +87,19 @@ def running(pid: int | None, files: EndpointFiles) -> bool:
         return False
     if not cmdline:
         return True  # in the middle of exec: its command line is not set up yet
-    return SERVER_MODULE.encode() in cmdline and str(files.root).encode() in cmdline
+    return module.encode() in cmdline and str(files.root).encode() in cmdline
 
 
-def stop(pid: int | None, files: EndpointFiles, grace_s: float = 5.0) -> None:
+def stop(pid: int | None, files: EndpointFiles, grace_s: float = 5.0, module: str = SERVER_MODULE) -> None:
     """SIGTERM the server's process group, then SIGKILL it if it is still there after `grace_s`."""
-    if pid is None or not running(pid, files):
+    if pid is None or not running(pid, files, module):
         return
     for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 2.0)):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, sig)
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
-            if not running(pid, files):
+            if not running(pid, files, module):
                 return
             time.sleep(0.05)
 
