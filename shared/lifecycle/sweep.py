@@ -267,6 +267,8 @@ def _finish_teardowns(ctx: Context, existing: Mapping[str, set[str]], now: datet
                                   f"by hand); model {run.model_name}:"
                                   f"{run.model_version} stays registered, redeploy is one step",
                                   {"endpoint": run.endpoint, "teardown": teardowns, **_costs(down)}))
+
+
 def _last_request(ctx: Context, endpoint: str) -> datetime | None:
     """The later of the platform's last request and the front door's (which the metrics may not show yet)."""
     marks = [ctx.call(ctx.platform.endpoint_activity, endpoint), ctx.ledger.activity.get(endpoint)]
