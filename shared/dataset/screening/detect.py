@@ -37,7 +37,10 @@ def find(text: str) -> list[Hit]:
             if hit is not None:
                 hits.append(hit)
     for match in NUMBERS.finditer(text):
-        hits += _numbers(match.group(), match.start())
+        run, at = match.group(), match.start()
+        if run.startswith("(") and ")" not in run:  # "(400-08-1184)": the parenthesis is not the number's
+            run, at = run[1:], at + 1
+        hits += [hit for hit in _numbers(run, at) if not _version(hit, text)]
     hits.sort(key=lambda h: (h.start, -h.end))
     kept: list[Hit] = []
     for hit in hits:
@@ -61,6 +64,16 @@ def _iban(match: re.Match[str]) -> Hit | None:
         if (end == len(text) or text[end] == " ") and BY_NAME["iban"].check(value, match, text):
             return Hit(BY_NAME["iban"], match.start(), match.start() + end, value)
     return None
+
+
+_VERSION = re.compile(r"(?:version|release|build|ver\.?|v)\s*$", re.IGNORECASE)
+
+
+def _version(hit: Hit, text: str) -> bool:
+    """A dotted quad that is a version number: `version 2.14.3.1`, `v10.0.19041.1`."""
+    return (
+        hit.kind.name == "ip_address" and _VERSION.search(text, max(0, hit.start - 12), hit.start) is not None
+    )
 
 
 def _numbers(run: str, at: int) -> list[Hit]:
@@ -89,7 +102,7 @@ def redact(text: str, hits: list[Hit]) -> str:
     """`text` with each hit's value replaced by its kind's placeholder."""
     out, at = [], 0
     for hit in hits:
-        out.append(text[at:hit.start])
+        out.append(text[at : hit.start])
         out.append(hit.kind.placeholder)
         at = hit.end
     out.append(text[at:])

@@ -137,17 +137,17 @@ def number_kind(value: str) -> str | None:
     separators = set(value) - set("0123456789")
     if 13 <= len(digits) <= 19 and separators <= {" ", "-"} and _card_digits(digits):
         return "card_number"
-    if 7 <= len(digits) <= 15 and _phone(value, separators):
+    if 7 <= len(digits) <= 15 and _phone(value):
         return "phone_number"
     return None
 
 
-def _phone(value: str, separators: set[str]) -> bool:
+def _phone(value: str) -> bool:
     """An international number (+...) valid for its country, or a formatted NANP one ((415) 555-2671):
     a bare run of digits is an id or an amount far more often than a phone number."""
     if value.startswith("+"):
         region = None
-    elif separators - {"."} and len(re.sub(r"\D", "", value)) == 10:
+    elif _NANP_SHAPE.fullmatch(value):
         region = "US"
     else:
         return False
@@ -158,6 +158,7 @@ def _phone(value: str, separators: set[str]) -> bool:
 
 
 _SSN_SHAPE = re.compile(r"\d{3}-\d{2}-\d{4}")
+_NANP_SHAPE = re.compile(r"(?:\(\d{3}\) ?|\d{3}[-. ])\d{3}[-. ]\d{4}")  # (415) 555-2671, 415-555-2671
 _IP_SHAPE = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
 
 
