@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import zlib
-from collections.abc import Container, Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import msgspec
@@ -21,6 +21,7 @@ from shared.dataset.decoding import TYPED, Entry, line_ends, typed_lines
 from shared.dataset.rules import ROLES, Issue
 from shared.dataset.screening import SENSITIVE_DATA, Finding, detect
 from shared.dataset.screening.findings import describe
+from shared.dataset.screening.kinds import ALL_HINTS
 from shared.dataset.screening.prefilter import prefilter
 from shared.dataset.split import KEY_BYTES
 from shared.dataset.tally import Limits, Tally
@@ -29,6 +30,7 @@ _ROLE_INDEX = {role: i for i, role in enumerate(ROLES)}
 _SYSTEM, _USER, _ASSISTANT, _TOOL = (_ROLE_INDEX[role] for role in ("system", "user", "assistant", "tool"))
 BOM = b"\xef\xbb\xbf"
 _ROW_START, _ROW_END = b'{"messages":', b"}\n"
+_NONE_FLAGGED: Mapping[int, int] = {}
 
 
 class Lines:
@@ -112,16 +114,17 @@ class Lines:
                    self._flagged(chunk, start, end))
 
     def _flagged(self, chunk: bytes | bytearray, start: int, end: int,
-                 ends: list[int] | None = None) -> set[int]:
-        """The numbers of the lines in chunk[start:end] the screening prefilter flags (none unscreened)."""
+                 ends: list[int] | None = None) -> Mapping[int, int]:
+        """{line number: prefilter bits} of the lines in chunk[start:end] the screening prefilter flags."""
         if self.prefilter is None:
-            return set()
+            return _NONE_FLAGGED
         first = self.line + 1
-        return {first + index for index in self.prefilter.lines(chunk, start, end, ends)}
+        return {first + index: bits for index, bits in self.prefilter.lines(chunk, start, end, ends).items()}
 
-    def _flag(self, line: bytes) -> set[int]:
-        """{the next line's number} if the prefilter flags this raw line, else nothing."""
-        return {self.line + 1} if self.prefilter is not None and self.prefilter.line(line) else set()
+    def _flag(self, line: bytes) -> Mapping[int, int]:
+        """{the next line's number: its bits} if the prefilter flags this raw line."""
+        bits = self.prefilter.line(line) if self.prefilter is not None else 0
+        return {self.line + 1: bits} if bits else _NONE_FLAGGED
 
     def _after_bom(self, chunk: bytes) -> bytes:
         """The chunk without a leading byte-order mark, however the first bytes were chunked."""
@@ -193,9 +196,9 @@ class Lines:
         self.count((row, False, None) for row in rows)
 
     # -- parsed rows --------------------------------------------------------------------------------------
-    def count(self, entries: Iterable[Entry], flagged: Container[int] = ()) -> None:
+    def count(self, entries: Iterable[Entry], flagged: Mapping[int, int] = _NONE_FLAGGED) -> None:
         """Check, count and key decoded rows, one entry per line (None: a line with no row). `flagged`: the
-        numbers of the lines the screening prefilter flagged (a row with no raw line is always screened).
+        lines the screening prefilter flagged, with its bits (a row with no raw line is read for every kind).
 
         This is the hot loop, so it is written for speed: the common row shape (messages with only a role and
         a non-blank string content) is checked inline and the figures live in locals; any other row goes
@@ -280,8 +283,8 @@ class Lines:
                 max_tokens = tokens
             if tokens > limit or not has_user or misplaced:
                 self.row_warnings(number, tokens, has_user, misplaced)
-            redacted = (self.screened(number, messages) if screening and (raw is None or number in flagged)
-                        else None)
+            hints = (flagged.get(number, 0) if raw is not None else ALL_HINTS) if screening else 0
+            redacted = self.screened(number, messages, hints) if hints else None
             # Serialize only what is needed: the staged row, or the split key of a row without a raw line.
             canonical = (encode if typed else dumps)(messages) if staging or raw is None else b""
             keyed = raw or canonical
@@ -305,9 +308,10 @@ class Lines:
         fig.min_messages, fig.max_messages, fig.min_tokens, fig.max_tokens = (min_messages, max_messages,
                                                                               min_tokens, max_tokens)
 
-    def screened(self, number: int, messages: list[Any]) -> list[Any] | None:
-        """Record the sensitive values in a row's messages (and an error for each one whose category is
-        rejected); the messages with the values to redact replaced, or None when nothing is redacted."""
+    def screened(self, number: int, messages: list[Any], hints: int) -> list[Any] | None:
+        """Record the sensitive values in a row's messages (of the kinds the prefilter's `hints` point to),
+        and an error for each one whose category is rejected; the messages with the values to redact
+        replaced, or None when nothing is redacted."""
         t, policy, listed = self.tally, self.limits.screening, self.limits.max_findings_listed
         assert policy is not None
         redacted: list[Any] | None = None
@@ -315,7 +319,7 @@ class Lines:
             content = message.get("content") if isinstance(message, dict) else message.content
             if not isinstance(content, str):
                 continue  # a tool call's empty content
-            hits, replace = detect.find(content), []
+            hits, replace = detect.find(content, hints), []
             for hit in hits:
                 kind, action, masked = hit.kind, policy.action(hit.kind.category), hit.masked
                 t.finding_count += 1

@@ -1,8 +1,8 @@
 """Finding sensitive values in one message's text, and replacing them with typed placeholders.
 
-Runs only on the messages of a row the prefilter flagged (see `prefilter`), so it is written to be exact,
-not fast: each kind's pattern, then its check; overlapping hits keep the first kind found (secrets come
-first in `KINDS`).
+Runs only on the messages of a row the prefilter flagged (see `prefilter`), and only for the kinds its bits
+point to: each kind's pattern (starting with a literal, which Python's re finds fast), then its check;
+overlapping hits keep the first kind found (secrets come first in `KINDS`).
 """
 
 from __future__ import annotations
@@ -10,7 +10,20 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from shared.dataset.screening.kinds import BY_NAME, NUMBERS, PATTERNED, Kind, number_kind
+from shared.dataset.screening.kinds import (
+    ALL_HINTS,
+    BY_NAME,
+    DIGITS,
+    EMAIL_DOMAIN,
+    NUMBERS,
+    PATTERNED,
+    Kind,
+    number_kind,
+)
+
+_PASSWORD, _EMAIL, _IBAN = BY_NAME["password"], BY_NAME["email"], BY_NAME["iban"]
+_PASSWORD_ANY_CASE = re.compile(_PASSWORD.pattern.pattern.replace("[a-z0-9+", "[A-Za-z0-9+"), re.IGNORECASE)
+_LOCAL_PART = re.compile(r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]+\Z", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -28,19 +41,33 @@ class Hit:
         return self.kind.mask(self.value)
 
 
-def find(text: str) -> list[Hit]:
-    """Every sensitive value in `text`, in order, none overlapping another."""
+def find(text: str, hints: int = ALL_HINTS) -> list[Hit]:
+    """Every sensitive value in `text`, in order, none overlapping another. `hints`: the prefilter bits of
+    its line; only the kinds they point to are looked for."""
     hits: list[Hit] = []
     for kind in PATTERNED:
-        for match in kind.pattern.finditer(text):
-            hit = _iban(match) if kind.name == "iban" else _hit(kind, match, text)
-            if hit is not None:
-                hits.append(hit)
-    for match in NUMBERS.finditer(text):
-        run, at = match.group(), match.start()
-        if run.startswith("(") and ")" not in run:  # "(400-08-1184)": the parenthesis is not the number's
-            run, at = run[1:], at + 1
-        hits += [hit for hit in _numbers(run, at) if not _version(hit, text)]
+        if not kind.hint & hints:
+            continue
+        if kind is _PASSWORD:
+            hits += _passwords(text)
+        elif kind is _EMAIL:
+            hits += _emails(text)
+        else:
+            for match in kind.pattern.finditer(text):
+                if kind.word_start and _glued(text, match.start()):
+                    continue
+                hit = _iban(match) if kind is _IBAN else _hit(kind, match, text)
+                if hit is not None:
+                    hits.append(hit)
+    if hints & DIGITS:
+        for match in NUMBERS.finditer(text):
+            run, at = match.group(), match.start()
+            if at and text[at - 1] == "(" and ")" in run:  # (415) 555-2671
+                run, at = text[at - 1] + run, at - 1
+            if at and text[at - 1] == "+":
+                run, at = "+" + run, at - 1
+            if not _glued(text, at, "+."):
+                hits += [hit for hit in _numbers(run, at) if not _version(hit, text)]
     hits.sort(key=lambda h: (h.start, -h.end))
     kept: list[Hit] = []
     for hit in hits:
@@ -49,11 +76,42 @@ def find(text: str) -> list[Hit]:
     return kept
 
 
+def _glued(text: str, at: int, also: str = "") -> bool:
+    """A letter, digit or _ (or one of `also`) right before text[at]: the match starts inside a word."""
+    if not at:
+        return False
+    before = text[at - 1]
+    return before.isalnum() or before == "_" or before in also
+
+
 def _hit(kind: Kind, match: re.Match[str], text: str) -> Hit | None:
-    value = match.group(kind.group)
-    if not kind.check(value, match, text):
-        return None
-    return Hit(kind, match.start(kind.group), match.end(kind.group), value)
+    start, end = match.span(kind.group)
+    value = text[start:end]  # from the text itself: `match` may be over its lowercased copy
+    return Hit(kind, start, end, value) if kind.check(value, match, text) else None
+
+
+def _passwords(text: str) -> list[Hit]:
+    """`password=...` assignments, matched on the lowercased text (or case-blind where lowercasing changes
+    the text's length)."""
+    lowered = text.lower()
+    same = len(lowered) == len(text)
+    matches = _PASSWORD.pattern.finditer(lowered) if same else _PASSWORD_ANY_CASE.finditer(text)
+    found = (_hit(_PASSWORD, m, text) for m in matches)
+    return [hit for hit in found if hit is not None]
+
+
+def _emails(text: str) -> list[Hit]:
+    """Addresses found from their `@domain`, then the local part before it."""
+    hits = []
+    for match in EMAIL_DOMAIN.finditer(text):
+        at = match.start()
+        local = _LOCAL_PART.search(text, max(0, at - 64), at)
+        if local is None:
+            continue
+        value = text[local.start():match.end()]
+        if _EMAIL.check(value, match, text):
+            hits.append(Hit(_EMAIL, local.start(), match.end(), value))
+    return hits
 
 
 def _iban(match: re.Match[str]) -> Hit | None:
@@ -61,8 +119,8 @@ def _iban(match: re.Match[str]) -> Hit | None:
     text = match.group()
     for end in range(len(text), 14, -1):
         value = text[:end]
-        if (end == len(text) or text[end] == " ") and BY_NAME["iban"].check(value, match, text):
-            return Hit(BY_NAME["iban"], match.start(), match.start() + end, value)
+        if (end == len(text) or text[end] == " ") and _IBAN.check(value, match, text):
+            return Hit(_IBAN, match.start(), match.start() + end, value)
     return None
 
 

@@ -18,69 +18,76 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from shared.dataset.screening.kinds import AT_SIGN, DIGITS, IBAN_START, KEYWORD, SECRET_MARK
+
 Buffer = bytes | bytearray | memoryview
-# (patterns, caseless) per database.
-GROUPS: tuple[tuple[tuple[bytes, ...], bool], ...] = (
+# One database per tuple, each pattern with the bit (kinds.py) a line it matches is flagged with. Digits count
+# only after a character that is not a letter or digit (or after a JSON escape such as \n): a hex id ends in
+# digits far more often than a chat holds a phone number.
+GROUPS: tuple[tuple[tuple[bytes, int, bool], ...], ...] = (
     ((rb"-----BEGIN|(?:A3T[A-Z0-9]|ABIA|ACCA|AKIA|ASIA)[0-9A-Z]{16}|gh[pousr]_|github_pat_"
       rb"|gl(?:pat|dt|ptt|rt|cbt|imt|soat|ffct)-|xox[abposr]-|hooks\.slack\.com/|[rs]k_live_|AIza"
-      rb"|AccountKey=|SharedAccessKey=|sig=|eyJ[A-Za-z0-9_\-]{10,}\.eyJ",), False),
+      rb"|AccountKey=|SharedAccessKey=|sig=|eyJ[A-Za-z0-9_\-]{10,}\.eyJ", SECRET_MARK, False),),
     ((rb"(?:password|passwd|pwd|secret|api[_\-]?key|access[_\-]?key|token)[a-z0-9_]{0,20}"
-      rb"[\"'\\]{0,3} *[:=]",), True),
-    ((rb"@[A-Za-z0-9\-]+\.[A-Za-z]",), False),
-    ((rb"\d[\d \-.()]{5,}\d\b", rb"[A-Z]{2}\d\d ?[A-Z0-9]{4}"), False),
+      rb"[\"'\\]{0,3} *[:=]", KEYWORD, True),),
+    ((rb"@[A-Za-z0-9\-]+\.[A-Za-z]", AT_SIGN, False),),
+    ((rb"(?:[^0-9A-Za-z_]|\\[nrtbf\"/\\]|\\u[0-9A-Fa-f]{4})\+?\(?\d[\d \-.()]{5,}\d\b", DIGITS, False),
+     (rb"[A-Z]{2}\d\d ?[A-Z0-9]{4}", IBAN_START, False)),
 )
+Found = list[tuple[int, int]]  # (end offset, bit) of each match
 
 
 class Prefilter:
-    """Flags the lines of raw JSON Lines that may hold a sensitive value."""
+    """Flags the lines of raw JSON Lines that may hold a sensitive value, with the bits saying which kinds."""
 
-    def __init__(self, scan: Callable[[Buffer, list[int]], None]) -> None:
-        self._scan = scan  # appends the end offset of every match in the buffer
+    def __init__(self, scan: Callable[[Buffer, Found], None]) -> None:
+        self._scan = scan  # appends (end offset, bit) for every match in the buffer
 
     def lines(self, chunk: bytes | bytearray, start: int, end: int,
-              ends: Sequence[int] | None = None) -> list[int]:
-        """The 0-based indexes of the flagged lines among those in chunk[start:end] (whole lines; `ends`:
-        where each ends, if known), in order."""
-        found: list[int] = []
+              ends: Sequence[int] | None = None) -> dict[int, int]:
+        """{0-based index: bits} of the flagged lines among those in chunk[start:end] (whole lines; `ends`:
+        where each ends, if known)."""
+        found: Found = []
         self._scan(memoryview(chunk)[start:end], found)
+        flagged: dict[int, int] = {}
         if not found:
-            return []
-        flagged: list[int] = []
-        if ends is not None:
-            for at in sorted(found):
-                index = bisect.bisect_left(ends, start + at - 1)
-                if not flagged or flagged[-1] != index:
-                    flagged.append(index)
             return flagged
+        found.sort()
         index, counted = 0, start
-        for at in sorted(found):
-            index += chunk.count(b"\n", counted, start + at - 1)
-            counted = start + at - 1
-            if not flagged or flagged[-1] != index:
-                flagged.append(index)
+        for at, bit in found:
+            last = start + at - 1  # the match's last byte
+            if ends is not None:
+                index = bisect.bisect_left(ends, last)
+            else:
+                index += chunk.count(b"\n", counted, last)
+                counted = last
+            flagged[index] = flagged.get(index, 0) | bit
         return flagged
 
-    def line(self, raw: Buffer) -> bool:
-        """Whether one raw line is flagged."""
-        found: list[int] = []
+    def line(self, raw: Buffer) -> int:
+        """The bits one raw line is flagged with (0: none)."""
+        found: Found = []
         self._scan(raw, found)
-        return bool(found)
+        bits = 0
+        for _, bit in found:
+            bits |= bit
+        return bits
 
 
-def _hyperscan_scan() -> Callable[[Buffer, list[int]], None]:
+def _hyperscan_scan() -> Callable[[Buffer, Found], None]:
     import hyperscan
 
     databases = []
-    for patterns, caseless in GROUPS:
+    for group in GROUPS:
         database = hyperscan.Database()
-        flags = hyperscan.HS_FLAG_CASELESS if caseless else 0
-        database.compile(expressions=list(patterns), ids=list(range(len(patterns))), elements=len(patterns),
-                         flags=[flags] * len(patterns))
+        database.compile(expressions=[p for p, _, _ in group], ids=[bit for _, bit, _ in group],
+                         elements=len(group),
+                         flags=[hyperscan.HS_FLAG_CASELESS if caseless else 0 for _, _, caseless in group])
         databases.append(database)
 
-    def scan(data: Buffer, found: list[int]) -> None:
-        def matched(_id: int, _start: int, end: int, _flags: int, _context: Any) -> None:
-            found.append(end)
+    def scan(data: Buffer, found: Found) -> None:
+        def matched(bit: int, _start: int, end: int, _flags: int, _context: Any) -> None:
+            found.append((end, bit))
 
         for database in databases:
             # The stubs say bytes or str; the C code takes any buffer, so a chunk is never copied.
@@ -89,13 +96,14 @@ def _hyperscan_scan() -> Callable[[Buffer, list[int]], None]:
     return scan
 
 
-def _re_scan() -> Callable[[Buffer, list[int]], None]:
-    compiled = [re.compile(pattern, re.IGNORECASE if caseless else 0)
-                for patterns, caseless in GROUPS for pattern in patterns]
+def _re_scan() -> Callable[[Buffer, Found], None]:
+    compiled = [(re.compile(pattern, re.IGNORECASE if caseless else 0), bit)
+                for group in GROUPS for pattern, bit, caseless in group]
 
-    def scan(data: Buffer, found: list[int]) -> None:
-        for pattern in compiled:
-            found.extend(match.end() for match in pattern.finditer(data))
+    def scan(data: Buffer, found: Found) -> None:
+        for pattern, bit in compiled:
+            # re finds non-overlapping matches, Hyperscan every end: the lines flagged are the same.
+            found.extend((match.end(), bit) for match in pattern.finditer(data))
 
     return scan
 
