@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -206,3 +207,13 @@ def test_findings_listed_are_capped_but_counted() -> None:
     assert len(report.sensitive["findings"]) == 7 and report.sensitive["count"] == 30
     assert Report.from_dict(report.to_dict()).sensitive == report.sensitive
     assert dataclasses.replace(report).to_text().count("@***.com") == 7
+
+
+def test_threads_scanning_at_once_flag_the_same_lines() -> None:
+    # The Functions host runs invocations on a thread pool: each thread needs Hyperscan scratch of its own.
+    rows = [row for row, *_ in planted(seed=9, per_kind=3)] + ordinary(9, 300)
+    data = b"\n".join(rows) + b"\n"
+    expected = prefilter().lines(data, 0, len(data))
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda _: prefilter().lines(data, 0, len(data)), range(40)))
+    assert all(result == expected for result in results) and expected

@@ -15,6 +15,7 @@ from __future__ import annotations
 import bisect
 import functools
 import re
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -85,13 +86,19 @@ def _hyperscan_scan() -> Callable[[Buffer, Found], None]:
                          flags=[hyperscan.HS_FLAG_CASELESS if caseless else 0 for _, _, caseless in group])
         databases.append(database)
 
+    # A scan needs scratch space no other scan is using: the Functions host runs uploads on several threads.
+    local = threading.local()
+
     def scan(data: Buffer, found: Found) -> None:
         def matched(bit: int, _start: int, end: int, _flags: int, _context: Any) -> None:
             found.append((end, bit))
 
-        for database in databases:
+        scratches = getattr(local, "scratches", None)
+        if scratches is None:
+            scratches = local.scratches = [hyperscan.Scratch(database) for database in databases]
+        for database, scratch in zip(databases, scratches, strict=True):
             # The stubs say bytes or str; the C code takes any buffer, so a chunk is never copied.
-            database.scan(data, match_event_handler=matched)  # type: ignore[type-var]
+            database.scan(data, match_event_handler=matched, scratch=scratch)  # type: ignore[type-var]
 
     return scan
 
