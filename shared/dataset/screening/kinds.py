@@ -247,9 +247,9 @@ KINDS: tuple[Kind, ...] = (
     # Matched on the lowercased text (the same length in all but rare scripts, where `detect` falls back to
     # IGNORECASE): an alternation of literals is many times faster than an IGNORECASE one.
     Kind("password", SECRETS, re.compile(
-        r"(?:password|passwd|pwd|secret|api[_-]?key|access[_-]?key|token)[a-z0-9_]{0,20}[\"']?\s*[:=]\s*[\"']?"
-        r"([a-z0-9+/=_\-!@#$%^&*.~?]{8,200})"), _random_looking, _hidden, group=1, hint=KEYWORD,
-         source="detect-secrets' KeywordDetector keywords, with its entropy measure"),
+        r"(?:password|passwd|pwd|secret|token|(?:api|auth|access|client|private)[_-]?key)[a-z0-9_]{0,20}"
+        r"[\"']? *[:=] *[\"']?([a-z0-9+/=_\-!@#$%^&*.~?]{8,200})"), _random_looking, _hidden, group=1,
+         hint=KEYWORD, source="detect-secrets' KeywordDetector keywords, with its entropy measure"),
     # Personal data.
     Kind("email", PERSONAL_DATA, EMAIL_DOMAIN, _email, _mask_email, hint=AT_SIGN),
     Kind("iban", PERSONAL_DATA, re.compile(r"[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b"),

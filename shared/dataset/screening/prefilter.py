@@ -29,7 +29,7 @@ GROUPS: tuple[tuple[tuple[bytes, int, bool], ...], ...] = (
     ((rb"-----BEGIN|(?:A3T[A-Z0-9]|ABIA|ACCA|AKIA|ASIA)[0-9A-Z]{16}|gh[pousr]_|github_pat_"
       rb"|gl(?:pat|dt|ptt|rt|cbt|imt|soat|ffct)-|xox[abposr]-|hooks\.slack\.com/|[rs]k_live_|AIza"
       rb"|AccountKey=|SharedAccessKey=|sig=|eyJ[A-Za-z0-9_\-]{10,}\.eyJ", SECRET_MARK, False),),
-    ((rb"(?:password|passwd|pwd|secret|api[_\-]?key|access[_\-]?key|token)[a-z0-9_]{0,20}"
+    ((rb"(?:password|passwd|pwd|secret|token|(?:api|auth|access|client|private)[_\-]?key)[a-z0-9_]{0,20}"
       rb"[\"'\\]{0,3} *[:=]", KEYWORD, True),),
     ((rb"@[A-Za-z0-9\-]+\.[A-Za-z]", AT_SIGN, False),),
     ((rb"(?:[^0-9A-Za-z_]|\\[nrtbf\"/\\]|\\u[0-9A-Fa-f]{4})\+?\(?\d[\d \-.()]{5,}\d\b", DIGITS, False),
