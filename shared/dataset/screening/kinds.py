@@ -18,10 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import orjson
-import phonenumbers
-from stdnum import iban as stdnum_iban
-from stdnum import luhn
-from stdnum.us import ssn as stdnum_ssn
 
 from shared.dataset.screening.policy import PERSONAL_DATA, SECRETS
 
@@ -104,8 +100,12 @@ def _email(value: str, match: re.Match[str], text: str) -> bool:
                 or any(domain.endswith("." + d) for d in _DOC_DOMAINS))
 
 
+# phonenumbers and python-stdnum are imported on the first candidate: most uploads never need them, and every
+# scan worker would carry them (stdnum's IBAN checks import a module per country).
 def _iban(value: str, match: re.Match[str], text: str) -> bool:
-    return bool(stdnum_iban.is_valid(value.replace(" ", "")))
+    from stdnum import iban
+
+    return bool(iban.is_valid(value.replace(" ", "")))
 
 
 # Card networks by prefix and length (ISO/IEC 7812 issuer ranges of the big networks).
@@ -121,6 +121,8 @@ _CARD_NETWORKS = (
 
 
 def _card_digits(digits: str) -> bool:
+    from stdnum import luhn
+
     return bool(luhn.is_valid(digits)) and any(
         prefix.match(digits) and len(digits) in lengths for prefix, lengths in _CARD_NETWORKS)
 
@@ -130,7 +132,9 @@ def number_kind(value: str) -> str | None:
     number or a phone number (checked in that order; most runs of digits are none of them)."""
     digits = re.sub(r"\D", "", value)
     if _SSN_SHAPE.fullmatch(value):
-        return "ssn" if stdnum_ssn.is_valid(value) else None
+        from stdnum.us import ssn
+
+        return "ssn" if ssn.is_valid(value) else None
     if _IP_SHAPE.fullmatch(value):
         try:
             return "ip_address" if ipaddress.ip_address(value).is_global else None
@@ -147,6 +151,8 @@ def number_kind(value: str) -> str | None:
 def _phone(value: str) -> bool:
     """An international number (+...) valid for its country, or a formatted NANP one ((415) 555-2671):
     a bare run of digits is an id or an amount far more often than a phone number."""
+    import phonenumbers
+
     if value.startswith("+"):
         region = None
     elif _NANP_SHAPE.fullmatch(value):
