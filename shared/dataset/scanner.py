@@ -1,7 +1,8 @@
 """The line scanner: validate, measure and key the rows of one stretch of an upload, in bounded memory.
 
 A stretch is the whole file (one pass) or one range of it (a worker's share); either way `Lines` numbers its
-lines from 1 and hands out what it found as `Tally`s, which `Totals` adds up in file order into the report.
+lines from 1, screens the rows whose raw lines the screening prefilter flags for secrets and personal data
+(`screening`), and hands out what it found as `Tally`s, which `Totals` adds up in file order into the report.
 Chunks are split on newlines with the unfinished tail carried over; a line longer than the limit is skipped
 up to its newline without ever being held whole.
 """
@@ -21,7 +22,6 @@ from shared.dataset.decoding import TYPED, Entry, line_ends, typed_lines
 from shared.dataset.rules import ROLES, Issue
 from shared.dataset.screening import SENSITIVE_DATA, Finding, detect
 from shared.dataset.screening.findings import describe
-from shared.dataset.screening.kinds import ALL_HINTS
 from shared.dataset.screening.prefilter import prefilter
 from shared.dataset.split import KEY_BYTES
 from shared.dataset.tally import Limits, Tally
@@ -283,7 +283,7 @@ class Lines:
                 max_tokens = tokens
             if tokens > limit or not has_user or misplaced:
                 self.row_warnings(number, tokens, has_user, misplaced)
-            hints = (flagged.get(number, 0) if raw is not None else ALL_HINTS) if screening else 0
+            hints = flagged.get(number, 0) if raw is not None else screening and self._row_hints(messages)
             redacted = self.screened(number, messages, hints) if hints else None
             # Serialize only what is needed: the staged row, or the split key of a row without a raw line.
             canonical = (encode if typed else dumps)(messages) if staging or raw is None else b""
@@ -307,6 +307,11 @@ class Lines:
         fig.rows, fig.messages, fig.chars, fig.tokens = count, total_messages, total_chars, total_tokens
         fig.min_messages, fig.max_messages, fig.min_tokens, fig.max_tokens = (min_messages, max_messages,
                                                                               min_tokens, max_tokens)
+
+    def _row_hints(self, messages: list[Any]) -> int:
+        """The prefilter's bits for a row with no raw line (Parquet): read from its messages as JSON."""
+        assert self.prefilter is not None
+        return self.prefilter.line(orjson.dumps(messages))
 
     def screened(self, number: int, messages: list[Any], hints: int) -> list[Any] | None:
         """Record the sensitive values in a row's messages (of the kinds the prefilter's `hints` point to),
