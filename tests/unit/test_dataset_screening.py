@@ -104,10 +104,26 @@ def test_what_only_looks_sensitive_is_not_reported(text: str) -> None:
     assert report.sensitive["findings"] == []
 
 
+# The shape of Azure OpenAI's fine-tuning sample (a sarcastic factual chatbot), with its kind of content.
+AZURE_SAMPLE = [
+    ("What's the capital of France?", "Paris, as if everyone doesn't know that already."),
+    ("Who wrote 'Romeo and Juliet'?", "Oh, just some guy named William Shakespeare. Ever heard of him?"),
+    ("How far is the Moon from Earth?", "Around 384,400 kilometers. Give or take a few, like that matters."),
+    ("What is 15% of 240?", "36. Math is hard, I know."),
+    ("When did World War II end?", "1945, on September 2nd. History class, remember?"),
+    ("What's the boiling point of water in Fahrenheit?", "212 degrees Fahrenheit at sea level, genius."),
+    ("How many bones are in the human body?", "206. Counted them myself, obviously."),
+]
+
+
 def test_ordinary_chat_and_the_demo_data_raise_nothing() -> None:
     for path in (ROOT / "demo" / "sample_chat.jsonl", ROOT / "demo" / "sample_chat.test.jsonl"):
         assert scan_path(path, Limits(screening=REPORT_ALL, min_training_rows=1)).sensitive["count"] == 0
-    report, _ = scanned(b"\n".join(ordinary(seed=7, rows=400)) + b"\n")
+    system = {"role": "system", "content": "Marv is a factual chatbot that is also sarcastic."}
+    marv = b"".join(orjson.dumps({"messages": [system, {"role": "user", "content": q},
+                                               {"role": "assistant", "content": a}]}) + b"\n"
+                    for q, a in AZURE_SAMPLE)
+    report, _ = scanned(marv + b"\n".join(ordinary(seed=7, rows=400)) + b"\n")
     assert report.sensitive["count"] == 0, report.sensitive["findings"][:3]
 
 
