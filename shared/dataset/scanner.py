@@ -335,8 +335,9 @@ class Lines:
                     replace.append(hit)
                 elif action == "reject":
                     self.error(number, SENSITIVE_DATA, f"message {index}: {describe(kind.name)} {masked}; "
-                               f"{describe(kind.category)} are rejected here: remove it (and revoke a "
-                               "secret), or set the upload's \"screening\" policy to redact or report")
+                               f"{describe(kind.category)} are rejected (SCREEN_{kind.category.upper()}, "
+                               "or a manifest's \"screening\"): remove it (and revoke a secret), or choose "
+                               "redact or report")
             if replace:
                 redacted = list(messages) if redacted is None else redacted
                 text = detect.redact(content, replace)
