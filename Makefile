@@ -36,6 +36,7 @@ lint: setup
 
 bench: setup
 	$(PY) bench/ingest.py
+	$(PY) bench/screening.py
 	$(PY) bench/teardown_sim.py
 	$(PY) bench/train.py
 	$(PY) bench/train_memory.py --sizes 10,200

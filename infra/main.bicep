@@ -168,6 +168,8 @@ module app 'modules/functionapp.bicep' = {
       TRAINING_COST_PER_MILLION_TOKENS: '3'
       MIN_TRAINING_ROWS: '10'
       INGEST_WORKERS: '0'
+      SCREEN_SECRETS: 'reject'
+      SCREEN_PERSONAL_DATA: 'redact'
       ALERT_TOPIC_ENDPOINT: alerts.outputs.endpoint
       ALERT_WEBHOOK_URL: alertWebhookUrl
       // A Key Vault reference: the platform resolves it with the app's identity (webhookSecretAccess below).

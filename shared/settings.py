@@ -14,7 +14,10 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from shared.dataset.screening import Action
 
 PlatformName = Literal["local", "azureml"]
 
@@ -166,6 +169,9 @@ class Settings:
     min_training_rows: int = 10
     # Worker processes that scan a big upload (0: one per core the app may use).
     ingest_workers: int = 0
+    # What an upload's secrets and personal data get: reject, redact or report (a manifest may choose).
+    screen_secrets: Action = "reject"
+    screen_personal_data: Action = "redact"
     idle_ttl: timedelta = timedelta(hours=2)
     sweep_schedule: str = "0 */15 * * * *"
     # The sweep's brakes: report without deleting, and delete at most this many endpoints per sweep.
@@ -240,6 +246,8 @@ class Settings:
                                         "(Azure OpenAI asks for at least 10 conversations)"),
             ingest_workers=_at_least(e, "INGEST_WORKERS", 0, 0, "0 is one worker process per core, 1 scans "
                                      "every upload in a single pass"),
+            screen_secrets=_screening_action(e, "SCREEN_SECRETS", "reject"),
+            screen_personal_data=_screening_action(e, "SCREEN_PERSONAL_DATA", "redact"),
             idle_ttl=parse_duration("IDLE_TTL", e.get("IDLE_TTL", "2h")),
             sweep_schedule=e.get("IDLE_SWEEP_SCHEDULE", "0 */15 * * * *"),
             sweep_dry_run=_bool(e, "SWEEP_DRY_RUN", False),
@@ -404,6 +412,16 @@ def _cost_per_million_tokens(e: Mapping[str, str]) -> float | None:
     if price < 0:
         raise SettingsError(f"TRAINING_COST_PER_MILLION_TOKENS={price} must be 0 (no cost estimate) or more")
     return price or None
+
+
+def _screening_action(e: Mapping[str, str], name: str, default: str) -> Action:
+    """One screening action (the same values a manifest's "screening" key takes)."""
+    from shared.dataset.screening import ScreeningError, parse_action
+
+    try:
+        return parse_action(e.get(name) or default, name)
+    except ScreeningError as exc:
+        raise SettingsError(str(exc)) from None
 
 
 def _cost_reference_hours(e: Mapping[str, str]) -> float:

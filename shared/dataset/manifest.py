@@ -1,7 +1,8 @@
 """Upload manifests: an optional `NAME.manifest.json` next to an upload that says how to fine-tune on it.
 
     chats.jsonl                 the data
-    chats.jsonl.manifest.json   {"base_model": "Phi-4", "epochs": 2, "hyperparameters": {"lora_r": 16}}
+    chats.jsonl.manifest.json   {"base_model": "Phi-4", "epochs": 2, "hyperparameters": {"lora_r": 16},
+                                 "screening": {"personal_data": "report"}}
 
 Every key is optional. Unknown keys are errors (a typo must not silently fall back to a default), and each
 error names the key and what is expected.
@@ -18,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from shared.dataset.screening import Action, ScreeningError, parse_screening
 from shared.dataset.tally import Limits
 
 SUFFIX = ".manifest.json"
@@ -25,7 +27,7 @@ MAX_BYTES = 64 * 1024
 _PARAMETER = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 RESERVED_TAG_PREFIX = "autopilot-"  # the run id, content hash and endpoint marks (shared.platforms.port)
 _KEYS = ("data", "test", "base_model", "run_name", "epochs", "test_fraction", "max_tokens_per_run",
-         "hyperparameters", "tags")
+         "hyperparameters", "tags", "screening")
 
 
 class ManifestError(ValueError):
@@ -45,12 +47,15 @@ class Manifest:
     max_tokens_per_run: int | None = None
     hyperparameters: Mapping[str, str | int | float | bool] = field(default_factory=dict)
     tags: Mapping[str, str] = field(default_factory=dict)
+    screening: Mapping[str, Action] = field(default_factory=dict)  # per category; the rest from settings
 
     def limits(self, base: Limits) -> Limits:
-        """`base` with this manifest's epochs, test fraction and token budget applied."""
+        """`base` with this manifest's epochs, test fraction, token budget and screening policy applied."""
         wanted = {"epochs": self.epochs, "test_fraction": self.test_fraction,
                   "max_tokens_per_run": self.max_tokens_per_run}
         changes: dict[str, Any] = {k: v for k, v in wanted.items() if v is not None}
+        if self.screening and base.screening is not None:
+            changes["screening"] = base.screening.with_choices(self.screening)
         return dataclasses.replace(base, **changes)
 
 
@@ -96,6 +101,7 @@ def parse_manifest(raw: bytes, name: str) -> Manifest:
                                      lambda n, k, v: _int(n, k, v, 1, 10**13)),
         hyperparameters=_hyperparameters(name, doc.get("hyperparameters", {})),
         tags=_tags(name, doc.get("tags", {})),
+        screening=_screening(name, doc.get("screening", {})),
     )
 
 
@@ -143,6 +149,13 @@ def _hyperparameters(name: str, value: Any) -> dict[str, str | int | float | boo
         if not isinstance(item, str | int | float | bool):
             raise ManifestError(f"{name}: hyperparameter {key!r} must be a string, number or boolean")
     return dict(value)
+
+
+def _screening(name: str, value: Any) -> dict[str, Action]:
+    try:  # the one schema of the key (a project file reads it the same way)
+        return parse_screening(value, name)
+    except ScreeningError as exc:
+        raise ManifestError(str(exc)) from None
 
 
 def _tags(name: str, value: Any) -> dict[str, str]:

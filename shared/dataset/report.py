@@ -28,6 +28,8 @@ class Report:
     bytes: int = 0
     format: str = "jsonl"
     extra: dict[str, Any] = field(default_factory=dict)
+    # Secrets and personal data found (masked), the policy applied and counts by kind; {} unscreened.
+    sensitive: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The CLI's `--json` object (the keys below, in this order)."""
@@ -45,6 +47,7 @@ class Report:
             "test_rows": self.test_rows,
             "bytes": self.bytes,
             "format": self.format,
+            "sensitive": self.sensitive,
         }
 
     def to_json(self) -> str:
@@ -63,7 +66,7 @@ class Report:
                    warnings=issues("warnings"), warning_count=data.get("warning_count", 0),
                    stats=data.get("stats", {}), content_sha256=data["content_sha256"],
                    estimated_tokens=data.get("estimated_tokens", 0), bytes=data.get("bytes", 0),
-                   format=data.get("format", "jsonl"))
+                   format=data.get("format", "jsonl"), sensitive=data.get("sensitive", {}))
 
     def to_text(self, name: str = "upload") -> str:
         """A short report a person reads: verdict, findings with line numbers, the numbers that matter."""
@@ -79,6 +82,7 @@ class Report:
                                                                  if self.warning_count > len(self.warnings)
                                                                  else ":"))
             lines += [f"  {_where(w)}: [{w.code}] {w.message}" for w in self.warnings]
+        lines += _sensitive_lines(self.sensitive)
         s = self.stats
         if self.rows:
             m, t = s["messages"], s["tokens"]
@@ -96,6 +100,23 @@ class Report:
             lines.append(f"cost estimate: about {cost['cost']:,.2f} at {cost['per_million_tokens']:,.2f} per "
                          "million training tokens (TRAINING_COST_PER_MILLION_TOKENS)")
         return "\n".join(lines)
+
+
+def _sensitive_lines(sensitive: dict[str, Any]) -> list[str]:
+    """The screening section of the text report: policy, counts by kind, the first findings (masked)."""
+    if not sensitive:
+        return []
+    policy = ", ".join(f"{category.replace('_', ' ')} {action}"
+                       for category, action in sensitive["policy"].items())
+    if not sensitive["count"]:
+        return [f"sensitive data: none found (policy: {policy})"]
+    kinds = ", ".join(f"{kind} {n:,}" for kind, n in sensitive["by_kind"].items())
+    shown = sensitive["findings"]
+    lines = [f"sensitive data: {sensitive['count']:,} found ({kinds}; policy: {policy}; "
+             f"{sensitive.get('redacted', 0):,} redacted)" + (f", first {len(shown)}:" if sensitive["count"] >
+                                                             len(shown) else ":")]
+    lines += [f"  line {f['line']}, message {f['message']}: {f['kind']} {f['masked']}" for f in shown]
+    return lines
 
 
 def _where(issue: Issue) -> str:

@@ -1,7 +1,8 @@
 """The line scanner: validate, measure and key the rows of one stretch of an upload, in bounded memory.
 
 A stretch is the whole file (one pass) or one range of it (a worker's share); either way `Lines` numbers its
-lines from 1 and hands out what it found as `Tally`s, which `Totals` adds up in file order into the report.
+lines from 1, screens the rows whose raw lines the screening prefilter flags for secrets and personal data
+(`screening`), and hands out what it found as `Tally`s, which `Totals` adds up in file order into the report.
 Chunks are split on newlines with the unfinished tail carried over; a line longer than the limit is skipped
 up to its newline without ever being held whole.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import msgspec
@@ -19,6 +20,9 @@ import orjson
 from shared.dataset import rules
 from shared.dataset.decoding import TYPED, Entry, line_ends, typed_lines
 from shared.dataset.rules import ROLES, Issue
+from shared.dataset.screening import SENSITIVE_DATA, Finding, detect
+from shared.dataset.screening.findings import describe
+from shared.dataset.screening.prefilter import prefilter
 from shared.dataset.split import KEY_BYTES
 from shared.dataset.tally import Limits, Tally
 
@@ -26,6 +30,7 @@ _ROLE_INDEX = {role: i for i, role in enumerate(ROLES)}
 _SYSTEM, _USER, _ASSISTANT, _TOOL = (_ROLE_INDEX[role] for role in ("system", "user", "assistant", "tool"))
 BOM = b"\xef\xbb\xbf"
 _ROW_START, _ROW_END = b'{"messages":', b"}\n"
+_NONE_FLAGGED: Mapping[int, int] = {}
 
 
 class Lines:
@@ -40,6 +45,8 @@ class Lines:
         self.skipping = False
         self.head: bytes | None = b"" if at_file_start else None
         self.tally = Tally()
+        # Screening: the prefilter flags raw lines that may hold a sensitive value; `screened` reads those.
+        self.prefilter = prefilter() if limits.screening is not None else None
 
     # -- findings ---------------------------------------------------------------------------------------
     def error(self, line: int | None, code: str, message: str) -> None:
@@ -78,7 +85,7 @@ class Lines:
             if self.tail:  # the line the tail began ends in this chunk
                 first = chunk.find(b"\n", start, stop)
                 line = self.tail + chunk[start:first]
-                self.count(self._decoded([line], len(line) > self.limits.max_line_bytes))
+                self.count(self._decoded([line], len(line) > self.limits.max_line_bytes), self._flag(line))
                 start = first + 1
             if last >= start:
                 self._body(chunk, start, last + 1)
@@ -101,9 +108,23 @@ class Lines:
                 rows = TYPED.decode_lines(memoryview(chunk)[start:end])
                 ends = line_ends(chunk, start, end)
                 if ends is not None and len(rows) == len(ends):
-                    self.count(typed_lines(rows, chunk, start, ends))
+                    self.count(typed_lines(rows, chunk, start, ends), self._flagged(chunk, start, end, ends))
                     return
-        self.count(self._decoded(bytes(memoryview(chunk)[start:end - 1]).split(b"\n"), long))
+        self.count(self._decoded(bytes(memoryview(chunk)[start:end - 1]).split(b"\n"), long),
+                   self._flagged(chunk, start, end))
+
+    def _flagged(self, chunk: bytes | bytearray, start: int, end: int,
+                 ends: list[int] | None = None) -> Mapping[int, int]:
+        """{line number: prefilter bits} of the lines in chunk[start:end] the screening prefilter flags."""
+        if self.prefilter is None:
+            return _NONE_FLAGGED
+        first = self.line + 1
+        return {first + index: bits for index, bits in self.prefilter.lines(chunk, start, end, ends).items()}
+
+    def _flag(self, line: bytes) -> Mapping[int, int]:
+        """{the next line's number: its bits} if the prefilter flags this raw line."""
+        bits = self.prefilter.line(line) if self.prefilter is not None else 0
+        return {self.line + 1: bits} if bits else _NONE_FLAGGED
 
     def _after_bom(self, chunk: bytes) -> bytes:
         """The chunk without a leading byte-order mark, however the first bytes were chunked."""
@@ -119,7 +140,7 @@ class Lines:
         if self.head:  # the whole stretch was a prefix of a byte-order mark
             self.tail, self.head = self.head, None
         if self.tail:
-            self.count(self._decoded([self.tail], True))
+            self.count(self._decoded([self.tail], True), self._flag(self.tail))
             self.tail = b""
         tally = self.harvest()
         tally.done = True
@@ -175,8 +196,9 @@ class Lines:
         self.count((row, False, None) for row in rows)
 
     # -- parsed rows --------------------------------------------------------------------------------------
-    def count(self, entries: Iterable[Entry]) -> None:
-        """Check, count and key decoded rows, one entry per line (None: a line with no row).
+    def count(self, entries: Iterable[Entry], flagged: Mapping[int, int] = _NONE_FLAGGED) -> None:
+        """Check, count and key decoded rows, one entry per line (None: a line with no row). `flagged`: the
+        lines the screening prefilter flagged, with its bits (a row with no raw line is read for every kind).
 
         This is the hot loop, so it is written for speed: the common row shape (messages with only a role and
         a non-blank string content) is checked inline and the figures live in locals; any other row goes
@@ -190,6 +212,7 @@ class Lines:
         extend = staged.extend
         crc, key_bytes = zlib.crc32, KEY_BYTES  # split_key, inlined: no Python call per row
         staging = self.staging
+        screening = self.prefilter is not None
         limit = self.limits.token_limit_per_conversation
         fig = t.figures
         count, total_messages, total_chars, total_tokens = fig.rows, fig.messages, fig.chars, fig.tokens
@@ -260,6 +283,8 @@ class Lines:
                 max_tokens = tokens
             if tokens > limit or not has_user or misplaced:
                 self.row_warnings(number, tokens, has_user, misplaced)
+            hints = flagged.get(number, 0) if raw is not None else screening and self._row_hints(messages)
+            redacted = self.screened(number, messages, hints) if hints else None
             # Serialize only what is needed: the staged row, or the split key of a row without a raw line.
             canonical = (encode if typed else dumps)(messages) if staging or raw is None else b""
             keyed = raw or canonical
@@ -267,6 +292,8 @@ class Lines:
             # Training truncates long conversations, so they are billed up to the limit (OpenAI's cookbook).
             add_tokens(tokens if tokens < limit else limit)
             if staging:
+                if redacted is not None:  # the split key stays the original's; the staged row is redacted
+                    canonical = (encode if typed else dumps)(redacted)
                 extend(_ROW_START)
                 extend(canonical)
                 extend(_ROW_END)
@@ -280,6 +307,44 @@ class Lines:
         fig.rows, fig.messages, fig.chars, fig.tokens = count, total_messages, total_chars, total_tokens
         fig.min_messages, fig.max_messages, fig.min_tokens, fig.max_tokens = (min_messages, max_messages,
                                                                               min_tokens, max_tokens)
+
+    def _row_hints(self, messages: list[Any]) -> int:
+        """The prefilter's bits for a row with no raw line (Parquet): read from its messages as JSON."""
+        assert self.prefilter is not None
+        return self.prefilter.line(orjson.dumps(messages))
+
+    def screened(self, number: int, messages: list[Any], hints: int) -> list[Any] | None:
+        """Record the sensitive values in a row's messages (of the kinds the prefilter's `hints` point to),
+        and an error for each one whose category is rejected; the messages with the values to redact
+        replaced, or None when nothing is redacted."""
+        t, policy, listed = self.tally, self.limits.screening, self.limits.max_findings_listed
+        assert policy is not None
+        redacted: list[Any] | None = None
+        for index, message in enumerate(messages, 1):
+            content = message.get("content") if isinstance(message, dict) else message.content
+            if not isinstance(content, str):
+                continue  # a tool call's empty content
+            hits, replace = detect.find(content, hints), []
+            for hit in hits:
+                kind, action, masked = hit.kind, policy.action(hit.kind.category), hit.masked
+                t.finding_count += 1
+                t.by_kind[kind.name] = t.by_kind.get(kind.name, 0) + 1
+                if len(t.findings) < listed:
+                    t.findings.append(Finding(number, index, kind.name, kind.category, masked, kind.severity))
+                if action == "redact":
+                    replace.append(hit)
+                elif action == "reject":
+                    self.error(number, SENSITIVE_DATA, f"message {index}: {describe(kind.name)} {masked}; "
+                               f"{describe(kind.category)} are rejected (SCREEN_{kind.category.upper()}, "
+                               "or a manifest's \"screening\"): remove it (and revoke a secret), or choose "
+                               "redact or report")
+            if replace:
+                redacted = list(messages) if redacted is None else redacted
+                text = detect.redact(content, replace)
+                redacted[index - 1] = {**message, "content": text} if isinstance(message, dict) else \
+                    msgspec.structs.replace(message, content=text)
+                t.redacted += len(replace)
+        return redacted
 
     def checked(self, number: int, row: Any) -> tuple[list[Any], int, bool, bool] | None:
         """Apply every rule to a row: the hot loop's figures when valid; None (and an error) if not."""

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from shared.dataset.report import Figures
 from shared.dataset.rules import ROLES, Issue
+from shared.dataset.screening import Finding, Screening
 
 if TYPE_CHECKING:
     from shared.settings import Settings
@@ -35,6 +36,9 @@ class Limits:
     min_training_rows: int = 1
     split: bool = True
     cost_per_million_tokens: float | None = None
+    # Secrets and personal data: what to do with each (None: no screening); reports list this many findings.
+    screening: Screening | None = Screening()  # noqa: RUF009 - frozen, so one shared default is fine
+    max_findings_listed: int = 100
 
     @classmethod
     def from_settings(cls, settings: Settings, epochs: int = 1) -> Limits:
@@ -45,7 +49,8 @@ class Limits:
                    test_fraction=settings.test_fraction, test_rows_max=settings.test_rows_max,
                    max_tokens_per_run=settings.max_tokens_per_run, epochs=epochs,
                    min_training_rows=settings.min_training_rows,
-                   cost_per_million_tokens=settings.cost_per_million_tokens)
+                   cost_per_million_tokens=settings.cost_per_million_tokens,
+                   screening=Screening(settings.screen_secrets, settings.screen_personal_data))
 
 
 @dataclass
@@ -70,3 +75,8 @@ class Tally:
     ends: array[int] = field(default_factory=lambda: array("Q"))
     lines: int = 0
     done: bool = False
+    # Screening: the first findings, how many in all and of each kind, and the values redacted.
+    findings: list[Finding] = field(default_factory=list)
+    finding_count: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+    redacted: int = 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 from shared.dataset import rules
 from shared.dataset.report import Figures, Report
 from shared.dataset.rules import ROLES, Issue
+from shared.dataset.screening import Finding, findings
 from shared.dataset.sinks import Sink
 from shared.dataset.split import Split
 from shared.dataset.tally import Limits, Tally
@@ -33,6 +34,10 @@ class Totals:
         self.roles = [0] * len(ROLES)
         self.figures = Figures()
         self.over_limit = 0
+        self.findings: list[Finding] = []
+        self.finding_count = 0
+        self.by_kind: dict[str, int] = {}
+        self.redacted = 0
 
     def error(self, line: int | None, code: str, message: str) -> None:
         """A finding about the upload as a whole, after every line's."""
@@ -63,6 +68,7 @@ class Totals:
         self.figures.merge(tally.figures)
         self.roles = [a + b for a, b in zip(self.roles, tally.roles, strict=True)]
         self.over_limit += tally.over_limit
+        self._add_findings(tally, offset)
         if self.staging:
             self.split.take(tally.keys, tally.tokens, memoryview(tally.staged) if staged is None else staged,
                             tally.ends)
@@ -71,6 +77,14 @@ class Totals:
         self.drain()
         if tally.done:
             self.lines_before += tally.lines
+
+    def _add_findings(self, tally: Tally, offset: int) -> None:
+        room = self.limits.max_findings_listed - len(self.findings)
+        self.findings += [f.moved(offset) for f in tally.findings[:max(room, 0)]]
+        self.finding_count += tally.finding_count
+        for kind, n in tally.by_kind.items():
+            self.by_kind[kind] = self.by_kind.get(kind, 0) + n
+        self.redacted += tally.redacted
 
     def drain(self) -> None:
         """Hand routed rows to the sinks (views, valid only now); once the upload is known bad, stop writing
@@ -111,10 +125,14 @@ class Totals:
         price = self.limits.cost_per_million_tokens
         if price is not None:
             stats["cost_estimate"] = {"cost": round(estimated / 1e6 * price, 2), "per_million_tokens": price}
+        screening = self.limits.screening
+        sensitive = {} if screening is None else findings.section(
+            screening, self.findings, self.finding_count, self.by_kind, self.redacted)
         return Report(valid=valid, rows=self.figures.rows, train_rows=self.split.train_rows,
                       test_rows=self.split.test_rows, errors=self.errors, error_count=self.error_count,
                       warnings=self.warnings, warning_count=self.warning_count, stats=stats,
-                      content_sha256=content_sha256, estimated_tokens=estimated, bytes=size, format=format)
+                      content_sha256=content_sha256, estimated_tokens=estimated, bytes=size, format=format,
+                      sensitive=sensitive)
 
     def _enough_rows(self) -> None:
         """Enough training rows to be worth a job, and (when split here) a test row for the deploy gate."""

@@ -63,6 +63,8 @@ class RunPlan:
         payload: dict[str, Any] = {"base_model": self.base_model, "overrides": dict(self.overrides)}
         if self.spec and self.spec.test_fraction is not None:  # another split trains on other rows
             payload["test_fraction"] = self.spec.test_fraction
+        if self.spec and self.spec.screening:  # another policy stages other files (redacted or not)
+            payload["screening"] = dict(self.spec.screening)
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

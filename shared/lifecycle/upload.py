@@ -131,8 +131,18 @@ def _stage(ctx: Context, plan: RunPlan, key: str, train: BlobReader) -> Staged:
     rejected = ((plan.train, report) if not report.valid else
                 (plan.test, test_report) if plan.test and not test_report.valid else None)
     counts |= {"estimated_tokens": report.estimated_tokens, "train_uri": ctx.staging.url(train_file),
-               "test_uri": ctx.staging.url(test_file), "warnings": report.warning_count}
+               "test_uri": ctx.staging.url(test_file), "warnings": report.warning_count,
+               **screened(report, test_report if plan.test else None)}
     return Staged(report, counts, sha, rejected)
+
+
+def screened(report: Report, test_report: Report | None = None) -> dict[str, Any]:
+    """The run's screening fields: the policy its upload was scanned under, and the findings by kind (of
+    the test file too, when a manifest names one)."""
+    found = dict(report.sensitive.get("by_kind", {}))
+    for kind, n in (test_report.sensitive.get("by_kind", {}) if test_report else {}).items():
+        found[kind] = found.get(kind, 0) + n
+    return {"screening": dict(report.sensitive.get("policy", {})), "sensitive": found}
 
 
 class OneFile:
@@ -230,7 +240,7 @@ def _reject(ctx: Context, upload: BlobRef, etag: str, key: str, report: Report) 
     errors = tuple(report.to_dict()["errors"][:5])
     run = Run(run_id=f"rej-{key}", state=State.REJECTED, content_sha256=report.content_sha256,
               upload=upload.path, upload_etag=etag, rows=report.rows, error_count=report.error_count,
-              quarantined_to=location, errors=errors)
+              quarantined_to=location, errors=errors, **screened(report))
     created = ctx.ledger.create(run, note=f"{report.error_count} errors") or ctx.ledger.get(run.run_id)
     if created is not None:
         first = report.errors[0]

@@ -123,7 +123,8 @@ def _run_section(run: Mapping[str, Any], open_: bool) -> str:
                ("base model", run.get("base_model")), ("job", job.get("id")),
                ("model", f"{run['model']['name']}:{run['model']['version']}" if run.get("model") else ""),
                ("endpoint", f"{run['endpoint']['name']}/{run['endpoint']['deployment']}"
-                if run.get("endpoint") else ""), ("error", run.get("error"))]
+                if run.get("endpoint") else ""), ("screening", _screening(run.get("screening"))),
+               ("error", run.get("error"))]
     facts = "".join(f"<tr><th>{_e(k)}</th><td><code>{_e(v)}</code></td></tr>" for k, v in lineage if v)
     actions = ", ".join(f"<code>POST {_e(run['links'][a])}</code>" for a in run.get("actions", []))
     return (f'<details class="run" id="run-{_e(run["run_id"])}"{" open" if open_ else ""}><summary>'
@@ -145,6 +146,15 @@ def _not_recorded(missing: Mapping[str, str]) -> str:
     """The figures the platform's job does not record, each with why (no silent gap on the page)."""
     return "".join(f'<p class="meta">No {_e(name.replace("_", " "))} here: {_e(why)}</p>'
                    for name, why in sorted(missing.items()))
+
+
+def _screening(screening: Mapping[str, Any] | None) -> str:
+    """`secrets reject, personal data redact; found: email 2` (kinds and counts only, never a value)."""
+    if not screening:
+        return ""
+    policy = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in screening["policy"].items())
+    found = ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in screening.get("found", {}).items())
+    return f"{policy}; found: {found or 'nothing'}"
 
 
 def _evaluation(data: Mapping[str, Any] | None) -> str:

@@ -86,6 +86,8 @@ def run_view(run: Run, job: JobFigures | None = None, base_path: str = "/api") -
         "upload": {"blob": run.upload, "etag": run.upload_etag, "content_sha256": run.content_sha256,
                    "forced": run.forced},
         "dataset": _known(run, DATASET_FIELDS),
+        # The screening policy the upload was scanned under and what it found, by kind (never a value).
+        "screening": {"policy": dict(run.screening), "found": dict(run.sensitive)} if run.screening else None,
         "job": None if not run.job_name else {
             "id": run.job_name, "url": run.job_url or (job.url if job else ""), "attempt": run.attempt,
             "status": job.status if job else None, "error": job.error if job else None,

@@ -90,6 +90,9 @@ class Run:
     error_count: int | None = None
     errors: tuple[Mapping[str, Any], ...] = ()  # the first few of a rejected upload's errors
     quarantined_to: str = ""
+    # Screening: the policy the upload was scanned under ({"secrets": "reject", ...}) and findings by kind.
+    screening: Mapping[str, str] = field(default_factory=dict)
+    sensitive: Mapping[str, int] = field(default_factory=dict)
     duplicate_of: str = ""
     train_uri: str = ""
     test_uri: str = ""

@@ -91,3 +91,24 @@ def test_a_bad_upload_is_quarantined_in_the_account(app: tuple[Lifecycle, InMemo
     quarantined = BlobRef(life.ctx.settings.rejected_container, run.quarantined_to)
     assert read_all(life.ctx.staging, quarantined) == bad
     assert life.ctx.staging.properties(upload) is None and platform.effects["submit"] == 0
+
+
+def test_personal_data_is_redacted_in_the_staged_blob_and_kept_in_incoming(
+        app: tuple[Lifecycle, InMemoryPlatform]) -> None:
+    # The point is the staged blob itself: committed block by block in the account, with placeholders.
+    life, _platform = app
+    email, card = "jane.doe@contoso.com", "4539 1488 0343 6467"
+    row = (b'{"messages": [{"role": "user", "content": "Bill ' + card.encode() + b', mail ' + email.encode()
+           + b'"}, {"role": "assistant", "content": "Done."}]}\n')
+    data = SAMPLE.read_bytes() + row
+    upload = BlobRef(life.ctx.settings.incoming_container, "personal.jsonl")
+    life.ctx.staging.put(upload, data)
+    outcome = life.on_upload(upload)
+    assert outcome.result is Result.QUEUED
+    run = life.ledger.get(outcome.run_id)
+    assert run is not None and run.sensitive == {"card_number": 1, "email": 1}
+    staged = b"".join(read_all(life.ctx.staging, life.ctx.staging.ref(uri)) for uri in (run.train_uri,
+                                                                                        run.test_uri))
+    assert b"Bill <CARD_NUMBER>, mail <EMAIL>" in staged
+    assert email.encode() not in staged and card.encode() not in staged
+    assert read_all(life.ctx.staging, upload) == data  # the original, untouched, in incoming

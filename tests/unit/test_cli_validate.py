@@ -15,7 +15,8 @@ KEYS = {"valid", "rows", "errors", "error_count", "warnings", "stats", "content_
 
 
 ROOT = Path(__file__).resolve().parents[2]
-UPLOAD_SETTINGS = ("MIN_TRAINING_ROWS", "MAX_TOKENS_PER_RUN", "TEST_FRACTION", "AUTOPILOT_PLATFORM")
+UPLOAD_SETTINGS = ("MIN_TRAINING_ROWS", "MAX_TOKENS_PER_RUN", "TEST_FRACTION", "AUTOPILOT_PLATFORM",
+                   "SCREEN_SECRETS", "SCREEN_PERSONAL_DATA")
 
 
 def autopilot(*args: str, cwd: Path | None = None, **settings: str) -> subprocess.CompletedProcess[str]:
@@ -115,3 +116,22 @@ def test_jsonl_gz_and_a_gzip_body_under_a_plain_name(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "gzip_compressed" in done.stdout and "name it .jsonl.gz" in done.stdout
     assert "UTF-8" not in done.stdout
+
+
+def test_json_lists_sensitive_findings_masked_with_counts_by_kind(tmp_path: Path) -> None:
+    path = tmp_path / "people.jsonl"
+    row = (b'{"messages": [{"role": "user", "content": "I am jane.doe@contoso.com"}, '
+           b'{"role": "assistant", "content": "Noted, jane.doe@contoso.com and +44 7911 123456."}]}\n')
+    path.write_bytes(GOOD * 12 + row)
+    done = autopilot("validate", str(path), "--json")
+    assert done.returncode == 0, done.stderr  # personal data is redacted by default: still valid
+    sensitive = json.loads(done.stdout)["sensitive"]
+    assert [(f["line"], f["message"], f["kind"], f["masked"]) for f in sensitive["findings"]] == [
+        (13, 1, "email", "j***@***.com"), (13, 2, "email", "j***@***.com"),
+        (13, 2, "phone_number", "+** **** ****56")]
+    assert sensitive["by_kind"] == {"email": 2, "phone_number": 1} and sensitive["count"] == 3
+    assert sensitive["policy"] == {"secrets": "reject", "personal_data": "redact"}
+    assert "contoso.com" not in done.stdout and "7911" not in done.stdout
+    rejecting = autopilot("validate", str(path), SCREEN_PERSONAL_DATA="reject")
+    assert rejecting.returncode == 1
+    assert "line 13" in rejecting.stdout and "sensitive_data" in rejecting.stdout

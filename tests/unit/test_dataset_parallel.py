@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from shared.dataset import FileSource, Limits, MemorySink, Parallelism, Report, scan_path, scan_upload
 from shared.dataset import parallel as parallel_module
 from shared.dataset.scanner import Lines
+from shared.dataset.screening import Screening
 from shared.dataset.sources import SourceChanged
 from shared.dataset.stream import Hasher
 
@@ -45,6 +46,11 @@ def chat(text: str, answer: str = "ok") -> list[dict[str, Any]]:
 
 
 TEXT = st.text(st.characters(codec="utf-8", exclude_characters="\n\r"), max_size=40)
+# Values screening finds (and look-alikes it must not), placed anywhere in a message.
+SENSITIVE = st.sampled_from(["jane.doe@contoso.com", "+44 7911 123456", "4539 1488 0343 6467", "536-22-1234",
+                             "DE89 3704 0044 0532 0130 00", "AKIAZ7QW3LN4XK2PB9RT", "password=Tq7xLm2Vz9Kp",
+                             "81.2.69.160", "4539 1488 0343 6468", "555-123-4567", "a@example.com"])
+SCREENED = st.tuples(TEXT, SENSITIVE, TEXT).map(lambda t: f"{t[0]} {t[1]}\n{t[2]}")
 LINES = st.one_of(
     TEXT.map(lambda t: row(chat(t or "x"))),  # the common shape (fast path)
     TEXT.map(lambda t: row(chat("q", "é😀中" * 12 + t), prompt="p")),  # multi-byte text, cut by small pieces
@@ -54,6 +60,9 @@ LINES = st.one_of(
                             {"role": "assistant", "content": t or "a"}])),  # warning: system not first
     st.just(row([{"role": "user", "content": "q"}, {"role": "assistant", "content": None,
                                                    "tool_calls": [{"id": "1"}]}])),  # valid, general path
+    SCREENED.map(lambda t: row(chat(t, t))),  # sensitive values: findings, errors or redaction
+    SCREENED.map(lambda t: row([{"role": "user", "content": t},  # the general path
+                                {"role": "assistant", "content": None, "tool_calls": [{"id": "1"}]}])),
     st.just(row(chat("q", "x" * 90))),  # over the small token limit: a warning
     st.just(row(chat("q", "y" * 400))),  # longer than max_line_bytes: an error
     st.just(row([{"role": "user", "content": "   "}, {"role": "assistant", "content": "a"}])),
@@ -93,12 +102,15 @@ def assert_same(one: Scanned, other: Scanned) -> None:
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(data=uploads(), workers=st.integers(1, 3), piece=st.sampled_from([7, 16, 64, 300]),
        in_file=st.booleans(), errors_listed=st.integers(1, 4), fraction=st.sampled_from([0.05, 0.3, 0.9]),
-       test_max=st.integers(1, 5), staging=st.booleans())
+       test_max=st.integers(1, 5), staging=st.booleans(),
+       screening=st.sampled_from([None, Screening(), Screening("report", "report"),
+                                  Screening("redact", "reject")]))
 def test_parallel_report_equals_single_pass(data: bytes, workers: int, piece: int, in_file: bool,
                                             errors_listed: int, fraction: float, test_max: int,
-                                            staging: bool) -> None:
+                                            staging: bool, screening: Screening | None) -> None:
     limits = Limits(max_line_bytes=300, max_errors_listed=errors_listed, token_limit_per_conversation=30,
-                    test_fraction=fraction, test_rows_max=test_max)
+                    test_fraction=fraction, test_rows_max=test_max, screening=screening,
+                    max_findings_listed=errors_listed + 1)
     spread = Parallelism(workers=workers, min_bytes=0, piece_bytes=piece)
     event(f"worker processes: {spread.workers_for(len(data), staging=True)}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -108,6 +120,7 @@ def test_parallel_report_equals_single_pass(data: bytes, workers: int, piece: in
         source = FileSource(path) if in_file else contextlib.nullcontext(BytesSource("upload.jsonl", data))
         with source as opened:
             parallel = scanned(opened, limits, spread)
+    event("findings" if single[0].sensitive.get("count") else "no findings")
     if not staging:
         single[1].value = single[2].value = parallel[1].value = parallel[2].value = None
     assert_same(single, parallel)

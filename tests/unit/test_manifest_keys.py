@@ -92,6 +92,12 @@ def _tags(world: MemoryWorld, outcome: Outcome, plain: Run, plain_spec: JobSpec)
     assert spec.tags["autopilot-run-id"] == run.run_id and "team" not in plain_spec.tags
 
 
+def _screening(world: MemoryWorld, outcome: Outcome, plain: Run, _: JobSpec) -> None:
+    run, _spec = submitted(world, outcome)
+    assert run.screening == {"secrets": "reject", "personal_data": "report"} != plain.screening
+    assert run.run_id != plain.run_id, "another policy stages other files: not a duplicate"
+
+
 CASES: dict[str, tuple[Any, Check]] = {
     "data": ("other.jsonl", _data),
     "test": ("held.jsonl", _test),
@@ -102,6 +108,7 @@ CASES: dict[str, tuple[Any, Check]] = {
     "max_tokens_per_run": (100, _max_tokens_per_run),
     "hyperparameters": ({"lora_r": 4}, _hyperparameters),
     "tags": ({"team": "support"}, _tags),
+    "screening": ({"personal_data": "report"}, _screening),
 }
 
 
