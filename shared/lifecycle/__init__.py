@@ -95,7 +95,7 @@ class Lifecycle:
                                             endpoint=endpoint, deployment=naming.deployment_name(run.run_id),
                                             error="",
                                             deploy_started_at=None, provisioning="", polls=0,
-                                            step_seq=run.step_seq + 1)
+                                            redeploys=run.redeploys + 1, step_seq=run.step_seq + 1)
             self.ctx.hand_off(asked)
             return asked
 

@@ -97,6 +97,7 @@ class Run:
     job_name: str = ""
     job_url: str = ""
     attempt: int = 1
+    redeploys: int = 0  # operator redeploys asked for so far (each one's failure is alerted on its own)
     model_name: str = ""
     model_version: str = ""
     # The deployment and its gate.
