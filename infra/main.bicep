@@ -128,6 +128,7 @@ module app 'modules/functionapp.bicep' = {
       DEPLOY_POLL_MAX_INTERVAL: '5m'
       DEPLOY_TIMEOUT: '60m'
       RECONCILE_AFTER: '10m'
+      MANIFEST_WAIT: '24h'
       TEST_FRACTION: '0.05'
       TEST_ROWS_MAX: '1000'
       IDLE_TTL: idleTtl

@@ -179,6 +179,8 @@ class Settings:
     eval_gate_base: bool = True
     # Runs submitted/running longer than this are polled by the timer, in case their events were lost.
     reconcile_after: timedelta = timedelta(minutes=10)
+    # A manifest whose files have not all come after this long ends rejected, with one alert.
+    manifest_wait: timedelta = timedelta(hours=24)
     alert_webhook_url: str | None = None
     alert_topic_endpoint: str | None = None
     alert_topic_key: str | None = None
@@ -237,6 +239,7 @@ class Settings:
             eval_gate_max_drop=_float(e, "EVAL_GATE_MAX_DROP", 0.05),
             eval_gate_base=_bool(e, "EVAL_GATE_BASE", True),
             reconcile_after=reconcile_after,
+            manifest_wait=_positive(e, "MANIFEST_WAIT", "24h"),
             alert_webhook_url=e.get("ALERT_WEBHOOK_URL") or None,
             alert_topic_endpoint=e.get("ALERT_TOPIC_ENDPOINT") or None,
             alert_topic_key=e.get("ALERT_TOPIC_KEY") or None,

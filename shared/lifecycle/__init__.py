@@ -31,7 +31,8 @@ from shared.lifecycle.sweep import SweepReport
 from shared.observability import handling
 from shared.platforms.port import Platform
 from shared.queues import MessageQueue
-from shared.runs import IllegalTransition, Ledger, Run, State, can_redeploy, can_retry
+from shared.runs import RETRYABLE, IllegalTransition, Ledger, Run, State, can_redeploy, can_retry
+from shared.runs.record import retry_problem
 from shared.settings import Settings
 from shared.staging import BlobRef, BlobStore
 
@@ -103,7 +104,9 @@ class Lifecycle:
         """Ask for a failed or canceled run's staged data to be submitted again, as a new job; returns the
         run, validated again, with its submit step queued."""
         if not can_retry(run):
-            raise IllegalTransition(f"run {run.run_id} is {run.state}; only failed or canceled runs with "
+            why = retry_problem(run) if run.state in RETRYABLE else None
+            raise IllegalTransition(f"run {run.run_id} cannot be retried: {why}" if why else
+                                    f"run {run.run_id} is {run.state}; only failed or canceled runs with "
                                     "staged data can be retried")
         attempt = run.attempt + 1
         with handling(run_id=run.run_id, job_id=run.job_name):

@@ -65,7 +65,8 @@ class Context:
 def alert_key(run: Run, alert_class: str) -> str:
     """What the ledger records an alert as sent under: its class, per attempt. The first try keeps the plain
     class; a retry's job (`#a2`) and each redeploy (`#r1`) fail on their own, so each failure is one alert."""
-    parts = ([f"a{run.attempt}"] if run.attempt > 1 else []) + ([f"r{run.redeploys}"] if run.redeploys else [])
+    parts = [f"a{run.attempt}"] if run.attempt > 1 else []
+    parts += [f"r{run.redeploys}"] if run.redeploys else []
     return f"{alert_class}#{'.'.join(parts)}" if parts else alert_class
 
 

@@ -12,6 +12,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from shared.finetune import ParameterError, resolve_parameters
+
 
 class State(StrEnum):
     RECEIVED = "received"
@@ -30,6 +32,8 @@ class State(StrEnum):
     TORN_DOWN = "torn_down"
     SUPERSEDED = "superseded"  # a newer run went live on its endpoint before this one's turn to deploy came
     UNHEALTHY = "unhealthy"  # live, but its endpoint stopped answering its health check
+    WAITING = "waiting"  # a manifest whose files are not all there yet (its own record, not a run's)
+    ARRIVED = "arrived"  # a waiting manifest's files all came: the run it named carries on under its own id
 
 
 # The state machine. A transition not listed here is refused, so a stale or out-of-order event cannot move
@@ -51,6 +55,8 @@ TRANSITIONS: Mapping[State, frozenset[State]] = {
     State.DUPLICATE: frozenset(),
     State.FAILED: frozenset({State.VALIDATED}),
     State.CANCELED: frozenset({State.VALIDATED}),
+    State.WAITING: frozenset({State.ARRIVED, State.REJECTED}),
+    State.ARRIVED: frozenset(),
 }
 
 # What an operator may do (API, CLI and status page all ask `can_redeploy` / `can_retry`).
@@ -76,15 +82,18 @@ class Run:
     content_sha256: str = ""
     test_upload: str = ""  # container/name of a manifest's test file
     manifest: str = ""
+    waiting_for: tuple[str, ...] = ()  # a waiting manifest's files not there yet
     run_name: str = ""  # a manifest's name for the run: the job's and the model's, instead of the file's
     tags: Mapping[str, str] = field(default_factory=dict)  # a manifest's tags, added to the job's
     base_model: str = ""
     overrides: Mapping[str, Any] = field(default_factory=dict)  # the manifest's fine-tune parameters
     forced: bool = False  # blob metadata force=true: train even if the content was trained before
+    uploaded_at: datetime | None = None  # when its files were in storage (orders runs: "uploaded later")
     # The scan: counts of a valid upload, or a rejected one's errors; staged files' URLs.
     rows: int | None = None
     train_rows: int | None = None
     test_rows: int | None = None
+    test_in_train: int | None = None  # a manifest's test conversations that are also in its training file
     estimated_tokens: int | None = None
     warnings: int | None = None
     error_count: int | None = None
@@ -147,8 +156,18 @@ def can_redeploy(run: Run) -> bool:
 
 
 def can_retry(run: Run) -> bool:
-    """A failed or canceled run whose data was staged can be submitted again as a new job."""
-    return run.state in RETRYABLE and bool(run.train_uri)
+    """A failed or canceled run whose data was staged can be submitted again as a new job, unless its own
+    fine-tune parameters would fail it the same way."""
+    return run.state in RETRYABLE and bool(run.train_uri) and retry_problem(run) is None
+
+
+def retry_problem(run: Run) -> str | None:
+    """Why a retry of this run would fail as it did (its parameters break a rule), or None."""
+    try:
+        resolve_parameters({}, run.overrides)
+    except ParameterError as exc:
+        return f"{exc}; upload the data again with corrected parameters"
+    return None
 
 
 def operator_actions(run: Run) -> list[str]:

@@ -46,7 +46,7 @@ class AzureBlobStore:
             return None
         except AzureError as exc:
             raise _translated(exc, f"read the properties of {blob.path}") from exc
-        return BlobInfo(str(props.etag), int(props.size), dict(props.metadata or {}))
+        return BlobInfo(str(props.etag), int(props.size), dict(props.metadata or {}), props.last_modified)
 
     def read(self, blob: BlobRef, offset: int, length: int, *, etag: str) -> bytes:
         """A range of version `etag` (If-Match on the request)."""
@@ -82,7 +82,7 @@ class AzureBlobStore:
                 content_settings=ContentSettings(content_type=content_type))
         except AzureError as exc:
             raise _translated(exc, f"write {blob.path}") from exc
-        return BlobInfo(str(result.get("etag")), len(data), dict(metadata or {}))
+        return BlobInfo(str(result.get("etag")), len(data), dict(metadata or {}), result.get("last_modified"))
 
     def copy(self, source: BlobRef, target: BlobRef, *, source_etag: str) -> BlobInfo:
         """A server-side copy of exactly that source version, awaited; a copy that fails leaves no target."""
@@ -95,7 +95,7 @@ class AzureBlobStore:
             props = client.get_blob_properties()
         except AzureError as exc:
             raise _translated(exc, f"copy {source.path} to {target.path}") from exc
-        return BlobInfo(str(props.etag), int(props.size), dict(props.metadata or {}))
+        return BlobInfo(str(props.etag), int(props.size), dict(props.metadata or {}), props.last_modified)
 
     def delete(self, blob: BlobRef, *, etag: str | None = None) -> None:
         """Delete, only that version if `etag` is given; missing is fine."""

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from urllib.parse import quote, unquote, urlsplit
 
 from shared.staging.store import BlobChanged, BlobInfo, BlobMissing, BlobRef
@@ -19,12 +20,14 @@ class _Blob:
     etag: str
     content_type: str
     metadata: Mapping[str, str] = field(default_factory=dict)
+    written_at: datetime | None = None
 
 
 class InMemoryBlobStore:
     """Blobs in a dict, keyed by (container, name); each write gets a fresh ETag."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], datetime] | None = None) -> None:
+        self._clock = clock or (lambda: datetime.now(UTC))  # a test's world moves it
         self._blobs: dict[tuple[str, str], _Blob] = {}
         self._lock = threading.Lock()
         self._versions = itertools.count(1)
@@ -33,7 +36,8 @@ class InMemoryBlobStore:
         """ETag, size and metadata; None if missing."""
         with self._lock:
             found = self._blobs.get((blob.container, blob.name))
-        return None if found is None else BlobInfo(found.etag, len(found.data), dict(found.metadata))
+        return None if found is None else BlobInfo(found.etag, len(found.data), dict(found.metadata),
+                                                   found.written_at)
 
     def read(self, blob: BlobRef, offset: int, length: int, *, etag: str) -> bytes:
         """A range of version `etag`."""
@@ -53,9 +57,10 @@ class InMemoryBlobStore:
             metadata: Mapping[str, str] | None = None) -> BlobInfo:
         """Write the blob whole."""
         with self._lock:
-            stored = _Blob(bytes(data), f'"0x{next(self._versions):X}"', content_type, dict(metadata or {}))
+            stored = _Blob(bytes(data), f'"0x{next(self._versions):X}"', content_type, dict(metadata or {}),
+                           self._clock())
             self._blobs[(blob.container, blob.name)] = stored
-        return BlobInfo(stored.etag, len(stored.data), dict(stored.metadata))
+        return BlobInfo(stored.etag, len(stored.data), dict(stored.metadata), stored.written_at)
 
     def copy(self, source: BlobRef, target: BlobRef, *, source_etag: str) -> BlobInfo:
         """Copy that version of the source."""

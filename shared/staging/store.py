@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from shared.dataset import Sink
@@ -49,6 +50,7 @@ class BlobInfo:
     etag: str
     size: int
     metadata: Mapping[str, str] = field(default_factory=dict)
+    uploaded_at: datetime | None = None  # when this version was written (Last-Modified)
 
 
 @runtime_checkable

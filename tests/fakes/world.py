@@ -65,7 +65,7 @@ class MemoryWorld:
         clock = lambda: base() + self.skipped  # noqa: E731 - the one clock every backend reads
         self.read_clock = clock
         self.platform = InMemoryPlatform(clock=clock, provisioning_time=provisioning_time)
-        self.staging = InMemoryBlobStore()
+        self.staging = InMemoryBlobStore(clock)
         self.steps = InMemoryQueue(self.settings.step_queue, clock)
         self.poison = InMemoryQueue(poison_queue_name(self.settings.step_queue), clock)
         self.life: Lifecycle = build_lifecycle(self.settings, self.platform,
