@@ -31,7 +31,16 @@ from shared.lifecycle.sweep import SweepReport
 from shared.observability import handling
 from shared.platforms.port import Platform
 from shared.queues import MessageQueue
-from shared.runs import RETRYABLE, IllegalTransition, Ledger, Run, State, can_redeploy, can_retry
+from shared.runs import (
+    REDEPLOYABLE,
+    RETRYABLE,
+    IllegalTransition,
+    Ledger,
+    Run,
+    State,
+    can_redeploy,
+    can_retry,
+)
 from shared.runs.record import retry_problem
 from shared.settings import Settings
 from shared.staging import BlobRef, BlobStore
@@ -82,14 +91,16 @@ class Lifecycle:
             return sweep.on_sweep(self.ctx, now, report)
 
     def redeploy(self, run: Run) -> Run:
-        """Ask for a torn-down or rolled-back run's registered model to be deployed again; returns the run,
-        now deploying, with its deploy step queued. It goes back to the endpoint the run served on.
+        """Ask for a torn-down, rolled-back, superseded or unhealthy run's registered model to be deployed
+        again; returns the run, now deploying, with its deploy step queued. It goes back to the endpoint the
+        run served on.
 
         Raises IllegalTransition if the run's state does not allow it, Conflict if the run changed meanwhile.
         """
         if not can_redeploy(run):
-            raise IllegalTransition(f"run {run.run_id} is {run.state}; only torn-down or rolled-back runs "
-                                    "with a registered model can be redeployed")
+            accepted = ", ".join(sorted(state.value for state in REDEPLOYABLE))
+            raise IllegalTransition(f"run {run.run_id} is {run.state}; only runs that are {accepted} with "
+                                    "a registered model can be redeployed")
         with handling(run_id=run.run_id, job_id=run.job_name):
             endpoint = run.endpoint or self.ctx.settings.endpoint_name
             asked = self.ctx.ledger.advance(run, State.DEPLOYING, note="redeploy requested",

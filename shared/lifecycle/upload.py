@@ -237,9 +237,10 @@ def _reject(ctx: Context, upload: BlobRef, etag: str, key: str, report: Report) 
     created = ctx.ledger.create(run, note=f"{report.error_count} errors") or ctx.ledger.get(run.run_id)
     if created is not None:
         first = report.errors[0]
+        where = f"line {first.line}: " if first.line is not None else ""  # a whole-file error has no line
         ctx.alert(created, "upload.rejected", "error",
                   f"{upload.path} was rejected with {report.error_count} error(s) and moved to {location}; "
-                  f"first: line {first.line}: {first.message}")
+                  f"first: {where}{first.message}")
     return Outcome(Result.REJECTED, run.run_id, State.REJECTED,
                    f"{report.error_count} errors; quarantined to {location}")
 

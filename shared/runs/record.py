@@ -6,6 +6,7 @@ them, and a value of the wrong type, before anything is written.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -143,6 +144,16 @@ class Run:
     def lease_live(self, now: datetime) -> bool:
         """Another handler holds a step of this run and has not yet run out of time."""
         return bool(self.lease_step) and self.lease_until is not None and self.lease_until > now
+
+
+# Every id the lifecycle makes (shared/lifecycle/naming.py): runs (content-keyed, a forced re-run suffixed),
+# rejected and duplicate records, waiting manifests. Anything else is no run: refused before any storage call.
+RUN_ID_SHAPE = re.compile(r"(run-[0-9a-f]{12}(-[0-9a-f]{6})?|(rej|dup|wait)-[0-9a-f]{16})")
+
+
+def is_run_id(text: str) -> bool:
+    """Whether `text` has the shape of a run id (so it is worth looking up)."""
+    return RUN_ID_SHAPE.fullmatch(text) is not None
 
 
 # What the ledger keeps itself; a step's changes may not name these.
