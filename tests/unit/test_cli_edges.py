@@ -22,7 +22,6 @@ from shared import ops
 from shared.cli import main
 from shared.cli_ops import _call, status_text
 from shared.lifecycle import naming
-from shared.platforms.local.endpoints import refusal
 from shared.runs import IllegalTransition, StoreError
 from tests.fakes.world import SAMPLE, MemoryWorld
 
@@ -205,6 +204,8 @@ def test_an_empty_upload_s_alert_has_no_line_none(tmp_path: Path) -> None:
 
 
 def test_an_endpoint_refusal_is_its_message_not_escaped_json() -> None:
+    from shared.platforms.local.endpoints import refusal
+
     said = "messages must be a non-empty list"
     body = {"detail": said, "error": {"message": said, "type": "invalid_request_error", "code": None}}
     assert refusal(httpx.Response(422, json=body)) == said
