@@ -58,7 +58,7 @@ class Context:
             log.debug("alert %s for run %s was already sent", key, run.run_id)
             return
         if key != alert_class:
-            details = {"attempt": run.attempt, "redeploys": run.redeploys, **details}
+            details = {"alert_key": key, "attempt": run.attempt, "redeploys": run.redeploys, **details}
         self.alerts.send(Alert(run.run_id, alert_class, severity, summary, details))
 
 

@@ -3,6 +3,7 @@ not one per run), and a repeated delivery of the same failure still alerts once.
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -52,3 +53,17 @@ def test_a_redeploy_rolled_back_again_is_one_more_alert_each_time(world: MemoryW
         assert again.state == State.ROLLED_BACK and again.redeploys == attempt
         assert world.alerts() == ["deploy.failed"] * (attempt + 1)
     assert world.platform.live_deployment(first.endpoint) == first.deployment
+
+
+def test_each_attempt_s_alert_has_its_own_id(world: MemoryWorld) -> None:
+    run = world.upload("chat.jsonl")
+    world.platform.finish(run.job_name, "Failed")
+    world.life.on_job_event(world.event(run, "Failed"))
+    ops.retry(world.life, run.run_id)
+    world.drain()
+    second = world.get(run.run_id)
+    world.platform.finish(second.job_name, "Failed")
+    world.life.on_job_event(world.event(second, "Failed"))
+    sent = [json.loads(line) for line in (world.settings.data_dir / "alerts.jsonl").read_text().splitlines()]
+    assert [a["id"] for a in sent] == [f"{run.run_id}:job.failed", f"{run.run_id}:job.failed#a2"]
+    assert sent[1]["details"]["attempt"] == 2
