@@ -16,6 +16,7 @@ from typing import Any
 
 from shared.dataset import Limits, Parallelism, Report, Sink, scan_upload
 from shared.dataset.overlap import LineDigests
+from shared.finetune import ParameterError, resolve_parameters
 from shared.lifecycle import manifests, naming, rollback
 from shared.lifecycle.context import Context, log
 from shared.lifecycle.manifests import RunPlan
@@ -68,6 +69,10 @@ def on_upload(ctx: Context, upload: BlobRef) -> Outcome:
                              "stopped waiting (MANIFEST_WAIT); upload the manifest again, then its files")
 
     key = naming.upload_key(plan.train.container, plan.train.name, etag + plan.fingerprint)
+    try:  # the app's own FINETUNE_* settings under the same rules as a manifest's (checked on its arrival)
+        resolve_parameters({}, ctx.settings.finetune_overrides)
+    except ParameterError as exc:
+        return _refused_settings(ctx, plan.train, etag, key, str(exc))
     base_model = plan.base_model or ctx.settings.base_model
     try:  # before anything is staged: a base model the platform cannot fine-tune wastes no copy and no job
         ctx.call(ctx.platform.check_base_model, base_model)
@@ -279,6 +284,14 @@ def _uploaded_at(ctx: Context, plan: RunPlan, train: BlobInfo) -> datetime | Non
                                    if (info := ctx.staging.properties(blob)) is not None]
     known = [t for t in times if t is not None]
     return max(known) if known else None
+
+
+def _refused_settings(ctx: Context, upload: BlobRef, etag: str, key: str, problem: str) -> Outcome:
+    """A FINETUNE_* app setting breaks a parameter rule: no upload can train until it is fixed. One alert."""
+    why = f"the app setting FINETUNE_* {problem}; fix the setting, then upload again"
+    run = Run(run_id=f"rej-{key}", state=State.REJECTED, upload=upload.path, upload_etag=etag, error=why)
+    return _refuse(ctx, run, "parameters refused", "upload.rejected", f"{upload.path} was not trained: {why}",
+                   f"parameters: {why}")
 
 
 def _bad_name(ctx: Context, upload: BlobRef, problem: str) -> Outcome:

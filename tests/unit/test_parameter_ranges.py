@@ -56,3 +56,13 @@ def test_a_run_whose_parameters_would_fail_again_is_not_offered_retry(tmp_path: 
     fine = world.ledger.create(Run("run-ba9876543210", State.FAILED, train_uri="memory://staged/y/train",
                                    overrides={"max_seq_length": 512}, error="node lost"))
     assert fine is not None and operator_actions(fine) == ["retry"]
+
+
+def test_a_finetune_setting_out_of_range_refuses_the_upload_naming_the_setting(tmp_path: Path) -> None:
+    world = MemoryWorld(tmp_path, FINETUNE_MAX_SEQ_LENGTH="1")
+    refused = world.life.on_upload(world.drop("chats.jsonl"))
+    assert refused.result is Result.REJECTED
+    assert "FINETUNE_" in refused.detail or "FINETUNE_" in world.get(refused.run_id).error
+    assert "max_seq_length='1' is out of range" in world.get(refused.run_id).error
+    world.drain()
+    assert world.platform.specs == {}
