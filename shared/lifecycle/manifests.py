@@ -106,6 +106,14 @@ class DataRefused(ManifestRejected):
     """A data file a refused (or given-up) manifest names: not trained without it."""
 
 
+class WaitEnded(Exception):
+    """A repeated delivery of a manifest that already gave up waiting (its one alert was sent then)."""
+
+    def __init__(self, record: Run) -> None:
+        super().__init__(record.error)
+        self.record = record
+
+
 def plan_for(ctx: Context, upload: BlobRef) -> RunPlan | Waiting:
     """The run this arrival completes, or what it still waits for."""
     if is_manifest(upload.name):
@@ -139,6 +147,8 @@ def _ready(ctx: Context, container: str, manifest: Manifest, manifest_name: str,
     etag = info.etag.strip('"')
     record = ctx.ledger.get(waiting_id(where, etag))
     if record is not None and record.state == State.REJECTED:
+        if data is None:
+            raise WaitEnded(record)
         raise DataRefused(f"{container}/{data or manifest.data} is not trained: its manifest {manifest_name} "
                           f"stopped waiting ({record.error}); upload the manifest again, then its files")
     test = manifest.test

@@ -49,6 +49,8 @@ def on_upload(ctx: Context, upload: BlobRef) -> Outcome:
         return _bad_name(ctx, upload, problem)
     try:
         plan = manifests.plan_for(ctx, upload)
+    except manifests.WaitEnded as ended:
+        return Outcome(Result.ALREADY_HANDLED, ended.record.run_id, State.REJECTED, str(ended))
     except manifests.DataRefused as exc:
         return _refused_data(ctx, upload, str(exc))
     except manifests.ManifestRejected as exc:

@@ -13,6 +13,7 @@ import pytest
 from shared import ops
 from shared.lifecycle import Result
 from shared.runs import State
+from shared.staging import BlobRef
 from tests.fakes.world import SAMPLE, MemoryWorld
 
 ROWS = SAMPLE.read_bytes().splitlines(keepends=True)
@@ -51,6 +52,9 @@ def test_a_manifest_that_waits_is_shown_and_ends_after_manifest_wait_with_one_al
     assert ended.state is State.REJECTED and "never came" in ended.error and "MANIFEST_WAIT" in ended.error
     assert world.alerts().count("manifest.expired") == 2  # one per manifest version, each once
 
+    # The manifest's event delivered again: nothing new, no second alert.
+    again = world.life.on_upload(BlobRef(world.settings.incoming_container, "m/missing.manifest.json"))
+    assert again.result is Result.ALREADY_HANDLED and world.alerts().count("manifest.expired") == 2
     late = world.life.on_upload(world.drop("m/missing.jsonl"))
     assert late.result is Result.REJECTED and "stopped waiting" in late.detail, late
     world.drain()
