@@ -146,6 +146,7 @@ module app 'modules/functionapp.bicep' = {
       DEPLOY_TIMEOUT: '60m'
       RECONCILE_AFTER: '10m'
       LOST_UPLOAD_AFTER: '1h'
+      MANIFEST_WAIT: '24h'
       TEST_FRACTION: '0.05'
       TEST_ROWS_MAX: '1000'
       IDLE_TTL: idleTtl

@@ -42,7 +42,9 @@ class Alert:
 
     @property
     def id(self) -> str:
-        return f"{self.run_id}:{self.alert_class}"
+        # A later attempt's alert of the same class is another alert: receivers that drop repeated ids
+        # (CloudEvents, webhooks) must not drop it.
+        return f"{self.run_id}:{self.details.get('alert_key') or self.alert_class}"
 
     @property
     def event_type(self) -> str:

@@ -102,14 +102,53 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `autopilot` console script; returns the exit status."""
+    """Entry point of the `autopilot` console script; returns the exit status.
+
+    What goes wrong is one line on stderr saying what to do, exit 2 — never a traceback (AUTOPILOT_DEBUG=1
+    shows it for an error that is not the user's to fix).
+    """
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors and 0 on --help
         return int(exc.code or 0)
-    status: int = args.run(args)
+    try:
+        status: int = args.run(args)
+    except BrokenPipeError:
+        # The reader went away (`autopilot status | head`): nothing more can be shown; stop quietly, and
+        # keep the interpreter's own flush at exit from failing on the closed pipe again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # the CLI's one place that turns errors into a line
+        if os.environ.get("AUTOPILOT_DEBUG"):
+            raise
+        print(f"autopilot {args.command}: {one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
     return status
+
+
+def one_line(exc: BaseException) -> str:
+    """What went wrong, and what to do about it, in one line."""
+    from shared.cli_ops import CliError
+    from shared.runs import StoreError
+
+    text = " ".join(str(exc).split())[:400]
+    if isinstance(exc, CliError | SettingsError):
+        return text
+    if isinstance(exc, StoreError) or _is_storage_error(exc):
+        return (f"the storage could not be reached ({text}); start it with `autopilot up`, set "
+                "AUTOPILOT_STORAGE, or pass --url (AUTOPILOT_URL) to ask a running app")
+    return f"{type(exc).__name__}: {text} (AUTOPILOT_DEBUG=1 shows where)"
+
+
+def _is_storage_error(exc: BaseException) -> bool:
+    try:
+        from azure.core.exceptions import AzureError
+    except ImportError:  # pragma: no cover - azure-core is a requirement
+        return False
+    return isinstance(exc, AzureError)
 
 
 if __name__ == "__main__":

@@ -55,7 +55,8 @@ def _invoke(args: argparse.Namespace) -> int:
     try:
         answer = life.ctx.call(life.platform.score, name, payload, args.deployment)
     except NotFoundError as exc:
-        print(f"autopilot invoke: {exc} (`autopilot status` lists the live endpoints)", file=sys.stderr)
+        print(f"autopilot invoke: {exc}, looked for in {where(life.ctx.settings)} (`autopilot status` lists "
+              "the live endpoints)", file=sys.stderr)
         return EXIT_FAILED
     except PlatformError as exc:
         print(f"autopilot invoke: {exc}", file=sys.stderr)
@@ -70,8 +71,8 @@ def _credentials(args: argparse.Namespace) -> int:
     name = args.endpoint or settings.endpoint_name
     info = life.platform.get_endpoint(name)
     if info is None:
-        print(f"autopilot endpoint credentials: endpoint {name} does not exist (`autopilot status` lists "
-              "the live endpoints)", file=sys.stderr)
+        print(f"autopilot endpoint credentials: endpoint {name} does not exist in {where(settings)} "
+              "(`autopilot status` lists the live endpoints)", file=sys.stderr)
         return EXIT_FAILED
     lines = [f"endpoint:     {name} ({settings.platform})",
              f"scoring URI:  {info.scoring_uri or '(none yet)'}",
@@ -83,6 +84,13 @@ def _credentials(args: argparse.Namespace) -> int:
     lines.append("`autopilot invoke --request-file FILE` fetches the key for you.")
     print("\n".join(lines))
     return EXIT_OK
+
+
+def where(settings: Any) -> str:
+    """Where the platform's endpoints were looked for, so a wrong AUTOPILOT_DATA_DIR or workspace shows."""
+    if settings.platform == "azureml" and settings.azureml is not None:
+        return f"Azure ML workspace {settings.azureml.workspace}"
+    return f"the local engine's data directory {settings.data_dir} (AUTOPILOT_DATA_DIR)"
 
 
 def key_hint(platform: Any, settings: Any, endpoint: str) -> str:

@@ -3,6 +3,7 @@
     autopilot status [--json] [--url URL]   runs, live endpoints, alerts (from the ledger, or a deployed app)
     autopilot drop FILE [--force]           upload FILE to the incoming container (force: train even if seen)
     autopilot redeploy RUN_ID [--url URL]   deploy a torn-down run's model again, following it until live
+    autopilot retry RUN_ID [--url URL]      submit a failed run's staged data again, as a new job
     autopilot up [--port N]                 Azurite + the devhost in the foreground; Ctrl-C stops both
     autopilot invoke --request-file FILE    call a live endpoint (see shared.cli_endpoint)
     autopilot endpoint credentials          its scoring URI and how to get its key
@@ -10,7 +11,8 @@
 Settings come from the environment, then local.settings.json's "Values" (the devhost reads them the same way,
 through shared.settings). With --url (or AUTOPILOT_URL) the command asks a running app's API instead, sending
 AUTOPILOT_FUNCTION_KEY as the function key. `up` runs the devhost as its own program (`python -m devhost`),
-so this package never imports it.
+so this package never imports it. A run id is checked for its shape before any request, and every part of a
+URL path is escaped; what goes wrong is one line saying what to do (CliError, exit 2; see shared.cli).
 """
 
 from __future__ import annotations
@@ -19,17 +21,24 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit
 
 from shared import cli_endpoint
+from shared.names import name_problem
 from shared.ops.figures import duration
+from shared.runs.record import is_run_id
 from shared.settings import Settings, SettingsError, load_local_settings, parse_duration
 
 if TYPE_CHECKING:
     from shared.lifecycle import Lifecycle
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class CliError(Exception):
+    """Something the user can fix (a bad argument, an unreachable app or storage): one line, exit 2."""
 
 
 def add_commands(subparsers: Any) -> None:
@@ -51,6 +60,10 @@ def add_commands(subparsers: Any) -> None:
     redeploy.add_argument("--interval", type=float, default=5.0, help="seconds between looks (default 5)")
     _remote(redeploy)
     redeploy.set_defaults(run=_redeploy)
+    retry = subparsers.add_parser("retry", help="submit a failed or canceled run's data again as a new job")
+    retry.add_argument("run_id", help="the run, e.g. run-1a2b3c4d5e6f")
+    _remote(retry)
+    retry.set_defaults(run=_retry)
     up = subparsers.add_parser("up", help="Azurite and the devhost in the foreground; Ctrl-C stops both")
     up.add_argument("--port", type=int, default=7071, help="devhost port on 127.0.0.1 (default 7071)")
     up.add_argument("--no-azurite", action="store_true", help="use AUTOPILOT_STORAGE as it is set")
@@ -74,17 +87,53 @@ def _lifecycle() -> Lifecycle:
     return build_lifecycle(_settings())
 
 
-def _call(method: str, url: str, path: str = "") -> tuple[int, Any, str]:
-    """(status, JSON body, Location header) of a call to the app's API (`url` alone if `path` is empty)."""
+def _call(method: str, url: str, *parts: str) -> tuple[int, Any, str]:
+    """(status, JSON body, Location header) of a call to the app's API at `url` + /api/ + `parts` (each
+    escaped, so a part can never become a path or a query of its own); `url` alone if there are none."""
     import httpx
 
     key = os.environ.get("AUTOPILOT_FUNCTION_KEY", "")
-    target = f"{url.rstrip('/')}/api/{path}" if path else url
-    response = httpx.request(method, target, timeout=60, headers={"x-functions-key": key} if key else {})
+    target = f"{app_url(url)}/api/{'/'.join(quote(p, safe='') for p in parts)}" if parts else url
     try:
-        return response.status_code, response.json(), response.headers.get("location", "")
+        response = httpx.request(method, target, timeout=60, headers={"x-functions-key": key} if key else {})
+    except httpx.HTTPError as exc:
+        raise CliError(f"could not reach {url} ({type(exc).__name__}: {str(exc)[:200]}); is the app running? "
+                       "Check --url or AUTOPILOT_URL") from None
+    try:
+        body = response.json()
     except ValueError:
-        return response.status_code, {"error": response.text[:500]}, ""
+        body = {"error": response.text[:500]}
+    return response.status_code, body if isinstance(body, dict) else {"value": body}, \
+        response.headers.get("location", "")
+
+
+def app_url(url: str) -> str:
+    """`url` without a trailing slash, once checked to be an http(s) address (CliError otherwise)."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise CliError(f"--url {url!r} is not an app's address; give one like http://127.0.0.1:7071 or "
+                       "https://APP.azurewebsites.net")
+    return url.strip().rstrip("/")
+
+
+def run_id_argument(run_id: str) -> str:
+    """`run_id` if it has a run id's shape (checked before any request); CliError otherwise."""
+    if not is_run_id(run_id):
+        shown = run_id if len(run_id) <= 40 else run_id[:40] + "…"
+        raise CliError(f"{shown!r} is not a run id (like run-1a2b3c4d5e6f); `autopilot status` lists them")
+    return run_id
+
+
+def blob_name_argument(name: str) -> str:
+    """A blob name given with --name: relative, no `.`/`..` or empty parts, no backslashes (CliError)."""
+    problem = name_problem(name)
+    parts = PurePosixPath(name).parts
+    if problem is None and (name.startswith("/") or "\\" in name or name.endswith("/")
+                            or any(p in (".", "..") for p in name.split("/")) or not parts):
+        problem = "it must be a relative name like team/chats.jsonl, without '.', '..' or backslashes"
+    if problem is not None:
+        raise CliError(f"--name {name!r}: {problem}")
+    return name
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -102,13 +151,20 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def status_text(view: dict[str, Any]) -> str:
-    """The overview as a terminal table: one line per run, then endpoints and alerts."""
-    lines = [f"{'RUN':<18} {'STATE':<12} {'UPLOAD':<34} {'MODEL':<30} {'UPDATED':<19}"]
-    for run in view.get("runs", []):
-        model = f"{run['model']['name']}:{run['model']['version']}" if run.get("model") else ""
-        lines.append(f"{run['run_id']:<18} {run['state']:<12} {run['upload']['blob'][-34:]:<34} "
-                     f"{model[-30:]:<30} {(run.get('updated_at') or '')[:19]:<19}")
-    if not view.get("runs"):
+    """The overview as a terminal table: one line per run, then endpoints and alerts. Columns are as wide as
+    their widest id or state, so they line up; long uploads and models keep their ends, marked with '…'."""
+    runs = view.get("runs", [])
+    rows = [(run["run_id"], run["state"], run["upload"]["blob"] + (f" ({run['waiting']})"
+                                                                    if run.get("waiting") else ""),
+             f"{run['model']['name']}:{run['model']['version']}" if run.get("model") else "",
+             (run.get("updated_at") or "")[:19]) for run in runs]
+    id_width = max([len("RUN"), *(len(r[0]) for r in rows)])
+    state_width = max([len("STATE"), *(len(r[1]) for r in rows)])
+    lines = [f"{'RUN':<{id_width}} {'STATE':<{state_width}} {'UPLOAD':<34} {'MODEL':<30} UPDATED"]
+    for run_id, state, upload, model, updated in rows:
+        lines.append(f"{run_id:<{id_width}} {state:<{state_width}} {fit(upload, 34):<34} "
+                     f"{fit(model, 30):<30} {updated}")
+    if not runs:
         lines.append("(no runs yet: `autopilot drop FILE` uploads one)")
     lines.append("")
     for endpoint in view.get("endpoints", []):
@@ -124,6 +180,12 @@ def status_text(view: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def fit(text: str, width: int) -> str:
+    """`text` in at most `width` characters: its end kept (the file name, the version), '…' where it was
+    cut."""
+    return text if len(text) <= width else "…" + text[len(text) - width + 1:]
+
+
 def _drop(args: argparse.Namespace) -> int:
     from shared.storage import blob_service
 
@@ -136,10 +198,12 @@ def _drop(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"autopilot drop: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    container = blob_service(settings.storage).get_container_client(settings.incoming_container)
+    name = blob_name_argument(args.name) if args.name else path.name
+    # Someone is waiting at the terminal: say so at once, not after the app's patient retries (they rerun).
+    service = blob_service(settings.storage, retry_total=0)
+    container = service.get_container_client(settings.incoming_container)
     if not container.exists():
         container.create_container()
-    name = args.name or path.name
     with path.open("rb") as data:
         container.upload_blob(name, data, overwrite=True, metadata={"force": "true"} if args.force else None)
     forced = " (force=true)" if args.force else ""
@@ -151,15 +215,16 @@ def _redeploy(args: argparse.Namespace) -> int:
     """Ask for the redeploy (the app answers 202 at once), then follow the run until live or failed."""
     from shared.ops import ActionRefused, RunNotFound, find_run, redeploy, run_view
 
+    run_id = run_id_argument(args.run_id)
     if args.url:
-        code, body, location = _call("POST", args.url, f"runs/{args.run_id}/redeploy")
-        if code != 202:
+        code, body, location = _call("POST", args.url, "runs", run_id, "redeploy")
+        if code != 202 or "state" not in body:
             print(f"autopilot redeploy: {body.get('error', code)}", file=sys.stderr)
             return EXIT_FAILED
 
         def look() -> dict[str, Any]:
             status, document, _ = (_call("GET", location) if location
-                                   else _call("GET", args.url, f"runs/{args.run_id}"))
+                                   else _call("GET", args.url, "runs", run_id))
             if status != 200:
                 raise RuntimeError(f"GET {location or 'the run'} answered {status}: "
                                    f"{document.get('error', '')}")
@@ -167,19 +232,41 @@ def _redeploy(args: argparse.Namespace) -> int:
     else:
         life = _lifecycle()
         try:
-            body = run_view(redeploy(life, args.run_id))
+            body = run_view(redeploy(life, run_id))
         except (RunNotFound, ActionRefused) as exc:
             print(f"autopilot redeploy: {exc}", file=sys.stderr)
             return EXIT_FAILED
 
         def look() -> dict[str, Any]:
-            return run_view(find_run(life, args.run_id))
-    print(f"run {args.run_id}: redeploy accepted; {body['state']} on "
+            return run_view(find_run(life, run_id))
+    print(f"run {run_id}: redeploy accepted; {body['state']} on "
           f"{(body.get('endpoint') or {}).get('name', '?')}")
     if args.no_wait:
         return EXIT_OK
     return follow(look, parse_duration("--timeout", args.timeout).total_seconds(), args.interval,
                   seen=len(body.get("history", [])) - 1)
+
+
+def _retry(args: argparse.Namespace) -> int:
+    """Ask for a failed or canceled run's staged data to be submitted again (the app answers 202 at once)."""
+    from shared.ops import ActionRefused, RunNotFound, retry, run_view
+
+    run_id = run_id_argument(args.run_id)
+    if args.url:
+        code, body, _ = _call("POST", args.url, "runs", run_id, "retry")
+        if code != 202 or "state" not in body:
+            print(f"autopilot retry: {body.get('error', code)}", file=sys.stderr)
+            return EXIT_FAILED
+    else:
+        try:
+            body = run_view(retry(_lifecycle(), run_id))
+        except (RunNotFound, ActionRefused) as exc:
+            print(f"autopilot retry: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+    attempt = (body.get("job") or {}).get("attempt") or "a new"
+    print(f"run {run_id}: retry accepted; attempt {attempt} is {body['state']}, its job is submitted next "
+          "(`autopilot status` follows it)")
+    return EXIT_OK
 
 
 def follow(look: Any, timeout: float, interval: float, *, seen: int = 0) -> int:

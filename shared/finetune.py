@@ -150,6 +150,66 @@ DEFAULTS: Mapping[str, ParameterValue] = {
 }
 
 
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric parameter may take for a job to train: `low` to `high` (`low` itself excluded
+    when `above`), or `off` (the component's "not set", e.g. max_seq_length -1 = the model's own)."""
+
+    low: float
+    high: float
+    above: bool = False
+    off: int | None = None
+
+    def admits(self, value: float) -> bool:
+        """Whether `value` is in the range (or is the "not set" value)."""
+        if self.off is not None and value == self.off:
+            return True
+        return (value > self.low if self.above else value >= self.low) and value <= self.high
+
+    def describe(self) -> str:
+        """The range in words, for an error message."""
+        def number(x: float) -> str:
+            return f"{int(x):,}" if float(x).is_integer() and abs(x) >= 1 else f"{x:g}"
+        span = (f"more than {number(self.low)} and at most {number(self.high)}" if self.above
+                else f"{number(self.low)} to {number(self.high)}")
+        return f"{self.off} (not set) or {span}" if self.off is not None else span
+
+
+# The one rule set for what can train, whether a value comes from a manifest key (epochs), its
+# `hyperparameters`, FINETUNE_* or a model's defaults: checked when the upload arrives, not in the job.
+# max_seq_length 1 leaves no token of an assistant turn (the trainer then fails on an empty batch); below
+# 64 a chat template's own markers fill the window.
+RANGES: Mapping[str, Range] = {
+    "num_train_epochs": Range(1, 100),
+    "max_steps": Range(1, 10**7, off=-1),
+    "max_seq_length": Range(64, 131072, off=-1),
+    "per_device_train_batch_size": Range(1, 1024),
+    "per_device_eval_batch_size": Range(1, 1024),
+    "gradient_accumulation_steps": Range(1, 1024),
+    "eval_accumulation_steps": Range(1, 1024, off=-1),
+    "learning_rate": Range(0, 1, above=True),
+    "lora_r": Range(1, 1024),
+    "lora_alpha": Range(1, 4096),
+    "lora_dropout": Range(0, 0.99),
+    "warmup_steps": Range(0, 10**7),
+    "weight_decay": Range(0, 1),
+    "adam_beta1": Range(0, 0.9999),
+    "adam_beta2": Range(0, 0.9999),
+    "adam_epsilon": Range(0, 1, above=True),
+    "max_grad_norm": Range(0, 10**6),
+    "logging_steps": Range(1, 10**7),
+    "eval_steps": Range(1, 10**7),
+    "evaluation_steps_interval": Range(0, 1),
+    "save_total_limit": Range(1, 10**4, off=-1),
+    "seed": Range(0, 2**32 - 1),
+    "num_nodes_finetune": Range(1, 64),
+    "batch_size": Range(1, 10**6),
+    "dataloader_num_workers": Range(0, 64),
+    "early_stopping_patience": Range(1, 10**4),
+    "early_stopping_threshold": Range(0, 10**6),
+}
+
+
 class ParameterError(ValueError):
     """A fine-tune parameter is unknown or has a value the component would reject."""
 
@@ -194,6 +254,10 @@ def convert(name: str, value: Any) -> ParameterValue:
         raise ParameterError(f"fine-tune parameter {name}={value!r} is not a valid {spec.type}") from None
     if spec.enum and converted not in spec.enum:
         raise ParameterError(f"fine-tune parameter {name}={value!r} must be one of {', '.join(spec.enum)}")
+    limits = RANGES.get(name)
+    if limits is not None and isinstance(converted, int | float) and not limits.admits(converted):
+        raise ParameterError(f"fine-tune parameter {name}={value!r} is out of range: it must be "
+                             f"{limits.describe()}")
     return converted
 
 

@@ -197,6 +197,8 @@ class Settings:
     front_door_key: str | None = field(default=None, repr=False)
     front_hold: timedelta = timedelta(seconds=200)
     endpoint_delete_after: timedelta = timedelta(days=30)
+    # A manifest whose files have not all come after this long ends rejected, with one alert.
+    manifest_wait: timedelta = timedelta(hours=24)
     alert_webhook_url: str | None = field(default=None, repr=False)  # Slack's and Teams' hold a token
     # Signs webhook alerts (Standard Webhooks): `whsec_` + base64; never in a repr, a log or an error.
     alert_webhook_secret: str | None = field(default=None, repr=False)
@@ -265,6 +267,7 @@ class Settings:
             front_hold=_front_hold(e),
             endpoint_delete_after=parse_duration("ENDPOINT_DELETE_AFTER",
                                                  e.get("ENDPOINT_DELETE_AFTER", "30d")),
+            manifest_wait=_positive(e, "MANIFEST_WAIT", "24h"),
             alert_webhook_url=e.get("ALERT_WEBHOOK_URL") or None,
             alert_webhook_secret=_webhook_secret(e),
             alert_topic_endpoint=e.get("ALERT_TOPIC_ENDPOINT") or None,

@@ -21,6 +21,7 @@ import orjson
 
 from shared.dataset.screening import Action, ScreeningError, parse_screening
 from shared.dataset.tally import Limits
+from shared.finetune import RANGES
 
 SUFFIX = ".manifest.json"
 MAX_BYTES = 64 * 1024
@@ -89,13 +90,18 @@ def parse_manifest(raw: bytes, name: str) -> Manifest:
             close = difflib.get_close_matches(str(key), _KEYS, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(_KEYS)}"
             raise ManifestError(f"{name}: unknown key {key!r}{hint}")
-    data = _sibling(name, "data", doc.get("data"))
+    data = _sibling(name, "data", doc.get("data")) or data_name_for(name)
+    test = _sibling(name, "test", doc.get("test"))
+    if test == data:  # evaluated on its own training rows, the gate would pass whatever was learned
+        raise ManifestError(f"{name}: \"test\" names the same file as \"data\" ({test}); a test file must "
+                            "hold conversations kept out of training (or leave \"test\" out to split the "
+                            "data)")
     return Manifest(
-        data=data or data_name_for(name),
-        test=_sibling(name, "test", doc.get("test")),
+        data=data,
+        test=test,
         base_model=_optional(name, "base_model", doc, _text),
         run_name=_optional(name, "run_name", doc, _text),
-        epochs=_optional(name, "epochs", doc, lambda n, k, v: _int(n, k, v, 1, 100)),
+        epochs=_optional(name, "epochs", doc, _epochs),
         test_fraction=_optional(name, "test_fraction", doc, _fraction),
         max_tokens_per_run=_optional(name, "max_tokens_per_run", doc,
                                      lambda n, k, v: _int(n, k, v, 1, 10**13)),
@@ -131,6 +137,12 @@ def _int(name: str, key: str, value: Any, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ManifestError(f"{name}: {key!r} must be a whole number from {low:,} to {high:,}, got {value!r}")
     return value
+
+
+def _epochs(name: str, key: str, value: Any) -> int:
+    """`epochs` is num_train_epochs by another name: the same rule (shared.finetune.RANGES) for both."""
+    rule = RANGES["num_train_epochs"]
+    return _int(name, key, value, int(rule.low), int(rule.high))
 
 
 def _fraction(name: str, key: str, value: Any) -> float:

@@ -32,7 +32,17 @@ from shared.lifecycle.sweep import SweepReport
 from shared.observability import handling
 from shared.platforms.port import Platform
 from shared.queues import MessageQueue
-from shared.runs import IllegalTransition, Ledger, Run, State, can_redeploy, can_retry
+from shared.runs import (
+    REDEPLOYABLE,
+    RETRYABLE,
+    IllegalTransition,
+    Ledger,
+    Run,
+    State,
+    can_redeploy,
+    can_retry,
+)
+from shared.runs.record import retry_problem
 from shared.settings import Settings
 from shared.staging import BlobRef, BlobStore
 
@@ -88,15 +98,16 @@ class Lifecycle:
             return sweep.on_sweep(self.ctx, now, report)
 
     def redeploy(self, run: Run, *, wake: bool = False) -> Run:
-        """Ask for a torn-down or rolled-back run's registered model to be deployed again; returns the run,
-        now deploying, with its deploy step queued. It goes back to the endpoint the run served on.
-        `wake`: a request through the front door asked for it (counted in the run's `wakes`).
+        """Ask for a torn-down, rolled-back, superseded or unhealthy run's registered model to be deployed
+        again; returns the run, now deploying, with its deploy step queued. It goes back to the endpoint the
+        run served on. `wake`: a request through the front door asked for it (counted in the run's `wakes`).
 
         Raises IllegalTransition if the run's state does not allow it, Conflict if the run changed meanwhile.
         """
         if not can_redeploy(run):
-            raise IllegalTransition(f"run {run.run_id} is {run.state}; only torn-down or rolled-back runs "
-                                    "with a registered model can be redeployed")
+            accepted = ", ".join(sorted(state.value for state in REDEPLOYABLE))
+            raise IllegalTransition(f"run {run.run_id} is {run.state}; only runs that are {accepted} with "
+                                    "a registered model can be redeployed")
         with handling(run_id=run.run_id, job_id=run.job_name):
             endpoint = run.endpoint or self.ctx.settings.endpoint_name
             asked = self.ctx.ledger.advance(run, State.DEPLOYING, note="woken by a request" if wake
@@ -104,7 +115,7 @@ class Lifecycle:
                                             endpoint=endpoint, deployment=naming.deployment_name(run.run_id),
                                             error="",
                                             deploy_started_at=None, provisioning="", polls=0,
-                                            step_seq=run.step_seq + 1)
+                                            redeploys=run.redeploys + 1, step_seq=run.step_seq + 1)
             self.ctx.hand_off(asked)
             return asked
 
@@ -112,7 +123,9 @@ class Lifecycle:
         """Ask for a failed or canceled run's staged data to be submitted again, as a new job; returns the
         run, validated again, with its submit step queued."""
         if not can_retry(run):
-            raise IllegalTransition(f"run {run.run_id} is {run.state}; only failed or canceled runs with "
+            why = retry_problem(run) if run.state in RETRYABLE else None
+            raise IllegalTransition(f"run {run.run_id} cannot be retried: {why}" if why else
+                                    f"run {run.run_id} is {run.state}; only failed or canceled runs with "
                                     "staged data can be retried")
         attempt = run.attempt + 1
         with handling(run_id=run.run_id, job_id=run.job_name):

@@ -58,11 +58,23 @@ class Context:
         return step
 
     def alert(self, run: Run, alert_class: str, severity: Severity, summary: str, **details: Any) -> None:
-        """Send the alert of this class for this run once, however many handlers reach this point."""
-        if self.ledger.mark_alerted(run, alert_class) is None:
-            log.debug("alert %s for run %s was already sent", alert_class, run.run_id)
+        """Send the alert of this class for this run once per attempt (a retry's job, a redeploy), however
+        many handlers reach this point."""
+        key = alert_key(run, alert_class)
+        if self.ledger.mark_alerted(run, key) is None:
+            log.debug("alert %s for run %s was already sent", key, run.run_id)
             return
+        if key != alert_class:
+            details = {"alert_key": key, "attempt": run.attempt, "redeploys": run.redeploys, **details}
         self.alerts.send(Alert(run.run_id, alert_class, severity, summary, details))
+
+
+def alert_key(run: Run, alert_class: str) -> str:
+    """What the ledger records an alert as sent under: its class, per attempt. The first try keeps the plain
+    class; a retry's job (`#a2`) and each redeploy (`#r1`) fail on their own, so each failure is one alert."""
+    parts = [f"a{run.attempt}"] if run.attempt > 1 else []
+    parts += [f"r{run.redeploys}"] if run.redeploys else []
+    return f"{alert_class}#{'.'.join(parts)}" if parts else alert_class
 
 
 def _is_transient(exc: BaseException) -> bool:

@@ -109,7 +109,9 @@ def overtaken_by(ctx: Context, run: Run, endpoint: str) -> Run | None:
 
 
 def _order(run: Run) -> tuple[str, str]:
-    return (run.created_at.isoformat() if run.created_at else "", run.run_id)
+    """Runs in the order their uploads arrived in storage (not the order their scans finished)."""
+    at = run.uploaded_at or run.created_at
+    return (at.isoformat() if at else "", run.run_id)
 
 
 def _wait_turn(ctx: Context, run: Run, message: StepMessage, endpoint: str, holder: str) -> Outcome:

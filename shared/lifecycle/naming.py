@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 
 
 def upload_key(container: str, name: str, etag: str) -> str:
@@ -32,6 +33,13 @@ def deployment_name(run_id: str) -> str:
 
 def model_name(base_model: str, dataset_name: str) -> str:
     """`ft-<base>-<dataset>` sanitised to letters, digits, hyphens (both registries accept it)."""
-    stem = re.sub(r"\.(jsonl|json|parquet)$", "", dataset_name.rsplit("/", 1)[-1], flags=re.I)
-    raw = f"ft-{base_model or 'tiny-chat'}-{stem}"
-    return re.sub(r"-{2,}", "-", re.sub(r"[^A-Za-z0-9-]", "-", raw)).strip("-")[:64].rstrip("-")
+    stem = re.sub(r"\.(jsonl(\.gz)?|json|parquet)$", "", dataset_name.rsplit("/", 1)[-1], flags=re.I)
+    # Accented letters keep their base letter (ünï -> uni); when other characters are dropped (emoji,
+    # scripts without a Latin form), a short hash of the name keeps two such uploads apart.
+    plain = "".join(c for c in unicodedata.normalize("NFKD", stem) if not unicodedata.combining(c))
+    kept = re.sub(r"[^A-Za-z0-9]+", "-", plain).strip("-")
+    lossy = re.sub(r"[\sA-Za-z0-9._-]", "", plain) != ""
+    suffix = f"-{hashlib.sha256(stem.encode('utf-8', 'surrogatepass')).hexdigest()[:6]}" if lossy else ""
+    base = re.sub(r"[^A-Za-z0-9]+", "-", base_model or "tiny-chat").strip("-")
+    head = re.sub(r"-{2,}", "-", f"ft-{base}-{kept}").strip("-")
+    return head[:64 - len(suffix)].rstrip("-") + suffix

@@ -44,7 +44,7 @@ def check(ctx: Context, now: datetime | None = None) -> list[Outcome]:
 
 def _check(ctx: Context, blob: BlobRef, now: datetime) -> Outcome | None:
     info = ctx.staging.properties(blob)
-    if info is None or info.modified is None or now - info.modified < ctx.settings.lost_upload_after:
+    if info is None or info.uploaded_at is None or now - info.uploaded_at < ctx.settings.lost_upload_after:
         return None
     reason = (f"no blob trigger handled it in {ctx.settings.lost_upload_after} (its event never came, or the "
               "trigger gave up)")

@@ -11,9 +11,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from shared.dataset import Limits, Parallelism, Report, Sink, scan_upload
+from shared.dataset.overlap import LineDigests
+from shared.finetune import ParameterError, resolve_parameters
 from shared.lifecycle import manifests, naming, rollback
 from shared.lifecycle.context import Context, log
 from shared.lifecycle.manifests import RunPlan
@@ -22,7 +25,7 @@ from shared.lifecycle.step_message import StepMessage
 from shared.names import name_problem, printable
 from shared.platforms.port import HASH_TAG, RUN_TAG, BaseModelRefused, JobSpec, PlatformError
 from shared.runs import Run, State
-from shared.staging import BlobMissing, BlobReader, BlobRef, open_blob, quarantine
+from shared.staging import BlobInfo, BlobMissing, BlobReader, BlobRef, open_blob, quarantine
 
 
 @dataclass(frozen=True)
@@ -46,12 +49,16 @@ def on_upload(ctx: Context, upload: BlobRef) -> Outcome:
         return _bad_name(ctx, upload, problem)
     try:
         plan = manifests.plan_for(ctx, upload)
+    except manifests.WaitEnded as ended:
+        return Outcome(Result.ALREADY_HANDLED, ended.record.run_id, State.REJECTED, str(ended))
+    except manifests.DataRefused as exc:
+        return _refused_data(ctx, upload, str(exc))
     except manifests.ManifestRejected as exc:
         return _bad_manifest(ctx, upload, str(exc))
     except BlobMissing:
         return Outcome(Result.IGNORED, detail=_GONE)
-    if isinstance(plan, str):
-        return Outcome(Result.WAITING, detail=plan)
+    if isinstance(plan, manifests.Waiting):
+        return manifests.wait(ctx, plan)
     info = ctx.staging.properties(plan.train)
     if info is None:
         return Outcome(Result.IGNORED, detail=_GONE)
@@ -59,8 +66,15 @@ def on_upload(ctx: Context, upload: BlobRef) -> Outcome:
     known = ctx.ledger.find(upload=plan.train.path, upload_etag=etag)
     if known:
         return resume(ctx, known[0])
+    if not manifests.arrived(ctx, plan):  # the manifest gave up waiting just before its last file came
+        return _refused_data(ctx, upload, f"{upload.path} is not trained: its manifest {plan.manifest} "
+                             "stopped waiting (MANIFEST_WAIT); upload the manifest again, then its files")
 
     key = naming.upload_key(plan.train.container, plan.train.name, etag + plan.fingerprint)
+    try:  # the app's own FINETUNE_* settings under the same rules as a manifest's (checked on its arrival)
+        resolve_parameters({}, ctx.settings.finetune_overrides)
+    except ParameterError as exc:
+        return _refused_settings(ctx, plan.train, etag, key, str(exc))
     base_model = plan.base_model or ctx.settings.base_model
     try:  # before anything is staged: a base model the platform cannot fine-tune wastes no copy and no job
         ctx.call(ctx.platform.check_base_model, base_model)
@@ -87,10 +101,11 @@ def on_upload(ctx: Context, upload: BlobRef) -> Outcome:
         run_name=plan.run_name,
         tags=plan.tags,
         test_upload=plan.test.path if plan.test else "",
+        uploaded_at=_uploaded_at(ctx, plan, info),
         history=({"state": State.RECEIVED.value, "at": received.isoformat()},),
         **staged.counts,
     )
-    created = ctx.ledger.create(run, note=f"{staged.counts['rows']} rows")
+    created = ctx.ledger.create(run, note=f"{staged.counts['rows']} rows" + _overlap_note(staged.counts))
     if created is None:
         earlier = ctx.ledger.get(run.run_id)
         if earlier is not None and earlier.upload == plan.train.path and earlier.upload_etag == etag:
@@ -118,13 +133,17 @@ def _stage(ctx: Context, plan: RunPlan, key: str, train: BlobReader) -> Staged:
         sha = report.content_sha256
         test_report = report
     else:
-        # Each file is one side: all of the train file trains, all of the test file tests.
-        limits = dataclasses.replace(limits, split=False)
-        report = scan(train, *OneFile(ctx.staging.writer(train_file)).sides())
-        limits = dataclasses.replace(limits, min_training_rows=0, max_tokens_per_run=None)
-        test_report = scan(open_blob(ctx.staging, plan.test), *OneFile(ctx.staging.writer(test_file)).sides())
+        # Each file is one side: all of the train file trains, all of the test file tests. The test file
+        # goes first, so the training rows can be held against its (few) conversations as they pass.
+        whole = dataclasses.replace(limits, split=False)
+        limits = dataclasses.replace(whole, min_training_rows=0, max_tokens_per_run=None)
+        held = LineDigests(ctx.staging.writer(test_file))
+        test_report = scan(open_blob(ctx.staging, plan.test), *OneFile(held).sides())
+        limits = whole
+        trained = LineDigests(ctx.staging.writer(train_file), against=held.seen)
+        report = scan(train, *OneFile(trained).sides())
         counts = {"rows": report.rows + test_report.rows, "train_rows": report.rows,
-                  "test_rows": test_report.rows}
+                  "test_rows": test_report.rows, "test_in_train": trained.shared}
         sha = hashlib.sha256(f"{report.content_sha256}:{test_report.content_sha256}".encode()).hexdigest()
     if plan.fingerprint:  # same data, other settings: another run, not a duplicate
         sha = hashlib.sha256(f"{sha}:{plan.fingerprint}".encode()).hexdigest()
@@ -228,6 +247,16 @@ def submit_step(ctx: Context, run: Run, message: StepMessage) -> Outcome:
     return Outcome(Result.SUBMITTED, run.run_id, State.SUBMITTED, f"job {job.name}")
 
 
+def _overlap_note(counts: dict[str, Any]) -> str:
+    """Said on the run when its held-out test file repeats training conversations (its gate is then weak)."""
+    shared = counts.get("test_in_train") or 0
+    if not shared:
+        return ""
+    log.warning("%d of %d test conversations are also in the training file", shared, counts["test_rows"])
+    return (f"; {shared} of {counts['test_rows']} test conversations are also in the training file: "
+            "they are evaluated on what was trained")
+
+
 def _limits(ctx: Context, plan: RunPlan) -> Limits:
     s = ctx.settings
     epochs = plan.overrides.get("num_train_epochs") or s.finetune_overrides.get("num_train_epochs") or 1
@@ -244,9 +273,10 @@ def _reject(ctx: Context, upload: BlobRef, etag: str, key: str, report: Report) 
     created = ctx.ledger.create(run, note=f"{report.error_count} errors") or ctx.ledger.get(run.run_id)
     if created is not None:
         first = report.errors[0]
+        where = f"line {first.line}: " if first.line is not None else ""  # a whole-file error has no line
         ctx.alert(created, "upload.rejected", "error",
                   f"{upload.path} was rejected with {report.error_count} error(s) and moved to {location}; "
-                  f"first: line {first.line}: {first.message}")
+                  f"first: {where}{first.message}")
     return Outcome(Result.REJECTED, run.run_id, State.REJECTED,
                    f"{report.error_count} errors; quarantined to {location}")
 
@@ -266,6 +296,33 @@ def _bad_manifest(ctx: Context, upload: BlobRef, problem: str) -> Outcome:
               error=problem)
     return _refuse(ctx, run, "bad manifest", "upload.rejected",
                    f"manifest {upload.path} was rejected: {problem}", f"manifest: {problem}")
+
+
+def _refused_data(ctx: Context, upload: BlobRef, problem: str) -> Outcome:
+    """A data file whose manifest was refused (or gave up waiting): not trained with default settings
+    instead. Record it and alert once; the data stays where it is."""
+    info = ctx.staging.properties(upload)
+    etag = info.etag.strip('"') if info else ""
+    key = naming.upload_key(upload.container, upload.name, f"refused-manifest@{etag}")
+    run = Run(run_id=f"rej-{key}", state=State.REJECTED, upload=upload.path, upload_etag=etag, error=problem)
+    return _refuse(ctx, run, "manifest refused", "upload.rejected", problem, f"manifest: {problem}")
+
+
+def _uploaded_at(ctx: Context, plan: RunPlan, train: BlobInfo) -> datetime | None:
+    """When the run's upload was complete: its last file's (or its manifest's) own time in storage, which is
+    how runs are ordered ("uploaded later"), whenever their scans finish."""
+    times = [train.uploaded_at] + [info.uploaded_at for blob in plan.blobs[1:]
+                                   if (info := ctx.staging.properties(blob)) is not None]
+    known = [t for t in times if t is not None]
+    return max(known) if known else None
+
+
+def _refused_settings(ctx: Context, upload: BlobRef, etag: str, key: str, problem: str) -> Outcome:
+    """A FINETUNE_* app setting breaks a parameter rule: no upload can train until it is fixed. One alert."""
+    why = f"the app setting FINETUNE_* {problem}; fix the setting, then upload again"
+    run = Run(run_id=f"rej-{key}", state=State.REJECTED, upload=upload.path, upload_etag=etag, error=why)
+    return _refuse(ctx, run, "parameters refused", "upload.rejected", f"{upload.path} was not trained: {why}",
+                   f"parameters: {why}")
 
 
 def _bad_name(ctx: Context, upload: BlobRef, problem: str) -> Outcome:

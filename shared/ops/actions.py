@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from shared.runs import Conflict, IllegalTransition, Run
+from shared.runs.record import is_run_id
 
 if TYPE_CHECKING:
     from shared.lifecycle import Lifecycle
@@ -18,8 +19,9 @@ class RunNotFound(LookupError):
     """No run has this id."""
 
     def __init__(self, run_id: str) -> None:
-        super().__init__(f"no run with id {run_id!r}; GET /api/runs lists the runs")
-        self.run_id = run_id
+        shown = run_id if len(run_id) <= 64 else run_id[:60] + "…"  # a 20,000-character id is not echoed
+        super().__init__(f"no run with id {shown!r}; GET /api/runs lists the runs")
+        self.run_id = shown
 
 
 class ActionRefused(Exception):
@@ -27,7 +29,9 @@ class ActionRefused(Exception):
 
 
 def find_run(life: Lifecycle, run_id: str) -> Run:
-    """The run, or RunNotFound."""
+    """The run, or RunNotFound (at once, for an id no run can have: no storage call)."""
+    if not is_run_id(run_id):
+        raise RunNotFound(run_id)
     run = life.ledger.get(run_id)
     if run is None:
         raise RunNotFound(run_id)

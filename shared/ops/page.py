@@ -21,6 +21,7 @@ CONTENT_SECURITY_POLICY = ("default-src 'none'; style-src 'unsafe-inline'; img-s
 PAGE_HEADERS = {"Content-Security-Policy": CONTENT_SECURITY_POLICY, "X-Content-Type-Options": "nosniff",
                 "Referrer-Policy": "no-referrer"}
 BADGE = {"live": "ok", "succeeded": "ok", "registered": "ok", "torn_down": "muted", "duplicate": "muted",
+         "arrived": "muted",
          "rejected": "bad", "failed": "bad", "canceled": "bad", "rolled_back": "bad"}
 STYLE = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px;color:#1f2328;
@@ -101,7 +102,8 @@ def _runs_table(runs: Sequence[Mapping[str, Any]]) -> str:
         rows.append(
             f'<tr id="row-{_e(run["run_id"])}"><td><a href="#run-{_e(run["run_id"])}"><code>'
             f'{_e(run["run_id"])}</code></a></td><td>{badge(str(run["state"]))}</td>'
-            f"<td>{_e(run['upload']['blob'])}</td><td>{_e(run.get('dataset', {}).get('rows', ''))}</td>"
+            f"<td>{_e(run['upload']['blob'])}{_waiting(run.get('waiting'))}</td>"
+            f"<td>{_e(run.get('dataset', {}).get('rows', ''))}</td>"
             f"<td>{_job_link(job)}</td>"
             f"<td>{_e(_model(model))}</td>"
             f"<td>{_e(endpoint['name']) if endpoint else ''}</td>"
@@ -109,6 +111,10 @@ def _runs_table(runs: Sequence[Mapping[str, Any]]) -> str:
     return ("<h2>Runs</h2><table><thead><tr><th>run</th><th>state</th><th>upload</th><th>rows</th>"
             "<th>job</th><th>model</th><th>endpoint</th><th>updated</th><th>cost</th></tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table>")
+
+
+def _waiting(text: str | None) -> str:
+    return f'<br><span class="meta">{_e(text)}</span>' if text else ""
 
 
 def _run_section(run: Mapping[str, Any], open_: bool) -> str:

@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DATASET_FIELDS = ("rows", "train_rows", "test_rows", "estimated_tokens", "error_count", "quarantined_to")
+DATASET_FIELDS = ("rows", "train_rows", "test_rows", "test_in_train", "estimated_tokens", "error_count",
+                  "quarantined_to")
 COST_FIELDS = ("endpoint_hours", "idle_hours", "hours_saved", "cost_reference_hours")
 # Jobs are looked up for the newest runs only: on Azure ML each lookup is a remote call.
 JOB_LOOKUPS = 25
@@ -104,6 +105,7 @@ def run_view(run: Run, job: JobFigures | None = None, base_path: str = "/api") -
         "base_model": run.base_model,
         "wakes": run.wakes,
         "error": run.error,
+        "waiting": waiting_text(run),
         "created_at": _iso(run.created_at),
         "updated_at": _iso(run.updated_at),
         "history": [dict(entry) for entry in run.history],
@@ -114,6 +116,14 @@ def run_view(run: Run, job: JobFigures | None = None, base_path: str = "/api") -
         "links": {"self": f"{base_path}/runs/{run.run_id}",
                   **{action: f"{base_path}/runs/{run.run_id}/{action}" for action in actions}},
     }
+
+
+def waiting_text(run: Run) -> str:
+    """What a waiting manifest waits for, and since when ('' for anything else)."""
+    if run.state != State.WAITING:
+        return ""
+    since = f" since {run.created_at:%Y-%m-%d %H:%M:%S} UTC" if run.created_at else ""
+    return f"waiting for {', '.join(run.waiting_for)}{since}"
 
 
 def _known(run: Run, names: Sequence[str]) -> dict[str, Any]:

@@ -6,11 +6,14 @@ them, and a value of the wrong type, before anything is written.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
+
+from shared.finetune import ParameterError, resolve_parameters
 
 
 class State(StrEnum):
@@ -30,6 +33,8 @@ class State(StrEnum):
     TORN_DOWN = "torn_down"
     SUPERSEDED = "superseded"  # a newer run went live on its endpoint before this one's turn to deploy came
     UNHEALTHY = "unhealthy"  # live, but its endpoint stopped answering its health check
+    WAITING = "waiting"  # a manifest whose files are not all there yet (its own record, not a run's)
+    ARRIVED = "arrived"  # a waiting manifest's files all came: the run it named carries on under its own id
 
 
 # The state machine. A transition not listed here is refused, so a stale or out-of-order event cannot move
@@ -51,6 +56,8 @@ TRANSITIONS: Mapping[State, frozenset[State]] = {
     State.DUPLICATE: frozenset(),
     State.FAILED: frozenset({State.VALIDATED}),
     State.CANCELED: frozenset({State.VALIDATED}),
+    State.WAITING: frozenset({State.ARRIVED, State.REJECTED}),
+    State.ARRIVED: frozenset(),
 }
 
 # What an operator may do (API, CLI and status page all ask `can_redeploy` / `can_retry`).
@@ -76,15 +83,18 @@ class Run:
     content_sha256: str = ""
     test_upload: str = ""  # container/name of a manifest's test file
     manifest: str = ""
+    waiting_for: tuple[str, ...] = ()  # a waiting manifest's files not there yet
     run_name: str = ""  # a manifest's name for the run: the job's and the model's, instead of the file's
     tags: Mapping[str, str] = field(default_factory=dict)  # a manifest's tags, added to the job's
     base_model: str = ""
     overrides: Mapping[str, Any] = field(default_factory=dict)  # the manifest's fine-tune parameters
     forced: bool = False  # blob metadata force=true: train even if the content was trained before
+    uploaded_at: datetime | None = None  # when its files were in storage (orders runs: "uploaded later")
     # The scan: counts of a valid upload, or a rejected one's errors; staged files' URLs.
     rows: int | None = None
     train_rows: int | None = None
     test_rows: int | None = None
+    test_in_train: int | None = None  # a manifest's test conversations that are also in its training file
     estimated_tokens: int | None = None
     warnings: int | None = None
     error_count: int | None = None
@@ -100,6 +110,7 @@ class Run:
     job_name: str = ""
     job_url: str = ""
     attempt: int = 1
+    redeploys: int = 0  # operator redeploys asked for so far (each one's failure is alerted on its own)
     model_name: str = ""
     model_version: str = ""
     # The deployment and its gate.
@@ -139,6 +150,16 @@ class Run:
         return bool(self.lease_step) and self.lease_until is not None and self.lease_until > now
 
 
+# Every id the lifecycle makes (shared/lifecycle/naming.py): runs (content-keyed, a forced re-run suffixed),
+# rejected and duplicate records, waiting manifests. Anything else is no run: refused before any storage call.
+RUN_ID_SHAPE = re.compile(r"(run-[0-9a-f]{12}(-[0-9a-f]{6})?|(rej|dup|wait)-[0-9a-f]{16})")
+
+
+def is_run_id(text: str) -> bool:
+    """Whether `text` has the shape of a run id (so it is worth looking up)."""
+    return RUN_ID_SHAPE.fullmatch(text) is not None
+
+
 # What the ledger keeps itself; a step's changes may not name these.
 BOOKKEEPING = frozenset({"run_id", "state", "history", "alerts", "lease_step", "lease_until", "created_at",
                          "updated_at", "etag"})
@@ -150,8 +171,18 @@ def can_redeploy(run: Run) -> bool:
 
 
 def can_retry(run: Run) -> bool:
-    """A failed or canceled run whose data was staged can be submitted again as a new job."""
-    return run.state in RETRYABLE and bool(run.train_uri)
+    """A failed or canceled run whose data was staged can be submitted again as a new job, unless its own
+    fine-tune parameters would fail it the same way."""
+    return run.state in RETRYABLE and bool(run.train_uri) and retry_problem(run) is None
+
+
+def retry_problem(run: Run) -> str | None:
+    """Why a retry of this run would fail as it did (its parameters break a rule), or None."""
+    try:
+        resolve_parameters({}, run.overrides)
+    except ParameterError as exc:
+        return f"{exc}; upload the data again with corrected parameters"
+    return None
 
 
 def operator_actions(run: Run) -> list[str]:

@@ -82,7 +82,7 @@ class AzureBlobStore:
                 content_settings=ContentSettings(content_type=content_type))
         except AzureError as exc:
             raise _translated(exc, f"write {blob.path}") from exc
-        return BlobInfo(str(result.get("etag")), len(data), dict(metadata or {}))
+        return BlobInfo(str(result.get("etag")), len(data), dict(metadata or {}), result.get("last_modified"))
 
     def copy(self, source: BlobRef, target: BlobRef, *, source_etag: str) -> BlobInfo:
         """A server-side copy of exactly that source version, awaited; a copy that fails leaves no target."""

@@ -20,14 +20,14 @@ class _Blob:
     etag: str
     content_type: str
     metadata: Mapping[str, str] = field(default_factory=dict)
-    modified: datetime | None = None
+    written_at: datetime | None = None
 
 
 class InMemoryBlobStore:
     """Blobs in a dict, keyed by (container, name); each write gets a fresh ETag (and its time on `clock`)."""
 
     def __init__(self, clock: Callable[[], datetime] | None = None) -> None:
-        self._clock = clock or (lambda: datetime.now(UTC))
+        self._clock = clock or (lambda: datetime.now(UTC))  # a test's world moves it
         self._blobs: dict[tuple[str, str], _Blob] = {}
         self._lock = threading.Lock()
         self._versions = itertools.count(1)
@@ -37,7 +37,7 @@ class InMemoryBlobStore:
         with self._lock:
             found = self._blobs.get((blob.container, blob.name))
         return None if found is None else BlobInfo(found.etag, len(found.data), dict(found.metadata),
-                                                   found.modified)
+                                                   found.written_at)
 
     def read(self, blob: BlobRef, offset: int, length: int, *, etag: str) -> bytes:
         """A range of version `etag`."""
@@ -60,7 +60,7 @@ class InMemoryBlobStore:
             stored = _Blob(bytes(data), f'"0x{next(self._versions):X}"', content_type, dict(metadata or {}),
                            self._clock())
             self._blobs[(blob.container, blob.name)] = stored
-        return BlobInfo(stored.etag, len(stored.data), dict(stored.metadata))
+        return BlobInfo(stored.etag, len(stored.data), dict(stored.metadata), stored.written_at)
 
     def copy(self, source: BlobRef, target: BlobRef, *, source_etag: str) -> BlobInfo:
         """Copy that version of the source."""

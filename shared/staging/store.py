@@ -50,7 +50,7 @@ class BlobInfo:
     etag: str
     size: int
     metadata: Mapping[str, str] = field(default_factory=dict)
-    modified: datetime | None = None  # when this version was written (the lost-upload check reads it)
+    uploaded_at: datetime | None = None  # when this version was written (Last-Modified)
 
 
 @runtime_checkable

@@ -40,6 +40,8 @@ def test_put_then_properties_and_ranged_reads(store: BlobStore, box: str) -> Non
     info = store.properties(blob)
     assert info is not None and info.size == len(DATA) and info.etag == written.etag
     assert info.metadata == {"force": "true"}
+    # The upload's own time in storage orders runs (issue 24, item 4): every backend says it.
+    assert info.uploaded_at is not None and info.uploaded_at.tzinfo is not None
     assert store.read(blob, 0, 10, etag=info.etag) == DATA[:10]
     assert store.read(blob, len(DATA) - 5, 100, etag=info.etag) == DATA[-5:]  # fewer at the end
 

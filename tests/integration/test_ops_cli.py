@@ -42,5 +42,7 @@ def test_status_and_redeploy_read_the_ledger(env: dict[str, str], capsys: pytest
     assert view["runs"] == [] and view["platform"] == "local" and view["endpoints"] == []
     assert main(["status"]) == 0
     assert "autopilot drop FILE" in capsys.readouterr().out
-    assert main(["redeploy", "run-missing"]) == 1
-    assert "no run with id 'run-missing'" in capsys.readouterr().err
+    assert main(["redeploy", "run-0123456789ab"]) == 1
+    assert "no run with id 'run-0123456789ab'" in capsys.readouterr().err
+    assert main(["redeploy", "run-missing"]) == 2  # not a run id's shape: refused before the ledger is read
+    assert "'run-missing' is not a run id" in capsys.readouterr().err

@@ -3,9 +3,11 @@
 Hypothesis drives random interleavings: uploads of 1 to 40 rows, job events completed / failed / duplicated /
 lost, step messages delivered one at a time in queue order (delays honoured), handlers that raise or whose
 worker dies between any two platform calls, several runs on the one endpoint, sweeps, and "time passes"
-(STEP_TIMEOUT and more, with sweeps). After every step: no effect twice (jobs, models, deployments,
-alerts), at most one deployment taking traffic per endpoint, every run ended badly has a reason and exactly
-one alert; after time passes, no run is left outside a terminal state.
+(STEP_TIMEOUT and more, with sweeps); manifests that wait for a file that never comes, are refused, or are
+completed; operator retries and redeploys, which may fail again (a job failing, a deployment ending Failed).
+After every step: no effect twice (jobs, models, deployments, alerts of one attempt), at most one deployment
+taking traffic per endpoint, every run ended badly has a reason, and every failure of every attempt is one
+alert; after time passes, no run (or waiting manifest) is left outside a terminal state.
 
 The example budget is fixed and derandomized (the same examples each run); a failure prints its steps.
 """
@@ -24,24 +26,29 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from shared.runs import State
+from shared import ops
+from shared.platforms.port import Provisioning
+from shared.runs import State, can_redeploy, can_retry
 from tests.fakes.world import SAMPLE, Killed, MemoryWorld
 
 LINES = SAMPLE.read_bytes().splitlines(keepends=True)
 START = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 TERMINAL = {State.LIVE, State.ROLLED_BACK, State.TORN_DOWN, State.SUPERSEDED, State.FAILED, State.REJECTED,
-            State.DUPLICATE, State.CANCELED, State.UNHEALTHY}
+            State.DUPLICATE, State.CANCELED, State.UNHEALTHY, State.ARRIVED}
 ENDED_BADLY = {State.ROLLED_BACK, State.FAILED, State.SUPERSEDED, State.REJECTED}
 # Platform calls a fault can hit (job_status is read by the reconciler too, whose failure alerts apart).
 CALLS = ["submit", "register", "begin_deployment", "deployment_status", "score", "set_traffic",
          "delete_deployment"]
+# Alerts about something other than a run ending badly (an outage, a teardown, a warning).
+NOT_AN_END = {"endpoint.unhealthy", "endpoint.torn_down", "deploy.cleanup_failed",
+              "sweep.activity_unavailable", "reconcile.failed", "job.canceled"}
 
 
 class Lifecycle(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.dir = Path(tempfile.mkdtemp(prefix="autopilot-prop-"))
-        self.world = MemoryWorld(self.dir, now=lambda: START, SMOKE_CONVERSATIONS="2")
+        self.world = MemoryWorld(self.dir, now=lambda: START, SMOKE_CONVERSATIONS="2", MANIFEST_WAIT="30m")
         self.uploads = 0
 
     def teardown(self) -> None:
@@ -52,6 +59,42 @@ class Lifecycle(RuleBasedStateMachine):
         self.uploads += 1
         data = b"".join(LINES[offset:offset + rows])
         self.world.life.on_upload(self.world.drop(f"u{self.uploads}.jsonl", data))
+
+    @rule(kind=st.sampled_from(["waits", "refused", "completed", "never_completed"]),
+          rows=st.integers(12, 40))
+    def manifest(self, kind: str, rows: int) -> None:
+        """A manifest: for a file that never comes, refused (its data comes anyway), or completed by its data
+        (with a test file that comes, or never does)."""
+        self.uploads += 1
+        n = self.uploads
+        doc: dict[str, object] = {"data": f"m{n}.jsonl"}
+        if kind == "refused":
+            doc["epochs"] = 0
+        if kind in ("completed", "never_completed"):
+            doc["test"] = f"m{n}-test.jsonl"
+        self.world.life.on_upload(self.world.drop(f"m{n}.manifest.json", json.dumps(doc).encode()))
+        if kind != "waits":
+            self.world.life.on_upload(self.world.drop(f"m{n}.jsonl", b"".join(LINES[:rows])))
+        if kind == "completed":
+            self.world.life.on_upload(self.world.drop(f"m{n}-test.jsonl", b"".join(LINES[-4:])))
+
+    @rule(data=st.data())
+    def operator_retries(self, data: st.DataObject) -> None:
+        """An operator retries a failed run (its new job may fail again)."""
+        failed = [r for r in self.world.ledger.all() if can_retry(r)]
+        if failed:
+            with contextlib.suppress(ops.ActionRefused):
+                ops.retry(self.world.life, data.draw(st.sampled_from(failed)).run_id)
+
+    @rule(data=st.data(), fails=st.booleans())
+    def operator_redeploys(self, data: st.DataObject, fails: bool) -> None:
+        """An operator redeploys a torn-down, rolled-back or superseded run; its deployment may fail again."""
+        ended = [r for r in self.world.ledger.all() if can_redeploy(r)]
+        if ended:
+            if fails:
+                self.world.platform.script_deployment(Provisioning.FAILED, error="OutOfQuota: injected")
+            with contextlib.suppress(ops.ActionRefused):
+                ops.redeploy(self.world.life, data.draw(st.sampled_from(ended)).run_id)
 
     @rule(data=st.data(), status=st.sampled_from(["Completed", "Failed"]),
           delivery=st.sampled_from(["once", "twice", "lost"]))
@@ -95,7 +138,8 @@ class Lifecycle(RuleBasedStateMachine):
 
     @rule()
     def sweep(self) -> None:
-        self.world.life.on_sweep()
+        with contextlib.suppress(Killed):  # its worker may die too (a hook on deployment_status, say)
+            self.world.life.on_sweep()
 
     @rule(minutes=st.integers(1, 20))
     def wait(self, minutes: int) -> None:
@@ -122,11 +166,14 @@ class Lifecycle(RuleBasedStateMachine):
     @invariant()
     def no_effect_twice(self) -> None:
         platform = self.world.platform
-        assert [k for k, n in platform.deployments_made.items() if n > 1] == []
+        # One deployment per deploy: the first, and each redeploy the operator asked for.
+        deploys = {(r.endpoint, r.deployment): 1 + r.redeploys
+                   for r in self.world.ledger.all() if r.deployment}
+        assert [k for k, n in platform.deployments_made.items() if n > deploys.get(k, 1)] == []
         assert platform.effects["submit"] == len(platform.jobs)
         assert platform.effects["register"] == len(platform.models)
         alerts = self._alerts()
-        repeated = [k for k, n in Counter((a["run_id"], a["alert_class"]) for a in alerts).items() if n > 1]
+        repeated = [k for k, n in Counter(a["id"] for a in alerts).items() if n > 1]  # one per attempt
         assert repeated == [], repeated
 
     @invariant()
@@ -136,13 +183,14 @@ class Lifecycle(RuleBasedStateMachine):
             assert len(serving) <= 1, (name, endpoint.traffic)
 
     @invariant()
-    def every_bad_end_has_a_reason_and_one_alert(self) -> None:
-        sent = Counter(a["run_id"] for a in self._alerts())
+    def every_failure_of_every_attempt_is_one_alert(self) -> None:
+        sent = Counter(a["run_id"] for a in self._alerts() if a["alert_class"] not in NOT_AN_END)
         for run in self.world.ledger.all():
             if run.state in ENDED_BADLY:
                 assert run.error or run.errors, run
-                assert sent[run.run_id] == 1, (run.run_id, run.state, run.error,
-                                               [a for a in self._alerts() if a["run_id"] == run.run_id])
+            failures = sum(entry.get("state") in ENDED_BADLY for entry in run.history)
+            assert sent[run.run_id] == failures, (run.run_id, run.state, run.error, run.history,
+                                                  [a for a in self._alerts() if a["run_id"] == run.run_id])
 
     @invariant()
     def live_runs_serve(self) -> None:

@@ -134,7 +134,7 @@ def test_a_manifest_may_lower_the_operator_s_token_budget_but_not_raise_it(tmp_p
 def test_a_refused_manifest_keeps_its_data_from_training_without_it(tmp_path: Path) -> None:
     world, outcome = start(tmp_path, {"tags": {"autopilot-run-id": "mine"}})
     assert (outcome.result, outcome.state) == (Result.REJECTED, State.REJECTED)
-    assert "its manifest was rejected" in world.get(outcome.run_id).error
+    assert "its manifest chats.jsonl.manifest.json was rejected" in world.get(outcome.run_id).error
     assert sum("reserved" in r.error for r in world.ledger.all()) == 2, "the manifest, then its data"
     assert world.platform.effects["submit"] == 0
     assert list(world.staging.names(world.settings.staged_container)) == [], "nothing staged"

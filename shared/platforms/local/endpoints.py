@@ -149,7 +149,7 @@ class LocalEndpoints:
                                          f"{response.status_code}: {response.text[:500]}")
         if response.status_code >= 400:
             raise PlatformError(f"deployment {name} of endpoint {endpoint} refused the request "
-                                f"({response.status_code}): {response.text[:500]}")
+                                f"({response.status_code}): {refusal(response)}")
         return response.json()
 
     def chat(self, endpoint: str, deployment: str, request: Mapping[str, Any]) -> dict[str, Any]:
@@ -472,3 +472,16 @@ def _model_ref(entry: DeploymentState) -> ModelRef | None:
     """The model version a deployment serves, from its recorded MLflow model URI."""
     parsed = mlflow_store.parse_model_version_uri(entry.model_uri)
     return ModelRef(*parsed) if parsed else None
+
+
+def refusal(response: httpx.Response) -> str:
+    """The reason an endpoint gave for refusing a request, as text: its JSON error's message, not the JSON."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:500]
+    error = body.get("error") if isinstance(body, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    detail = body.get("detail") if isinstance(body, dict) else None
+    said = message or (detail if isinstance(detail, str) else None)
+    return str(said)[:500] if said else response.text[:500]

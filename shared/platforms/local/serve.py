@@ -26,7 +26,6 @@ from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 
@@ -98,7 +97,16 @@ def _chat_request(body: Any) -> ChatCompletionRequest:
     try:
         return ChatCompletionRequest.model_validate(body)
     except ValidationError as exc:
-        raise RequestValidationError(exc.errors()) from None
+        # One sentence naming the field, as the /score shapes answer, not pydantic's list of error objects.
+        raise HTTPException(422, _invalid(exc)) from None
+
+
+def _invalid(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"]) or "the body"
+    if tuple(error["loc"]) == ("messages",):  # missing, empty or not a list
+        return "messages must be a non-empty list of {\"role\": ..., \"content\": ...} messages"
+    return f"{where}: {error['msg']}"
 
 
 def _openai(chat: ChatModel, body: ChatCompletionRequest, deployment: str, files: EndpointFiles) -> Response:
