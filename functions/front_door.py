@@ -1,6 +1,6 @@
 """HTTP: the front door, OpenAI-compatible at /api/v1 (see shared/front).
 
-    GET  /api/v1/models                  the models (projects) this install serves
+    GET  /api/v1/models                  the models (projects) the key opens, each with its state
     POST /api/v1/chat/completions        OpenAI chat; `stream: true` answers server-sent events
     POST /api/v1/models/{model}/score    the seed's scoring payload, to the model's live deployment
 
@@ -56,8 +56,7 @@ def front_models(req: func.HttpRequest) -> func.HttpResponse:
     """The models this front door serves, asleep or awake, as OpenAI lists them."""
     try:
         door = front()
-        door.authorize(_headers(req))
-        return _json(200, door.models())
+        return _json(200, door.models(door.authorize(_headers(req))))
     except Refusal as refusal:
         return _refused(refusal)
 
@@ -70,14 +69,14 @@ def front_chat(req: func.HttpRequest) -> func.HttpResponse:
         try:
             door = front()
             headers = _headers(req)
-            door.authorize(headers)
+            scope = door.authorize(headers)
             body = _body(req)
             hold = door.hold_for(headers)
             if body.get("stream"):
-                events = "".join(door.chat_stream(body, hold))
+                events = "".join(door.chat_stream(body, hold, scope))
                 return func.HttpResponse(events, status_code=200, mimetype="text/event-stream",
                                          headers={"Cache-Control": "no-cache"})
-            return _json(200, door.chat(body, hold))
+            return _json(200, door.chat(body, hold, scope))
         except Refusal as refusal:
             return _refused(refusal)
 
@@ -90,8 +89,8 @@ def front_score(req: func.HttpRequest) -> func.HttpResponse:
         try:
             door = front()
             headers = _headers(req)
-            door.authorize(headers)
+            scope = door.authorize(headers)
             model = str(req.route_params.get("model", ""))
-            return _json(200, door.score(model, _body(req), door.hold_for(headers)))
+            return _json(200, door.score(model, _body(req), door.hold_for(headers), scope))
         except Refusal as refusal:
             return _refused(refusal)

@@ -2,8 +2,9 @@
 
     autopilot key [PROJECT]
         The key to send as `Authorization: Bearer KEY` to the front door (`openai.OpenAI(base_url=
-        ".../api/v1", api_key=KEY)`). PROJECT (default: this install's one project) must be a model the front
-        door serves; today that is ENDPOINT_NAME.
+        ".../api/v1", api_key=KEY)`). Without PROJECT: the install's key, which opens every project. With
+        PROJECT (a folder under incoming/, or ENDPOINT_NAME for files at its root): that project's own key,
+        derived from the install's (nothing is stored), which opens that project only.
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("project", nargs="?", help="the project (the `model` clients name); default: the one")
+    parser.add_argument("project", nargs="?", help="a project (the `model` clients name): print its own key; "
+                        "default: the install's key, for every project")
 
 
 def run(args: argparse.Namespace) -> int:
     """Print the key (and nothing else, so `KEY=$(autopilot key)` works)."""
     from shared.front import endpoint_for, front_key
+    from shared.front.keys import project_key
 
     try:
         load_local_settings()
@@ -31,15 +34,15 @@ def run(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"autopilot key: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    project = args.project or project_name(settings)
-    if endpoint_for(settings, project) is None:
-        print(f"autopilot key: no project {project!r}; this install serves {project_name(settings)!r}",
-              file=sys.stderr)
+    project = args.project
+    if project is not None and endpoint_for(settings, project) is None:
+        print(f"autopilot key: {project!r} cannot name a project (letters, digits, hyphens; the default "
+              f"project is {project_name(settings)!r})", file=sys.stderr)
         return EXIT_USAGE
     key = front_key(settings)
     if not key:
         print("autopilot key: FRONT_DOOR_KEY is not set; set it (an app setting on Azure) and try again",
               file=sys.stderr)
         return EXIT_FAILED
-    print(key)
+    print(project_key(key, project) if project is not None else key)
     return EXIT_OK

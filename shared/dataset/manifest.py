@@ -180,3 +180,84 @@ def _tags(name: str, value: Any) -> dict[str, str]:
         raise ManifestError(f"{name}: tag {reserved[0]!r} is reserved; tags starting with "
                             f"{RESERVED_TAG_PREFIX!r} are the autopilot's own")
     return dict(value)
+
+
+# A project's own settings, `incoming/<project>/project.json`: what every upload of the project gets unless
+# its manifest says otherwise. One schema with the manifest (the same keys, parsed by `parse_manifest`), less
+# the keys about one upload's files, plus what only a project can choose: how long its model may sit idle
+# before it is put to sleep, and its deploy gate.
+PROJECT_FILE_ONLY = ("idle_ttl", "eval_gate_max_drop", "smoke_conversations")
+_UPLOAD_ONLY = ("data", "test", "run_name")
+_PROJECT_KEYS = tuple(k for k in _KEYS if k not in _UPLOAD_ONLY) + PROJECT_FILE_ONLY
+
+
+@dataclass(frozen=True)
+class ProjectFile:
+    """A project's settings: `defaults` (a manifest's keys, applied under each upload's own manifest), and
+    the keys only a project has (None: the app setting of the same name)."""
+
+    defaults: Manifest
+    idle_ttl_seconds: float | None = None
+    eval_gate_max_drop: float | None = None
+    smoke_conversations: int | None = None
+
+    def under(self, manifest: Manifest | None) -> Manifest:
+        """The manifest an upload runs with: its own keys, and the project's where it has none."""
+        if manifest is None:
+            return self.defaults
+        base = self.defaults
+        chosen = {f.name: getattr(manifest, f.name) for f in dataclasses.fields(Manifest)
+                  if getattr(manifest, f.name) is not None}
+        return dataclasses.replace(
+            base, **chosen,
+            hyperparameters={**base.hyperparameters, **manifest.hyperparameters},
+            tags={**base.tags, **manifest.tags}, screening={**base.screening, **manifest.screening})
+
+
+def parse_project_file(raw: bytes, name: str) -> ProjectFile:
+    """Parse and check a project's `project.json` named `name`; raise ManifestError naming the bad key."""
+    if len(raw) > MAX_BYTES:
+        raise ManifestError(f"{name}: a project file may be at most {MAX_BYTES // 1024} KiB")
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ManifestError(f"{name} is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise ManifestError(f"{name} must be a JSON object")
+    for key in doc:
+        if key not in _PROJECT_KEYS:
+            close = difflib.get_close_matches(str(key), _PROJECT_KEYS, n=1)
+            where = " (it belongs in an upload's manifest)" if key in _UPLOAD_ONLY else ""
+            hint = f"; did you mean {close[0]!r}?" if close and not where else \
+                f"; known keys: {', '.join(_PROJECT_KEYS)}"
+            raise ManifestError(f"{name}: unknown key {key!r}{where}{hint}")
+    shared = {k: v for k, v in doc.items() if k not in PROJECT_FILE_ONLY}
+    return ProjectFile(
+        defaults=parse_manifest(orjson.dumps({**shared, "data": "project.json"}), name),
+        idle_ttl_seconds=_optional(name, "idle_ttl", doc, _idle_ttl),
+        eval_gate_max_drop=_optional(name, "eval_gate_max_drop", doc, _drop),
+        smoke_conversations=_optional(name, "smoke_conversations", doc,
+                                      lambda n, k, v: _int(n, k, v, 1, 100)),
+    )
+
+
+def _idle_ttl(name: str, key: str, value: Any) -> float:
+    """A duration as the IDLE_TTL setting writes it ("90m", "2h", "1d"), or seconds as a number."""
+    from shared.settings import SettingsError, parse_duration
+
+    wrong = f"{name}: {key!r} must be a duration like \"2h\" or \"90m\", got {value!r}"
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ManifestError(wrong)
+    try:
+        seconds = parse_duration(key, str(value)).total_seconds()
+    except SettingsError:
+        raise ManifestError(wrong) from None
+    if seconds <= 0:
+        raise ManifestError(f"{name}: {key!r} must be longer than 0, got {value!r}")
+    return seconds
+
+
+def _drop(name: str, key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ManifestError(f"{name}: {key!r} must be a number from 0 to 1 (a ROUGE-L drop), got {value!r}")
+    return float(value)

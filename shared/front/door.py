@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from shared.front.errors import Refusal
-from shared.front.keys import matches, presented
+from shared.front.keys import EVERY_PROJECT, grant, presented
 from shared.lifecycle import Lifecycle
 from shared.platforms.port import NotFoundError, PlatformError, RequestRefused
+from shared.projects import ProjectNameError, endpoint_of, project_views
 from shared.runs import Conflict, IllegalTransition, Run, State
-from shared.settings import Settings, project_name
+from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +40,14 @@ T = TypeVar("T")
 
 
 def endpoint_for(settings: Settings, model: str) -> str | None:
-    """The endpoint serving `model` (a project's name), or None for a model nobody has.
+    """The endpoint serving `model` (a project's name), or None for a name no project can have.
 
-    The one place a model name becomes an endpoint: today one project per install, `ENDPOINT_NAME`.
+    The one place a model name becomes an endpoint (shared/projects.py: each project has its own).
     """
-    return settings.endpoint_name if model == project_name(settings) else None
+    try:
+        return endpoint_of(settings, model)
+    except ProjectNameError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -69,11 +73,14 @@ class FrontDoor:
         self._read: dict[str, tuple[float, list[Run]]] = {}
         self._lock = threading.Lock()
 
-    def authorize(self, headers: Mapping[str, str]) -> None:
-        """Refusal(401) unless the request carries the front door's key (`headers` keys lower-case)."""
-        if not matches(presented(headers), self._key):
+    def authorize(self, headers: Mapping[str, str]) -> str:
+        """What the request's key opens (`headers` keys lower-case): EVERY_PROJECT for the install's key, a
+        project's name for that project's key (`autopilot key PROJECT`); Refusal(401) for anything else."""
+        scope = grant(presented(headers), self._key)
+        if scope is None:
             raise Refusal(401, "invalid_api_key", "missing or wrong key: send 'Authorization: Bearer KEY' "
                           "(`autopilot key` prints it)")
+        return scope
 
     def hold_for(self, headers: Mapping[str, str]) -> float:
         """Seconds to hold a request for a waking model: FRONT_HOLD, or less if the client asks (≥ 0)."""
@@ -84,26 +91,35 @@ class FrontDoor:
         except ValueError:
             raise Refusal(400, "invalid_header", f"{SCALE_UP_HEADER} must be a number of seconds") from None
 
-    def models(self) -> dict[str, Any]:
-        """GET /v1/models: every model this front door serves, asleep or awake."""
-        return {"object": "list", "data": [{"id": project_name(self.settings), "object": "model",
-                                            "created": 0, "owned_by": "finetune-autopilot"}]}
+    def models(self, scope: str = EVERY_PROJECT) -> dict[str, Any]:
+        """GET /v1/models: every project (model) the key opens, asleep or awake, with its state (live,
+        asleep, training, failing, never deployed) and live model version. Reads the whole ledger: a list
+        of models is asked for rarely, unlike a chat."""
+        views = project_views(self.settings, self.life.ledger.all())
+        return {"object": "list", "data": [
+            {"id": view.name, "object": "model", "created": 0, "owned_by": "finetune-autopilot",
+             "state": view.state, "live_version": view.live_version or None, "training": view.training}
+            for view in views if view.endpoint and scope in (EVERY_PROJECT, view.name)]}
 
-    def chat(self, request: Mapping[str, Any], hold_s: float) -> dict[str, Any]:
+    def chat(self, request: Mapping[str, Any], hold_s: float, scope: str = EVERY_PROJECT) -> dict[str, Any]:
         """A chat completion from the model `request["model"]` names, waking it first if it is asleep."""
         return self._forward(_model(request), hold_s,
-                             lambda ep, dep: self.life.platform.chat(ep, dep, request))
+                             lambda ep, dep: self.life.platform.chat(ep, dep, request), scope)
 
-    def chat_stream(self, request: Mapping[str, Any], hold_s: float) -> Iterator[str]:
+    def chat_stream(self, request: Mapping[str, Any], hold_s: float,
+                    scope: str = EVERY_PROJECT) -> Iterator[str]:
         """The same as server-sent events; errors before the first event are Refusals, as for `chat`."""
         return self._forward(_model(request), hold_s,
-                             lambda ep, dep: self.life.platform.chat_stream(ep, dep, request))
+                             lambda ep, dep: self.life.platform.chat_stream(ep, dep, request), scope)
 
-    def score(self, model: str, payload: Mapping[str, Any], hold_s: float) -> Any:
+    def score(self, model: str, payload: Mapping[str, Any], hold_s: float, scope: str = EVERY_PROJECT) -> Any:
         """The seed's scoring payload, to the model's live deployment."""
-        return self._forward(model, hold_s, lambda ep, dep: self.life.platform.score(ep, payload, dep))
+        return self._forward(model, hold_s, lambda ep, dep: self.life.platform.score(ep, payload, dep), scope)
 
-    def _forward(self, model: str, hold_s: float, call: Callable[[str, str], T]) -> T:
+    def _forward(self, model: str, hold_s: float, call: Callable[[str, str], T], scope: str) -> T:
+        if scope not in (EVERY_PROJECT, model):  # another project's key: as if the model did not exist
+            raise Refusal(404, "model_not_found", f"the model {model!r} does not exist for this key; GET "
+                          "/v1/models lists the models it opens")
         for attempt in range(2):
             endpoint, deployment = self._target(model, hold_s)
             try:

@@ -31,6 +31,7 @@ from shared.lifecycle.step_message import MalformedStep, Step, StepMessage
 from shared.lifecycle.sweep import SweepReport
 from shared.observability import handling
 from shared.platforms.port import Platform
+from shared.projects import endpoint_of, run_project
 from shared.queues import MessageQueue
 from shared.runs import (
     REDEPLOYABLE,
@@ -109,7 +110,7 @@ class Lifecycle:
             raise IllegalTransition(f"run {run.run_id} is {run.state}; only runs that are {accepted} with "
                                     "a registered model can be redeployed")
         with handling(run_id=run.run_id, job_id=run.job_name):
-            endpoint = run.endpoint or self.ctx.settings.endpoint_name
+            endpoint = run.endpoint or endpoint_of(self.ctx.settings, run_project(self.ctx.settings, run))
             asked = self.ctx.ledger.advance(run, State.DEPLOYING, note="woken by a request" if wake
                                             else "redeploy requested", wakes=run.wakes + int(wake),
                                             endpoint=endpoint, deployment=naming.deployment_name(run.run_id),

@@ -16,9 +16,10 @@ from shared import deadline
 from shared.alerts import Alert, Alerts, Severity
 from shared.lifecycle.step_message import Step, message_for, next_step
 from shared.platforms.port import Platform, PlatformError
+from shared.projects import project_of
 from shared.queues import MessageQueue
 from shared.runs import Ledger, Run
-from shared.settings import Settings
+from shared.settings import Settings, project_name
 from shared.staging import BlobStore
 
 log = logging.getLogger("autopilot.lifecycle")
@@ -64,9 +65,19 @@ class Context:
         if self.ledger.mark_alerted(run, key) is None:
             log.debug("alert %s for run %s was already sent", key, run.run_id)
             return
+        details = {"project": alert_project(self.settings, run), **details}
         if key != alert_class:
             details = {"alert_key": key, "attempt": run.attempt, "redeploys": run.redeploys, **details}
         self.alerts.send(Alert(run.run_id, alert_class, severity, summary, details))
+
+
+def alert_project(settings: Settings, run: Run) -> str:
+    """The project an alert is about: the run's, or (a record made before its upload was read) its
+    folder's."""
+    if run.project:
+        return run.project
+    _, _, name = run.upload.partition("/")  # "container/name"
+    return project_of(settings, name) if name else project_name(settings)
 
 
 def alert_key(run: Run, alert_class: str) -> str:

@@ -24,6 +24,7 @@ from shared.platforms.port import (
     NotFoundError,
     PlatformError,
 )
+from shared.projects import endpoint_of, run_project
 from shared.runs import SERVING, Run, State
 
 POLL_GROWTH = 1.5
@@ -32,9 +33,10 @@ POLL_GROWTH = 1.5
 def begin(ctx: Context, run: Run, message: StepMessage) -> Outcome:
     """Begin the run's deployment (a first deploy, or a redeploy) and hand off its first poll.
 
-    A redeploy goes back to the endpoint the run served on; a first deploy goes to ENDPOINT_NAME.
+    A redeploy goes back to the endpoint the run served on; a first deploy goes to its project's endpoint.
     """
-    endpoint = ctx.settings.endpoint_name if run.state == State.REGISTERED else run.endpoint
+    endpoint = endpoint_of(ctx.settings, run_project(ctx.settings, run)) if run.state == State.REGISTERED \
+        else run.endpoint
     # One run at a time deploys to an endpoint; the turn lasts as long as a deployment may (or until its
     # run ends), and is taken before anything is begun.
     holder = ctx.ledger.endpoints.take(endpoint, run.run_id, ctx.settings.deploy_timeout
@@ -50,7 +52,8 @@ def begin(ctx: Context, run: Run, message: StepMessage) -> Outcome:
                                  hold=ctx.settings.step_timeout, endpoint=endpoint, deployment=deployment)
     try:
         # Refused before a deployment starts: a candidate worse than its base model is not worth serving.
-        checked = gate.check_against_base(ctx, ctx.call(ctx.platform.job_status, run.job_name).metrics)
+        checked = gate.check_against_base(ctx, ctx.call(ctx.platform.job_status, run.job_name).metrics,
+                                          run.eval_gate_max_drop)
         log.info("run %s: base-model gate passed (%s)", run.run_id, checked)
         status = _begin(ctx, run)
     except gate.GateFailed as exc:

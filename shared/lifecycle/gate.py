@@ -63,8 +63,10 @@ def test_cases(ctx: Context, test_uri: str, count: int) -> list[Case]:
     return [Case(list(prompt), reference) for prompt, reference in zip(prompts, references, strict=True)]
 
 
-def check(ctx: Context, endpoint: str, new: str, live: str | None, cases: list[Case]) -> Verdict:
-    """Smoke-test `new` on every case; then, if a live deployment exists and the gate is on, compare.
+def check(ctx: Context, endpoint: str, new: str, live: str | None, cases: list[Case],
+          max_drop: float | None = None) -> Verdict:
+    """Smoke-test `new` on every case; then, if a live deployment exists and the gate is on, compare
+    (`max_drop`: the project's allowed ROUGE-L drop, else EVAL_GATE_MAX_DROP).
 
     No case is no test: the gate fails closed rather than let an untested model take the traffic."""
     if not cases:
@@ -79,13 +81,14 @@ def check(ctx: Context, endpoint: str, new: str, live: str | None, cases: list[C
     if live is None or not ctx.settings.eval_gate:
         return Verdict(score, None, replies)
     baseline = rouge_l([_ask(ctx, endpoint, live, case) for case in cases], [c.reference for c in cases])
-    if score < baseline - ctx.settings.eval_gate_max_drop:
+    drop = ctx.settings.eval_gate_max_drop if max_drop is None else max_drop
+    if score < baseline - drop:
         raise GateFailed("eval", f"eval gate: ROUGE-L {score:.3f} of {new} is below live {live}'s "
-                                 f"{baseline:.3f} by more than {ctx.settings.eval_gate_max_drop}")
+                                 f"{baseline:.3f} by more than {drop}")
     return Verdict(score, baseline, replies)
 
 
-def check_against_base(ctx: Context, metrics: Mapping[str, float]) -> str:
+def check_against_base(ctx: Context, metrics: Mapping[str, float], max_drop: float | None = None) -> str:
     """Refuse a candidate whose test-split figures are worse than its base model's; returns what was checked.
 
     Loss may not rise at all (it is measured on the whole split); ROUGE-L may drop at most
@@ -102,10 +105,10 @@ def check_against_base(ctx: Context, metrics: Mapping[str, float]) -> str:
         checks.append(f"loss {loss:.3f} vs base {base_loss:.3f}")
     rouge, base_rouge = metrics.get("rouge_l"), metrics.get("base_rouge_l")
     if rouge is not None and base_rouge is not None:
-        if rouge < base_rouge - ctx.settings.eval_gate_max_drop:
+        drop = ctx.settings.eval_gate_max_drop if max_drop is None else max_drop
+        if rouge < base_rouge - drop:
             raise GateFailed("base", f"base-model gate: ROUGE-L {rouge:.3f} is {base_rouge - rouge:.3f} "
-                                     f"below the base model's {base_rouge:.3f} (at most "
-                                     f"{ctx.settings.eval_gate_max_drop} is allowed)")
+                                     f"below the base model's {base_rouge:.3f} (at most {drop} is allowed)")
         checks.append(f"ROUGE-L {rouge:.3f} vs base {base_rouge:.3f}")
     return "; ".join(checks) or "no base-model figures from the job"
 

@@ -27,11 +27,12 @@ from typing import Any
 import orjson
 
 from shared.dataset import Limits, Manifest, ManifestError, is_manifest, parse_manifest
-from shared.dataset.manifest import data_name_for
+from shared.dataset.manifest import ProjectFile, data_name_for, parse_project_file
 from shared.finetune import ParameterError, resolve_parameters
 from shared.lifecycle import naming
 from shared.lifecycle.context import Context, log
 from shared.lifecycle.outcome import Outcome, Result
+from shared.projects import SETTINGS_FILE, project_of
 from shared.runs import Conflict, IllegalTransition, Run, State
 from shared.staging import BlobMissing, BlobRef, read_all
 
@@ -47,6 +48,7 @@ class RunPlan:
     manifest: str | None = None
     spec: Manifest | None = None  # the manifest itself: its limits, run name and tags
     waited: str | None = None  # the manifest's waiting record, if it had to wait for its files
+    project_file: str = ""  # a digest of the project's settings it runs under ('' for none)
 
     @property
     def run_name(self) -> str:
@@ -78,9 +80,11 @@ class RunPlan:
     @property
     def fingerprint(self) -> str:
         """What besides the data's content makes this run different from another on the same data."""
-        if not self.manifest:
+        if not self.manifest and not self.project_file:
             return ""
         payload: dict[str, Any] = {"base_model": self.base_model, "overrides": dict(self.overrides)}
+        if self.project_file:  # the same data under other project settings: another run
+            payload["project_file"] = self.project_file
         if self.spec and self.spec.test_fraction is not None:  # another split trains on other rows
             payload["test_fraction"] = self.spec.test_fraction
         if self.spec and self.spec.screening:  # another policy stages other files (redacted or not)
@@ -125,6 +129,30 @@ def plan_for(ctx: Context, upload: BlobRef) -> RunPlan | Waiting:
         if upload.name in (manifest.data, manifest.test):
             return _ready(ctx, upload.container, manifest, name, data=upload.name)
     return RunPlan(train=upload)
+
+
+def project_file(ctx: Context, project: str) -> tuple[str, bytes, ProjectFile] | None:
+    """The project's settings as they are now (`<project>/project.json`), or None if it has none.
+
+    Read when an upload arrives, so a change affects later runs only. ManifestRejected names a bad key."""
+    where = BlobRef(ctx.settings.incoming_container, f"{project}/{SETTINGS_FILE}")
+    try:
+        raw = read_all(ctx.staging, where)
+    except BlobMissing:
+        return None
+    try:
+        return where.name, raw, parse_project_file(raw, where.path)
+    except ManifestError as exc:
+        raise ManifestRejected(str(exc)) from None
+
+
+def with_project(plan: RunPlan, project: ProjectFile, name: str, raw: bytes) -> RunPlan:
+    """The plan under its project's settings (`name`: the project file, `raw` its content): the upload's
+    manifest keys win, the project's fill in the rest. ManifestRejected if the two break a rule together."""
+    spec = project.under(plan.spec)
+    overrides = overrides_of(spec, plan.manifest or name)
+    return dataclasses.replace(plan, spec=spec, base_model=spec.base_model, overrides=overrides,
+                               project_file=hashlib.sha256(raw).hexdigest()[:16])
 
 
 def overrides_of(manifest: Manifest, manifest_name: str) -> dict[str, Any]:
@@ -218,7 +246,8 @@ def waiting_id(manifest: BlobRef, etag: str) -> str:
 def wait(ctx: Context, waiting: Waiting) -> Outcome:
     """Record (once) that the manifest waits for its files, so the page shows it; or say it still does."""
     record = Run(run_id=waiting_id(waiting.manifest, waiting.etag), state=State.WAITING,
-                 upload=waiting.manifest.path, upload_etag=waiting.etag, manifest=waiting.manifest.name,
+                 project=project_of(ctx.settings, waiting.manifest.name), upload=waiting.manifest.path,
+                 upload_etag=waiting.etag, manifest=waiting.manifest.name,
                  waiting_for=waiting.missing)
     created = ctx.ledger.create(record, note=f"waiting for {', '.join(waiting.missing)}")
     current = created or ctx.ledger.get(record.run_id)

@@ -34,8 +34,9 @@ def promote(ctx: Context, run: Run, message: StepMessage) -> Outcome:
         return Outcome(Result.ADVANCED, run.run_id, State.DEPLOYING, f"{status.provisioning}; polling again")
     try:
         live = _serving(ctx.platform.get_endpoint(endpoint), deployment)
-        cases = gate.test_cases(ctx, run.test_uri, ctx.settings.smoke_conversations)
-        verdict = gate.check(ctx, endpoint, deployment, live, cases)
+        wanted = run.smoke_conversations or ctx.settings.smoke_conversations  # the project's, or the app's
+        cases = gate.test_cases(ctx, run.test_uri, wanted)
+        verdict = gate.check(ctx, endpoint, deployment, live, cases, run.eval_gate_max_drop)
         ctx.call(ctx.platform.set_traffic, endpoint, {deployment: 100})
     except gate.GateFailed as exc:
         return rollback.roll_back(ctx, run, str(exc), f"deploy.{exc.kind}_gate_failed")

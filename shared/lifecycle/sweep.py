@@ -25,7 +25,7 @@ from typing import Any
 
 from shared.alerts import Alert
 from shared.idle import IdleVerdict, asleep, judge, select
-from shared.lifecycle.context import Context, log
+from shared.lifecycle.context import Context, alert_project, log
 from shared.lifecycle.outcome import Outcome
 from shared.platforms.port import MANAGED_TAG, DeploymentStatus, EndpointInfo, NotFoundError, PlatformError
 from shared.runs import SERVING, Conflict, IllegalTransition, Run, State
@@ -149,7 +149,8 @@ def _mark_unhealthy(ctx: Context, run: Run, problem: str, report: SweepReport) -
                               f"endpoint {run.endpoint} does not answer: {problem}; model "
                               f"{run.model_name}:{run.model_version} stays registered; redeploy brings "
                               "it back",
-                              {"endpoint": run.endpoint, "deployment": run.deployment, "outage": times}))
+                              {"endpoint": run.endpoint, "deployment": run.deployment, "outage": times,
+                               "project": alert_project(ctx.settings, run)}))
 
 
 def _advance(ctx: Context, run: Run, sources: Collection[State], target: State, note: str,
@@ -179,13 +180,21 @@ def _judge(ctx: Context, endpoint: EndpointInfo, now: datetime, report: SweepRep
     except PlatformError as exc:
         _activity_unknown(ctx, endpoint.name, exc, report)
         return None
-    verdict = judge(endpoint, last, now, ctx.settings.idle_ttl, ctx.settings.endpoint_delete_after)
+    verdict = judge(endpoint, last, now, idle_ttl(ctx, endpoint.name), ctx.settings.endpoint_delete_after)
     if verdict.delete and _deploy_in_progress(ctx, endpoint.name, now):
         verdict = IdleVerdict(endpoint.name, False, "a deployment to it is in progress", verdict.idle_for)
     if not verdict.delete:
         report.kept.append(f"{endpoint.name} ({verdict.reason})")
         return None
     return Candidate(endpoint, last, verdict)
+
+
+def idle_ttl(ctx: Context, endpoint: str) -> timedelta:
+    """How long the endpoint may sit idle: its project's `idle_ttl` (project.json, recorded on the run that
+    serves it), else IDLE_TTL."""
+    serving = ctx.ledger.find(state=SERVING, endpoint=endpoint)
+    chosen = [r.idle_ttl_seconds for r in serving if r.idle_ttl_seconds]
+    return timedelta(seconds=chosen[0]) if chosen else ctx.settings.idle_ttl
 
 
 def _endpoint_failed(ctx: Context, endpoint: str, exc: Exception, report: SweepReport) -> None:
@@ -220,7 +229,7 @@ def _tear_down(ctx: Context, candidate: Candidate, now: datetime) -> tuple[str, 
     if latest is not None and (previous is None or latest > previous):
         log.info("sweep: keeping %s, a request arrived at %s while the sweep decided", name, latest)
         return "request_won", name
-    verdict = judge(fresh, latest, now, ctx.settings.idle_ttl, ctx.settings.endpoint_delete_after)
+    verdict = judge(fresh, latest, now, idle_ttl(ctx, name), ctx.settings.endpoint_delete_after)
     if not verdict.delete:
         log.info("sweep: keeping %s, it changed while the sweep decided: %s", name, verdict.reason)
         return "kept", f"{name} ({verdict.reason}, since the decision)"
@@ -266,7 +275,8 @@ def _finish_teardowns(ctx: Context, existing: Mapping[str, set[str]], now: datet
                                   f"{gone} (deleted by a sweep that stopped before recording it, or "
                                   f"by hand); model {run.model_name}:"
                                   f"{run.model_version} stays registered, redeploy is one step",
-                                  {"endpoint": run.endpoint, "teardown": teardowns, **_costs(down)}))
+                                  {"endpoint": run.endpoint, "teardown": teardowns, **_costs(down),
+                                   "project": alert_project(ctx.settings, run)}))
 
 
 def _last_request(ctx: Context, endpoint: str) -> datetime | None:
@@ -328,7 +338,8 @@ def _record_teardown(ctx: Context, endpoint: EndpointInfo, verdict: IdleVerdict,
         # second teardown after a redeploy from being mistaken for a repeat of the first.
         if ctx.ledger.mark_alerted(down, f"endpoint.torn_down#{teardowns}") is not None:
             ctx.alerts.send(Alert(down.run_id, "endpoint.torn_down", "info", summary,
-                                  {"endpoint": endpoint.name, "teardown": teardowns, **_costs(down)}))
+                                  {"endpoint": endpoint.name, "teardown": teardowns, **_costs(down),
+                                   "project": alert_project(ctx.settings, down)}))
     if not runs:
         ctx.alerts.send(Alert(endpoint.name, "endpoint.torn_down", "info",
                               f"endpoint {endpoint.name} (no live run in the ledger) was put to sleep "

@@ -16,6 +16,7 @@ from shared.lifecycle import upload
 from shared.lifecycle.context import Context, log
 from shared.lifecycle.outcome import Outcome, Result
 from shared.names import name_problem
+from shared.projects import is_settings_file
 from shared.staging import BlobRef
 
 
@@ -30,7 +31,8 @@ def check(ctx: Context, now: datetime | None = None) -> list[Outcome]:
         log.exception("could not list %s for uploads no trigger handled", container)
         return outcomes
     for name in names:
-        if is_manifest(name) or name_problem(name) is not None:  # a bad name has its rejected run already
+        if is_manifest(name) or is_settings_file(name) or name_problem(name) is not None:
+            # (a bad name has its rejected run already; a project's settings start no run)
             continue
         try:
             outcome = _check(ctx, BlobRef(container, name), now)

@@ -18,13 +18,15 @@ from shared.dataset import Limits, Parallelism, Report, Sink, scan_upload
 from shared.dataset.overlap import LineDigests
 from shared.finetune import ParameterError, resolve_parameters
 from shared.lifecycle import manifests, naming, rollback
-from shared.lifecycle.context import Context, log
+from shared.lifecycle.context import Context, alert_project, log
 from shared.lifecycle.manifests import RunPlan
 from shared.lifecycle.outcome import Outcome, Result
 from shared.lifecycle.step_message import StepMessage
 from shared.names import name_problem, printable
 from shared.platforms.port import HASH_TAG, RUN_TAG, BaseModelRefused, JobSpec, PlatformError
+from shared.projects import ProjectNameError, endpoint_of, is_settings_file, project_of
 from shared.runs import Run, State
+from shared.settings import project_name
 from shared.staging import BlobInfo, BlobMissing, BlobReader, BlobRef, open_blob, quarantine
 
 
@@ -47,6 +49,13 @@ def on_upload(ctx: Context, upload: BlobRef) -> Outcome:
         return Outcome(Result.IGNORED, detail=f"{upload.container} is not the incoming container")
     if (problem := name_problem(upload.name)) is not None:
         return _bad_name(ctx, upload, problem)
+    project = project_of(ctx.settings, upload.name)
+    try:
+        endpoint_of(ctx.settings, project)
+    except ProjectNameError as exc:
+        return _bad_name(ctx, upload, str(exc))
+    if is_settings_file(upload.name):
+        return _project_file_arrived(ctx, upload, project)
     try:
         plan = manifests.plan_for(ctx, upload)
     except manifests.WaitEnded as ended:
@@ -59,6 +68,15 @@ def on_upload(ctx: Context, upload: BlobRef) -> Outcome:
         return Outcome(Result.IGNORED, detail=_GONE)
     if isinstance(plan, manifests.Waiting):
         return manifests.wait(ctx, plan)
+    try:
+        settings_file = manifests.project_file(ctx, project)
+        if settings_file is not None:
+            plan = manifests.with_project(plan, settings_file[2], *settings_file[:2])
+    except manifests.ManifestRejected as exc:
+        return _refused_data(ctx, upload, f"{upload.path} is not trained: {exc}")
+    except BlobMissing:
+        return Outcome(Result.IGNORED, detail=_GONE)
+    chosen = settings_file[2] if settings_file is not None else None
     info = ctx.staging.properties(plan.train)
     if info is None:
         return Outcome(Result.IGNORED, detail=_GONE)
@@ -88,9 +106,16 @@ def on_upload(ctx: Context, upload: BlobRef) -> Outcome:
         return _reject(ctx, bad, etag, key, report)
 
     forced = str(info.metadata.get("force", "")).lower() == "true"
+    if project != project_name(ctx.settings):  # the same data in another project trains another model
+        staged = dataclasses.replace(staged, content_sha256=hashlib.sha256(
+            f"{staged.content_sha256}:project={project}".encode()).hexdigest())
     run = Run(
         run_id=naming.run_id(staged.content_sha256, key if forced else None),
         state=State.VALIDATED,
+        project=project,
+        idle_ttl_seconds=chosen.idle_ttl_seconds if chosen else None,
+        eval_gate_max_drop=chosen.eval_gate_max_drop if chosen else None,
+        smoke_conversations=chosen.smoke_conversations if chosen else None,
         content_sha256=staged.content_sha256,
         upload=plan.train.path,
         upload_etag=etag,
@@ -207,7 +232,7 @@ def on_upload_failed(ctx: Context, upload: BlobRef, etag: str, reason: str) -> O
         return Outcome(Result.ALREADY_HANDLED, known[0].run_id, known[0].state, "the upload has a run")
     shown = f"{upload.container}/{printable(upload.name)}"
     run = Run(run_id=f"lost-{naming.upload_key(upload.container, upload.name, etag)}", state=State.FAILED,
-              upload=shown, upload_etag=etag, error=reason)
+              project=project_of(ctx.settings, upload.name), upload=shown, upload_etag=etag, error=reason)
     created = ctx.ledger.create(run, note="upload not processed") or ctx.ledger.get(run.run_id)
     if created is not None:
         ctx.alert(created, "upload.failed", "error",
@@ -268,7 +293,8 @@ def _reject(ctx: Context, upload: BlobRef, etag: str, key: str, report: Report) 
     location = quarantine(ctx.staging, upload, ctx.settings.rejected_container, report)
     errors = tuple(report.to_dict()["errors"][:5])
     run = Run(run_id=f"rej-{key}", state=State.REJECTED, content_sha256=report.content_sha256,
-              upload=upload.path, upload_etag=etag, rows=report.rows, error_count=report.error_count,
+              project=project_of(ctx.settings, upload.name), upload=upload.path, upload_etag=etag,
+              rows=report.rows, error_count=report.error_count,
               quarantined_to=location, errors=errors, **screened(report))
     created = ctx.ledger.create(run, note=f"{report.error_count} errors") or ctx.ledger.get(run.run_id)
     if created is not None:
@@ -283,6 +309,7 @@ def _reject(ctx: Context, upload: BlobRef, etag: str, key: str, report: Report) 
 
 def _refuse(ctx: Context, run: Run, note: str, alert_class: str, summary: str, detail: str) -> Outcome:
     """Record a rejected run (its id is deterministic, so a redelivery finds it) and alert once."""
+    run = dataclasses.replace(run, project=run.project or alert_project(ctx.settings, run))
     created = ctx.ledger.create(run, note=note) or ctx.ledger.get(run.run_id)
     if created is not None:
         ctx.alert(created, alert_class, "error", summary)
@@ -296,6 +323,18 @@ def _bad_manifest(ctx: Context, upload: BlobRef, problem: str) -> Outcome:
               error=problem)
     return _refuse(ctx, run, "bad manifest", "upload.rejected",
                    f"manifest {upload.path} was rejected: {problem}", f"manifest: {problem}")
+
+
+def _project_file_arrived(ctx: Context, upload: BlobRef, project: str) -> Outcome:
+    """A project's settings file: checked now (a bad key is refused by name, with one alert), and read again
+    by each later upload of the project; it starts no run itself."""
+    try:
+        manifests.project_file(ctx, project)
+    except manifests.ManifestRejected as exc:
+        return _bad_manifest(ctx, upload, str(exc))
+    except BlobMissing:
+        return Outcome(Result.IGNORED, detail=_GONE)
+    return Outcome(Result.IGNORED, detail=f"the settings of project {project}, for its later uploads")
 
 
 def _refused_data(ctx: Context, upload: BlobRef, problem: str) -> Outcome:
@@ -346,7 +385,7 @@ def _refused_base_model(ctx: Context, upload: BlobRef, etag: str, key: str, base
 
 def _duplicate(ctx: Context, run: Run, key: str) -> Outcome:
     record = Run(run_id=f"dup-{key}", state=State.DUPLICATE, content_sha256=run.content_sha256,
-                 upload=run.upload, upload_etag=run.upload_etag, duplicate_of=run.run_id)
+                 project=run.project, upload=run.upload, upload_etag=run.upload_etag, duplicate_of=run.run_id)
     ctx.ledger.create(record, note=f"same content as {run.run_id}")
     return Outcome(Result.DUPLICATE, record.run_id, State.DUPLICATE,
                    f"same content as run {run.run_id}: no new job (set blob metadata force=true to retrain)")

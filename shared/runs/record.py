@@ -78,6 +78,7 @@ class Run:
     run_id: str
     state: State
     # The upload, and what made this run differ from another on the same data.
+    project: str = ""  # the first folder under incoming/ ('' on runs recorded before projects: the default)
     upload: str = ""  # container/name of the uploaded (train) blob
     upload_etag: str = ""
     content_sha256: str = ""
@@ -88,6 +89,10 @@ class Run:
     tags: Mapping[str, str] = field(default_factory=dict)  # a manifest's tags, added to the job's
     base_model: str = ""
     overrides: Mapping[str, Any] = field(default_factory=dict)  # the manifest's fine-tune parameters
+    # The project's own settings (its project.json when the upload came; None: the app setting).
+    idle_ttl_seconds: float | None = None
+    eval_gate_max_drop: float | None = None
+    smoke_conversations: int | None = None
     forced: bool = False  # blob metadata force=true: train even if the content was trained before
     uploaded_at: datetime | None = None  # when its files were in storage (orders runs: "uploaded later")
     # The scan: counts of a valid upload, or a rejected one's errors; staged files' URLs.

@@ -216,7 +216,12 @@ def test_autopilot_key_prints_the_key_the_front_door_accepts_and_nothing_else(
                                   "AUTOPILOT_DATA_DIR": str(tmp_path / "data")})
     assert printed == f"{front_key(settings)}\n" and len(printed.strip()) >= 32
     assert (tmp_path / "data" / "front-door.key").stat().st_mode & 0o777 == 0o600
-    assert main(["key", "another-project"]) == 2 and capsys.readouterr().out == ""
+    # A project's own key (issue 23): derived from the install's, opening that project only.
+    from shared.front.keys import project_key
+
+    assert main(["key", "sales"]) == 0
+    assert capsys.readouterr().out == f"{project_key(front_key(settings), 'sales')}\n"
+    assert main(["key", "not_a_project"]) == 2 and capsys.readouterr().out == ""
 
 
 def test_front_hold_stays_under_the_http_limit_and_the_model_is_the_name_without_azures_suffix() -> None:

@@ -2,12 +2,13 @@
 
 Hypothesis drives random interleavings: uploads of 1 to 40 rows, job events completed / failed / duplicated /
 lost, step messages delivered one at a time in queue order (delays honoured), handlers that raise or whose
-worker dies between any two platform calls, several runs on the one endpoint, sweeps, and "time passes"
-(STEP_TIMEOUT and more, with sweeps); manifests that wait for a file that never comes, are refused, or are
-completed; operator retries and redeploys, which may fail again (a job failing, a deployment ending Failed).
-After every step: no effect twice (jobs, models, deployments, alerts of one attempt), at most one deployment
-taking traffic per endpoint, every run ended badly has a reason, and every failure of every attempt is one
-alert; after time passes, no run (or waiting manifest) is left outside a terminal state.
+worker dies between any two platform calls, several runs on each of two projects' endpoints, sweeps, and
+"time passes" (STEP_TIMEOUT and more, with sweeps); manifests that wait for a file that never comes, are
+refused, or are completed; operator retries and redeploys, which may fail again (a job failing, a deployment
+ending Failed). After every step: no effect twice (jobs, models, deployments, alerts of one attempt), at most
+one deployment taking traffic per endpoint, every run ended badly has a reason, every failure of every
+attempt is one alert, and no run touches another project's endpoint, lease or alert; after time passes, no
+run (or waiting manifest) is left outside a terminal state.
 
 The example budget is fixed and derandomized (the same examples each run); a failure prints its steps.
 """
@@ -28,6 +29,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from shared import ops
 from shared.platforms.port import Provisioning
+from shared.projects import endpoint_of, run_project
 from shared.runs import State, can_redeploy, can_retry
 from tests.fakes.world import SAMPLE, Killed, MemoryWorld
 
@@ -40,8 +42,10 @@ ENDED_BADLY = {State.ROLLED_BACK, State.FAILED, State.SUPERSEDED, State.REJECTED
 CALLS = ["submit", "register", "begin_deployment", "deployment_status", "score", "set_traffic",
          "delete_deployment"]
 # Alerts about something other than a run ending badly (an outage, a teardown, a warning).
+# Two projects: the default (files at the container's root) and `sales` (files under sales/).
+PROJECT_FOLDERS = ["", "sales/"]
 NOT_AN_END = {"endpoint.unhealthy", "endpoint.torn_down", "deploy.cleanup_failed",
-              "sweep.activity_unavailable", "reconcile.failed", "job.canceled"}
+              "sweep.activity_unavailable", "sweep.failed", "reconcile.failed", "job.canceled"}
 
 
 class Lifecycle(RuleBasedStateMachine):
@@ -54,11 +58,12 @@ class Lifecycle(RuleBasedStateMachine):
     def teardown(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    @rule(rows=st.integers(1, 40), offset=st.integers(0, 8))
-    def upload(self, rows: int, offset: int) -> None:
+    @rule(rows=st.integers(1, 40), offset=st.integers(0, 8), folder=st.sampled_from(PROJECT_FOLDERS))
+    def upload(self, rows: int, offset: int, folder: str) -> None:
+        """An upload to the default project (the container's root) or to another project's folder."""
         self.uploads += 1
         data = b"".join(LINES[offset:offset + rows])
-        self.world.life.on_upload(self.world.drop(f"u{self.uploads}.jsonl", data))
+        self.world.life.on_upload(self.world.drop(f"{folder}u{self.uploads}.jsonl", data))
 
     @rule(kind=st.sampled_from(["waits", "refused", "completed", "never_completed"]),
           rows=st.integers(12, 40))
@@ -191,6 +196,29 @@ class Lifecycle(RuleBasedStateMachine):
             failures = sum(entry.get("state") in ENDED_BADLY for entry in run.history)
             assert sent[run.run_id] == failures, (run.run_id, run.state, run.error, run.history,
                                                   [a for a in self._alerts() if a["run_id"] == run.run_id])
+
+    @invariant()
+    def no_cross_talk_between_projects(self) -> None:
+        """A run deploys only to its own project's endpoint, holds only its lease, and its alerts name it."""
+        settings = self.world.settings
+        runs = {r.run_id: r for r in self.world.ledger.all()}
+        project_of_deployment: dict[tuple[str, str], str] = {}
+        for run in runs.values():
+            project = run_project(settings, run)
+            if run.endpoint:
+                assert run.endpoint == endpoint_of(settings, project), (run.run_id, project, run.endpoint)
+                project_of_deployment[(run.endpoint, run.deployment)] = project
+            lease = self.world.ledger.endpoints.get(run.endpoint) if run.endpoint else None
+            if lease is not None and lease.holder in runs:
+                holder = runs[lease.holder]
+                assert endpoint_of(settings, run_project(settings, holder)) == run.endpoint, (lease, holder)
+        for (endpoint, deployment) in self.world.platform.deployments_made:
+            owner = project_of_deployment.get((endpoint, deployment))
+            assert owner is None or endpoint_of(settings, owner) == endpoint, (endpoint, deployment, owner)
+        for alert in self._alerts():
+            run = runs.get(alert["run_id"])
+            if run is not None and "project" in alert["details"]:
+                assert alert["details"]["project"] == run_project(settings, run), (alert, run.run_id)
 
     @invariant()
     def live_runs_serve(self) -> None:

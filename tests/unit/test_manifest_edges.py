@@ -31,16 +31,16 @@ def manifest(world: MemoryWorld, name: str, doc: dict[str, object] | bytes) -> o
 
 def test_a_manifest_that_waits_is_shown_and_ends_after_manifest_wait_with_one_alert(tmp_path: Path) -> None:
     world = make(tmp_path, MANIFEST_WAIT="6h")
-    waiting = manifest(world, "m/missing.manifest.json", {"data": "missing.jsonl"})
+    waiting = manifest(world, "mset/missing.manifest.json", {"data": "missing.jsonl"})
     assert waiting.result is Result.WAITING and waiting.run_id.startswith("wait-"), waiting
-    assert manifest(world, "m/missing.manifest.json", {"data": "missing.jsonl"}).result is Result.WAITING
+    assert manifest(world, "mset/missing.manifest.json", {"data": "missing.jsonl"}).result is Result.WAITING
     record = world.get(waiting.run_id)  # (the second upload is a new version: its own record)
-    assert record.state is State.WAITING and record.waiting_for == ("m/missing.jsonl",)
+    assert record.state is State.WAITING and record.waiting_for == ("mset/missing.jsonl",)
 
     view = ops.overview(world.life)
     shown = [r for r in view["runs"] if r["run_id"] == waiting.run_id]
-    assert shown and shown[0]["waiting"] == "waiting for m/missing.jsonl since 2026-12-01 09:00:00 UTC"
-    assert "waiting for m/missing.jsonl since" in ops.render_status_page(view)
+    assert shown and shown[0]["waiting"] == "waiting for mset/missing.jsonl since 2026-12-01 09:00:00 UTC"
+    assert "waiting for mset/missing.jsonl since" in ops.render_status_page(view)
 
     world.skipped += timedelta(hours=5)
     world.life.on_sweep()
@@ -53,9 +53,9 @@ def test_a_manifest_that_waits_is_shown_and_ends_after_manifest_wait_with_one_al
     assert world.alerts().count("manifest.expired") == 2  # one per manifest version, each once
 
     # The manifest's event delivered again: nothing new, no second alert.
-    again = world.life.on_upload(BlobRef(world.settings.incoming_container, "m/missing.manifest.json"))
+    again = world.life.on_upload(BlobRef(world.settings.incoming_container, "mset/missing.manifest.json"))
     assert again.result is Result.ALREADY_HANDLED and world.alerts().count("manifest.expired") == 2
-    late = world.life.on_upload(world.drop("m/missing.jsonl"))
+    late = world.life.on_upload(world.drop("mset/missing.jsonl"))
     assert late.result is Result.REJECTED and "stopped waiting" in late.detail, late
     world.drain()
     assert world.platform.specs == {}
@@ -63,11 +63,11 @@ def test_a_manifest_that_waits_is_shown_and_ends_after_manifest_wait_with_one_al
 
 def test_a_waiting_manifest_whose_files_come_starts_its_run(tmp_path: Path) -> None:
     world = make(tmp_path)
-    waiting = manifest(world, "m/own.manifest.json", {"data": "own.jsonl", "test": "held.jsonl"})
-    still = world.life.on_upload(world.drop("m/own.jsonl"))
+    waiting = manifest(world, "mset/own.manifest.json", {"data": "own.jsonl", "test": "held.jsonl"})
+    still = world.life.on_upload(world.drop("mset/own.jsonl"))
     assert still.result is Result.WAITING and still.run_id == waiting.run_id
-    assert world.get(waiting.run_id).waiting_for == ("m/held.jsonl",)
-    started = world.life.on_upload(world.drop("m/held.jsonl", b"".join(ROWS[-5:])))
+    assert world.get(waiting.run_id).waiting_for == ("mset/held.jsonl",)
+    started = world.life.on_upload(world.drop("mset/held.jsonl", b"".join(ROWS[-5:])))
     assert started.result is Result.QUEUED, started
     assert world.get(waiting.run_id).state is State.ARRIVED
     world.skipped += timedelta(days=3)
@@ -76,17 +76,17 @@ def test_a_waiting_manifest_whose_files_come_starts_its_run(tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize(("name", "doc"), [
-    ("m/unk.manifest.json", {"data": "unk.jsonl", "epoch": 2}),
-    ("m/epochs.manifest.json", {"data": "epochs.jsonl", "epochs": "two"}),
-    ("m/tf.manifest.json", {"data": "tf.jsonl", "test_fraction": -1}),
-    ("m/hp.manifest.json", {"data": "hp.jsonl", "hyperparameters": {"num_train_epochs": 0}}),
-    ("m/tf.jsonl.manifest.json", b"{not json"),  # unreadable: it names its default, m/tf.jsonl
+    ("mset/unk.manifest.json", {"data": "unk.jsonl", "epoch": 2}),
+    ("mset/epochs.manifest.json", {"data": "epochs.jsonl", "epochs": "two"}),
+    ("mset/tf.manifest.json", {"data": "tf.jsonl", "test_fraction": -1}),
+    ("mset/hp.manifest.json", {"data": "hp.jsonl", "hyperparameters": {"num_train_epochs": 0}}),
+    ("mset/tf.jsonl.manifest.json", b"{not json"),  # unreadable: it names its default, mset/tf.jsonl
 ])
 def test_a_refused_manifest_stops_the_data_it_names_whatever_its_name(
         tmp_path: Path, name: str, doc: dict[str, object] | bytes) -> None:
     world = make(tmp_path)
     assert manifest(world, name, doc).result is Result.REJECTED
-    data = "m/" + (doc["data"] if isinstance(doc, dict) else "tf.jsonl")  # type: ignore[operator]
+    data = "mset/" + (doc["data"] if isinstance(doc, dict) else "tf.jsonl")  # type: ignore[operator]
     outcome = world.life.on_upload(world.drop(str(data)))
     assert outcome.result is Result.REJECTED, outcome
     assert f"is not trained: its manifest {name}" in outcome.detail
@@ -124,15 +124,15 @@ def test_test_conversations_that_are_also_trained_on_are_reported(tmp_path: Path
 
 def test_runs_are_ordered_by_when_their_uploads_arrived_not_when_their_scans_finished(tmp_path: Path) -> None:
     world = make(tmp_path)
-    first = world.drop("pq.jsonl", b"".join(ROWS[:40]))
+    first = world.drop("abc/pq.jsonl", b"".join(ROWS[:40]))
     world.skipped += timedelta(minutes=1)
-    later = world.drop("a/b/c.jsonl", b"".join(ROWS[10:]))
+    later = world.drop("abc/b/c.jsonl", b"".join(ROWS[10:]))
     world.skipped += timedelta(minutes=1)
     world.life.on_upload(later)  # its scan finished first
     world.skipped += timedelta(minutes=1)
     world.life.on_upload(first)
     world.drain()
-    c, pq = world.run_of("a/b/c.jsonl"), world.run_of("pq.jsonl")
+    c, pq = world.run_of("abc/b/c.jsonl"), world.run_of("abc/pq.jsonl")
     assert pq.uploaded_at is not None and c.uploaded_at is not None and pq.uploaded_at < c.uploaded_at
     world.complete(c)
     world.complete(pq)

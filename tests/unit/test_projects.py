@@ -1,0 +1,158 @@
+"""Many models per install (issue 23): the first folder under incoming/ names a project, and each project has
+its own lineage — endpoint, deploy turns, blue/green, teardown, alerts — and its own key at the front door.
+
+Rule tests on the in-memory world (tests/fakes/world.py): the real handlers and step queue, the in-memory
+platform counting every effect; the front door is the real FrontDoor over the world's lifecycle.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.front import FrontDoor, Refusal
+from shared.front.keys import EVERY_PROJECT, grant, project_key
+from shared.projects import ProjectNameError, endpoint_of, project_of
+from shared.runs import State
+from shared.settings import Settings
+from tests.fakes.world import SAMPLE, MemoryWorld
+
+KEY = "install-key-for-projects"
+LINES = SAMPLE.read_bytes().splitlines(keepends=True)
+SUPPORT, SALES = b"".join(LINES[:30]), b"".join(LINES[10:40])
+
+
+def world_at(tmp_path: Path, **env: str) -> MemoryWorld:
+    world = MemoryWorld(tmp_path, SMOKE_CONVERSATIONS="2", FRONT_DOOR_KEY=KEY, **env)
+
+    def reply(deployment: str, payload: Mapping[str, Any]) -> Any:  # each deployment answers as itself
+        return {"output": f"answer from {deployment}"}
+
+    world.platform.reply = reply
+    return world
+
+
+def alert_records(world: MemoryWorld) -> list[dict[str, Any]]:
+    path = world.settings.data_dir / "alerts.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def ask(door: FrontDoor, model: str, scope: str = EVERY_PROJECT) -> str:
+    answer = door.chat({"model": model, "messages": [{"role": "user", "content": "hi"}]}, 0, scope)
+    return str(answer["choices"][0]["message"]["content"])
+
+
+def serving(world: MemoryWorld, endpoint: str) -> dict[str, int]:
+    return {d: share for d, share in world.platform.endpoints[endpoint].traffic.items() if share}
+
+
+def test_the_first_folder_names_the_project_and_a_root_file_is_the_default_project() -> None:
+    local = Settings.from_env({"AUTOPILOT_STORAGE": "UseDevelopmentStorage=true"})
+    assert project_of(local, "support/2026-12.jsonl") == "support"
+    assert project_of(local, "support/deep/er/x.jsonl") == "support"
+    assert project_of(local, "chats.jsonl") == "autopilot-chat"
+    assert endpoint_of(local, "support") == "support"
+    assert endpoint_of(local, "autopilot-chat") == local.endpoint_name
+    azure = Settings.from_env({"AUTOPILOT_STORAGE": "UseDevelopmentStorage=true",
+                               "AUTOPILOT_PLATFORM": "azureml", "AZUREML_SUBSCRIPTION_ID": "s",
+                               "AZUREML_RESOURCE_GROUP": "g", "AZUREML_WORKSPACE": "w",
+                               "AUTOPILOT_INSTALL_ID": "one"})
+    suffix = azure.endpoint_name.rsplit("-", 1)[1]
+    assert endpoint_of(azure, "support") == f"support-{suffix}"  # unique per region, like the default's
+    assert endpoint_of(azure, "a" * 23).startswith("a" * 23)  # 23 + 9 = Azure's 32
+    for bad in ("a" * 24, "x", "9lives", "sales_team", "ends-", "café"):
+        with pytest.raises(ProjectNameError, match="cannot name a project"):
+            endpoint_of(azure, bad)
+
+
+def test_two_projects_uploaded_at_once_both_go_live_each_on_its_own_endpoint(tmp_path: Path) -> None:
+    world = world_at(tmp_path)
+    world.life.on_upload(world.drop("support/2026-12.jsonl", SUPPORT))
+    world.life.on_upload(world.drop("sales/leads.jsonl", SALES))
+    world.drain(workers=2)
+    support, sales = world.run_of("support/2026-12.jsonl"), world.run_of("sales/leads.jsonl")
+    assert (support.project, sales.project) == ("support", "sales")
+    world.platform.finish(support.job_name)
+    world.platform.finish(sales.job_name)
+    world.life.on_job_event(world.event(support, "Completed"))
+    world.life.on_job_event(world.event(sales, "Completed"))
+    world.drain(workers=2)
+    support, sales = world.get(support.run_id), world.get(sales.run_id)
+    assert support.state == sales.state == State.LIVE
+    assert (support.endpoint, sales.endpoint) == ("support", "sales")
+    # Deploys take turns per project: neither waited for the other's deployment.
+    notes = [entry.get("note", "") for run in (support, sales) for entry in run.history]
+    assert not [n for n in notes if n.startswith("waiting for")], notes
+    door = FrontDoor(world.life, KEY, poll_s=0.01)
+    assert ask(door, "support") == f"answer from {support.deployment}"
+    assert ask(door, "sales") == f"answer from {sales.deployment}"
+    listed = {m["id"]: m for m in door.models()["data"]}
+    assert listed["support"]["state"] == listed["sales"]["state"] == "live"
+    assert listed["support"]["live_version"] == f"{support.model_name}:{support.model_version}"
+    assert listed["autopilot-chat"]["state"] == "never deployed"
+    assert world.alerts() == []
+
+
+def test_a_new_run_of_one_project_leaves_the_others_model_key_and_traffic_alone(tmp_path: Path) -> None:
+    world = world_at(tmp_path)
+    sales = world.live_run("sales/leads.jsonl", SALES)
+    first = world.live_run("support/a.jsonl", SUPPORT)
+    before = (serving(world, "sales"), world.platform.endpoints["sales"].deployments,
+              world.ledger.endpoints.get("sales"))
+    effects_on_sales = [e for e in world.platform.scored if e[0] == "sales"]
+    second = world.live_run("support/b.jsonl", b"".join(LINES[5:35]))
+    assert world.get(first.run_id).state != State.LIVE  # blue/green within the project
+    assert second.endpoint == "support" and serving(world, "support") == {second.deployment: 100}
+    # The other project: same live run, same deployment and traffic, no new request, no alert, same key.
+    assert world.get(sales.run_id).state == State.LIVE
+    assert (serving(world, "sales"), world.platform.endpoints["sales"].deployments,
+            world.ledger.endpoints.get("sales")) == before
+    assert [e for e in world.platform.scored if e[0] == "sales"] == effects_on_sales
+    assert all(a["details"]["project"] == "support" for a in alert_records(world))
+    door = FrontDoor(world.life, KEY, poll_s=0.01)
+    sales_key = project_key(KEY, "sales")
+    assert door.authorize({"authorization": f"Bearer {sales_key}"}) == "sales"
+    assert ask(door, "sales", "sales") == f"answer from {sales.deployment}"
+
+
+def test_a_bad_folder_name_is_refused_by_name_with_one_alert(tmp_path: Path) -> None:
+    world = world_at(tmp_path)
+    blob = world.drop("sales_team/leads.jsonl", SALES)
+    world.life.on_upload(blob)
+    world.life.on_upload(blob)  # delivered twice: still one alert
+    world.drain()
+    (record,) = [r for r in world.ledger.all()]
+    assert record.state == State.REJECTED and "'sales_team' cannot name a project" in record.error
+    assert world.alerts() == ["upload.rejected"]
+    (alert,) = alert_records(world)
+    assert "sales_team" in alert["summary"] and alert["details"]["project"] == "sales_team"
+    assert world.platform.effects["submit"] == 0
+
+
+def test_the_same_data_in_two_projects_trains_twice_not_a_duplicate(tmp_path: Path) -> None:
+    world = world_at(tmp_path)
+    one = world.upload("support/x.jsonl", SUPPORT)
+    other = world.upload("sales/x.jsonl", SUPPORT)
+    assert one.run_id != other.run_id and other.state == State.SUBMITTED
+
+
+def test_a_project_key_opens_its_project_only_and_keys_compare_in_constant_time(tmp_path: Path) -> None:
+    world = world_at(tmp_path)
+    world.live_run("support/a.jsonl", SUPPORT)
+    world.live_run("sales/b.jsonl", SALES)
+    door = FrontDoor(world.life, KEY, poll_s=0.01)
+    support_key = project_key(KEY, "support")
+    assert support_key.startswith("support.") and support_key != project_key(KEY, "sales")
+    assert grant(KEY, KEY) == EVERY_PROJECT and grant(support_key, KEY) == "support"
+    assert grant(support_key[:-1] + "x", KEY) is None
+    assert grant("sales." + support_key.split(".", 1)[1], KEY) is None  # a key is bound to its project
+    scope = door.authorize({"authorization": f"Bearer {support_key}"})
+    with pytest.raises(Refusal) as refused:
+        ask(door, "sales", scope)
+    assert refused.value.status == 404
+    assert [m["id"] for m in door.models(scope)["data"]] == ["support"]
+    assert {m["id"] for m in door.models()["data"]} == {"support", "sales", "autopilot-chat"}
