@@ -206,12 +206,11 @@ class ProjectFile:
         if manifest is None:
             return self.defaults
         base = self.defaults
-        chosen = {f.name: getattr(manifest, f.name) for f in dataclasses.fields(Manifest)
-                  if getattr(manifest, f.name) is not None}
-        return dataclasses.replace(
-            base, **chosen,
-            hyperparameters={**base.hyperparameters, **manifest.hyperparameters},
-            tags={**base.tags, **manifest.tags}, screening={**base.screening, **manifest.screening})
+        merged = ("hyperparameters", "tags", "screening")  # key by key: the manifest's win
+        chosen: dict[str, Any] = {f.name: getattr(manifest, f.name) for f in dataclasses.fields(Manifest)
+                                  if f.name not in merged and getattr(manifest, f.name) is not None}
+        chosen |= {name: {**getattr(base, name), **getattr(manifest, name)} for name in merged}
+        return dataclasses.replace(base, **chosen)
 
 
 def parse_project_file(raw: bytes, name: str) -> ProjectFile:

@@ -141,9 +141,11 @@ def project_file(ctx: Context, project: str) -> tuple[str, bytes, ProjectFile] |
     except BlobMissing:
         return None
     try:
-        return where.name, raw, parse_project_file(raw, where.path)
+        parsed = parse_project_file(raw, where.path)
     except ManifestError as exc:
         raise ManifestRejected(str(exc)) from None
+    overrides_of(parsed.defaults, where.path)  # its fine-tune parameters under the one rule set
+    return where.name, raw, parsed
 
 
 def with_project(plan: RunPlan, project: ProjectFile, name: str, raw: bytes) -> RunPlan:

@@ -156,3 +156,80 @@ def test_a_project_key_opens_its_project_only_and_keys_compare_in_constant_time(
     assert refused.value.status == 404
     assert [m["id"] for m in door.models(scope)["data"]] == ["support"]
     assert {m["id"] for m in door.models()["data"]} == {"support", "sales", "autopilot-chat"}
+
+
+def settings_file(world: MemoryWorld, project: str, doc: dict[str, Any] | bytes) -> Any:
+    raw = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
+    return world.life.on_upload(world.drop(f"{project}/project.json", raw))
+
+
+def test_project_settings_apply_to_its_uploads_and_a_manifest_still_overrides(tmp_path: Path) -> None:
+    world = world_at(tmp_path)
+    settled = settings_file(world, "support", {"base_model": "Phi-4-mini", "epochs": 2, "idle_ttl": "30m",
+                                               "eval_gate_max_drop": 0.2, "smoke_conversations": 1,
+                                               "hyperparameters": {"lora_r": 16}, "tags": {"team": "care"}})
+    assert not settled.run_id and list(world.ledger.all()) == [] and world.alerts() == []
+    plain = world.upload("support/a.jsonl", SUPPORT)
+    assert plain.base_model == "Phi-4-mini" and plain.overrides == {"lora_r": 16, "num_train_epochs": 2}
+    assert (plain.idle_ttl_seconds, plain.eval_gate_max_drop, plain.smoke_conversations) == (1800, 0.2, 1)
+    assert plain.tags == {"team": "care"}
+    world.life.on_upload(world.drop("support/b.jsonl.manifest.json", json.dumps(
+        {"epochs": 3, "hyperparameters": {"learning_rate": 0.0001}}).encode()))
+    chosen = world.upload("support/b.jsonl", b"".join(LINES[3:33]))
+    assert chosen.base_model == "Phi-4-mini"  # the project's, where the manifest says nothing
+    assert chosen.overrides == {"lora_r": 16, "learning_rate": 0.0001, "num_train_epochs": 3}
+    other = world.upload("sales/c.jsonl", SALES)  # another project: none of it
+    assert other.base_model == world.settings.base_model and other.overrides == {}
+    assert other.idle_ttl_seconds is None
+
+
+def test_a_changed_project_file_affects_later_runs_only(tmp_path: Path) -> None:
+    world = world_at(tmp_path)
+    settings_file(world, "support", {"epochs": 2})
+    before = world.upload("support/a.jsonl", SUPPORT)
+    settings_file(world, "support", {"epochs": 4})
+    after = world.upload("support/b.jsonl", b"".join(LINES[2:32]))
+    assert world.get(before.run_id).overrides == {"num_train_epochs": 2}
+    assert after.overrides == {"num_train_epochs": 4}
+    # The same data again under the new settings is another run, not a duplicate.
+    again = world.upload("support/a-again.jsonl", SUPPORT)
+    assert again.state == State.SUBMITTED and again.run_id != before.run_id
+
+
+@pytest.mark.parametrize(("doc", "named"), [
+    ({"epoch": 2}, "'epoch'; did you mean 'epochs'?"),
+    ({"idle_ttl": "soon"}, "'idle_ttl' must be a duration"),
+    ({"eval_gate_max_drop": 2}, "'eval_gate_max_drop' must be a number from 0 to 1"),
+    ({"data": "x.jsonl"}, "'data' (it belongs in an upload's manifest)"),
+    ({"hyperparameters": {"num_train_epochs": 0}}, "num_train_epochs"),
+])
+def test_a_bad_project_file_key_is_refused_by_name_with_one_alert(tmp_path: Path, doc: dict[str, Any],
+                                                                   named: str) -> None:
+    world = world_at(tmp_path)
+    refused = settings_file(world, "support", doc)
+    settings_file(world, "support", doc)  # delivered twice
+    assert refused.state == State.REJECTED and named in refused.detail
+    assert world.alerts() == ["upload.rejected"]
+    # An upload while the file is bad is not trained with other settings: refused, naming the key, once.
+    blob = world.drop("support/a.jsonl", SUPPORT)
+    data = world.life.on_upload(blob)
+    world.life.on_upload(blob)
+    assert data.state == State.REJECTED and named in data.detail and "support/project.json" in data.detail
+    assert world.alerts() == ["upload.rejected"] * 2 and world.platform.effects["submit"] == 0
+    assert {a["details"]["project"] for a in alert_records(world)} == {"support"}
+
+
+def test_each_project_sleeps_after_its_own_idle_ttl(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    world = world_at(tmp_path, IDLE_TTL="2h")
+    settings_file(world, "support", {"idle_ttl": "20m"})
+    support = world.live_run("support/a.jsonl", SUPPORT)
+    sales = world.live_run("sales/b.jsonl", SALES)
+    world.skipped += timedelta(minutes=40)
+    report = world.life.on_sweep()
+    assert report.deleted == ["support"], report
+    assert world.get(support.run_id).state == State.TORN_DOWN
+    assert world.get(sales.run_id).state == State.LIVE
+    assert [(a["alert_class"], a["details"]["project"]) for a in alert_records(world)] == [
+        ("endpoint.torn_down", "support")]
