@@ -34,8 +34,9 @@ def _run_id(req: func.HttpRequest) -> str:
 @bp.function_name("runs_list")
 @bp.route(route="runs", methods=["GET"], auth_level=AUTH)
 def runs_list(req: func.HttpRequest) -> func.HttpResponse:
-    """Every run with its lineage, newest first, plus live endpoints and recent alerts."""
-    return _json(200, ops.overview(lifecycle()))
+    """Every run with its lineage, newest first, plus projects, live endpoints and recent alerts;
+    `?project=P`: project P's only."""
+    return _json(200, ops.overview(lifecycle(), project=req.params.get("project") or None))
 
 
 @bp.function_name("runs_get")
@@ -67,7 +68,7 @@ def runs_retry(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="status", methods=["GET"], auth_level=AUTH)
 def status_page(req: func.HttpRequest) -> func.HttpResponse:
     """The status page: runs, timelines, training figures, live endpoints, alerts. Server-rendered HTML."""
-    html = ops.render_status_page(ops.overview(lifecycle()))
+    html = ops.render_status_page(ops.overview(lifecycle(), project=req.params.get("project") or None))
     return func.HttpResponse(html, status_code=200, mimetype="text/html", charset="utf-8",
                              headers=ops.PAGE_HEADERS)
 

@@ -45,6 +45,7 @@ def add_commands(subparsers: Any) -> None:
     """Add status, drop, redeploy and up to `autopilot`'s subparsers (each sets `run`)."""
     status = subparsers.add_parser("status", help="runs, live endpoints and recent alerts")
     status.add_argument("--json", action="store_true", help="print the API's JSON instead of a table")
+    status.add_argument("--project", help="one project's runs only (its folder under incoming/)")
     _remote(status)
     status.set_defaults(run=_status)
     drop = subparsers.add_parser("drop", help="upload a chat JSONL to the incoming container")
@@ -87,7 +88,7 @@ def _lifecycle() -> Lifecycle:
     return build_lifecycle(_settings())
 
 
-def _call(method: str, url: str, *parts: str) -> tuple[int, Any, str]:
+def _call(method: str, url: str, *parts: str, params: dict[str, str] | None = None) -> tuple[int, Any, str]:
     """(status, JSON body, Location header) of a call to the app's API at `url` + /api/ + `parts` (each
     escaped, so a part can never become a path or a query of its own); `url` alone if there are none."""
     import httpx
@@ -95,7 +96,8 @@ def _call(method: str, url: str, *parts: str) -> tuple[int, Any, str]:
     key = os.environ.get("AUTOPILOT_FUNCTION_KEY", "")
     target = f"{app_url(url)}/api/{'/'.join(quote(p, safe='') for p in parts)}" if parts else url
     try:
-        response = httpx.request(method, target, timeout=60, headers={"x-functions-key": key} if key else {})
+        response = httpx.request(method, target, timeout=60, params=params,
+                                 headers={"x-functions-key": key} if key else {})
     except httpx.HTTPError as exc:
         raise CliError(f"could not reach {url} ({type(exc).__name__}: {str(exc)[:200]}); is the app running? "
                        "Check --url or AUTOPILOT_URL") from None
@@ -139,13 +141,14 @@ def blob_name_argument(name: str) -> str:
 def _status(args: argparse.Namespace) -> int:
     from shared.ops import overview
 
+    project = getattr(args, "project", None)
     if args.url:
-        code, view, _ = _call("GET", args.url, "runs")
+        code, view, _ = _call("GET", args.url, "runs", params={"project": project} if project else None)
         if code != 200:
             print(f"autopilot status: {args.url} answered {code}: {view.get('error', '')}", file=sys.stderr)
             return EXIT_FAILED
     else:
-        view = overview(_lifecycle())
+        view = overview(_lifecycle(), project=project)
     print(json.dumps(view, indent=2, default=str) if args.json else status_text(view))
     return EXIT_OK
 
@@ -154,13 +157,19 @@ def status_text(view: dict[str, Any]) -> str:
     """The overview as a terminal table: one line per run, then endpoints and alerts. Columns are as wide as
     their widest id or state, so they line up; long uploads and models keep their ends, marked with '…'."""
     runs = view.get("runs", [])
+    projects = [f"project {p['name']}: {p['state']}" + (f", live {p['live_version']}" if p.get("live_version")
+                                                        else "") + (", training" if p.get("training")
+                                                                    and p["state"] != "training" else "")
+                + (f", billed {duration(p['billed_hours'] * 3600)}" if p.get("billed_hours") is not None
+                   else "") for p in view.get("projects", [])]
     rows = [(run["run_id"], run["state"], run["upload"]["blob"] + (f" ({run['waiting']})"
                                                                     if run.get("waiting") else ""),
              f"{run['model']['name']}:{run['model']['version']}" if run.get("model") else "",
              (run.get("updated_at") or "")[:19]) for run in runs]
     id_width = max([len("RUN"), *(len(r[0]) for r in rows)])
     state_width = max([len("STATE"), *(len(r[1]) for r in rows)])
-    lines = [f"{'RUN':<{id_width}} {'STATE':<{state_width}} {'UPLOAD':<34} {'MODEL':<30} UPDATED"]
+    lines = [*projects, *([""] if projects else []),
+             f"{'RUN':<{id_width}} {'STATE':<{state_width}} {'UPLOAD':<34} {'MODEL':<30} UPDATED"]
     for run_id, state, upload, model, updated in rows:
         lines.append(f"{run_id:<{id_width}} {state:<{state_width}} {fit(upload, 34):<34} "
                      f"{fit(model, 30):<30} {updated}")

@@ -27,6 +27,7 @@ from shared.alerts import Alert
 from shared.idle import IdleVerdict, asleep, judge, select
 from shared.lifecycle.context import Context, alert_project, log
 from shared.lifecycle.outcome import Outcome
+from shared.ops.figures import duration
 from shared.platforms.port import MANAGED_TAG, DeploymentStatus, EndpointInfo, NotFoundError, PlatformError
 from shared.runs import SERVING, Conflict, IllegalTransition, Run, State
 
@@ -330,8 +331,9 @@ def _record_teardown(ctx: Context, endpoint: EndpointInfo, verdict: IdleVerdict,
                         teardowns=teardowns)
         if down is None:
             continue
-        summary = (f"endpoint {endpoint.name} was put to sleep after {verdict.idle_for} without requests "
-                   f"({down.endpoint_hours} endpoint-hours billed, ~{saved} h saved): its deployment was "
+        # What a reader can check: how long it billed and sat idle; no guess at what was "saved".
+        summary = (f"endpoint {endpoint.name} was put to sleep after {_human(verdict.idle_for)} without "
+                   f"requests (its deployment billed {_human(now - since)}): its deployment was "
                    f"deleted, its URL and key stay, and model {run.model_name}:{run.model_version} wakes on "
                    "the next request through the front door")
         # The compare-and-set to torn_down already makes this handler the only one; the ordinal keeps a
@@ -343,7 +345,8 @@ def _record_teardown(ctx: Context, endpoint: EndpointInfo, verdict: IdleVerdict,
     if not runs:
         ctx.alerts.send(Alert(endpoint.name, "endpoint.torn_down", "info",
                               f"endpoint {endpoint.name} (no live run in the ledger) was put to sleep "
-                              f"after {verdict.idle_for} without requests", {"endpoint": endpoint.name}))
+                              f"after {_human(verdict.idle_for)} without requests",
+                              {"endpoint": endpoint.name}))
 
 
 def _activity_unknown(ctx: Context, endpoint: str, exc: Exception,
@@ -381,6 +384,11 @@ def _deployed_at(run: Run) -> datetime | None:
 def _costs(run: Run) -> dict[str, object]:
     keys = ("endpoint_hours", "idle_hours", "hours_saved", "cost_reference_hours")
     return {key: getattr(run, key) for key in keys if getattr(run, key) is not None}
+
+
+def _human(span: timedelta | None) -> str:
+    """'5 s', '2 h 14 min': a duration as the page writes it."""
+    return duration(span.total_seconds() if span is not None else None)
 
 
 def _hours(span: timedelta) -> float:

@@ -53,6 +53,7 @@ def render_status_page(view: Mapping[str, Any], refresh_seconds: int = 30) -> st
         'platform '
         f'<b>{_e(view.get("platform"))}</b> · idle TTL {duration(view.get("idle_ttl_seconds"))} · '
         f'generated {_e(_short_time(view.get("generated_at")))} (refreshes every {refresh_seconds} s)</p>',
+        _projects(view.get("projects", [])),
         _endpoints(view.get("endpoints", [])),
         _runs_table(runs),
         _alerts(view.get("alerts", [])),
@@ -87,6 +88,30 @@ def _endpoints(endpoints: Sequence[Mapping[str, Any]]) -> str:
             f"<tbody>{rows}</tbody></table>")
 
 
+def _projects(projects: Sequence[Mapping[str, Any]]) -> str:
+    """One line per project: which assistants are live, asleep, training or failing, and what they billed."""
+    if not projects:
+        return ""
+    rows = "".join(
+        f"<tr><td><code>{_e(p['name'])}</code></td><td>{badge(_PROJECT_BADGE.get(p['state'], p['state']))}"
+        f"{_TRAINING if p.get('training') and p['state'] != 'training' else ''}"
+        f"</td><td>{_e(p.get('live_version') or '')}</td><td><code>{_e(p.get('endpoint'))}</code></td>"
+        f"<td>{_e(p.get('runs'))}</td><td>{_billed(p.get('billed_hours'))}</td></tr>" for p in projects)
+    return ("<h2>Projects</h2><table><thead><tr><th>project (model)</th><th>state</th><th>live version</th>"
+            "<th>endpoint</th><th>runs</th><th>billed (torn-down deployments)</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table>")
+
+
+_TRAINING = ' <span class="meta">and training</span>'
+# A project's state shown with the badge of the run state it stands for.
+_PROJECT_BADGE = {"asleep": "torn_down", "training": "running", "failing": "failed",
+                  "never deployed": "received"}
+
+
+def _billed(hours: Any) -> str:
+    return duration(float(hours) * 3600) if isinstance(hours, int | float) else "—"
+
+
 def _health(health: str | None) -> str:
     # Only the bad news is shown: an endpoint whose deployment stopped answering still bills until redeployed.
     return ' <span class="badge bad">unhealthy: redeploy</span>' if health == "unhealthy" else ""
@@ -97,7 +122,14 @@ def _runs_table(runs: Sequence[Mapping[str, Any]]) -> str:
         return ("<h2>Runs</h2><p class=\"meta\">No runs yet. Drop a chat JSONL into the incoming container "
                 "(<code>autopilot drop FILE</code>).</p>")
     rows = []
-    for run in runs:
+    # Grouped by project (a heading row each), newest first within a project.
+    ordered = sorted(runs, key=lambda r: str(r.get("project") or ""))  # stable: keeps newest first
+    shown_project: object = None
+    for run in ordered:
+        if run.get("project") and run.get("project") != shown_project:
+            shown_project = run.get("project")
+            rows.append(f'<tr class="project"><th colspan="9">project <code>{_e(shown_project)}</code>'
+                        "</th></tr>")
         model, job, endpoint = run.get("model"), run.get("job"), run.get("endpoint")
         rows.append(
             f'<tr id="row-{_e(run["run_id"])}"><td><a href="#run-{_e(run["run_id"])}"><code>'
@@ -212,13 +244,23 @@ def _job_link(job: Mapping[str, Any] | None) -> str:
 def _costs(costs: Mapping[str, Any], long: bool = False) -> str:
     if not costs:
         return ""
+    # What a reader can check: how long the deployment billed, and how long it has been asleep since
+    # (nothing billing). No "hours saved" against a made-up reference.
+    billed = costs.get("endpoint_hours")
+    hours = costs.get("asleep_hours")  # as of the overview's time
+    asleep = float(hours) * 3600 if isinstance(hours, int | float) else None
+    parts = [f"billed {_billed(billed)}" if billed is not None else "",
+             f"asleep {duration(asleep)} since" if asleep is not None else ""]
     if not long:
-        billed = costs.get("endpoint_hours")
-        saved = costs.get("hours_saved")
-        return _e(" · ".join(p for p in (f"{billed} h billed" if billed is not None else "",
-                                         f"~{saved} h saved" if saved is not None else "") if p))
+        return _e(" · ".join(p for p in parts if p))
+    shown = {**({"billed": _billed(billed)} if billed is not None else {}),
+             **({"idle before sleep": _billed(costs["idle_hours"])} if costs.get("idle_hours") is not None
+                else {}),
+             **({"asleep since": f"{_short_time(costs.get('asleep_since'))} ({duration(asleep)})"}
+                if asleep is not None else {}),
+             **{k: v for k, v in costs.items() if k in ("teardowns", "wakes")}}
     return "<table>" + "".join(f"<tr><th>{_e(k.replace('_', ' '))}</th><td>{_e(v)}</td></tr>"
-                               for k, v in costs.items()) + "</table>"
+                               for k, v in shown.items()) + "</table>"
 
 
 def _parse(raw: Any) -> datetime | None:

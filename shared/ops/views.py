@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from shared.alerts import JsonlAlertSink
 from shared.idle import idle_since
 from shared.platforms.port import MANAGED_TAG, RUN_TAG, JobState, Platform, PlatformError
+from shared.projects import ProjectView, project_views, run_project
 from shared.runs import SERVING, Run, State, operator_actions
 
 if TYPE_CHECKING:
@@ -111,7 +112,10 @@ def run_view(run: Run, job: JobFigures | None = None, base_path: str = "/api") -
         "history": [dict(entry) for entry in run.history],
         "alerts": list(run.alerts),
         "costs": {**_known(run, COST_FIELDS), **({"teardowns": run.teardowns} if run.teardowns else {}),
-                  **({"wakes": run.wakes} if run.wakes else {})},
+                  **({"wakes": run.wakes} if run.wakes else {}),
+                  # Asleep (nothing billing) since then: what the page counts as hours not billed.
+                  **({"asleep_since": _iso(run.torn_down_at)} if run.state == State.TORN_DOWN
+                     and run.torn_down_at else {})},
         "actions": actions,
         "links": {"self": f"{base_path}/runs/{run.run_id}",
                   **{action: f"{base_path}/runs/{run.run_id}/{action}" for action in actions}},
@@ -140,27 +144,47 @@ def sorted_runs(runs: Iterable[Run]) -> list[Run]:
 def run_document(life: Lifecycle, run: Run, base_path: str = "/api") -> dict[str, Any]:
     """One run for GET /api/runs/{id}, with its job's figures read from the platform."""
     job = JOBS.figures(life.platform, run.job_name) if run.job_name else None
-    return run_view(run, job, base_path)
+    return {**run_view(run, job, base_path), "project": run_project(life.ctx.settings, run)}
 
 
 def overview(life: Lifecycle, *, now: datetime | None = None, base_path: str = "/api",
-             alerts_limit: int = 20) -> dict[str, Any]:
-    """Everything the status page shows: runs (newest first), live endpoints with idle times, alerts."""
+             alerts_limit: int = 20, project: str | None = None) -> dict[str, Any]:
+    """Everything the status page shows: projects at a glance, runs (newest first), live endpoints with
+    idle times, alerts; `project`: that project's only."""
     now = now or life.ledger.now()
-    runs = sorted_runs(life.ledger.all())
+    settings = life.ctx.settings
+    every = list(life.ledger.all())
+    projects = [p for p in project_views(settings, every) if project in (None, p.name)]
+    runs = sorted_runs(r for r in every if project in (None, run_project(settings, r)))
     views = []
     for index, run in enumerate(runs):
         job = JOBS.figures(life.platform, run.job_name) if run.job_name and index < JOB_LOOKUPS else None
-        views.append(run_view(run, job, base_path))
+        view = {**run_view(run, job, base_path), "project": run_project(settings, run)}
+        if run.state == State.TORN_DOWN and run.torn_down_at:  # asleep this long: nothing billed meanwhile
+            view["costs"]["asleep_hours"] = round((now - run.torn_down_at).total_seconds() / 3600, 4)
+        views.append(view)
+    endpoints = {p.endpoint for p in projects}
     return {
         "generated_at": now.isoformat(),
         "platform": life.ctx.settings.platform,
+        "project": project,
+        "projects": [project_summary(p) for p in projects],
         "idle_ttl_seconds": life.ctx.settings.idle_ttl.total_seconds(),
         "counts": _counts(runs),
         "runs": views,
-        "endpoints": endpoints_view(life, runs, now),
+        "endpoints": [e for e in endpoints_view(life, runs, now)
+                      if project is None or e["name"] in endpoints],
         "alerts": recent_alerts(life, runs, alerts_limit),
     }
+
+
+def project_summary(view: ProjectView) -> dict[str, Any]:
+    """One project at a glance: live, asleep, training, failing or never deployed; its live model; what its
+    deployments billed (hours, from the teardowns recorded so far)."""
+    billed = [r.endpoint_hours for r in view.runs if r.endpoint_hours is not None]
+    return {"name": view.name, "endpoint": view.endpoint, "state": view.state,
+            "live_version": view.live_version or None, "training": view.training, "runs": len(view.runs),
+            "billed_hours": round(sum(billed), 4) if billed else None}
 
 
 def endpoints_view(life: Lifecycle, runs: Sequence[Run], now: datetime) -> list[dict[str, Any]]:
@@ -189,7 +213,8 @@ def endpoints_view(life: Lifecycle, runs: Sequence[Run], now: datetime) -> list[
             "run_id": run.run_id if run else endpoint.tags.get(RUN_TAG, ""),
             "model": f"{run.model_name}:{run.model_version}" if run else "",
             "last_request_at": _iso(last_request), "idle_seconds": _seconds(idle),
-            "teardown_in_seconds": _seconds(max(ttl - idle, timedelta(0))) if idle is not None else None,
+            "teardown_in_seconds": _seconds(max(_ttl(run, ttl) - idle, timedelta(0))) if idle is not None
+            else None,
             "activity_known": known,
             # The sweep's last health read: "unhealthy" until a redeploy (the run's error says why).
             "health": "unhealthy" if run and run.state == State.UNHEALTHY else "ok" if run else "",
@@ -197,11 +222,17 @@ def endpoints_view(life: Lifecycle, runs: Sequence[Run], now: datetime) -> list[
     return views
 
 
+def _ttl(run: Run | None, default: timedelta) -> timedelta:
+    """The idle TTL of the endpoint's project (its project.json's, recorded on the serving run)."""
+    return timedelta(seconds=run.idle_ttl_seconds) if run and run.idle_ttl_seconds else default
+
+
 def recent_alerts(life: Lifecycle, runs: Sequence[Run], limit: int) -> list[dict[str, Any]]:
     """Newest alerts first: from the local alert file when there is one, else the classes the ledger keeps."""
     files = [s for s in life.ctx.alerts.sinks if isinstance(s, JsonlAlertSink)]
     if files:
-        found = [a for sink in files for a in sink.read()]
+        ids = {r.run_id for r in runs}  # the runs shown (one project's, when the view is of one project)
+        found = [a for sink in files for a in sink.read() if a.get("run_id") in ids or not runs]
         found.sort(key=lambda a: str(a.get("at", "")), reverse=True)
         return [{k: a.get(k) for k in ("at", "run_id", "alert_class", "severity", "summary")}
                 for a in found[:limit]]

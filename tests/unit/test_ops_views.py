@@ -91,7 +91,8 @@ def test_the_page_is_self_contained_and_shows_each_run() -> None:
     assert 'data-state="live"' in page and "ft-tiny-chat:3" in page and "<polyline" in page
     assert "run-&lt;b&gt;" in page and "quota &lt;exceeded&gt;" in page and "run-<b>" not in page
     assert "1 min 5 s" in page and "1 h 58 min" in page  # idle for, teardown in
-    assert "0.5 h billed" in page and "POST /api/runs/run-&lt;b&gt;/retry" in page
+    assert "billed 30 min 0 s" in page and "h saved" not in page
+    assert "POST /api/runs/run-&lt;b&gt;/retry" in page
 
 
 def test_the_empty_page_says_what_to_do() -> None:

@@ -8,6 +8,7 @@ platform counting every effect; the front door is the real FrontDoor over the wo
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -233,3 +234,44 @@ def test_each_project_sleeps_after_its_own_idle_ttl(tmp_path: Path) -> None:
     assert world.get(sales.run_id).state == State.LIVE
     assert [(a["alert_class"], a["details"]["project"]) for a in alert_records(world)] == [
         ("endpoint.torn_down", "support")]
+
+
+def test_the_page_api_and_cli_show_runs_by_project_with_human_durations_and_no_made_up_savings(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import timedelta
+
+    import azure.functions as func
+
+    import functions.runs_api
+    from shared import ops
+    from shared.cli_ops import status_text
+
+    world = world_at(tmp_path, IDLE_TTL="1h")
+    support = world.live_run("support/a.jsonl", SUPPORT)
+    world.live_run("sales/b.jsonl", SALES)
+    world.upload("sales/c.jsonl", b"".join(LINES[20:50]))  # training
+    world.skipped += timedelta(hours=2, minutes=14)
+    settings_file(world, "sales", {"idle_ttl": "1d"})  # later runs only: the live sales run keeps 1 h
+    world.life.on_sweep()
+    (alert,) = [a for a in alert_records(world) if a["details"]["project"] == "support"]
+    assert re.search(r"after 2 h \d+ min without requests \(its deployment billed 2 h \d+ min\)",
+                     alert["summary"]) and "saved" not in alert["summary"]
+    assert "0:" not in alert["summary"]
+
+    monkeypatch.setattr(functions.runs_api, "lifecycle", lambda: world.life)
+    request = func.HttpRequest("GET", "/api/runs", params={"project": "support"}, body=b"")
+    only = json.loads(functions.runs_api.runs_list(request).get_body())
+    assert [r["run_id"] for r in only["runs"]] == [support.run_id]
+    assert [p["name"] for p in only["projects"]] == ["support"]
+    assert only["projects"][0]["state"] == "asleep" and only["projects"][0]["billed_hours"] > 2
+
+    view = ops.overview(world.life)
+    states = {p["name"]: p["state"] for p in view["projects"]}
+    # sales: asleep, and a newer upload is training (training shows first); the default never deployed.
+    assert states == {"autopilot-chat": "never deployed", "sales": "training", "support": "asleep"}
+    page = ops.render_status_page(view)
+    assert "<h2>Projects</h2>" in page and 'project <code>sales</code>' in page
+    assert page.index('project <code>sales</code>') < page.index('project <code>support</code>')
+    assert "h saved" not in page and re.search(r"billed 2 h \d+ min · asleep \d+ s since", page)
+    text = status_text(ops.overview(world.life, project="support"))
+    assert text.startswith("project support: asleep") and "sales" not in text
