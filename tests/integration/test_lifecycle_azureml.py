@@ -285,3 +285,35 @@ def test_a_deployment_that_ends_failed_on_azure_is_rolled_back_with_one_alert(ap
     info = app.azure.platform.get_endpoint(app.endpoint)
     assert info is not None and info.deployments == () and app.traffic() == [{}]
     assert [a["alert_class"] for a in app.alerts()] == ["deploy.failed"]
+
+
+def test_two_projects_go_live_at_once_each_on_its_own_online_endpoint(app: App) -> None:
+    """Issue 23: one online endpoint per project (docs/azure.md says why), named project + install suffix."""
+    lines = SAMPLE.read_bytes().splitlines(keepends=True)
+    support = app.upload("support/2026-12.jsonl", b"".join(lines[:30]))
+    sales = app.upload("sales/leads.jsonl", b"".join(lines[10:40]))
+    for run in (support, sales):  # both jobs end before either deploys: their deploys run side by side
+        app.azure.wire.workspace.finish_job(run.job_name, "Completed")
+    for run in (support, sales):
+        job = app.azure.job(run.job_name)
+        body = run_event(run.job_name, "Completed", experiment=str(job["experimentName"]),
+                         tags=dict(job.get("tags") or {}))
+        app.life.on_job_event(parse_run_event(json.loads(json.dumps(body))))
+    run_steps(app.life)
+    suffix = app.endpoint.rsplit("-", 1)[1]
+    live = {run.project: app.life.ledger.get(run.run_id) for run in (support, sales)}
+    assert {p: (r.state, r.endpoint) for p, r in live.items() if r} == {
+        "support": (State.LIVE, f"support-{suffix}"), "sales": (State.LIVE, f"sales-{suffix}")}
+    wire = app.azure.wire.endpoints
+    for run in live.values():
+        assert run is not None
+        assert wire.endpoints[run.endpoint]["tags"][MANAGED_TAG] == "true"
+        assert app.azure.platform.get_endpoint(run.endpoint).traffic == {run.deployment: 100}  # type: ignore[union-attr]
+    assert sorted(wire.created_deployments) == sorted((r.endpoint, r.deployment) for r in live.values() if r)
+    assert app.endpoint not in wire.endpoints  # the default project has no upload: no endpoint made
+    door = FrontDoor(app.life, "front-key", poll_s=0)
+    for project, run in live.items():
+        assert run is not None
+        answer = door.chat({"model": project, "messages": [{"role": "user", "content": "hi"}]}, hold_s=0)
+        assert answer["choices"][0]["message"]["content"] == f"answer from {run.deployment}"
+    assert app.alerts() == [] and app.azure.wire.transport.denied == []
