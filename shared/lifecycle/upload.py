@@ -23,8 +23,8 @@ from shared.lifecycle.manifests import RunPlan
 from shared.lifecycle.outcome import Outcome, Result
 from shared.lifecycle.step_message import StepMessage
 from shared.names import name_problem, printable
-from shared.platforms.port import HASH_TAG, RUN_TAG, BaseModelRefused, JobSpec, PlatformError
-from shared.projects import ProjectNameError, endpoint_of, is_settings_file, project_of
+from shared.platforms.port import HASH_TAG, PROJECT_TAG, RUN_TAG, BaseModelRefused, JobSpec, PlatformError
+from shared.projects import ProjectNameError, endpoint_of, is_settings_file, project_of, run_project
 from shared.runs import Run, State
 from shared.settings import project_name
 from shared.staging import BlobInfo, BlobMissing, BlobReader, BlobRef, open_blob, quarantine
@@ -259,7 +259,8 @@ def submit_step(ctx: Context, run: Run, message: StepMessage) -> Outcome:
         train_uri=run.train_uri,
         test_uri=run.test_uri,
         parameters={**ctx.settings.finetune_overrides, **run.overrides},
-        tags={**run.tags, RUN_TAG: run.run_id, HASH_TAG: run.content_sha256},
+        tags={**run.tags, RUN_TAG: run.run_id, HASH_TAG: run.content_sha256,
+              PROJECT_TAG: run_project(ctx.settings, run)},
     )
     try:
         job = ctx.call(ctx.platform.submit, spec)

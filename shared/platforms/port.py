@@ -90,6 +90,7 @@ MANAGED_TAG = "autopilot-managed"
 KEEP_TAG = "autopilot-keep"
 RUN_TAG = "autopilot-run-id"
 HASH_TAG = "autopilot-content-sha256"
+PROJECT_TAG = "autopilot-project"  # the project a job trains for (its endpoint is the project's)
 
 
 class PlatformError(Exception):

@@ -17,6 +17,7 @@ import pytest
 
 from shared.front import FrontDoor, Refusal
 from shared.front.keys import EVERY_PROJECT, grant, project_key
+from shared.platforms.port import PROJECT_TAG
 from shared.projects import ProjectNameError, endpoint_of, project_of
 from shared.runs import State
 from shared.settings import Settings
@@ -139,6 +140,9 @@ def test_the_same_data_in_two_projects_trains_twice_not_a_duplicate(tmp_path: Pa
     one = world.upload("support/x.jsonl", SUPPORT)
     other = world.upload("sales/x.jsonl", SUPPORT)
     assert one.run_id != other.run_id and other.state == State.SUBMITTED
+    # Each job says its project, so the engine compares it with that project's live model.
+    assert world.platform.specs[one.job_name].tags[PROJECT_TAG] == "support"
+    assert world.platform.specs[other.job_name].tags[PROJECT_TAG] == "sales"
 
 
 def test_a_project_key_opens_its_project_only_and_keys_compare_in_constant_time(tmp_path: Path) -> None:

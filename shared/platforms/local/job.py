@@ -234,11 +234,17 @@ def _chat(model: Any, tokenizer: Any, name: str) -> Any:
 
 
 def _ask_live(job: Job, evidence: Evidence, base: str, test_rows: list[dict[str, Any]], plan: Any) -> None:
-    """The endpoint's current model on the same test split (the run's models go to settings' endpoint)."""
+    """The current model of the run's project on the same test split (its endpoint: the project's)."""
     from shared.platforms.local.evaluate import ask_live, live_model
     from shared.platforms.local.training import held_out_loss
+    from shared.platforms.port import PROJECT_TAG
+    from shared.projects import ProjectNameError, endpoint_of
 
-    live = live_model(job.settings, job.settings.endpoint_name)
+    try:
+        endpoint = endpoint_of(job.settings, job.spec.tags.get(PROJECT_TAG, ""))
+    except ProjectNameError:  # a job submitted before projects: the default project's endpoint
+        endpoint = job.settings.endpoint_name
+    live = live_model(job.settings, endpoint)
     if live is None:
         return
     work = job.dir / "live-eval"
