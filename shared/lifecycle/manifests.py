@@ -32,6 +32,7 @@ from shared.finetune import ParameterError, resolve_parameters
 from shared.lifecycle import naming
 from shared.lifecycle.context import Context, log
 from shared.lifecycle.outcome import Outcome, Result
+from shared.ops.figures import duration
 from shared.projects import SETTINGS_FILE, project_of
 from shared.runs import Conflict, IllegalTransition, Run, State
 from shared.staging import BlobMissing, BlobRef, read_all
@@ -284,7 +285,8 @@ def expire_waiting(ctx: Context, now: datetime) -> list[Outcome]:
         since = record.created_at or now
         if now - since < ctx.settings.manifest_wait:
             continue
-        reason = (f"manifest {record.upload} waited {ctx.settings.manifest_wait} (MANIFEST_WAIT) for "
+        waited = duration(ctx.settings.manifest_wait.total_seconds())
+        reason = (f"manifest {record.upload} waited {waited} (MANIFEST_WAIT) for "
                   f"{', '.join(record.waiting_for)}, which never came; upload the manifest again, then its "
                   "files")
         try:

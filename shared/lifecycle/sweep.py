@@ -325,7 +325,7 @@ def _record_teardown(ctx: Context, endpoint: EndpointInfo, verdict: IdleVerdict,
     for run in runs:
         since = endpoint.last_deployed_at or endpoint.created_at or _deployed_at(run) or now
         teardowns = run.teardowns + 1
-        down = _advance(ctx, run, SERVING, State.TORN_DOWN, verdict.reason,
+        down = _advance(ctx, run, SERVING, State.TORN_DOWN, f"idle for {_human(verdict.idle_for)}",
                         endpoint_hours=_hours(now - since), idle_hours=idle_hours, hours_saved=saved,
                         torn_down_at=now, cost_reference_hours=ctx.settings.cost_reference_hours,
                         teardowns=teardowns)

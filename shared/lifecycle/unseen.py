@@ -16,6 +16,7 @@ from shared.lifecycle import upload
 from shared.lifecycle.context import Context, log
 from shared.lifecycle.outcome import Outcome, Result
 from shared.names import name_problem
+from shared.ops.figures import duration
 from shared.projects import is_settings_file
 from shared.staging import BlobRef
 
@@ -48,7 +49,8 @@ def _check(ctx: Context, blob: BlobRef, now: datetime) -> Outcome | None:
     info = ctx.staging.properties(blob)
     if info is None or info.uploaded_at is None or now - info.uploaded_at < ctx.settings.lost_upload_after:
         return None
-    reason = (f"no blob trigger handled it in {ctx.settings.lost_upload_after} (its event never came, or the "
+    after = duration(ctx.settings.lost_upload_after.total_seconds())
+    reason = (f"no blob trigger handled it in {after} (its event never came, or the "
               "trigger gave up)")
     outcome = upload.on_upload_failed(ctx, blob, info.etag, reason)
     return None if outcome.result == Result.ALREADY_HANDLED else outcome

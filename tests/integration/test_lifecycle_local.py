@@ -171,3 +171,35 @@ def test_a_base_model_directory_that_does_not_exist_is_refused_before_staging(li
     run = lifecycle.ledger.get(outcome.run_id)
     assert run is not None and "/no/such/model-dir" in run.error and "BASE_MODEL" in run.error
     assert not (lifecycle.ctx.settings.data_dir / "jobs").exists(), "no job was started"
+
+
+def test_two_projects_uploaded_at_once_go_live_on_their_own_endpoints_and_answer_through_the_front_door(
+        lifecycle: Lifecycle) -> None:
+    """Issue 23 on the real engine (tiny random model): two folders, two projects, two endpoints, each
+    serving the model trained on its own upload, both reached through the front door by project name."""
+    from shared.platforms.local.endpoints import LocalEndpoints
+
+    lines = SAMPLE.read_bytes().splitlines(keepends=True)
+    uploads = {"support": b"".join(lines[:30]), "sales": b"".join(lines[18:48])}
+    for project, data in uploads.items():
+        lifecycle.on_upload(upload(lifecycle, f"{project}/chats.jsonl", data))
+    run_steps(lifecycle)  # both submit steps
+    runs = {p: lifecycle.ledger.find(upload=f"{lifecycle.ctx.settings.incoming_container}/{p}/chats.jsonl")[0]
+            for p in uploads}
+    assert {p: r.state for p, r in runs.items()} == {"support": State.SUBMITTED, "sales": State.SUBMITTED}
+    for _ in runs:  # both jobs end before either deploys: their deploys run side by side
+        lifecycle.on_job_event(parse_run_event(next_terminal_event(lifecycle)))
+    run_steps(lifecycle)
+    door = FrontDoor(lifecycle, "front-key", poll_s=0)
+    endpoints = LocalEndpoints(lifecycle.ctx.settings)
+    served_models = set()
+    for project, run in runs.items():
+        live = lifecycle.ledger.get(run.run_id)
+        assert live is not None and live.state == State.LIVE and live.endpoint == project, live
+        served_models.add((live.model_name, live.model_version))
+        served = endpoints.serving_model(project)  # the model registered from this project's own job
+        assert served is not None and (served.name, served.version) == (live.model_name, live.model_version)
+        answer = door.chat({"model": project, "messages": [{"role": "user", "content": "Hi"}],
+                            "max_tokens": 4}, hold_s=0)
+        assert answer["choices"][0]["message"]["content"]
+    assert len(served_models) == 2  # two models, one per project's data
