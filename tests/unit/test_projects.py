@@ -279,3 +279,33 @@ def test_the_page_api_and_cli_show_runs_by_project_with_human_durations_and_no_m
     assert "h saved" not in page and re.search(r"billed 2 h \d+ min · asleep \d+ s since", page)
     text = status_text(ops.overview(world.life, project="support"))
     assert text.startswith("project support: asleep") and "sales" not in text
+
+
+def test_the_front_doors_routes_honour_a_project_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import azure.functions as func
+
+    import functions.front_door
+
+    world = world_at(tmp_path)
+    support = world.live_run("support/a.jsonl", SUPPORT)
+    world.live_run("sales/b.jsonl", SALES)
+    door = FrontDoor(world.life, KEY, poll_s=0.01)
+    monkeypatch.setattr(functions.front_door, "front", lambda: door)
+    headers = {"Authorization": f"Bearer {project_key(KEY, 'support')}"}
+
+    def chat(model: str) -> func.HttpResponse:
+        body = json.dumps({"model": model, "messages": [{"role": "user", "content": "hi"}]}).encode()
+        return functions.front_door.front_chat(func.HttpRequest("POST", "/api/v1/chat/completions", body=body,
+                                                                headers=headers))
+
+    listed = functions.front_door.front_models(func.HttpRequest("GET", "/api/v1/models", body=b"",
+                                                                headers=headers))
+    assert [m["id"] for m in json.loads(listed.get_body())["data"]] == ["support"]
+    mine = chat("support")
+    assert mine.status_code == 200
+    answer = json.loads(mine.get_body())["choices"][0]["message"]["content"]
+    assert answer == f"answer from {support.deployment}"
+    theirs = chat("sales")
+    assert theirs.status_code == 404 and json.loads(theirs.get_body())["error"]["code"] == "model_not_found"
+    headers["Authorization"] = "Bearer support.not-the-mac"
+    assert chat("support").status_code == 401
