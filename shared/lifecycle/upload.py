@@ -106,11 +106,11 @@ def on_upload(ctx: Context, upload: BlobRef) -> Outcome:
         return _reject(ctx, bad, etag, key, report)
 
     forced = str(info.metadata.get("force", "")).lower() == "true"
+    identity = staged.content_sha256  # what a run is keyed by: its content, and (but one) its project
     if project != project_name(ctx.settings):  # the same data in another project trains another model
-        staged = dataclasses.replace(staged, content_sha256=hashlib.sha256(
-            f"{staged.content_sha256}:project={project}".encode()).hexdigest())
+        identity = hashlib.sha256(f"{identity}:project={project}".encode()).hexdigest()
     run = Run(
-        run_id=naming.run_id(staged.content_sha256, key if forced else None),
+        run_id=naming.run_id(identity, key if forced else None),
         state=State.VALIDATED,
         project=project,
         idle_ttl_seconds=chosen.idle_ttl_seconds if chosen else None,
