@@ -117,7 +117,9 @@ def _run_section(run: Mapping[str, Any], open_: bool) -> str:
     figures = "".join(f"<tr><th>{_e(k)}</th><td>{v:.4g}</td></tr>" for k, v in sorted(metrics.items()))
     curve = loss_curve_svg(job.get("loss_curve") or [], eval_loss=metrics.get("eval_loss"))
     lineage = [("upload", run["upload"]["blob"]), ("content sha256", run["upload"]["content_sha256"][:16]),
-               ("base model", run.get("base_model")), ("job", job.get("id")),
+               ("base model", run.get("base_model")),
+               ("trained on from", " → ".join(filter(None, [run.get("lineage")])) if run.get("started_from")
+                else ""), ("job", job.get("id")),
                ("model", f"{run['model']['name']}:{run['model']['version']}" if run.get("model") else ""),
                ("endpoint", f"{run['endpoint']['name']}/{run['endpoint']['deployment']}"
                 if run.get("endpoint") else ""), ("error", run.get("error"))]
