@@ -65,7 +65,7 @@ class Adapter:
     spec: JobSpec
     refused_model: str  # a base model this platform cannot fine-tune
     # What its fine-tune honours of the chat format: the local engine labels learned turns and renders tools
-    # itself; chat_completion_pipeline has no input for either. The in-memory fake stands in for the local one.
+    # itself; chat_completion_pipeline has no input for either. The in-memory fake stands in for the local.
     honours = TrainingSupport(per_turn_weights=True, tool_calling=True)
     # The local request log is written as each request is served; Azure Monitor's RequestsPerMinute arrives
     # minutes late, so right after a score an endpoint younger than IDLE_TTL has no known activity yet.
