@@ -89,3 +89,33 @@ def test_a_template_that_drops_tools_is_refused_by_name(tokenizer: Any) -> None:
     without_tools = {"messages": TOOL_ROW["messages"]}
     with pytest.raises(ChatFormatError, match="does not render assistant \"tool_calls\""):
         training_example(plain, without_tools, "SmolLM2")
+
+
+def test_the_model_server_renders_tools_as_training_did(tokenizer: Any, tmp_path: Path) -> None:
+    """POST /v1/chat/completions with `tools`: the prompt is chat_format.render's, as at training; a model
+    whose template drops tools answers 400 naming them rather than a reply that never saw them."""
+    from fastapi.testclient import TestClient
+    from transformers import AutoModelForCausalLM
+
+    from shared.platforms.local.chat_model import ChatModel
+    from shared.platforms.local.endpoint_state import EndpointFiles
+    from shared.platforms.local.serve import build_app
+
+    model = AutoModelForCausalLM.from_pretrained(tokenizer.name_or_path)
+    files = EndpointFiles(tmp_path / "ep")
+    files.root.mkdir()
+    auth = {"Authorization": "Bearer k"}
+    body = {"messages": TOOL_ROW["messages"][:1], "tools": TOOLS, "max_tokens": 2, "temperature": 0}
+    served = TestClient(build_app(ChatModel(model, tokenizer, "tiny"), "k", files, "blue"))
+    answer = served.post("/v1/chat/completions", json=body, headers=auth)
+    assert answer.status_code == 200, answer.text
+    prompt = render(tokenizer, TOOL_ROW["messages"][:1], TOOLS, add_generation_prompt=True)
+    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    assert answer.json()["usage"]["prompt_tokens"] == len(ids)
+    assert "get_order_status" in prompt
+
+    plain = tokenizer.__class__.from_pretrained(tokenizer.name_or_path)
+    plain.chat_template = NO_TOOLS_TEMPLATE
+    refused = TestClient(build_app(ChatModel(model, plain, "SmolLM2"), "k", files, "blue")).post(
+        "/v1/chat/completions", json=body, headers=auth)
+    assert refused.status_code == 400 and "does not render \"tools\"" in refused.json()["detail"]
