@@ -52,5 +52,6 @@ def test_a_run_whose_last_epoch_was_worse_deploys_the_better_one(tmp_path: Path)
     # The model handed on (merged; what the job logs, registers and deploys) is epoch 1's.
     deployed = held_out_loss(result.model, tokenizer, rows[:2], plan, tmp_path / "check")
     assert deployed == pytest.approx(first["eval_loss"], rel=1e-3) and deployed < second["eval_loss"]
+    assert not list((tmp_path / "trainer").glob("checkpoint-*")), "the epochs' checkpoints are removed"
     remark = epochs_remark(result.epochs, result.best_epoch)
     assert "epoch 1: " in remark and "epoch 2: " in remark and "kept epoch 1" in remark

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -296,6 +297,8 @@ def fine_tune(model: Any, tokenizer: Any, train: TrainFile | Sequence[Mapping[st
         metrics["base_eval_loss"] = float(trainer.evaluate()["eval_loss"])
         metrics["base_perplexity"] = perplexity(metrics["base_eval_loss"])
     outcome = trainer.train()
+    for checkpoint in work_dir.glob("checkpoint-*"):  # the best epoch is loaded; its files are spent
+        shutil.rmtree(checkpoint, ignore_errors=True)
     metrics.update({"train_loss": float(outcome.training_loss),
                     "train_runtime": float(outcome.metrics.get("train_runtime", 0.0)),
                     "train_steps": float(outcome.global_step)})
