@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 # Error codes (a row with any of these rejects the file).
 INVALID_JSON = "invalid_json"
 NOT_UTF8 = "not_utf8"
@@ -142,8 +144,10 @@ def uses_tools(row: dict[str, Any]) -> bool:
 
 
 def measure(messages: list[dict[str, Any]]) -> tuple[int, list[str]]:
-    """(characters of content, roles in order) of a conversation check_row accepted."""
+    """(characters of content and tool calls, roles in order) of a conversation check_row accepted."""
     chars = sum(len(m["content"]) for m in messages if isinstance(m.get("content"), str))
+    # A tool call is rendered as its JSON, and trained: it counts toward the token estimate too.
+    chars += sum(len(orjson.dumps(m["tool_calls"])) for m in messages if m.get("tool_calls"))
     return chars, [m["role"] for m in messages]
 
 

@@ -305,9 +305,12 @@ class Lines:
                 return None
             messages = messages[: learned[-1] + 1]  # turns after the last learned one would train nothing
         chars, row_roles = rules.measure(messages)
+        tools = row.get("tools")
+        if tools:  # the template writes the tools' schemas into every conversation that offers them
+            chars += len(orjson.dumps(tools))
         for role in row_roles:
             self.tally.roles[_ROLE_INDEX[role]] += 1
-        return messages, chars, "user" in row_roles, "system" in row_roles[1:], row.get("tools")
+        return messages, chars, "user" in row_roles, "system" in row_roles[1:], tools
 
     def unsupported(self, row: dict[str, Any]) -> tuple[str, str] | None:
         """What a valid row holds that the platform would not train as written (Limits.weights,

@@ -21,7 +21,7 @@ from shared.lifecycle.outcome import Outcome, Result
 from shared.lifecycle.step_message import StepMessage
 from shared.names import name_problem, printable
 from shared.platforms.port import HASH_TAG, RUN_TAG, BaseModelRefused, JobSpec, ModelRef, PlatformError
-from shared.runs import Run, State
+from shared.runs import SERVING, Run, State
 from shared.staging import BlobMissing, BlobReader, BlobRef, open_blob, quarantine
 
 
@@ -182,8 +182,9 @@ def _live_start(ctx: Context, run: Run) -> tuple[ModelRef | None, tuple[str, ...
     base model, then each fine-tune trained on from it. (None, (base,)) starts from the base model."""
     if run.start_from != "live":
         return None, (run.base_model,)
-    live = [r for r in ctx.ledger.find(state=State.LIVE, endpoint=ctx.settings.endpoint_name)
-            if r.model_name and r.model_version]
+    # The run serving the endpoint (an unhealthy one still holds its traffic): the live one first.
+    live = sorted((r for r in ctx.ledger.find(state=SERVING, endpoint=ctx.settings.endpoint_name)
+                   if r.model_name and r.model_version), key=lambda r: r.state != State.LIVE)
     if not live:
         raise NoLiveModel(f"\"start_from\": \"live\" but endpoint {ctx.settings.endpoint_name} serves no "
                           "fine-tune yet; train from the base model first (drop start_from)")

@@ -91,6 +91,8 @@ def test_tools_are_staged_with_their_conversation(tmp_path: Path) -> None:
     staged = [json.loads(line) for name in world.staging.names(container)
               for line in read_all(world.staging, BlobRef(container, name)).splitlines()]
     assert len(staged) == run.rows == 30 and all(r["tools"] == tools for r in staged), "never flattened"
+    plain = world.life.on_upload(world.drop("plain.jsonl", jsonl([row(i) for i in range(30)])))
+    assert (run.estimated_tokens or 0) > (world.get(plain.run_id).estimated_tokens or 0), "schemas count"
 
 
 def test_start_from_live_trains_the_live_fine_tune_further_and_records_the_lineage(tmp_path: Path) -> None:
