@@ -194,7 +194,7 @@ def _trl_masks(model: Any, tokenizer: Any, rows: list[dict[str, Any]], plan: Any
              for row in rows]
     config = training.sft_config(plan, tokenizer, work, {"assistant_only_loss": True})
     peft_config = LoraConfig(r=plan.lora_r, lora_alpha=plan.lora_alpha, lora_dropout=plan.lora_dropout,
-                             target_modules="all-linear", task_type="CAUSAL_LM")
+                             target_modules="all-linear", task_type="CAUSAL_LM") if plan.apply_lora else None
     trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(plain),
                          processing_class=tokenizer, peft_config=peft_config)
     outcome = trainer.train()
