@@ -45,6 +45,7 @@ from shared.platforms.port import (
     PlatformError,
     Provisioning,
     RequestRefused,
+    TrainingSupport,
 )
 from shared.settings import Settings
 from shared.storage import blob_service
@@ -66,6 +67,9 @@ class Adapter:
     platform: Platform
     spec: JobSpec
     refused_model: str  # a base model this platform cannot fine-tune
+    # What its fine-tune honours of the chat format: the local engine labels learned turns and renders tools
+    # itself; chat_completion_pipeline has no input for either. The in-memory fake stands in for the local.
+    honours = TrainingSupport(per_turn_weights=True, tool_calling=True)
     # The local request log is written as each request is served; Azure Monitor's RequestsPerMinute arrives
     # minutes late, so right after a score an endpoint younger than IDLE_TTL has no known activity yet.
     activity_after_score = True
@@ -163,6 +167,7 @@ class MemoryAdapter(Adapter):
 class AzureMLAdapter(Adapter):
     kind = "azureml"
     refused_model = "Phi-3-mini-4k-instruct"  # archived in the registry (azureml-assets' own spec)
+    honours = TrainingSupport(per_turn_weights=False, tool_calling=False)
     activity_after_score = False
 
     def __init__(self, world: World, spec: JobSpec) -> None:
@@ -289,6 +294,10 @@ def test_a_base_model_it_cannot_fine_tune_is_refused_saying_what_to_set(adapter:
     adapter.platform.check_base_model(adapter.spec.base_model)  # the module's own base model may be trained
     with pytest.raises(BaseModelRefused, match="BASE_MODEL"):
         adapter.platform.check_base_model(adapter.refused_model)
+
+
+def test_it_says_what_its_fine_tune_honours_of_the_chat_format(adapter: Adapter) -> None:
+    assert adapter.platform.training_support() == adapter.honours
 
 
 def test_submitting_the_same_job_name_twice_makes_one_job(

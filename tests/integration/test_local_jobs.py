@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import subprocess
@@ -302,3 +303,29 @@ def test_unmerged_lora_keeps_the_adapter_and_serves_a_merged_model(tmp_path):
     assert result.adapter_dir is not None and (result.adapter_dir / "adapter_config.json").exists()
     assert not hasattr(result.model, "peft_config")
     assert result.metrics["train_steps"] == 2 and result.metrics["eval_loss"] > 0
+
+
+def test_a_start_from_live_job_trains_the_previous_fine_tune_further(completed):
+    """The job loads the registered fine-tune (its held-out loss before training is that model's), and the
+    report still compares with the original base model and shows the lineage."""
+    settings, jobs, spec, _, _ = completed
+    previous = jobs.register(spec.name, "tiny-chat-ft", {"autopilot-run-id": spec.run_id}, "demo run")
+    earlier = jobs.job_status(spec.name).metrics
+    again = dataclasses.replace(spec_for(settings, "ft-continued"), start_from=previous,
+                                lineage=("tiny-random", f"{previous.name}:{previous.version}"))
+    jobs.submit(again)
+    wait_terminal(jobs, again.name)
+    state = jobs.job_status(again.name)
+    assert state.status == "Completed", state.error
+    # Before training, the model scored exactly what the previous fine-tune scored on the same test split.
+    assert "start_eval_loss" in state.metrics, state.metrics
+    assert state.metrics["start_eval_loss"] == pytest.approx(earlier["eval_loss"], rel=1e-3)
+    assert state.metrics["base_eval_loss"] == pytest.approx(earlier["base_eval_loss"], rel=1e-3)
+    status = json.loads((settings.data_dir / "jobs" / again.name / STATUS_FILE).read_text())
+    run = mlflow_store.use(settings.data_dir).get_run(status["mlflow_run_id"])
+    assert run.data.params["start_from"] == f"tiny-chat-ft:{previous.version}"
+    report = json.loads((settings.data_dir / "jobs" / again.name / "evaluation" / "eval_report.json")
+                        .read_text())
+    lineage = f"tiny-random → tiny-chat-ft:{previous.version} → ft-continued"
+    assert any(lineage in note for note in report["notes"])
+    assert any("kept epoch" in note for note in report["notes"]), "the loss of each epoch, and the one kept"
