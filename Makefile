@@ -28,7 +28,7 @@ node_modules/.installed: package.json package-lock.json
 demo: setup
 	$(PY) -m demo
 
-# Every tier, in a random order (pytest-randomly; the header prints the seed). Reproduce an order with
+# Every tier, in a random order (pytest-randomly; the summary prints the seed). Reproduce an order with
 # `make test PYTEST_ARGS=--randomly-seed=N`; pick tests with `PYTEST_ARGS="tests/integration -k score"`.
 PYTEST_ARGS ?=
 test: setup
