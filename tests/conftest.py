@@ -11,8 +11,10 @@ import contextlib
 import multiprocessing.process
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,6 +102,42 @@ def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     with no_processes(item):
         return (yield)
+
+
+ENGINE_PROCESSES = (b"shared.platforms.local.job", b"shared.platforms.local.serve")
+
+
+def engine_processes(under: Path) -> list[int]:
+    """Local fine-tune jobs and model servers whose command line names a path under `under`."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes() if proc.name.isdigit() else b""
+        except OSError:
+            continue  # gone meanwhile
+        if any(name in cmdline for name in ENGINE_PROCESSES) and str(under).encode() in cmdline:
+            found.append(int(proc.name))
+    return found
+
+
+@pytest.fixture(autouse=True)
+def no_engine_process_outlives_its_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A job or model server a test started in its own folder ends with the test (after its fixtures' own
+    clean-up); one still running is stopped, and the test fails saying so. A job that has just reported its
+    end gets a few seconds to exit by itself."""
+    if in_unit_tier(request.node) or "tmp_path" not in request.fixturenames:
+        yield
+        return
+    folder: Path = request.getfixturevalue("tmp_path")  # asked for here, so it is torn down after this
+    yield
+    deadline = time.monotonic() + 20
+    while (left := engine_processes(folder)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)  # each runs in a session of its own (start_new_session)
+    if left:
+        pytest.fail(f"local engine processes outlived the test and were killed: {left}", pytrace=False)
 
 
 @pytest.fixture(scope="session")
