@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing.process
 import os
+import platform
 import shutil
 import signal
 import subprocess
@@ -29,6 +30,9 @@ from devhost import azurite as azurite_proc
 from shared.settings import Settings
 
 TESTS = Path(__file__).resolve().parent
+# azure-identity's user agent asks platform.processor(), which runs `uname -p` once per process: asked here,
+# before any test, so a unit test importing the app late is not refused for the library's own spawn.
+platform.processor()
 PROCESS_TIERS = ("integration", "e2e")
 
 
