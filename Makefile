@@ -1,4 +1,5 @@
 # Two commands: `make demo` and `make test`. Each sets up everything it needs on a fresh machine.
+# (`make test-fast` is the unit tier alone, for the edit-test loop.)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -7,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup demo test lint bench up mlflow-ui clean
+.PHONY: setup demo test test-fast lint bench up mlflow-ui clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -27,8 +28,16 @@ node_modules/.installed: package.json package-lock.json
 demo: setup
 	$(PY) -m demo
 
+# Every tier, in a random order (pytest-randomly; the summary prints the seed). Reproduce an order with
+# `make test PYTEST_ARGS=--randomly-seed=N`; pick tests with `PYTEST_ARGS="tests/integration -k score"`.
+PYTEST_ARGS ?=
 test: setup
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider --durations=10 $(PYTEST_ARGS)
+
+# The unit tier and the contract suites on the in-memory backends: no process is started (a guard in
+# tests/conftest.py fails any test that starts one), so no Azurite and no npm; under a minute.
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest -q -p no:cacheprovider -m "not integration and not e2e" tests/unit tests/contract $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -7,12 +7,20 @@ directory or `tiny-random`), each in its own subprocess so peak RSS is its own. 
 with only the hyperparameters set; nothing else is adjusted unless it would crash on this machine.
 `--explore` adds the candidate settings one at a time, which is how SPEED_SETTINGS was chosen.
 
+Two more comparisons, each side by side in the same run:
+- per-turn masking: a quarter of the answers carry `"weight": 0`; "ours" labels only learned turns itself
+  (chat_format.training_example), "ours, no per-turn masking" lets TRL tokenize and mask assistant turns from
+  the template's {% generation %} markers (the engine before weights were honoured); same work, same tokens.
+- per-epoch evaluation, on the demo data (demo/make_sample: 48 conversations, held-out split): "demo, eval
+  each epoch" (the engine: the best epoch kept) against "demo, eval at the end only"; the difference in
+  wall time is what keeping the best epoch costs.
+
 Tokens/s counts the conversations' real tokens (chat template applied, no padding) times the epochs, over
 the trainer's own train_runtime, so every setting is measured on the same work. Prints a table, then one
 JSON line last.
 
-    python bench/train.py [--conversations 64] [--epochs 1] [--base-model DIR|tiny-random]
-                          [--explore [SETTING ...]]
+    python bench/train.py [--conversations 64] [--epochs 1] [--base-model DIR|tiny-random] [--repeat 3]
+                          [--pairs-only] [--explore [SETTING ...]]
 """
 
 from __future__ import annotations
@@ -69,6 +77,8 @@ def conversations(count: int, seed: int = 7) -> list[dict[str, Any]]:
             messages.append({"role": "user", "content": " ".join(rng.choices(WORDS, k=rng.randint(4, 20)))})
             messages.append({"role": "assistant",
                              "content": " ".join(rng.choices(WORDS, k=rng.randint(6, 45))) + "."})
+        if len(messages) > 2 and i % 2:  # a quarter of the answers are context only (per-turn masking)
+            messages[1]["weight"] = 0
         rows.append({"prompt": messages[0]["content"], "prompt_id": f"{i:06d}", "messages": messages})
     return rows
 
@@ -82,6 +92,20 @@ def _hyperparameters(model_dir: str, args: argparse.Namespace) -> dict[str, str]
             "logging_steps": "10", "seed": "42"}
 
 
+# Per-epoch evaluation switched off (the end-of-training evaluation stays): the baseline of its cost.
+END_ONLY_EVAL = {"eval_strategy": "no", "save_strategy": "no", "load_best_model_at_end": False,
+                 "metric_for_best_model": None, "greater_is_better": None, "save_total_limit": None}
+DEMO_SETTINGS = ("demo, eval each epoch", "demo, eval at the end only")
+
+
+def demo_rows() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The demo's training conversations and its held-out split (demo/make_sample)."""
+    from demo.make_sample import conversations as demo_conversations
+    from demo.make_sample import held_out
+
+    return demo_conversations(48), held_out()
+
+
 def child(args: argparse.Namespace) -> dict[str, Any]:
     """Train once with setting `args.child` and return what was measured."""
     import torch
@@ -90,12 +114,24 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     from shared.platforms.local.base_models import load_base_model
 
     rows = [json.loads(line) for line in Path(args.data).read_text().splitlines()]
+    test_rows: list[dict[str, Any]] = []
+    if args.child in DEMO_SETTINGS:
+        rows, test_rows = demo_rows()
     model, tokenizer = load_base_model(args.model, Path(args.model))
     plan = training.plan_from_parameters(_hyperparameters(args.model, args))
     work = Path(tempfile.mkdtemp(prefix="bench-train-"))
     started = time.monotonic()
+    cpu_before = sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
     if args.child == "trl defaults":
         runtime, loss = _plain_trl(model, tokenizer, rows, plan, work)
+    elif args.child == "ours, no per-turn masking":
+        cpu.use_free_cores()
+        runtime, loss = _trl_masks(model, tokenizer, rows, plan, work)
+    elif args.child in DEMO_SETTINGS:
+        cpu.use_free_cores()
+        overrides = END_ONLY_EVAL if args.child == DEMO_SETTINGS[1] else None
+        result = training.fine_tune(model, tokenizer, rows, test_rows, plan, work, config_overrides=overrides)
+        runtime, loss = result.metrics["train_runtime"], result.metrics["train_loss"]
     else:
         setting = EXPLORE.get(args.child, {})
         if "threads" in setting:
@@ -107,6 +143,8 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
                                     config_overrides=setting.get("config"))
         runtime, loss = result.metrics["train_runtime"], result.metrics["train_loss"]
     total_s = time.monotonic() - started
+    # CPU seconds of the training call (data preparation included): steadier than wall time on a busy machine.
+    train_cpu_s = sum(resource.getrusage(resource.RUSAGE_SELF)[:2]) - cpu_before
     limit = training.sft_config(plan, tokenizer, work).max_length
     tokens = sum(min(len(_ids(tokenizer, row["messages"])), limit) for row in rows) * plan.num_train_epochs
     return {"setting": args.child, "tokens": int(tokens), "train_s": round(runtime, 2),
@@ -114,6 +152,7 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "train_loss": round(loss, 4), "threads": torch.get_num_threads(),
             "cpu_s": round(sum(resource.getrusage(resource.RUSAGE_SELF)[:2]), 1),
+            "train_cpu_s": round(train_cpu_s, 2),
             "load_avg": round(os.getloadavg()[0], 1)}
 
 
@@ -141,6 +180,27 @@ def _plain_trl(model: Any, tokenizer: Any, rows: list[dict[str, Any]], plan: Any
     return float(outcome.metrics["train_runtime"]), float(outcome.training_loss)
 
 
+def _trl_masks(model: Any, tokenizer: Any, rows: list[dict[str, Any]], plan: Any,
+               work: Path) -> tuple[float, float]:
+    """Our setup, but TRL tokenizes the messages and masks every assistant turn from the template's
+    {% generation %} markers (weights unread): the engine before per-turn weights were honoured."""
+    from datasets import Dataset
+    from peft import LoraConfig
+    from trl import SFTTrainer  # type: ignore[attr-defined]
+
+    from shared.platforms.local import training
+
+    plain = [{"messages": [{"role": m["role"], "content": m["content"]} for m in row["messages"]]}
+             for row in rows]
+    config = training.sft_config(plan, tokenizer, work, {"assistant_only_loss": True})
+    peft_config = LoraConfig(r=plan.lora_r, lora_alpha=plan.lora_alpha, lora_dropout=plan.lora_dropout,
+                             target_modules="all-linear", task_type="CAUSAL_LM") if plan.apply_lora else None
+    trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(plain),
+                         processing_class=tokenizer, peft_config=peft_config)
+    outcome = trainer.train()
+    return float(outcome.metrics["train_runtime"]), float(outcome.training_loss)
+
+
 def _ids(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
     encoded = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)
     return list(encoded["input_ids"])
@@ -152,6 +212,10 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--base-model", default="",
                         help="a local model directory or tiny-random; empty: SmolLM2-135M-Instruct")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs of each side-by-side pair (masking, per-epoch evaluation); best counts")
+    parser.add_argument("--pairs-only", action="store_true",
+                        help="skip the plain-TRL baseline: only the masking and evaluation pairs")
     parser.add_argument("--explore", nargs="*", metavar="SETTING",
                         help="also try these candidate settings (all of them when none is named)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -175,16 +239,39 @@ def main() -> int:
         unknown = set(explore) - set(EXPLORE)
         if unknown:
             raise SystemExit(f"unknown settings {sorted(unknown)}; known: {sorted(EXPLORE)}")
-        settings = ["trl defaults", "ours", *explore]
-        results = [_run(setting, data, model, args) for setting in settings]
+        first = ["ours", *explore] if args.pairs_only else ["trl defaults", "ours", *explore]
+        results = [_run(setting, data, model, args) for setting in first]
+        # The side-by-side pairs run alternately, `--repeat` times each; the best run of each setting counts
+        # (a shared machine only ever slows a run down).
+        for pair in (("ours", "ours, no per-turn masking"), DEMO_SETTINGS):
+            tries = [_run(setting, data, model, args) for _ in range(args.repeat) for setting in pair]
+            for setting in pair:
+                if setting in [r["setting"] for r in results]:
+                    results = [r for r in results if r["setting"] != setting]
+                results.append(min((t for t in tries if t["setting"] == setting), key=lambda t: t["train_s"]))
     _table(results)
     by_name = {r["setting"]: r for r in results}
-    speedup = by_name["ours"]["tokens_per_s"] / by_name["trl defaults"]["tokens_per_s"]
-    print(f"\nours vs plain TRL defaults: {speedup:.2f}x tokens/s, "
-          f"{by_name['ours']['peak_rss_mb'] / by_name['trl defaults']['peak_rss_mb']:.2f}x peak RSS")
+    speedup = 0.0
+    if "trl defaults" in by_name:
+        speedup = by_name["ours"]["tokens_per_s"] / by_name["trl defaults"]["tokens_per_s"]
+        print(f"\nours vs plain TRL defaults: {speedup:.2f}x tokens/s, "
+              f"{by_name['ours']['peak_rss_mb'] / by_name['trl defaults']['peak_rss_mb']:.2f}x peak RSS")
+    ours, unmasked = by_name["ours"], by_name["ours, no per-turn masking"]
+    masking = ours["tokens_per_s"] / unmasked["tokens_per_s"]
+    masking_cpu = unmasked["train_cpu_s"] / ours["train_cpu_s"]
+    print(f"per-turn masking: {masking:.2f}x the tokens/s without it (wall clock), {masking_cpu:.2f}x per "
+          "CPU second of the whole training call (target: at least 0.95x)")
+    each, end = (by_name[name] for name in DEMO_SETTINGS)
+    eval_cost, eval_cpu = each["total_s"] - end["total_s"], each["train_cpu_s"] - end["train_cpu_s"]
+    print(f"per-epoch evaluation on the demo data: {eval_cost:+.1f} s wall, {eval_cpu:+.2f} CPU s over "
+          f"{args.epochs} epoch(s) ({each['train_cpu_s']:.2f} against {end['train_cpu_s']:.2f} CPU s with "
+          "one evaluation at the end)")
     print(json.dumps({"benchmark": "train", "base_model": label(args.base_model),
                       "conversations": args.conversations, "epochs": args.epochs,
-                      "speedup_tokens_per_s": round(speedup, 2), "results": results}))
+                      "speedup_tokens_per_s": round(speedup, 2), "masking_ratio": round(masking, 3),
+                      "masking_ratio_cpu": round(masking_cpu, 3),
+                      "per_epoch_eval_extra_s": round(eval_cost, 2),
+                      "per_epoch_eval_extra_cpu_s": round(eval_cpu, 2), "results": results}))
     return 0
 
 

@@ -202,9 +202,11 @@ class DevHost:
             self._pollers.append(schedule)
         queue_functions = [f for f in self.functions.values()
                            if f.trigger_type == triggers.QUEUE and self._options["queues"]]
-        if queue_functions or blob_functions:  # blob triggers run from the host's blob trigger queue
+        # Blob triggers run from the host's blob trigger queue, fed by blob events (watched or posted).
+        blob_queued = blob_functions if self._options["queues"] or self._options["watch_blobs"] else []
+        if queue_functions or blob_queued:
             self._pollers.append(QueueTriggers(queue_functions, env, self.invoker, self.queue_options,
-                                               blob_functions=blob_functions, interval=self.poll_interval))
+                                               blob_functions=blob_queued, interval=self.poll_interval))
         relay_target = self.functions.get(self.relay_function)
         if self._options["relay"]:
             if relay_target is None or relay_target.trigger_type != triggers.EVENT_GRID:

@@ -18,6 +18,7 @@ class _Message(msgspec.Struct, forbid_unknown_fields=True, gc=False):
 
 class _Row(msgspec.Struct, gc=False):  # other top-level keys (ultrachat's prompt, prompt_id) are fine
     messages: list[_Message]
+    tools: Any = None  # a row offering tools takes the general path, which stages them
 
 
 TYPED = msgspec.json.Decoder(_Row)

@@ -27,12 +27,37 @@ SUFFIX = ".manifest.json"
 MAX_BYTES = 64 * 1024
 _PARAMETER = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 RESERVED_TAG_PREFIX = "autopilot-"  # the run id, content hash and endpoint marks (shared.platforms.port)
+# What a run starts from, and how the chat format's per-turn weights are treated: the keys a project file
+# (project.json) would hold too, so they are parsed by one function (`training_options`) either may call.
+TRAINING_KEYS = ("start_from", "train_weight_zero_turns")
+START_FROM = ("base", "live")
 _KEYS = ("data", "test", "base_model", "run_name", "epochs", "test_fraction", "max_tokens_per_run",
-         "hyperparameters", "tags", "screening")
+         "hyperparameters", "tags", "screening", *TRAINING_KEYS)
 
 
 class ManifestError(ValueError):
     """The manifest is malformed; the message names the key and what is expected."""
+
+
+@dataclass(frozen=True)
+class TrainingOptions:
+    """`start_from`: "base" (the default: the base model) or "live" (the project's live fine-tune, its weights
+    trained further on the new data). `train_weight_zero_turns`: on a platform that cannot leave `"weight": 0`
+    turns out of the loss (Azure ML), train them like any other instead of refusing the upload."""
+
+    start_from: str = "base"
+    train_weight_zero_turns: bool = False
+
+
+def training_options(name: str, doc: Mapping[str, Any]) -> TrainingOptions:
+    """The TRAINING_KEYS of a manifest or project document `name`; ManifestError names a bad one."""
+    start = doc.get("start_from", "base")
+    if start not in START_FROM:
+        raise ManifestError(f"{name}: \"start_from\" must be one of {', '.join(START_FROM)}, got {start!r}")
+    accept = doc.get("train_weight_zero_turns", False)
+    if not isinstance(accept, bool):
+        raise ManifestError(f"{name}: \"train_weight_zero_turns\" must be true or false, got {accept!r}")
+    return TrainingOptions(start_from=start, train_weight_zero_turns=accept)
 
 
 @dataclass(frozen=True)
@@ -49,6 +74,7 @@ class Manifest:
     hyperparameters: Mapping[str, str | int | float | bool] = field(default_factory=dict)
     tags: Mapping[str, str] = field(default_factory=dict)
     screening: Mapping[str, Action] = field(default_factory=dict)  # per category; the rest from settings
+    training: TrainingOptions = field(default_factory=TrainingOptions)
 
     def limits(self, base: Limits) -> Limits:
         """`base` with this manifest's epochs, test fraction, token budget and screening policy applied."""
@@ -108,6 +134,7 @@ def parse_manifest(raw: bytes, name: str) -> Manifest:
         hyperparameters=_hyperparameters(name, doc.get("hyperparameters", {})),
         tags=_tags(name, doc.get("tags", {})),
         screening=_screening(name, doc.get("screening", {})),
+        training=training_options(name, doc),
     )
 
 
@@ -210,6 +237,8 @@ class ProjectFile:
         chosen: dict[str, Any] = {f.name: getattr(manifest, f.name) for f in dataclasses.fields(Manifest)
                                   if f.name not in merged and getattr(manifest, f.name) is not None}
         chosen |= {name: {**getattr(base, name), **getattr(manifest, name)} for name in merged}
+        if manifest.training == TrainingOptions():  # the manifest chose nothing: the project's choice
+            chosen["training"] = base.training
         return dataclasses.replace(base, **chosen)
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 # Error codes (a row with any of these rejects the file).
 INVALID_JSON = "invalid_json"
 NOT_UTF8 = "not_utf8"
@@ -26,6 +28,9 @@ CONTENT_NOT_STRING = "content_not_string"
 CONTENT_BLANK = "content_blank"
 BAD_WEIGHT = "bad_weight"
 BAD_TOOL_CALLS = "bad_tool_calls"
+BAD_TOOLS = "bad_tools"
+WEIGHT_NOT_HONOURED = "weight_not_honoured"
+TOOLS_NOT_SUPPORTED = "tools_not_supported"
 NO_ASSISTANT_MESSAGE = "no_assistant_message"
 EMPTY_FILE = "empty_file"
 TOKEN_BUDGET_EXCEEDED = "token_budget_exceeded"
@@ -39,6 +44,7 @@ PARQUET_CONTENT = "parquet_content"
 CONVERSATION_TOO_LONG = "conversation_too_long"
 NO_USER_MESSAGE = "no_user_message"
 SYSTEM_NOT_FIRST = "system_not_first"
+NOTHING_TO_LEARN = "nothing_to_learn"
 
 ROLES = ("system", "user", "assistant", "tool")
 ALLOWED_KEYS = frozenset({"role", "content", "name", "weight", "tool_calls", "tool_call_id"})
@@ -82,6 +88,12 @@ def check_row(row: Any) -> tuple[str, str] | None:
         broken = check_message(message, index)
         if broken:
             return broken
+    tools = row.get("tools")
+    if tools is not None and (not isinstance(tools, list) or not all(
+            isinstance(t, dict) and isinstance(t.get("function"), dict) and t["function"].get("name")
+            for t in tools)):
+        return BAD_TOOLS, ("\"tools\" must be an array of {\"type\": \"function\", \"function\": {\"name\", "
+                           "\"description\", \"parameters\"}}")
     if not any(m["role"] == "assistant" for m in messages):
         return NO_ASSISTANT_MESSAGE, ("the conversation has no assistant message; there is nothing to "
                                       "learn from")
@@ -106,6 +118,8 @@ def check_message(message: Any, index: int) -> tuple[str, str] | None:
     calls = message.get("tool_calls")
     if calls is not None and (role != "assistant" or not isinstance(calls, list)):
         return BAD_TOOL_CALLS, f"{where}: \"tool_calls\" must be an array, on an assistant message only"
+    if "weight" in message and (message["weight"] not in (0, 1) or isinstance(message["weight"], bool)):
+        return BAD_WEIGHT, f"{where}: \"weight\" must be 0 or 1, got {message['weight']!r}"
     # An assistant turn that only calls tools may carry no text (OpenAI's chat format allows null).
     if calls and message.get("content", None) in (None, ""):
         return None
@@ -116,14 +130,24 @@ def check_message(message: Any, index: int) -> tuple[str, str] | None:
         return CONTENT_NOT_STRING, f"{where} ({role}): \"content\" must be a string, got {_kind(content)}"
     if not content or content.isspace():
         return CONTENT_BLANK, f"{where} ({role}) has blank content; remove the message or give it text"
-    if "weight" in message and message["weight"] not in (0, 1):
-        return BAD_WEIGHT, f"{where}: \"weight\" must be 0 or 1, got {message['weight']!r}"
     return None
 
 
+def learned_turns(messages: list[dict[str, Any]]) -> list[int]:
+    """Indexes of the assistant turns a model learns from: `"weight": 0` marks a turn as context only."""
+    return [i for i, m in enumerate(messages) if m["role"] == "assistant" and m.get("weight", 1) != 0]
+
+
+def uses_tools(row: dict[str, Any]) -> bool:
+    """Whether a valid row carries tool-calling data: tools offered, tool calls made or tool replies."""
+    return bool(row.get("tools")) or any(m.get("tool_calls") or m["role"] == "tool" for m in row["messages"])
+
+
 def measure(messages: list[dict[str, Any]]) -> tuple[int, list[str]]:
-    """(characters of content, roles in order) of a conversation check_row accepted."""
+    """(characters of content and tool calls, roles in order) of a conversation check_row accepted."""
     chars = sum(len(m["content"]) for m in messages if isinstance(m.get("content"), str))
+    # A tool call is rendered as its JSON, and trained: it counts toward the token estimate too.
+    chars += sum(len(orjson.dumps(m["tool_calls"])) for m in messages if m.get("tool_calls"))
     return chars, [m["role"] for m in messages]
 
 

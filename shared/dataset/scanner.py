@@ -224,8 +224,11 @@ class Lines:
                 continue
             row, typed, raw = entry
             chars = users = assistants = systems = 0
+            tools = None
             try:
                 if typed:
+                    if row.tools is not None:
+                        raise TypeError
                     messages = row.messages
                     for m in messages:
                         content = m.content
@@ -242,6 +245,8 @@ class Lines:
                     first_role = messages[0].role
                 else:
                     messages = row["messages"]
+                    if "tools" in row:
+                        raise TypeError
                     for m in messages:
                         content = m["content"]
                         # `content.isspace` raises for a non-string, which sends the row to `checked`
@@ -266,7 +271,7 @@ class Lines:
                 found = self.checked(number, loads(raw or b"") if typed else row)  # counts its roles
                 if found is None:
                     continue
-                messages, chars, has_user, misplaced = found
+                messages, chars, has_user, misplaced, tools = found
                 n = len(messages)
             tokens = (chars + 3) // 4 + 4 * n + 3  # rules.estimate_tokens, inlined (a test keeps them equal)
             count += 1
@@ -296,6 +301,8 @@ class Lines:
                     canonical = (encode if typed else dumps)(redacted)
                 extend(_ROW_START)
                 extend(canonical)
+                if tools:
+                    extend(b',"tools":' + dumps(tools))
                 extend(_ROW_END)
                 add_end(len(staged))
         self.line = number
@@ -346,17 +353,44 @@ class Lines:
                 t.redacted += len(replace)
         return redacted
 
-    def checked(self, number: int, row: Any) -> tuple[list[Any], int, bool, bool] | None:
-        """Apply every rule to a row: the hot loop's figures when valid; None (and an error) if not."""
-        broken = rules.check_row(row)
+    def checked(self, number: int, row: Any) -> tuple[list[Any], int, bool, bool, Any] | None:
+        """Apply every rule to a row: the hot loop's figures (and the row's tools) when it is a training
+        row; None (and an error, or a warning for a row with nothing to learn) if not."""
+        broken = rules.check_row(row) or self.unsupported(row)
         if broken:
             self.error(number, *broken)
             return None
         messages = row["messages"]
+        if self.limits.weights == "honour":
+            learned = rules.learned_turns(messages)
+            if not learned:
+                self.tally.untrained += 1
+                self.warn(number, rules.NOTHING_TO_LEARN, "every assistant turn has \"weight\": 0, so "
+                          "there is nothing to learn: the conversation is not a training example")
+                return None
+            messages = messages[: learned[-1] + 1]  # turns after the last learned one would train nothing
         chars, row_roles = rules.measure(messages)
+        tools = row.get("tools")
+        if tools:  # the template writes the tools' schemas into every conversation that offers them
+            chars += len(orjson.dumps(tools))
         for role in row_roles:
             self.tally.roles[_ROLE_INDEX[role]] += 1
-        return messages, chars, "user" in row_roles, "system" in row_roles[1:]
+        return messages, chars, "user" in row_roles, "system" in row_roles[1:], tools
+
+    def unsupported(self, row: dict[str, Any]) -> tuple[str, str] | None:
+        """What a valid row holds that the platform would not train as written (Limits.weights,
+        Limits.tool_calling), as (code, message); None when it trains as written."""
+        if not self.limits.tool_calling and rules.uses_tools(row):
+            return rules.TOOLS_NOT_SUPPORTED, (
+                "tool-calling data (\"tools\", \"tool_calls\" or \"tool\" messages): the platform's "
+                "fine-tune pipeline cannot represent it and would flatten it; remove it, or train on the "
+                "local engine")
+        if self.limits.weights == "refuse" and any(m.get("weight") == 0 for m in row["messages"]):
+            return rules.WEIGHT_NOT_HONOURED, (
+                "an assistant turn has \"weight\": 0, which the platform's fine-tune pipeline cannot honour "
+                "(it would train that turn); drop those turns, or set \"train_weight_zero_turns\": true in "
+                "the manifest to train them")
+        return None
 
     def row_warnings(self, number: int, tokens: int, has_user: bool, misplaced: bool) -> None:
         limit = self.limits.token_limit_per_conversation

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from array import array
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from shared.dataset.report import Figures
 from shared.dataset.rules import ROLES, Issue
@@ -24,6 +24,10 @@ class Limits:
     deploy gate); False for a file that is all train or all test (a manifest names a test file).
     `min_training_rows`: fewer training conversations than this is an error (Azure OpenAI's minimum is 10).
     `cost_per_million_tokens`: turns the token estimate into a cost estimate in the report.
+    `weights`: what the platform does with `"weight": 0` turns. "honour": not learned (a conversation with
+    none left to learn is no training row, and turns after its last learned one are not staged); "refuse": an
+    error naming the line (the platform would train them); "train": accepted, and trained like any other.
+    `tool_calling`: whether the platform can train tool-calling rows; if not they are refused by line.
     """
 
     max_line_bytes: int = 8 * MiB
@@ -39,6 +43,8 @@ class Limits:
     # Secrets and personal data: what to do with each (None: no screening); reports list this many findings.
     screening: Screening | None = Screening()  # noqa: RUF009 - frozen, so one shared default is fine
     max_findings_listed: int = 100
+    weights: Literal["honour", "refuse", "train"] = "honour"
+    tool_calling: bool = True
 
     @classmethod
     def from_settings(cls, settings: Settings, epochs: int = 1) -> Limits:
@@ -69,6 +75,7 @@ class Tally:
     figures: Figures = field(default_factory=Figures)
     roles: list[int] = field(default_factory=lambda: [0] * len(ROLES))
     over_limit: int = 0
+    untrained: int = 0  # valid conversations with no learned assistant turn (Limits.weights "honour")
     keys: array[int] = field(default_factory=lambda: array("I"))
     tokens: array[int] = field(default_factory=lambda: array("q"))
     staged: bytearray = field(default_factory=bytearray)

@@ -38,6 +38,7 @@ class Totals:
         self.finding_count = 0
         self.by_kind: dict[str, int] = {}
         self.redacted = 0
+        self.untrained = 0
 
     def error(self, line: int | None, code: str, message: str) -> None:
         """A finding about the upload as a whole, after every line's."""
@@ -69,6 +70,7 @@ class Totals:
         self.roles = [a + b for a, b in zip(self.roles, tally.roles, strict=True)]
         self.over_limit += tally.over_limit
         self._add_findings(tally, offset)
+        self.untrained += tally.untrained
         if self.staging:
             self.split.take(tally.keys, tally.tokens, memoryview(tally.staged) if staged is None else staged,
                             tally.ends)
@@ -99,7 +101,7 @@ class Totals:
         """Settle the split, decide validity, close or abort the sinks, and write the report."""
         self.split.finish()
         self.drain()
-        if self.figures.rows == 0 and self.error_count == 0:
+        if self.figures.rows == 0 and self.error_count == 0 and not self.untrained:
             self.error(None, rules.EMPTY_FILE, "the upload has no conversations; each line should be "
                        'one JSON object with a "messages" array')
         self._enough_rows()
@@ -121,6 +123,7 @@ class Totals:
         stats["epochs"] = self.limits.epochs
         stats["token_estimate"] = "chars/4 + 4 per message + 3"
         stats["conversations_over_token_limit"] = self.over_limit
+        stats["conversations_with_nothing_to_learn"] = self.untrained
         stats["token_budget"] = budget
         price = self.limits.cost_per_million_tokens
         if price is not None:
@@ -137,14 +140,17 @@ class Totals:
     def _enough_rows(self) -> None:
         """Enough training rows to be worth a job, and (when split here) a test row for the deploy gate."""
         rows, wanted = self.figures.rows, self.limits.min_training_rows
-        if rows == 0:
+        if rows == 0 and not self.untrained:
             return  # an empty file is its own error
-        if self.limits.split and self.split.test_rows == 0:
+        if rows and self.limits.split and self.split.test_rows == 0:
             self.error(None, rules.TOO_FEW_ROWS_TO_SPLIT, f"only {rows} conversation(s): none is left to "
                        "test the model before it is deployed; upload more, or name a test file in a manifest")
         training = self.split.train_rows  # unsplit, every row is a training row
         if training < wanted:
             held = f" ({self.split.test_rows} more held out for testing)" if self.limits.split else ""
+            if self.untrained:  # weight-0 answers only: these conversations teach nothing
+                held += (f"; {self.untrained:,} more have no assistant turn of weight 1 and are not training "
+                         "examples")
             self.error(None, rules.TOO_FEW_TRAINING_ROWS,
                        f"{training} training conversation(s){held}; a run needs at least {wanted:,} "
                        "(MIN_TRAINING_ROWS): add conversations")

@@ -33,7 +33,8 @@ def fragment(report: EvalReport) -> str:
     meta = (f"<p class=\"meta\">{report.test_rows} test conversation{'s' if report.test_rows != 1 else ''}; "
             f"ROUGE-L over the first {report.answered}, greedy answers of up to {report.max_new_tokens} "
             "tokens. Lower loss and higher ROUGE-L are better.</p>")
-    return table + meta + _samples(report)
+    remarks = "".join(f"<p class=\"meta\">{_e(note)}</p>" for note in report.notes)
+    return table + meta + remarks + _samples(report)
 
 
 def page(report: EvalReport, title: str) -> str:
@@ -49,6 +50,7 @@ def text_table(report: EvalReport) -> str:
     for s in report.scores:
         lines.append(f"{LABELS.get(s.role, s.role):<24} {_fmt(s.loss):>13} {_fmt(s.perplexity, '.2f'):>11} "
                      f"{_fmt(s.rouge_l):>8}" + (f"  ({s.note})" if s.note else ""))
+    lines += list(report.notes)
     for sample in report.samples:
         lines += ["", f"Q: {sample.prompt}"]
         lines += [f"  {LABELS.get(role, role) + ':':<24} {answer}" for role, answer in sample.answers.items()]

@@ -99,11 +99,13 @@ def _number(value: Any) -> float | None:
 
 def build_report(prompts: Sequence[str], references: Sequence[str], answers: Mapping[str, Sequence[str]],
                  losses: Mapping[str, float | None], names: Mapping[str, str], *, test_rows: int,
-                 max_new_tokens: int, notes: Mapping[str, str] | None = None) -> EvalReport:
+                 max_new_tokens: int, notes: Mapping[str, str] | None = None,
+                 remarks: Sequence[str] = ()) -> EvalReport:
     """The report for the models in `names` (role → name): ROUGE-L from `answers`, losses as given.
 
     `prompts`/`references` are the answered test conversations' last user turns and held-out answers;
     `answers[role]` are that model's replies to them, in order. `notes[role]` says why a figure is missing.
+    `remarks` are lines about the run as a whole (where training started from, the loss of each epoch).
     """
     notes = notes or {}
     scores = tuple(
@@ -115,7 +117,7 @@ def build_report(prompts: Sequence[str], references: Sequence[str], answers: Map
     samples = tuple(Sample(prompts[i], references[i], {r: answers[r][i] for r in ROLES if r in answers})
                     for i in range(shown))
     return EvalReport(scores, samples, test_rows=test_rows, answered=len(references),
-                      max_new_tokens=max_new_tokens)
+                      max_new_tokens=max_new_tokens, notes=tuple(remarks))
 
 
 def rouge_l(replies: list[str], references: list[str]) -> float:

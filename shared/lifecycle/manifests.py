@@ -57,6 +57,11 @@ class RunPlan:
         return self.spec.run_name or "" if self.spec else ""
 
     @property
+    def start_from(self) -> str:
+        """"live" to train the live fine-tune further; "" for the base model (the default)."""
+        return "live" if self.spec and self.spec.training.start_from == "live" else ""
+
+    @property
     def tags(self) -> dict[str, str]:
         """Tags added to the job's own."""
         return dict(self.spec.tags) if self.spec else {}
@@ -86,6 +91,8 @@ class RunPlan:
         payload: dict[str, Any] = {"base_model": self.base_model, "overrides": dict(self.overrides)}
         if self.project_file:  # the same data under other project settings: another run
             payload["project_file"] = self.project_file
+        if self.start_from:  # the same data trained on from the live model is another run
+            payload["start_from"] = self.start_from
         if self.spec and self.spec.test_fraction is not None:  # another split trains on other rows
             payload["test_fraction"] = self.spec.test_fraction
         if self.spec and self.spec.screening:  # another policy stages other files (redacted or not)

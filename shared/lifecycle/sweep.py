@@ -260,7 +260,8 @@ def _finish_teardowns(ctx: Context, existing: Mapping[str, set[str]], now: datet
         if not run.endpoint:
             continue
         deployments = existing.get(run.endpoint)
-        if deployments is not None and (not run.deployment or run.deployment in deployments):
+        serving = run.deployment in deployments if run.deployment else bool(deployments)
+        if deployments is not None and serving:
             continue
         teardowns = run.teardowns + 1
         since = _deployed_at(run)

@@ -12,7 +12,7 @@ import dataclasses
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from shared.dataset import Limits, Parallelism, Report, Sink, scan_upload
 from shared.dataset.overlap import LineDigests
@@ -23,9 +23,17 @@ from shared.lifecycle.manifests import RunPlan
 from shared.lifecycle.outcome import Outcome, Result
 from shared.lifecycle.step_message import StepMessage
 from shared.names import name_problem, printable
-from shared.platforms.port import HASH_TAG, PROJECT_TAG, RUN_TAG, BaseModelRefused, JobSpec, PlatformError
+from shared.platforms.port import (
+    HASH_TAG,
+    PROJECT_TAG,
+    RUN_TAG,
+    BaseModelRefused,
+    JobSpec,
+    ModelRef,
+    PlatformError,
+)
 from shared.projects import ProjectNameError, endpoint_of, is_settings_file, project_of, run_project
-from shared.runs import Run, State
+from shared.runs import SERVING, Run, State
 from shared.settings import project_name
 from shared.staging import BlobInfo, BlobMissing, BlobReader, BlobRef, open_blob, quarantine
 
@@ -124,6 +132,7 @@ def on_upload(ctx: Context, upload: BlobRef) -> Outcome:
         overrides=dict(plan.overrides),
         manifest=plan.manifest or "",
         run_name=plan.run_name,
+        start_from=plan.start_from,
         tags=plan.tags,
         test_upload=plan.test.path if plan.test else "",
         uploaded_at=_uploaded_at(ctx, plan, info),
@@ -249,8 +258,38 @@ def resume(ctx: Context, run: Run) -> Outcome:
     return Outcome(Result.ALREADY_HANDLED, run.run_id, run.state)
 
 
+def _live_start(ctx: Context, run: Run) -> tuple[ModelRef | None, tuple[str, ...]]:
+    """For a `start_from: live` run, the endpoint's live fine-tune and the lineage of this run's model: the
+    base model, then each fine-tune trained on from it. (None, (base,)) starts from the base model."""
+    if run.start_from != "live":
+        return None, (run.base_model,)
+    # The run serving the project's endpoint (an unhealthy one still holds its traffic): the live one first.
+    endpoint = endpoint_of(ctx.settings, run_project(ctx.settings, run))
+    live = sorted((r for r in ctx.ledger.find(state=SERVING, endpoint=endpoint)
+                   if r.model_name and r.model_version), key=lambda r: r.state != State.LIVE)
+    if not live:
+        raise NoLiveModel(f"\"start_from\": \"live\" but endpoint {endpoint} serves no "
+                          "fine-tune yet; train from the base model first (drop start_from)")
+    source = live[0]
+    if source.base_model != run.base_model:
+        raise NoLiveModel(f"the live model {source.model_name}:{source.model_version} was tuned from "
+                          f"{source.base_model}, not {run.base_model}; it cannot start this run")
+    earlier = tuple(source.lineage.split(" → ")) if source.lineage else (source.base_model,)
+    return (ModelRef(source.model_name, source.model_version),
+            (*earlier, f"{source.model_name}:{source.model_version}"))
+
+
+class NoLiveModel(ValueError):
+    """A run asked to start from the live model, and there is none it can start from."""
+
+
 def submit_step(ctx: Context, run: Run, message: StepMessage) -> Outcome:
     """The submit step: start the job (its name is deterministic per attempt, so a retry finds it)."""
+    try:
+        start, lineage = _live_start(ctx, run)
+    except NoLiveModel as exc:
+        return rollback.fail(ctx, run, f"submit refused: {exc}", "job.submit_failed",
+                             f"the fine-tune job was not submitted: {exc}")
     spec = JobSpec(
         name=naming.job_name(run.run_id, run.attempt),
         run_id=run.run_id,
@@ -261,14 +300,17 @@ def submit_step(ctx: Context, run: Run, message: StepMessage) -> Outcome:
         parameters={**ctx.settings.finetune_overrides, **run.overrides},
         tags={**run.tags, RUN_TAG: run.run_id, HASH_TAG: run.content_sha256,
               PROJECT_TAG: run_project(ctx.settings, run)},
+        start_from=start,
+        lineage=lineage,
     )
     try:
         job = ctx.call(ctx.platform.submit, spec)
     except PlatformError as exc:
         return rollback.fail(ctx, run, f"submit failed: {exc}", "job.submit_failed",
                              f"the fine-tune job could not be submitted: {exc}")
+    started_from = f"{start.name}:{start.version}" if start else ""
     ctx.ledger.advance(run, State.SUBMITTED, note=job.status, job_name=job.name, job_url=job.studio_url or "",
-                       step_seq=run.step_seq + 1)
+                       step_seq=run.step_seq + 1, started_from=started_from, lineage=" → ".join(lineage))
     log.info("run %s: submitted job %s", run.run_id, job.name)
     return Outcome(Result.SUBMITTED, run.run_id, State.SUBMITTED, f"job {job.name}")
 
@@ -284,9 +326,17 @@ def _overlap_note(counts: dict[str, Any]) -> str:
 
 
 def _limits(ctx: Context, plan: RunPlan) -> Limits:
+    """Settings' limits with the manifest's, and what the platform's fine-tune honours of the chat format:
+    weight-0 turns and tool-calling data it cannot honour are refused by line before anything is staged (a
+    manifest's `train_weight_zero_turns` accepts training weight-0 turns as any other)."""
     s = ctx.settings
     epochs = plan.overrides.get("num_train_epochs") or s.finetune_overrides.get("num_train_epochs") or 1
-    return plan.limits(Limits.from_settings(s, epochs=max(1, round(float(epochs)))))
+    limits = plan.limits(Limits.from_settings(s, epochs=max(1, round(float(epochs)))))
+    support = ctx.platform.training_support()
+    accepted = bool(plan.spec and plan.spec.training.train_weight_zero_turns)
+    weights: Literal["honour", "refuse", "train"] = (
+        "honour" if support.per_turn_weights else "train" if accepted else "refuse")
+    return dataclasses.replace(limits, weights=weights, tool_calling=support.tool_calling)
 
 
 def _reject(ctx: Context, upload: BlobRef, etag: str, key: str, report: Report) -> Outcome:

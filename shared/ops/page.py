@@ -158,7 +158,9 @@ def _run_section(run: Mapping[str, Any], open_: bool) -> str:
                            eval_loss=validation[-1][1] if validation else metrics.get("eval_loss"))
     missing = _not_recorded(job.get("not_recorded") or {})
     lineage = [("upload", run["upload"]["blob"]), ("content sha256", run["upload"]["content_sha256"][:16]),
-               ("base model", run.get("base_model")), ("job", job.get("id")),
+               ("base model", run.get("base_model")),
+               ("trained on from", " → ".join(filter(None, [run.get("lineage")])) if run.get("started_from")
+                else ""), ("job", job.get("id")),
                ("model", f"{run['model']['name']}:{run['model']['version']}" if run.get("model") else ""),
                ("endpoint", f"{run['endpoint']['name']}/{run['endpoint']['deployment']}"
                 if run.get("endpoint") else ""), ("screening", _screening(run.get("screening"))),

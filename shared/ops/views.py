@@ -105,6 +105,9 @@ def run_view(run: Run, job: JobFigures | None = None, base_path: str = "/api") -
                      "deploy_started_at": _iso(run.deploy_started_at)} if run.endpoint else None,
         "base_model": run.base_model,
         "wakes": run.wakes,
+        # The models this run's comes from (base model → the live fine-tune it trained on from), if any.
+        "started_from": run.started_from,
+        "lineage": run.lineage,
         "error": run.error,
         "waiting": waiting_text(run),
         "created_at": _iso(run.created_at),

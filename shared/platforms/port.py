@@ -131,6 +131,8 @@ class JobSpec:
     `train_uri`/`test_uri` are the staged blobs' URLs.
     `parameters` are the run's own choices in the component's vocabulary (settings' FINETUNE_* and the
     manifest); each adapter resolves shared.finetune.DEFAULTS ← the model's defaults ← these.
+    `start_from`: a registered fine-tune of `base_model` to train further (a manifest's `"start_from":
+    "live"`), or None to start from the base model; `lineage` is the chain of models it came from.
     """
 
     name: str
@@ -142,6 +144,28 @@ class JobSpec:
     parameters: Mapping[str, Any] = field(default_factory=dict)
     tags: Mapping[str, str] = field(default_factory=dict)
     experiment: str = "finetune-autopilot"
+    start_from: ModelRef | None = None
+    lineage: tuple[str, ...] = ()
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> JobSpec:
+        """Read back `dataclasses.asdict(spec)` (as a job's spec.json holds it)."""
+        fields = dict(data)
+        start = fields.get("start_from")
+        fields["start_from"] = ModelRef(**start) if start else None
+        fields["lineage"] = tuple(fields.get("lineage") or ())
+        return cls(**fields)
+
+
+@dataclass(frozen=True)
+class TrainingSupport:
+    """What the platform's fine-tune honours of the chat format (OpenAI's): `per_turn_weights`, whether a
+    `"weight": 0` assistant turn is left out of the loss; `tool_calling`, whether `tools`, `tool_calls` and
+    `tool` messages are trained as such. What it cannot honour is refused at upload, never trained in
+    silence."""
+
+    per_turn_weights: bool
+    tool_calling: bool
 
 
 @dataclass(frozen=True)
@@ -228,6 +252,10 @@ class Platform(Protocol):
         Read-only and quick (no model is loaded or prepared): the ingest step asks before it stages anything,
         so a wrong BASE_MODEL is refused before the data is copied or a job is submitted.
         """
+        ...
+
+    def training_support(self) -> TrainingSupport:
+        """What this platform's fine-tune honours of the chat format; static, no call leaves the process."""
         ...
 
     def submit(self, spec: JobSpec) -> JobState:

@@ -95,6 +95,11 @@ class Run:
     smoke_conversations: int | None = None
     forced: bool = False  # blob metadata force=true: train even if the content was trained before
     uploaded_at: datetime | None = None  # when its files were in storage (orders runs: "uploaded later")
+    start_from: str = ""  # a manifest's "live": train the endpoint's live fine-tune further, not the base
+    # What the job started from ("name:version" of the live fine-tune, "" for the base model), and the chain
+    # of models this run's comes from: base model → earlier fine-tunes (" → " between them).
+    started_from: str = ""
+    lineage: str = ""
     # The scan: counts of a valid upload, or a rejected one's errors; staged files' URLs.
     rows: int | None = None
     train_rows: int | None = None

@@ -8,7 +8,9 @@ is only as good as its promise to behave like the real thing, so it is held to t
 Deployments take time everywhere (a server loading its model; the fakes' provisioning): `begin_deployment`
 returns at once and `deployment_status` is polled until it is final, as the steps do.
 Each implementation gets one job, one model and one endpoint for the module (module-scoped fixtures, since
-a real job and a model load cost seconds); the tests that change the endpoint come last, in file order.
+a real job and a model load cost seconds). Tests run in any order: each test that needs the endpoint gets it
+through `deployed`, which first brings back what an earlier test changed (traffic moved, the server killed,
+the endpoint deleted).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from shared.platforms.port import (
     PlatformError,
     Provisioning,
     RequestRefused,
+    TrainingSupport,
 )
 from shared.settings import Settings
 from shared.storage import blob_service
@@ -56,7 +59,6 @@ ENDPOINT = "ep-contract"
 MODEL = "ft-contract-chats"
 TAGS = {MANAGED_TAG: "true", RUN_TAG: "run-contract"}
 CONVERSATION = [{"role": "user", "content": "What is a good backup rule?"}]
-pytestmark = pytest.mark.integration
 
 
 class Adapter:
@@ -66,6 +68,9 @@ class Adapter:
     platform: Platform
     spec: JobSpec
     refused_model: str  # a base model this platform cannot fine-tune
+    # What its fine-tune honours of the chat format: the local engine labels learned turns and renders tools
+    # itself; chat_completion_pipeline has no input for either. The in-memory fake stands in for the local.
+    honours = TrainingSupport(per_turn_weights=True, tool_calling=True)
     # The local request log is written as each request is served; Azure Monitor's RequestsPerMinute arrives
     # minutes late, so right after a score an endpoint younger than IDLE_TTL has no known activity yet.
     activity_after_score = True
@@ -163,6 +168,7 @@ class MemoryAdapter(Adapter):
 class AzureMLAdapter(Adapter):
     kind = "azureml"
     refused_model = "Phi-3-mini-4k-instruct"  # archived in the registry (azureml-assets' own spec)
+    honours = TrainingSupport(per_turn_weights=False, tool_calling=False)
     activity_after_score = False
 
     def __init__(self, world: World, spec: JobSpec) -> None:
@@ -226,6 +232,7 @@ def adapter(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
            "JOB_EVENT_QUEUE": "evcontract", "AUTOPILOT_DATA_DIR": str(tmp_path_factory.mktemp("contract"))}
     chosen: Adapter
     if request.param == "local":
+        request.getfixturevalue("new_data_dir")(Path(env["AUTOPILOT_DATA_DIR"]))
         chosen = LocalAdapter(Settings.from_env(env))
     else:
         world = build_world(**env)
@@ -279,9 +286,27 @@ def polled(adapter: Adapter, model: ModelRef) -> list[DeploymentStatus]:
 
 
 @pytest.fixture(scope="module")
-def deployed(adapter: Adapter, polled: list[DeploymentStatus]) -> EndpointInfo:
+def first_deployed(adapter: Adapter, polled: list[DeploymentStatus]) -> EndpointInfo:
+    """The endpoint as the module's first deployment left it."""
     info = adapter.platform.get_endpoint(ENDPOINT)
     assert info is not None
+    return info
+
+
+@pytest.fixture
+def deployed(adapter: Adapter, model: ModelRef, first_deployed: EndpointInfo) -> EndpointInfo:
+    """The endpoint with `blue` Succeeded and no traffic, as deploying left it: whatever an earlier test did
+    to it (moved its traffic, killed its server, deleted it) is undone first."""
+    info = adapter.platform.get_endpoint(ENDPOINT)
+    if info is None or info.deployments != ("blue",) \
+            or not adapter.platform.deployment_status(ENDPOINT, "blue").succeeded:
+        assert provisioned(adapter, model, ENDPOINT, "blue")[-1].succeeded
+        info = adapter.platform.get_endpoint(ENDPOINT)
+    assert info is not None
+    if sum(info.traffic.values()):
+        adapter.platform.set_traffic(ENDPOINT, {"blue": 0})
+        info = adapter.platform.get_endpoint(ENDPOINT)
+        assert info is not None and sum(info.traffic.values()) == 0
     return info
 
 
@@ -289,6 +314,10 @@ def test_a_base_model_it_cannot_fine_tune_is_refused_saying_what_to_set(adapter:
     adapter.platform.check_base_model(adapter.spec.base_model)  # the module's own base model may be trained
     with pytest.raises(BaseModelRefused, match="BASE_MODEL"):
         adapter.platform.check_base_model(adapter.refused_model)
+
+
+def test_it_says_what_its_fine_tune_honours_of_the_chat_format(adapter: Adapter) -> None:
+    assert adapter.platform.training_support() == adapter.honours
 
 
 def test_submitting_the_same_job_name_twice_makes_one_job(
@@ -332,7 +361,7 @@ def test_deploying_an_unregistered_model_is_not_found(adapter: Adapter) -> None:
 
 
 def test_a_deployment_is_creating_then_succeeded_and_only_then_serves(
-        adapter: Adapter, model: ModelRef, polled: list[DeploymentStatus]) -> None:
+        adapter: Adapter, model: ModelRef, polled: list[DeploymentStatus], deployed: EndpointInfo) -> None:
     assert [s.provisioning for s in polled][-1] == Provisioning.SUCCEEDED, polled[-1].error
     if adapter.kind != "local":  # the fakes take their time (a clock; the service's work): Creating first
         assert {s.provisioning for s in polled[:-1]} == {Provisioning.CREATING} and len(polled) >= 2
@@ -347,12 +376,13 @@ def test_the_status_of_a_missing_deployment_is_not_found(adapter: Adapter, deplo
         adapter.platform.deployment_status("ep-contract-none", "blue")
 
 
-def test_deploy_makes_a_managed_endpoint_with_the_deployment_at_zero(deployed: EndpointInfo) -> None:
-    assert deployed.name == ENDPOINT and deployed.deployments == ("blue",)
-    assert deployed.tags[MANAGED_TAG] == "true" and deployed.tags[RUN_TAG] == "run-contract"
+def test_deploy_makes_a_managed_endpoint_with_the_deployment_at_zero(first_deployed: EndpointInfo) -> None:
+    assert first_deployed.name == ENDPOINT and first_deployed.deployments == ("blue",)
+    assert first_deployed.tags[MANAGED_TAG] == "true" and first_deployed.tags[RUN_TAG] == "run-contract"
     # Azure ML leaves a 0 % deployment out of the traffic map; the local engine lists it at 0.
-    assert deployed.traffic.get("blue", 0) == 0 and sum(deployed.traffic.values()) == 0
-    assert isinstance(deployed.created_at, datetime) and isinstance(deployed.last_deployed_at, datetime)
+    assert first_deployed.traffic.get("blue", 0) == 0 and sum(first_deployed.traffic.values()) == 0
+    assert isinstance(first_deployed.created_at, datetime) \
+        and isinstance(first_deployed.last_deployed_at, datetime)
 
 
 def test_deploying_the_same_names_again_makes_no_second_deployment(
@@ -421,6 +451,7 @@ def test_a_killed_deployment_reads_failed_answers_nothing_and_comes_back_when_be
         adapter: Adapter, model: ModelRef, deployed: EndpointInfo) -> None:
     """What the sweep's health check and `redeploy` rely on: a dead deployment is not reported Succeeded
     (nor still Creating), is not scored, and beginning it again (same model, same name) starts it anew."""
+    adapter.platform.set_traffic(ENDPOINT, {"blue": 100})  # a live deployment dies
     adapter.kill(ENDPOINT, "blue")
     dead = adapter.platform.deployment_status(ENDPOINT, "blue")
     assert dead.final and not dead.succeeded, dead
@@ -446,6 +477,8 @@ def test_list_endpoints_includes_ours_with_its_tags(adapter: Adapter, deployed: 
 
 def test_endpoint_activity_after_a_score_is_its_time_or_unknown_yet(
         adapter: Adapter, deployed: EndpointInfo) -> None:
+    assert reply_text(adapter.platform.score(ENDPOINT, seed_payload(CONVERSATION, 8, greedy=True),
+                                             deployment="blue")).strip()
     if adapter.activity_after_score:
         last = adapter.platform.endpoint_activity(ENDPOINT)
         assert isinstance(last, datetime) and last.tzinfo is not None

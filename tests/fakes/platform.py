@@ -39,6 +39,7 @@ from shared.platforms.port import (
     PlatformError,
     Provisioning,
     TrainingRecord,
+    TrainingSupport,
     TransientPlatformError,
 )
 
@@ -99,6 +100,8 @@ class InMemoryPlatform:
         self.faults: dict[str, list[PlatformError]] = {}
         self.refused_models: dict[str, str] = {}  # base model -> why this platform cannot fine-tune it
         self.hooks: dict[str, Callable[[str], None]] = {}
+        # What its fine-tune honours; a test sets the Azure ML adapter's (no weights, no tools).
+        self.support = TrainingSupport(per_turn_weights=True, tool_calling=True)
         # reply(deployment, payload) -> answer; default answers the reference-like text "ok".
         self.reply: Callable[[str, Mapping[str, Any]], Any] = lambda deployment, payload: {"output": "ok"}
 
@@ -128,6 +131,9 @@ class InMemoryPlatform:
             hook(target)
 
     # jobs
+    def training_support(self) -> TrainingSupport:
+        return self.support
+
     def check_base_model(self, reference: str) -> None:
         self._maybe_fail("check_base_model", reference)
         if reference in self.refused_models:

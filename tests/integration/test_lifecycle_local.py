@@ -1,11 +1,18 @@
-"""The handlers over the real local engine and Azurite: upload → job → model → endpoint → teardown."""
+"""The handlers over the real local engine and Azurite: upload → job → model → endpoint → teardown.
+
+One run goes the whole way (a real fine-tune, a real server): live, its server killed and found unhealthy,
+redeployed, then torn down when idle. Rules that need no real job run on the in-memory world instead.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
+import signal
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -15,6 +22,8 @@ from shared.events import parse_run_event
 from shared.front import FrontDoor, Refusal
 from shared.lifecycle import Lifecycle, Result, Step
 from shared.lifecycle.gate import seed_payload
+from shared.ops.actions import redeploy
+from shared.platforms.local.endpoint_state import EndpointFiles, read_state
 from shared.runs import State
 from shared.settings import Settings
 from shared.staging import BlobRef
@@ -28,8 +37,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def lifecycle(settings_env: dict[str, str]) -> Iterator[Lifecycle]:
-    env = {**settings_env, "IDLE_TTL": "2s"}
-    app = build_lifecycle(Settings.from_env(env))
+    app = build_lifecycle(Settings.from_env(settings_env))  # default IDLE_TTL: sweeps pass a later clock
     yield app
     app.close()  # the local engine's endpoint servers
 
@@ -56,7 +64,21 @@ def next_terminal_event(app: Lifecycle, timeout: float = 240) -> dict[str, objec
     raise AssertionError("no terminal job event arrived")
 
 
-def test_upload_goes_live_then_idle_sweep_tears_it_down(lifecycle: Lifecycle) -> None:
+def server_pid(app: Lifecycle, endpoint: str, deployment: str) -> int:
+    state = read_state(EndpointFiles(app.ctx.settings.data_dir / "endpoints" / endpoint))
+    pid = state.deployments[deployment].pid if state else None
+    assert pid is not None, state
+    return pid
+
+
+def alerts(app: Lifecycle) -> list[str]:
+    path = app.ctx.settings.data_dir / "alerts.jsonl"
+    lines = path.read_text().splitlines() if path.exists() else []
+    return [json.loads(line)["alert_class"] for line in lines]
+
+
+def test_upload_goes_live_a_killed_server_is_unhealthy_until_redeployed_then_idle_teardown(
+        lifecycle: Lifecycle) -> None:
     outcome = lifecycle.on_upload(upload(lifecycle, "sample_chat.jsonl", SAMPLE.read_bytes()))
     assert outcome.result is Result.QUEUED
     run_steps(lifecycle)  # the submit step
@@ -83,7 +105,8 @@ def test_upload_goes_live_then_idle_sweep_tears_it_down(lifecycle: Lifecycle) ->
         (str(r.message.step), round(r.seconds, 2)) for r in ran]
     assert live.model_name and live.model_version == "1"
 
-    answer = lifecycle.platform.score(live.endpoint, seed_payload([{"role": "user", "content": "Hi"}]))
+    answer_me = seed_payload([{"role": "user", "content": "Hi"}])
+    answer = lifecycle.platform.score(live.endpoint, answer_me)
     assert isinstance(answer["output"], str) and answer["output"]
 
     # A duplicate Completed event does nothing more: still one deployment, still version 1.
@@ -92,8 +115,30 @@ def test_upload_goes_live_then_idle_sweep_tears_it_down(lifecycle: Lifecycle) ->
     endpoint = lifecycle.platform.get_endpoint(live.endpoint)
     assert endpoint is not None and list(endpoint.deployments) == [live.deployment]
 
-    time.sleep(2.5)
-    report = lifecycle.on_sweep()
+    # A dead local endpoint does not look live (issue 14, item 5): kill -9 its server → the sweep marks the
+    # run unhealthy (one alert for two sweeps) → redeploy starts a new server → it answers again.
+    pid = server_pid(lifecycle, live.endpoint, live.deployment)
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{pid}/cmdline").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for _ in range(2):
+        report = lifecycle.on_sweep()
+        assert live.endpoint not in report.deleted
+    down = lifecycle.ledger.get(live.run_id)
+    assert down is not None and down.state == State.UNHEALTHY and "not running" in down.error, down
+    assert alerts(lifecycle).count("endpoint.unhealthy") == 1
+    redeploy(lifecycle, live.run_id)  # refused before issue 14's fix: the run "is live"
+    run_steps(lifecycle)
+    back = lifecycle.ledger.get(live.run_id)
+    assert back is not None and back.state == State.LIVE, back
+    assert server_pid(lifecycle, live.endpoint, live.deployment) != pid  # a new server process
+    assert lifecycle.platform.score(live.endpoint, answer_me)["output"]
+    assert lifecycle.on_sweep().unhealthy == []
+
+    # The timer fires once IDLE_TTL has passed without a request.
+    later = lifecycle.ledger.now() + lifecycle.ctx.settings.idle_ttl + timedelta(minutes=1)
+    report = lifecycle.on_sweep(later)
     assert report.deleted == [live.endpoint]
     down = lifecycle.ledger.get(run.run_id)
     assert down is not None and down.state == State.TORN_DOWN
@@ -112,18 +157,6 @@ def test_upload_goes_live_then_idle_sweep_tears_it_down(lifecycle: Lifecycle) ->
     assert door.chat(request, hold_s=0)["choices"][0]["message"]["content"]
     events = list(door.chat_stream(request, hold_s=0))
     assert events[0].startswith("data: {") and events[-1] == "data: [DONE]\n\n"
-
-
-def test_same_content_uploaded_again_is_a_duplicate(lifecycle: Lifecycle) -> None:
-    data = SAMPLE.read_bytes()
-    first = lifecycle.on_upload(upload(lifecycle, "a.jsonl", data))
-    assert first.result is Result.QUEUED
-    run_steps(lifecycle)
-    second = lifecycle.on_upload(upload(lifecycle, "b.jsonl", data))
-    assert second.result is Result.DUPLICATE
-    states = sorted(r.state.value for r in lifecycle.ledger.all())
-    assert states == ["duplicate", "submitted"]
-    next_terminal_event(lifecycle)  # let the job finish before the data dir goes
 
 
 def test_bad_upload_is_quarantined_and_alerted_once(lifecycle: Lifecycle) -> None:

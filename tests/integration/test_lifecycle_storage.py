@@ -79,6 +79,23 @@ def test_concurrent_deliveries_go_live_once_and_idle_teardown_is_recorded(
     assert down is not None and down.state == State.TORN_DOWN and down.teardowns == 1
 
 
+def test_same_content_uploaded_again_is_a_duplicate(app: tuple[Lifecycle, InMemoryPlatform]) -> None:
+    """A rule (the ledger's content-hash lookup), so no real training: the job is the in-memory one."""
+    life, platform = app
+    data = SAMPLE.read_bytes()
+    first_upload, second_upload = (BlobRef(life.ctx.settings.incoming_container, name)
+                                   for name in ("a.jsonl", "b.jsonl"))
+    life.ctx.staging.put(first_upload, data)
+    first = life.on_upload(first_upload)
+    assert first.result is Result.QUEUED
+    run_steps(life)  # the submit step
+    life.ctx.staging.put(second_upload, data)
+    second = life.on_upload(second_upload)
+    assert second.result is Result.DUPLICATE
+    states = sorted(r.state.value for r in life.ledger.all())
+    assert states == ["duplicate", "submitted"] and platform.effects["submit"] == 1
+
+
 def test_a_bad_upload_is_quarantined_in_the_account(app: tuple[Lifecycle, InMemoryPlatform]) -> None:
     life, platform = app
     bad = b'{"messages": [{"role": "user", "content": "hi"}]}\nnot json\n'

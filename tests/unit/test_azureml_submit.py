@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared.platforms.azureml.errors import ComputeNotAllowed, InvalidParameters, ModelNotFound, ModelRetired
-from shared.platforms.port import HASH_TAG, RUN_TAG, JobSpec, NotFoundError
+from shared.platforms.port import HASH_TAG, RUN_TAG, JobSpec, ModelRef, NotFoundError
 from tests.fakes.azureml_world import A100_SKUS, World, build_world
 
 TRAIN = "https://acct.blob.core.windows.net/staged/run-1/train.jsonl"
@@ -186,3 +186,21 @@ def test_job_status_follows_the_job_and_a_missing_job_is_not_found() -> None:
     assert state.terminal and state.status == "Failed" and state.error
     with pytest.raises(NotFoundError):
         world.platform.job_status("nope")
+
+
+def test_start_from_live_passes_the_registered_fine_tune_as_mlflow_model_path() -> None:
+    """The real 0.0.82 spec (the fake refuses an input it does not declare, or of the wrong type)."""
+    world = build_world()
+    world.platform.submit(spec(start_from=ModelRef("ft-support", "3"), parameters={
+        "apply_early_stopping": "true", "early_stopping_patience": 2, "early_stopping_threshold": 0.01,
+        "metric_for_best_model": "loss"}))
+    inputs = world.node_inputs("ft-run-1")
+    # The SDK sends the workspace model's ARM id for azureml:ft-support:3.
+    assert inputs["mlflow_model_path"].endswith("/workspaces/mlw-autopilot/models/ft-support/versions/3")
+    (node,) = world.job("ft-run-1")["jobs"].values()
+    assert node["inputs"]["mlflow_model_path"]["job_input_type"] == "mlflow_model"
+    assert world.job("ft-run-1")["tags"]["autopilot-start-from"] == "ft-support:3"
+    # Early stopping: the same keys the local engine reads, as the pipeline's own inputs.
+    assert (inputs["apply_early_stopping"], inputs["early_stopping_patience"],
+            inputs["early_stopping_threshold"], inputs["metric_for_best_model"]) == (
+        "true", "2", "0.01", "loss")

@@ -120,6 +120,7 @@ def test_a_blob_name_that_climbs_out_is_refused_before_any_upload(capsys: pytest
         assert "--name" in one_line_error(capsys)
 
 
+@pytest.mark.integration  # runs the CLI in a process of its own
 def test_output_cut_short_by_the_reader_is_no_traceback(api: Api) -> None:
     runs = [{"run_id": f"run-{i:012x}", "state": "live", "upload": {"blob": f"incoming/{i}.jsonl"}}
             for i in range(5000)]

@@ -55,14 +55,17 @@ def test_a_deployment_that_cannot_be_read_is_not_called_unhealthy(tmp_path: Path
     assert world.get(live.run_id).state == State.LIVE and report.unhealthy == [] and report.failed == []
 
 
-def test_a_deleted_deployment_reads_unhealthy(tmp_path: Path) -> None:
+def test_a_deleted_deployment_puts_its_run_to_sleep(tmp_path: Path) -> None:
+    """Nothing bills and nothing will bring it back by itself: the run is asleep (torn down, one alert), and
+    a redeploy (or the front door's wake) serves it again."""
     world = MemoryWorld(tmp_path)
     live = world.live_run()
     with world.platform.lock:  # someone deleted it behind the app's back (the portal, a script)
         world.platform.endpoints[live.endpoint].deployments.pop(live.deployment)
         world.platform.endpoints[live.endpoint].traffic.pop(live.deployment)
     world.life.on_sweep()
-    assert world.get(live.run_id).state == State.UNHEALTHY
+    world.life.on_sweep()
+    assert world.get(live.run_id).state == State.TORN_DOWN and world.alerts() == ["endpoint.torn_down"]
     redeploy(world.life, live.run_id)
     world.drain()
     assert world.get(live.run_id).state == State.LIVE

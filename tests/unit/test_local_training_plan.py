@@ -48,6 +48,10 @@ def test_bad_values_name_the_parameter(parameters, message):
         plan_from_parameters(parameters)
 
 
-def test_conversations_keep_only_messages():
-    rows = [{"prompt": "hi", "prompt_id": "1", "messages": [{"role": "user", "content": "hi", "name": "x"}]}]
-    assert conversations(rows) == [{"messages": [{"role": "user", "content": "hi"}]}]
+def test_conversations_keep_only_messages_and_tools():
+    rows = [{"prompt": "hi", "prompt_id": "1", "messages": [{"role": "user", "content": "hi", "name": "x"}]},
+            {"messages": [{"role": "assistant", "content": "a", "weight": 0}],
+             "tools": [{"type": "function"}]}]
+    assert conversations(rows) == [  # a message's chat-format keys (weight, name...) are the renderer's
+        {"messages": [{"role": "user", "content": "hi", "name": "x"}]},
+        {"messages": [{"role": "assistant", "content": "a", "weight": 0}], "tools": [{"type": "function"}]}]

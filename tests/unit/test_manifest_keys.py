@@ -98,7 +98,23 @@ def _screening(world: MemoryWorld, outcome: Outcome, plain: Run, _: JobSpec) -> 
     assert run.run_id != plain.run_id, "another policy stages other files: not a duplicate"
 
 
+def _start_from(world: MemoryWorld, outcome: Outcome, plain: Run, _: JobSpec) -> None:
+    assert outcome.result is Result.QUEUED and world.get(outcome.run_id).start_from == "live"
+    world.drain()  # the submit step: nothing is live on the endpoint yet, so there is nothing to start from
+    run = world.get(outcome.run_id)
+    assert run.state is State.FAILED and "serves no fine-tune yet" in run.error
+    assert world.platform.effects["submit"] == 0 and not plain.start_from
+
+
+def _train_weight_zero_turns(world: MemoryWorld, outcome: Outcome, plain: Run, _: JobSpec) -> None:
+    # Only where the platform cannot honour weights does the key change anything (test_weights below).
+    run, spec = submitted(world, outcome)
+    assert run.rows == plain.rows and spec.parameters == {}
+
+
 CASES: dict[str, tuple[Any, Check]] = {
+    "start_from": ("live", _start_from),
+    "train_weight_zero_turns": (True, _train_weight_zero_turns),
     "data": ("other.jsonl", _data),
     "test": ("held.jsonl", _test),
     "base_model": ("my-base", _base_model),

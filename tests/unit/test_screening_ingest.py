@@ -104,6 +104,7 @@ def test_a_manifest_s_policy_makes_another_run_of_the_same_data(tmp_path: Path) 
     assert second.state is State.SUBMITTED and second.run_id != first.run_id
 
 
+@pytest.mark.integration  # runs the CLI in a process of its own
 def test_nothing_sensitive_reaches_logs_alerts_reports_the_ledger_or_the_page(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)

@@ -247,7 +247,8 @@ def test_a_sweep_stopped_between_deleting_and_recording_is_finished_by_the_next(
     with pytest.raises(Killed):
         world.sweep()
     del world.ledger.advance
-    assert world.platform.get_endpoint("ep-idle") is None and world.get("r-idle").state == State.LIVE
+    asleep = world.platform.get_endpoint("ep-idle")  # its deployment deleted, the endpoint kept
+    assert asleep is not None and not asleep.deployments and world.get("r-idle").state == State.LIVE
 
     report = world.sweep()
     down = world.get("r-idle")

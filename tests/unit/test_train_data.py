@@ -6,6 +6,7 @@ from pathlib import Path
 
 import orjson
 
+from shared.platforms.local.tiny_model import ensure_tiny_base_model
 from shared.platforms.local.train_data import (
     STREAM_ABOVE_BYTES,
     TrainFile,
@@ -32,14 +33,18 @@ def test_chunks_are_saved_and_rows_counted_across_chunk_edges(tmp_path: Path) ->
 
 
 def test_a_large_file_is_streamed_and_a_small_one_loaded(tmp_path: Path) -> None:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(ensure_tiny_base_model(tmp_path / "models"))
     path = tmp_path / "train.jsonl"
     path.write_bytes(rows(30))
-    small = train_dataset(TrainFile(path, 30, 100), seed=1)
+    small = train_dataset(TrainFile(path, 30, 100), 1, tokenizer)
     assert len(small) == 30 and type(small).__name__ == "Dataset"
-    large = train_dataset(TrainFile(path, 30, STREAM_ABOVE_BYTES + 1), seed=1)
+    large = train_dataset(TrainFile(path, 30, STREAM_ABOVE_BYTES + 1), 1, tokenizer)
     assert type(large).__name__ == "IterableDataset"
-    seen = [row["messages"][0]["content"] for row in large]
-    assert sorted(seen) == sorted(f"q{i}" for i in range(30)), "every row once, shuffled within a buffer"
+    seen = [tokenizer.decode([t for t, m in zip(row["input_ids"], row["labels"], strict=True) if m >= 0])
+            for row in large]
+    assert sorted(seen) == sorted(f"a{i}<|end|>" for i in range(30)), "every row once, shuffled in a buffer"
 
 
 def test_steps_match_what_the_trainer_would_count() -> None:

@@ -24,6 +24,7 @@ PIPELINE_COMPONENT = "chat_completion_pipeline"
 TASK = "ChatCompletion"  # the component's only required input (it has a default; we do not rely on it)
 TRAINED_MODEL_OUTPUT = "trained_model"
 BASE_MODEL_TAG = "autopilot-base-model"
+START_FROM_TAG = "autopilot-start-from"  # the registered fine-tune a run trained further
 
 
 def load_pipeline_component(registry: Any, version: str | None) -> Any:
@@ -50,12 +51,18 @@ def compute_inputs(compute: FinetuneCompute) -> dict[str, ParameterValue]:
 
 def build_job(component: Any, spec: JobSpec, model: BaseModel, parameters: Mapping[str, ParameterValue],
               display_name: str) -> PipelineJob:
-    """The pipeline job: the component with model, data, compute and parameters; output trained_model."""
+    """The pipeline job: the component with model, data, compute and parameters; output trained_model.
+
+    The model is the registry's base model, or (`spec.start_from`, a manifest's `"start_from": "live"`) the
+    workspace's registered fine-tune of it, which the component imports the same way (an MLflow model).
+    """
+    start = (Input(type="mlflow_model", path=f"azureml:{spec.start_from.name}:{spec.start_from.version}")
+             if spec.start_from is not None else model.id)
 
     def chat_completion_finetune() -> dict[str, Any]:
         finetune = component(
             task_name=TASK,
-            mlflow_model_path=model.id,
+            mlflow_model_path=start,
             train_file_path=Input(type="uri_file", path=spec.train_uri),
             test_file_path=Input(type="uri_file", path=spec.test_uri),
             **parameters,
@@ -67,6 +74,8 @@ def build_job(component: Any, spec: JobSpec, model: BaseModel, parameters: Mappi
     job.display_name = display_name
     job.experiment_name = spec.experiment
     job.tags = {**spec.tags, RUN_TAG: spec.run_id, BASE_MODEL_TAG: model.id}
+    if spec.start_from is not None:
+        job.tags[START_FROM_TAG] = f"{spec.start_from.name}:{spec.start_from.version}"
     job.settings = job.settings or PipelineJobSettings()
     job.settings.force_rerun = True  # never reuse a cached step of an earlier run
     job.settings.continue_on_step_failure = False

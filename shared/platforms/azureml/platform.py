@@ -42,6 +42,7 @@ from shared.platforms.port import (
     NotFoundError,
     Provisioning,
     TrainingRecord,
+    TrainingSupport,
 )
 from shared.settings import AzureMLSettings, Settings, SettingsError
 
@@ -124,6 +125,11 @@ class AzureMLPlatform:
             self._component = load_pipeline_component(self.registry, self._aml.pipeline_component_version)
         job = build_job(self._component, spec, model, params, display_name(params, prefix=spec.display_name))
         return job_state(submit_job(self.ml, job))
+
+    def training_support(self) -> TrainingSupport:
+        """chat_completion_pipeline (0.0.82) has no input for per-turn weights (it trains every assistant
+        turn) and documents no tool-calling data format."""
+        return TrainingSupport(per_turn_weights=False, tool_calling=False)
 
     def check_base_model(self, reference: str) -> None:
         """Registry reads only; ModelRetired / ModelNotFound (BaseModelRefused) say why and what to use."""

@@ -14,7 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-Messages = Sequence[dict[str, str]]
+from shared.platforms.local.chat_format import check_faithful, render
+
+Messages = Sequence[dict[str, Any]]
+Tools = Sequence[dict[str, Any]] | None
 
 
 @dataclass(frozen=True)
@@ -92,24 +95,30 @@ class ChatModel:
         parts = mlflow.transformers.load_model(str(model_dir), return_type="components")
         return cls(parts["model"].to(placement()[0]), parts["tokenizer"], model_uri)
 
-    def render(self, messages: Messages) -> str:
-        """The prompt text for `messages`: the saved chat template with the assistant's turn opened."""
-        return str(self._tokenizer.apply_chat_template(list(messages), add_generation_prompt=True,
-                                                       tokenize=False))
+    def render(self, messages: Messages, tools: Tools = None) -> str:
+        """The prompt text for `messages` (and `tools`): the saved chat template with the assistant's turn
+        opened, through chat_format.render, the function training renders its rows with.
+
+        Raises ChatFormatError when the template drops the tools or tool calls (never answered without them).
+        """
+        text = render(self._tokenizer, messages, tools, add_generation_prompt=True)
+        if tools or any(m.get("tool_calls") for m in messages):
+            check_faithful(text, messages, tools, self.model_uri)
+        return text
 
     def complete(self, messages: Messages, *, max_new_tokens: int, temperature: float = 0.0,
-                 top_p: float = 1.0, do_sample: bool = False) -> Completion:
+                 top_p: float = 1.0, do_sample: bool = False, tools: Tools = None) -> Completion:
         """The assistant's next turn (at least one new token), decoded without special tokens."""
         return self.complete_many([messages], max_new_tokens=max_new_tokens, temperature=temperature,
-                                  top_p=top_p, do_sample=do_sample)[0]
+                                  top_p=top_p, do_sample=do_sample, tools=tools)[0]
 
     def complete_many(self, conversations: Sequence[Messages], *, max_new_tokens: int,
                       temperature: float = 0.0, top_p: float = 1.0,
-                      do_sample: bool = False) -> list[Completion]:
+                      do_sample: bool = False, tools: Tools = None) -> list[Completion]:
         """Answer several conversations in one batch (left-padded): one pass per token for all of them."""
         import torch
 
-        batch = self.encode(conversations, max_new_tokens)
+        batch = self.encode(conversations, max_new_tokens, tools)
         with self._lock, torch.inference_mode():
             output = self._model.generate(**batch, **self._options(max_new_tokens, temperature, top_p,
                                                                    do_sample))
@@ -118,13 +127,14 @@ class ChatModel:
         return [self._completion(output[i, width:].tolist(), int(lengths[i])) for i in range(len(lengths))]
 
     def stream(self, messages: Messages, *, max_new_tokens: int, temperature: float = 0.0,
-               top_p: float = 1.0, do_sample: bool = False) -> Generator[str | Completion, None, None]:
+               top_p: float = 1.0, do_sample: bool = False,
+               tools: Tools = None) -> Generator[str | Completion, None, None]:
         """Yield the answer's text as it is generated, then its Completion. Closing the iterator early
         stops the generation at the next token."""
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
-        batch = self.encode([messages], max_new_tokens)
+        batch = self.encode([messages], max_new_tokens, tools)
         streamer = TextIteratorStreamer(self._tokenizer, skip_prompt=True, skip_special_tokens=True)
         cancelled = threading.Event()
 
@@ -156,9 +166,10 @@ class ChatModel:
         width = int(batch["input_ids"].shape[1])
         yield self._completion(result["output"][0, width:].tolist(), width)
 
-    def encode(self, conversations: Sequence[Messages], max_new_tokens: int) -> Any:
-        """The conversations as one left-padded batch on the model's device; PromptTooLong if too long."""
-        texts = [self.render(messages) for messages in conversations]
+    def encode(self, conversations: Sequence[Messages], max_new_tokens: int, tools: Tools = None) -> Any:
+        """The conversations (each offered `tools`) as one left-padded batch on the model's device;
+        PromptTooLong if too long."""
+        texts = [self.render(messages, tools) for messages in conversations]
         # The template already wrote any BOS it wants; the tokenizer must not add another.
         batch = self._tokenizer(texts, padding=True, padding_side="left", add_special_tokens=False,
                                 return_tensors="pt")

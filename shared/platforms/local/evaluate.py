@@ -35,6 +35,7 @@ class Evidence:
     answers: dict[str, list[str]] = field(default_factory=dict)
     losses: dict[str, float | None] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
+    remarks: list[str] = field(default_factory=list)
 
     @classmethod
     def for_rows(cls, test_rows: Sequence[Mapping[str, Any]]) -> Evidence:
@@ -45,7 +46,7 @@ class Evidence:
         """The evaluation report of what was recorded (`test_rows`: the size of the whole test split)."""
         return build_report([p[-1]["content"] for p in self.prompts], self.references, self.answers,
                             self.losses, self.names, test_rows=test_rows, max_new_tokens=MAX_NEW_TOKENS,
-                            notes=self.notes)
+                            notes=self.notes, remarks=self.remarks)
 
     def ask(self, role: str, name: str, chat: ChatModel) -> None:
         """Record `chat`'s greedy answers to every answered prompt as `role`'s."""

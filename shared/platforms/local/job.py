@@ -57,7 +57,7 @@ def write_spec(job_dir: Path, spec: JobSpec) -> None:
 
 def read_spec(job_dir: Path) -> JobSpec:
     """The JobSpec the job was submitted with."""
-    return JobSpec(**json.loads((job_dir / SPEC_FILE).read_text(encoding="utf-8")))
+    return JobSpec.from_dict(json.loads((job_dir / SPEC_FILE).read_text(encoding="utf-8")))
 
 
 _SECRETS = re.compile(r"(AccountKey=|SharedAccessSignature=|sig=|[?&]se=)[^;&\s'\"]+", re.IGNORECASE)
@@ -161,7 +161,7 @@ def run(job: Job) -> dict[str, Any]:
     """
     from shared.platforms.local import cpu, mlflow_store
     from shared.platforms.local.base_models import label, load_base_model, model_specific_defaults
-    from shared.platforms.local.training import fine_tune, resolve_plan
+    from shared.platforms.local.training import fine_tune, held_out_loss, resolve_plan
 
     spec, settings = job.spec, job.settings
     base = label(spec.base_model)
@@ -190,6 +190,14 @@ def run(job: Job) -> dict[str, Any]:
     evidence = Evidence.for_rows(test_rows)
     with job.step("evaluating the base model"):
         evidence.ask("base", base, _chat(model, tokenizer, base))
+    base_loss: float | None = None
+    if spec.start_from is not None:
+        with job.step("loading the live model to start from"):
+            if test_rows:  # the base's own loss: the report compares the candidate with the original base
+                base_loss = held_out_loss(model, tokenizer, test_rows, plan, job.dir / "base-eval")
+            model, tokenizer = _start_model(job, spec.start_from)
+            evidence.remarks.append(f"trained on from the live model {_ref(spec.start_from)}; lineage: "
+                                    + " → ".join([*spec.lineage, spec.display_name]))
     with job.step("opening the MLflow run"):
         client = mlflow_store.use(settings.data_dir)
         experiment_id = mlflow_store.ensure_experiment(client, settings.data_dir, spec.experiment)
@@ -197,15 +205,23 @@ def run(job: Job) -> dict[str, Any]:
     with mlflow.start_run(experiment_id=experiment_id, run_name=spec.name, tags=tags) as mlrun:
         run_id = mlrun.info.run_id
         mlflow.log_params({**plan.as_params(), "base_model": base, "train_rows": train.rows,
-                           "test_rows": len(test_rows)})
+                           "test_rows": len(test_rows),
+                           "start_from": _ref(spec.start_from) if spec.start_from else "base"})
         with job.step("training"):
             result = fine_tune(model, tokenizer, train, test_rows, plan, job.dir / "trainer",
-                               callbacks=[StepMetrics(run_id)])
+                               callbacks=[StepMetrics(run_id)], model_name=base)
             train.path.unlink()  # the staged blob keeps the data; the job's copy only fed the trainer
+        if result.epochs:
+            evidence.remarks.append(epochs_remark(result.epochs, result.best_epoch))
+        if spec.start_from is not None:  # before training the model was the live fine-tune, not the base
+            for name in ("eval_loss", "perplexity"):
+                if f"base_{name}" in result.metrics:
+                    result.metrics[f"start_{name}"] = result.metrics.pop(f"base_{name}")
         with job.step("evaluating the fine-tuned model"):
             evidence.ask("candidate", spec.display_name, _chat(result.model, tokenizer, spec.display_name))
-            evidence.losses.update(base=result.metrics.get("base_eval_loss"),
-                                   candidate=result.metrics.get("eval_loss"))
+            evidence.losses.update(
+                base=base_loss if spec.start_from is not None else result.metrics.get("base_eval_loss"),
+                candidate=result.metrics.get("eval_loss"))
         with job.step("evaluating the live model"):
             _ask_live(job, evidence, base, test_rows, plan)
         with job.step("logging to MLflow"):
@@ -225,6 +241,26 @@ def run(job: Job) -> dict[str, Any]:
                 pip_requirements=_pip_requirements())
     return {"metrics": metrics, "mlflow_run_id": run_id, "model_uri": info.model_uri,
             "experiment_id": experiment_id, "ignored_parameters": list(plan.ignored)}
+
+
+def epochs_remark(epochs: list[dict[str, float]], best: float | None) -> str:
+    """The report's line on the held-out loss after each epoch, and which epoch's model was kept."""
+    losses = ", ".join(f"epoch {e['epoch']:g}: {e['eval_loss']:.4f}" for e in epochs)
+    kept = f"; kept epoch {best:g} (lowest loss)" if best is not None else ""
+    return f"held-out loss after each epoch: {losses}{kept}"
+
+
+def _ref(model: Any) -> str:
+    return f"{model.name}:{model.version}"
+
+
+def _start_model(job: Job, start: Any) -> tuple[Any, Any]:
+    """The registered fine-tune to train further (its merged weights and the tokenizer saved with it)."""
+    from shared.platforms.local.chat_model import ChatModel
+    from shared.platforms.local.endpoints import LocalEndpoints
+
+    chat = ChatModel.load(LocalEndpoints(job.settings).model_dir(start), _ref(start))
+    return chat.model.train(), chat.tokenizer
 
 
 def _chat(model: Any, tokenizer: Any, name: str) -> Any:

@@ -29,6 +29,7 @@ from shared.platforms.port import (
     NotFoundError,
     PlatformError,
     TrainingRecord,
+    TrainingSupport,
 )
 from shared.settings import Settings
 
@@ -49,6 +50,11 @@ class LocalJobs:
     def check_base_model(self, reference: str) -> None:
         if (why := base_models.problem(reference or self.settings.base_model)) is not None:
             raise BaseModelRefused(why)
+
+    def training_support(self) -> TrainingSupport:
+        """The engine renders every row with the base model's template and labels only learned turns
+        (chat_format); a template that cannot render tools fails the job by name."""
+        return TrainingSupport(per_turn_weights=True, tool_calling=True)
 
     def submit(self, spec: JobSpec) -> JobState:
         """Start the job in a child process, or return the state of the job already submitted by that name."""

@@ -19,8 +19,12 @@ DEFAULT_MAX_TOKENS = 16
 
 
 class Message(BaseModel):
-    role: str = Field(pattern="^(system|user|assistant)$")
-    content: str
+    role: str = Field(pattern="^(system|user|assistant|tool)$")
+    content: str | None = None
+    # Tool use, as OpenAI's chat format has it: rendered by the template exactly as at training.
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_id: str | None = None
+    name: str | None = None
 
 
 class StreamOptions(BaseModel):
@@ -39,14 +43,16 @@ class ChatCompletionRequest(BaseModel):
     n: int = Field(default=1, ge=1, le=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
+    tools: list[dict[str, Any]] | None = None
 
-    def conversation(self) -> list[dict[str, str]]:
-        return [m.model_dump() for m in self.messages]
+    def conversation(self) -> list[dict[str, Any]]:
+        return [m.model_dump(exclude_none=True) for m in self.messages]
 
     def generation(self) -> dict[str, Any]:
         """ChatModel keyword arguments: OpenAI samples at temperature > 0 and is greedy at 0."""
         return {"max_new_tokens": self.max_completion_tokens or self.max_tokens or DEFAULT_MAX_TOKENS,
-                "temperature": self.temperature, "top_p": self.top_p, "do_sample": self.temperature > 0}
+                "temperature": self.temperature, "top_p": self.top_p, "do_sample": self.temperature > 0,
+                "tools": self.tools}
 
 
 def completion_body(done: Completion, model: str) -> dict[str, Any]:

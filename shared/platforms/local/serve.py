@@ -30,6 +30,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 
 from shared.platforms.local import cpu, score_api
+from shared.platforms.local.chat_format import ChatFormatError
 from shared.platforms.local.chat_model import ChatModel, Completion, PromptTooLong
 from shared.platforms.local.endpoint_state import EndpointFiles, read_state
 from shared.platforms.local.openai_api import ChatCompletionRequest, completion_body, stream_events
@@ -113,7 +114,7 @@ def _openai(chat: ChatModel, body: ChatCompletionRequest, deployment: str, files
     """A chat.completion, or (stream: true) its server-sent events; either way one recorded request."""
     name = body.model or deployment
     if body.stream:
-        _check_fits(chat, body.conversation(), body.generation()["max_new_tokens"])
+        _check_fits(chat, body.conversation(), body.generation()["max_new_tokens"], body.tools)
         _record_request(files.requests)
         return StreamingResponse(stream_events(chat, body, name), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache"})
@@ -129,20 +130,23 @@ def _key_matches(request: Request, key: str) -> bool:
     return bool(supplied) and hmac.compare_digest(supplied.encode(), key.encode())
 
 
-def _complete_many(chat: ChatModel, conversations: list[list[dict[str, str]]], max_new_tokens: int,
-                   temperature: float, top_p: float, do_sample: bool) -> list[Completion]:
+def _complete_many(chat: ChatModel, conversations: list[list[dict[str, Any]]], max_new_tokens: int,
+                   temperature: float, top_p: float, do_sample: bool,
+                   tools: list[dict[str, Any]] | None = None) -> list[Completion]:
     try:
         return chat.complete_many(conversations, max_new_tokens=max_new_tokens, temperature=temperature,
-                                  top_p=top_p, do_sample=do_sample)
-    except PromptTooLong as exc:
+                                  top_p=top_p, do_sample=do_sample, tools=tools)
+    except (PromptTooLong, ChatFormatError) as exc:
         raise HTTPException(400, str(exc)) from exc
 
 
-def _check_fits(chat: ChatModel, conversation: list[dict[str, str]], max_new_tokens: int) -> None:
-    """Refuse a stream that cannot fit before its 200 and headers go out."""
+def _check_fits(chat: ChatModel, conversation: list[dict[str, Any]], max_new_tokens: int,
+                tools: list[dict[str, Any]] | None = None) -> None:
+    """Refuse a stream that cannot fit (or whose tools the template cannot render) before its 200 and
+    headers go out."""
     try:
-        chat.encode([conversation], max_new_tokens)
-    except PromptTooLong as exc:
+        chat.encode([conversation], max_new_tokens, tools)
+    except (PromptTooLong, ChatFormatError) as exc:
         raise HTTPException(400, str(exc)) from exc
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from shared.platforms.local.base_models import DEFAULTS_FILE
 
-TINY_MODEL_NAME = "tiny-chat-v1"
+TINY_MODEL_NAME = "tiny-chat-v2"  # v2: the template renders tools
 # A randomly initialised 2-layer model needs a far larger step, and more epochs, than a pretrained one to
 # learn anything in seconds. Measured on the demo data: 20 epochs (~7 s) turn noise into recognisable text.
 TINY_FINETUNE_DEFAULTS = {"learning_rate": "1e-2", "num_train_epochs": "20",
@@ -26,15 +26,25 @@ SEED = 1234
 BOS, EOS, PAD = "<s>", "<|end|>", "<pad>"
 ROLE_TOKENS = ("<|system|>", "<|user|>", "<|assistant|>")
 
-# The assistant turn, including its end-of-turn token, sits inside {% generation %} so TRL's
-# assistant_only_loss trains the model on answers (and on stopping) but not on prompts.
+# The assistant turn, including its end-of-turn token, sits inside {% generation %} (answers and stopping are
+# learned, prompts are not). Tools are offered in a block before the conversation (one JSON schema a line),
+# an assistant's tool calls follow its text as <tool_call>{"name", "arguments"}</tool_call>, and a tool's
+# reply is a `tool` turn: the usual shape of tool-aware templates, so tool-calling data trains here too.
 CHAT_TEMPLATE = (
     "{{ bos_token }}"
+    "{% if tools %}{{ '<|system|>\nTools:\n' }}"
+    "{% for tool in tools %}"
+    "{{ (tool['function'] if tool['function'] is defined else tool) | tojson }}{{ '\n' }}"
+    "{% endfor %}{{ '<|end|>\n' }}{% endif %}"
     "{% for message in messages %}"
     "{% if message['role'] == 'assistant' %}"
-    "{{ '<|assistant|>\n' }}{% generation %}{{ message['content'] + '<|end|>' }}{% endgeneration %}{{ '\n' }}"
+    "{{ '<|assistant|>\n' }}{% generation %}{{ message['content'] or '' }}"
+    "{% for call in message['tool_calls'] or [] %}"
+    "{{ '<tool_call>' + {'name': call['function']['name'],"
+    " 'arguments': call['function']['arguments']} | tojson + '</tool_call>' }}{% endfor %}"
+    "{{ '<|end|>' }}{% endgeneration %}{{ '\n' }}"
     "{% else %}"
-    "{{ '<|' + message['role'] + '|>\n' + message['content'] + '<|end|>\n' }}"
+    "{{ '<|' + message['role'] + '|>\n' + (message['content'] or '') + '<|end|>\n' }}"
     "{% endif %}"
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% endif %}"

@@ -18,6 +18,8 @@ from typing import Any
 
 import orjson
 
+from shared.platforms.local.chat_format import training_example
+
 # Over this many bytes of staged train data the job streams it instead of loading it. Loaded, 10 MB of rows
 # cost the job ~360 MB more than the tiny model alone (bench/train_memory.py); 4 MiB bounds that near 150 MB.
 STREAM_ABOVE_BYTES = 4 * 1024 * 1024
@@ -56,8 +58,12 @@ def save_chunks(chunks: Iterable[bytes], path: Path) -> TrainFile:
 
 
 def conversation(row: Mapping[str, Any]) -> dict[str, Any]:
-    """Only a row's messages: a `prompt` column would make TRL read the rows as prompt-completion."""
-    return {"messages": [{"role": str(m["role"]), "content": str(m["content"])} for m in row["messages"]]}
+    """A row's messages (every key the chat format defines: weights, tool calls) and its tools, nothing else:
+    a `prompt` column would make TRL read the rows as prompt-completion."""
+    kept: dict[str, Any] = {"messages": [dict(m) for m in row["messages"]]}
+    if row.get("tools"):
+        kept["tools"] = list(row["tools"])
+    return kept
 
 
 def read_conversations(path: str) -> Iterator[dict[str, Any]]:
@@ -68,13 +74,28 @@ def read_conversations(path: str) -> Iterator[dict[str, Any]]:
                 yield conversation(orjson.loads(line))
 
 
-def train_dataset(file: TrainFile, seed: int) -> Any:
-    """The trainer's dataset for `file`: streamed (IterableDataset) when large, else loaded (Dataset)."""
+def read_examples(path: str, tokenizer: Any, model: str) -> Iterator[dict[str, Any]]:
+    """The file's rows as token ids and labels (chat_format.training_example), one line at a time."""
+    for row in read_conversations(path):
+        yield training_example(tokenizer, row, model)
+
+
+def examples(rows: Iterable[Mapping[str, Any]], tokenizer: Any, model: str) -> Any:
+    """Rows in memory as the trainer's (tokenized, labelled) Dataset."""
+    from datasets import Dataset
+
+    return Dataset.from_list([training_example(tokenizer, conversation(row), model) for row in rows])
+
+
+def train_dataset(file: TrainFile, seed: int, tokenizer: Any, model: str = "the base model") -> Any:
+    """The trainer's dataset for `file`, tokenized and labelled: streamed (IterableDataset) when large, else
+    loaded (Dataset)."""
     from datasets import Dataset, IterableDataset
 
     if not file.streamed:
-        return Dataset.from_list(list(read_conversations(str(file.path))))
-    stream = IterableDataset.from_generator(read_conversations, gen_kwargs={"path": str(file.path)})
+        return Dataset.from_list(list(read_examples(str(file.path), tokenizer, model)))
+    stream = IterableDataset.from_generator(
+        read_examples, gen_kwargs={"path": str(file.path), "tokenizer": tokenizer, "model": model})
     return stream.shuffle(seed=seed, buffer_size=SHUFFLE_BUFFER)
 
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from shared.evaluation import perplexity
-from shared.platforms.local.train_data import TrainFile, conversation, steps_for, train_dataset
+from shared.platforms.local.train_data import TrainFile, conversation, examples, steps_for, train_dataset
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,13 @@ class TrainingPlan:
     apply_lora: bool = False
     merge_lora_weights: bool = True
     logging_steps: int = 10
+    # The held-out split is evaluated after every epoch and the best epoch is kept; early stopping (the
+    # component's names) ends training after `early_stopping_patience` evaluations without an improvement
+    # of more than `early_stopping_threshold`.
+    apply_early_stopping: bool = False
+    early_stopping_patience: int = 1
+    early_stopping_threshold: float = 0.0
+    metric_for_best_model: str = "loss"
     # Keys given but not used here (Azure-only or unknown), kept so the run can record them.
     ignored: tuple[str, ...] = field(default=(), compare=False)
 
@@ -104,7 +112,11 @@ _KINDS: dict[str, type] = {
     "learning_rate": float, "lr_scheduler_type": str, "gradient_accumulation_steps": int,
     "lora_r": int, "lora_alpha": int, "lora_dropout": float, "max_seq_length": int, "seed": int,
     "apply_lora": bool, "merge_lora_weights": bool, "logging_steps": int,
+    "apply_early_stopping": bool, "early_stopping_patience": int, "early_stopping_threshold": float,
+    "metric_for_best_model": str,
 }
+# The held-out metric the local engine computes; the component's f1 and exact need its evaluation step.
+LOCAL_BEST_METRICS = ("loss",)
 
 
 def _convert(name: str, raw: Any, kind: type) -> Any:
@@ -137,6 +149,11 @@ def plan_from_parameters(parameters: Mapping[str, Any]) -> TrainingPlan:
             raise ParameterError(f"fine-tune parameter {name}={getattr(plan, name)} must be at least 1")
     if plan.max_steps < 1 and plan.num_train_epochs <= 0:
         raise ParameterError("fine-tune parameters train nothing: set num_train_epochs > 0 or max_steps > 0")
+    if plan.metric_for_best_model not in LOCAL_BEST_METRICS:
+        raise ParameterError(f"fine-tune parameter metric_for_best_model={plan.metric_for_best_model!r} is "
+                             f"not computed by the local engine; use {', '.join(LOCAL_BEST_METRICS)}")
+    if plan.early_stopping_threshold < 0:
+        raise ParameterError("fine-tune parameter early_stopping_threshold must not be negative")
     return plan
 
 
@@ -162,6 +179,9 @@ class TrainingResult:
     tokenizer: Any
     metrics: dict[str, float]
     history: list[dict[str, float]]
+    # The held-out loss after each epoch ({"epoch", "eval_loss"}), and the epoch whose model was kept.
+    epochs: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: float | None = None
     # The unmerged LoRA adapter, saved when merge_lora_weights is false.
     adapter_dir: Path | None = None
 
@@ -172,14 +192,15 @@ def conversations(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 def sft_config(plan: TrainingPlan, tokenizer: Any, work_dir: Path,
-               overrides: Mapping[str, Any] | None = None) -> Any:
+               overrides: Mapping[str, Any] | None = None, *, per_epoch_eval: bool = False) -> Any:
     """The SFTConfig for `plan` on this machine: the plan's values plus the engine's speed settings.
 
+    `per_epoch_eval`: evaluate the held-out split after each epoch and load the best epoch's weights at the
+    end (checkpoints hold the model only: the optimizer state is not needed to keep an epoch).
     `overrides` replace any field (the training benchmark uses them to try other settings).
     """
     import torch
     from trl import SFTConfig  # type: ignore[attr-defined]
-    from trl.chat_template_utils import has_generation_markers
 
     cuda = torch.cuda.is_available()
     settings: dict[str, Any] = {
@@ -194,17 +215,22 @@ def sft_config(plan: TrainingPlan, tokenizer: Any, work_dir: Path,
         "logging_steps": plan.logging_steps,
         "seed": plan.seed,
         "max_length": _max_length(plan, tokenizer),
-        # Assistant-only loss needs {% generation %} markers; a template without them trains on every token.
-        "assistant_only_loss": bool(tokenizer.chat_template)
-        and has_generation_markers(tokenizer.chat_template),
+        # The rows come tokenized with labels (chat_format.training_example): only learned assistant turns
+        # count, whatever markers the template has.
+        "assistant_only_loss": False,
         "bf16": cuda and torch.cuda.is_bf16_supported(),
         "fp16": False,
         # Recomputing activations trades time for memory a LoRA fine-tune on CPU does not need to save.
         "gradient_checkpointing": False,
         "use_cpu": not cuda,
         "report_to": "none",
-        "save_strategy": "no",
-        "eval_strategy": "no",
+        "save_strategy": "epoch" if per_epoch_eval else "no",
+        "eval_strategy": "epoch" if per_epoch_eval else "no",
+        "load_best_model_at_end": per_epoch_eval,
+        "metric_for_best_model": "eval_loss" if per_epoch_eval else None,
+        "greater_is_better": False if per_epoch_eval else None,
+        "save_only_model": True,
+        "save_total_limit": 1 if per_epoch_eval else None,
         # The bar goes to the job's log; the child sets TQDM_MININTERVAL so a file gets a few updates, not one
         # per step.
         "disable_tqdm": False,
@@ -219,18 +245,22 @@ def sft_config(plan: TrainingPlan, tokenizer: Any, work_dir: Path,
 
 def fine_tune(model: Any, tokenizer: Any, train: TrainFile | Sequence[Mapping[str, Any]],
               test_rows: Sequence[Mapping[str, Any]], plan: TrainingPlan, work_dir: Path, *,
-              callbacks: Sequence[Any] = (),
+              callbacks: Sequence[Any] = (), model_name: str = "the base model",
               config_overrides: Mapping[str, Any] | None = None) -> TrainingResult:
-    """Fine-tune `model` on the chat rows, evaluate on the test rows before and after, merge LoRA if asked.
+    """Fine-tune `model` on the chat rows, evaluate on the test rows before, after each epoch and after;
+    keep the best epoch; merge LoRA if asked.
 
     `train` is the job's staged train file (read row by row when large, see train_data) or rows in memory.
+    Rows are rendered by chat_format (tools included; `weight: 0` turns and prompts take no part in the loss).
 
-    The test split is scored once before training (the LoRA adapter starts as a no-op, so that is the base
-    model) and once after, with the same evaluation code: `base_eval_loss` and `eval_loss`, and perplexities.
+    The test split is scored once before training (the LoRA adapter starts as a no-op, so that is the model
+    training started from), after every epoch (the best epoch's weights are the result; with
+    `apply_early_stopping`, training stops after `early_stopping_patience` epochs without improvement) and
+    once after, with the same evaluation code: `base_eval_loss` and `eval_loss`, and perplexities.
     """
     import torch
-    from datasets import Dataset
     from peft import LoraConfig
+    from transformers import EarlyStoppingCallback
     from trl import SFTTrainer  # type: ignore[attr-defined]
 
     if not torch.cuda.is_available() and sum(p.numel() for p in model.parameters()) < SMALL_MODEL_PARAMETERS:
@@ -240,7 +270,7 @@ def fine_tune(model: Any, tokenizer: Any, train: TrainFile | Sequence[Mapping[st
                              target_modules="all-linear", task_type="CAUSAL_LM") if plan.apply_lora else None
     overrides = dict(config_overrides or {})
     if isinstance(train, TrainFile):
-        train_set = train_dataset(train, plan.seed)
+        train_set = train_dataset(train, plan.seed, tokenizer, model_name)
         if train.streamed:
             # A stream has no length: the trainer is told the steps, and cannot group rows by length.
             overrides["train_sampling_strategy"] = "sequential"
@@ -249,26 +279,37 @@ def fine_tune(model: Any, tokenizer: Any, train: TrainFile | Sequence[Mapping[st
                     train.rows, plan.num_train_epochs, plan.per_device_train_batch_size,
                     plan.gradient_accumulation_steps))
     else:
-        train_set = Dataset.from_list(conversations(train))
+        train_set = examples(train, tokenizer, model_name)
+    per_epoch_eval = bool(test_rows)
+    stopping = ([EarlyStoppingCallback(plan.early_stopping_patience, plan.early_stopping_threshold)]
+                if per_epoch_eval and plan.apply_early_stopping else [])
     trainer = SFTTrainer(
         model=model,
-        args=sft_config(plan, tokenizer, work_dir, overrides),
+        args=sft_config(plan, tokenizer, work_dir, overrides, per_epoch_eval=per_epoch_eval),
         train_dataset=train_set,
-        eval_dataset=Dataset.from_list(conversations(test_rows)) if test_rows else None,
+        eval_dataset=examples(test_rows, tokenizer, model_name) if test_rows else None,
         processing_class=tokenizer,
         peft_config=peft_config,
-        callbacks=list(callbacks),
+        callbacks=[*callbacks, *stopping],
     )
     metrics: dict[str, float] = {}
     if test_rows:
         metrics["base_eval_loss"] = float(trainer.evaluate()["eval_loss"])
         metrics["base_perplexity"] = perplexity(metrics["base_eval_loss"])
     outcome = trainer.train()
+    for checkpoint in work_dir.glob("checkpoint-*"):  # the best epoch is loaded; its files are spent
+        shutil.rmtree(checkpoint, ignore_errors=True)
     metrics.update({"train_loss": float(outcome.training_loss),
                     "train_runtime": float(outcome.metrics.get("train_runtime", 0.0)),
                     "train_steps": float(outcome.global_step)})
     if trainer.state.num_input_tokens_seen and metrics["train_runtime"] > 0:
         metrics["train_tokens_per_second"] = trainer.state.num_input_tokens_seen / metrics["train_runtime"]
+    epochs = [{"epoch": float(entry["epoch"]), "eval_loss": float(entry["eval_loss"])}
+              for entry in trainer.state.log_history if "eval_loss" in entry and entry.get("epoch")]
+    best_epoch = _best_epoch(epochs, trainer.state.best_metric)
+    if best_epoch is not None:
+        metrics["best_epoch"] = best_epoch
+        metrics["epochs_trained"] = epochs[-1]["epoch"]
     if test_rows:
         metrics["eval_loss"] = float(trainer.evaluate()["eval_loss"])
         metrics["perplexity"] = perplexity(metrics["eval_loss"])
@@ -284,17 +325,23 @@ def fine_tune(model: Any, tokenizer: Any, train: TrainFile | Sequence[Mapping[st
         # base model from a local directory, so an unmerged model would load with untrained weights.
         trained = trained.merge_and_unload()
     return TrainingResult(model=trained, tokenizer=tokenizer, metrics=metrics, history=history,
-                          adapter_dir=adapter_dir)
+                          epochs=epochs, best_epoch=best_epoch, adapter_dir=adapter_dir)
+
+
+def _best_epoch(epochs: Sequence[Mapping[str, float]], best: float | None) -> float | None:
+    """The first epoch whose held-out loss is the best one the trainer kept (None without evaluations)."""
+    if best is None or not epochs:
+        return None
+    return next((e["epoch"] for e in epochs if e["eval_loss"] == best), None)
 
 
 def held_out_loss(model: Any, tokenizer: Any, rows: Sequence[Mapping[str, Any]], plan: TrainingPlan,
                   work_dir: Path) -> float:
     """The mean token loss of `model` on the assistant turns of `rows`, computed as fine_tune computes the
     test loss (same trainer, tokenization and truncation), so figures of different models compare."""
-    from datasets import Dataset
     from trl import SFTTrainer  # type: ignore[attr-defined]
 
-    dataset = Dataset.from_list(conversations(rows))
+    dataset = examples(rows, tokenizer, "the model")
     # SFTTrainer insists on a train dataset; nothing is trained, so the test rows serve.
     trainer = SFTTrainer(model=model, args=sft_config(plan, tokenizer, work_dir), processing_class=tokenizer,
                          train_dataset=dataset, eval_dataset=dataset)

@@ -1,9 +1,10 @@
 """The parallel scan: for any file, ranges scanned by worker processes and merged in order give the single
-pass's report, field for field, and the same staged files."""
+pass's report, field for field, and the same staged files. (Integration tier: it starts worker processes.)"""
 
 from __future__ import annotations
 
 import contextlib
+import gzip
 import multiprocessing as mp
 import os
 import tempfile
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 
 from shared.dataset import FileSource, Limits, MemorySink, Parallelism, Report, scan_path, scan_upload
 from shared.dataset import parallel as parallel_module
+from shared.dataset import rules as r
 from shared.dataset.scanner import Lines
 from shared.dataset.screening import Screening
 from shared.dataset.sources import SourceChanged
@@ -233,3 +235,28 @@ def test_hashing_a_file_stops_at_the_next_block_once_asked() -> None:
     hasher.read(BigFile(), block=16)  # type: ignore[arg-type]
     hasher.hexdigest()  # waits for the hash thread
     assert blocks == [16, 16, 16]
+
+
+def small_chats(n: int) -> bytes:
+    return b"".join(orjson.dumps({"messages": [{"role": "user", "content": f"q{i}"},
+                                               {"role": "assistant", "content": f"a{i} é"}]}) + b"\n"
+                    for i in range(n))
+
+
+def test_jsonl_gz_on_every_core_matches_one_pass() -> None:
+    packed = gzip.compress(small_chats(2000), compresslevel=1)
+    spread = Parallelism(workers=2, min_bytes=0, piece_bytes=4096)
+    sinks = [(MemorySink(), MemorySink()) for _ in range(2)]
+    one = scan_upload(BytesSource("d.jsonl.gz", packed), Limits(), *sinks[0], parallel=Parallelism(workers=1))
+    many = scan_upload(BytesSource("d.jsonl.gz", packed), Limits(), *sinks[1], parallel=spread)
+    assert many.to_dict() == one.to_dict() and one.valid and one.rows == 2000
+    assert [s.value for s in sinks[1]] == [s.value for s in sinks[0]]
+
+
+def test_a_truncated_gzip_read_by_workers_keeps_what_came_before_and_says_it_is_truncated() -> None:
+    packed = gzip.compress(small_chats(2000), compresslevel=1)
+    spread = Parallelism(workers=2, min_bytes=0, piece_bytes=2048)
+    report = scan_upload(BytesSource("d.jsonl.gz", packed[: len(packed) // 2]), parallel=spread)
+    first = report.errors[0]  # listed first, however far the workers had got when it was found
+    assert (first.line, first.code) == (None, r.UNREADABLE_FILE) and "truncated" in first.message
+    assert 0 < report.rows < 2000 and report.errors[1].code == r.INVALID_JSON  # the cut-off last line
