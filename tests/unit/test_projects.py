@@ -309,3 +309,21 @@ def test_the_front_doors_routes_honour_a_project_key(tmp_path: Path, monkeypatch
     assert theirs.status_code == 404 and json.loads(theirs.get_body())["error"]["code"] == "model_not_found"
     headers["Authorization"] = "Bearer support.not-the-mac"
     assert chat("support").status_code == 401
+
+
+def test_start_from_live_trains_on_from_the_projects_own_live_model(tmp_path: Path) -> None:
+    from shared.platforms.port import ModelRef
+
+    world = world_at(tmp_path)
+    support = world.live_run("support/a.jsonl", SUPPORT)
+    world.live_run("sales/a.jsonl", SALES)
+    settings_file(world, "support", {"start_from": "live"})  # every later support run trains on from live
+    again = world.upload("support/b.jsonl", b"".join(LINES[4:34]))
+    spec = world.platform.specs[again.job_name]
+    assert spec.start_from == ModelRef(support.model_name, support.model_version)
+    # A project with nothing live yet cannot start from another project's model: refused, saying so.
+    world.life.on_upload(world.drop("fresh/c.jsonl.manifest.json", b'{"start_from": "live"}'))
+    world.life.on_upload(world.drop("fresh/c.jsonl", b"".join(LINES[6:36])))
+    world.drain()
+    (fresh,) = [r for r in world.ledger.all() if r.project == "fresh" and r.run_id.startswith("run-")]
+    assert fresh.state == State.FAILED and "endpoint fresh serves no fine-tune yet" in fresh.error
