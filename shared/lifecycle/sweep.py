@@ -260,8 +260,7 @@ def _finish_teardowns(ctx: Context, existing: Mapping[str, set[str]], now: datet
         if not run.endpoint:
             continue
         deployments = existing.get(run.endpoint)
-        serving = run.deployment in deployments if run.deployment else bool(deployments)
-        if deployments is not None and serving:
+        if deployments is not None and (run.deployment in deployments if run.deployment else deployments):
             continue
         teardowns = run.teardowns + 1
         since = _deployed_at(run)
