@@ -34,8 +34,12 @@ def promote(ctx: Context, run: Run, message: StepMessage) -> Outcome:
         return Outcome(Result.ADVANCED, run.run_id, State.DEPLOYING, f"{status.provisioning}; polling again")
     try:
         live = _serving(ctx.platform.get_endpoint(endpoint), deployment)
-        cases = gate.test_cases(ctx, run.test_uri, ctx.settings.smoke_conversations)
-        verdict = gate.check(ctx, endpoint, deployment, live, cases)
+        # A model that passed before (a wake, a redeploy) is only checked to answer: one request, not K
+        # conversations on two deployments.
+        passed_before = gate.already_passed(run)
+        cases = gate.test_cases(ctx, run.test_uri, 1 if passed_before else ctx.settings.smoke_conversations)
+        verdict = (gate.ready(ctx, endpoint, deployment, run, cases) if passed_before
+                   else gate.check(ctx, endpoint, deployment, live, cases))
         ctx.call(ctx.platform.set_traffic, endpoint, {deployment: 100})
     except gate.GateFailed as exc:
         return rollback.roll_back(ctx, run, str(exc), f"deploy.{exc.kind}_gate_failed")
@@ -47,7 +51,8 @@ def promote(ctx: Context, run: Run, message: StepMessage) -> Outcome:
     # records the same).
     current = ctx.platform.get_endpoint(endpoint)
     note = f"{endpoint}/{deployment} at 100 %; ROUGE-L {verdict.score:.3f}" + (
-        f" vs live {verdict.baseline:.3f}" if verdict.baseline is not None else "")
+        f" vs live {verdict.baseline:.3f}" if verdict.baseline is not None else "") + (
+        " (gate passed before; answered its readiness request)" if passed_before else "")
     done = ctx.ledger.advance(run, State.LIVE, note=note, scoring_uri=current.scoring_uri if current else "",
                               smoke_reply=verdict.replies[0][:200], eval_rouge_l=round(verdict.score, 4),
                               baseline_rouge_l=verdict.baseline, replaced=live or "",
