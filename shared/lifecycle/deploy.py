@@ -52,9 +52,11 @@ def begin(ctx: Context, run: Run, message: StepMessage) -> Outcome:
                                  hold=ctx.settings.step_timeout, endpoint=endpoint, deployment=deployment)
     try:
         # Refused before a deployment starts: a candidate worse than its base model is not worth serving.
-        checked = gate.check_against_base(ctx, ctx.call(ctx.platform.job_status, run.job_name).metrics,
-                                          run.eval_gate_max_drop)
-        log.info("run %s: base-model gate passed (%s)", run.run_id, checked)
+        # A model that went live before passed this already (a wake skips the job's read).
+        if not gate.already_passed(run):
+            checked = gate.check_against_base(ctx, ctx.call(ctx.platform.job_status, run.job_name).metrics,
+                                              run.eval_gate_max_drop)
+            log.info("run %s: base-model gate passed (%s)", run.run_id, checked)
         status = _begin(ctx, run)
     except gate.GateFailed as exc:
         return rollback.roll_back(ctx, run, str(exc), f"deploy.{exc.kind}_gate_failed")

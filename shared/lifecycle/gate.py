@@ -6,6 +6,9 @@ test split) — where the platform's job produced one; Azure ML's chat-completio
 evaluation output today, so there the rule has nothing to read and lets the candidate through.
 Against live: ROUGE-L F1 of each deployment's reply against the test split's held-out assistant turn,
 averaged, with greedy decoding so two deployments are compared on the same footing.
+
+A redeploy of a model that already passed (a wake, an operator's redeploy) is not gated again: its model is
+the same, and a wake has no live deployment to compare with. It gets one readiness request (`ready`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import rouge_score.rouge_scorer  # noqa: F401
 
 from shared.evaluation import held_out, rouge_l
 from shared.lifecycle.context import Context
+from shared.runs import Run
 from shared.staging import open_blob
 
 
@@ -86,6 +90,24 @@ def check(ctx: Context, endpoint: str, new: str, live: str | None, cases: list[C
         raise GateFailed("eval", f"eval gate: ROUGE-L {score:.3f} of {new} is below live {live}'s "
                                  f"{baseline:.3f} by more than {drop}")
     return Verdict(score, baseline, replies)
+
+
+def already_passed(run: Run) -> bool:
+    """Whether the run's model passed its gates once: promote records the gate's score only when the model
+    takes the traffic, and a run's model never changes after it is registered."""
+    return run.eval_rouge_l is not None
+
+
+def ready(ctx: Context, endpoint: str, deployment: str, run: Run, cases: list[Case]) -> Verdict:
+    """The check for a redeployed model that already passed its gate: one request, which must be answered
+    (a deployment can report Succeeded and still not answer). The verdict keeps the run's gate figures."""
+    if not cases:
+        raise GateFailed("smoke", f"deployment {deployment} has no test conversation to answer (the run's "
+                                  "test split is empty); an untested model is never deployed")
+    reply = _ask(ctx, endpoint, deployment, cases[0])
+    if not reply.strip():
+        raise GateFailed("smoke", f"deployment {deployment} gave an empty reply to its readiness request")
+    return Verdict(run.eval_rouge_l or 0.0, run.baseline_rouge_l, [reply])
 
 
 def check_against_base(ctx: Context, metrics: Mapping[str, float], max_drop: float | None = None) -> str:

@@ -34,9 +34,13 @@ def promote(ctx: Context, run: Run, message: StepMessage) -> Outcome:
         return Outcome(Result.ADVANCED, run.run_id, State.DEPLOYING, f"{status.provisioning}; polling again")
     try:
         live = _serving(ctx.platform.get_endpoint(endpoint), deployment)
+        # A model that passed before (a wake, a redeploy) is only checked to answer: one request, not K
+        # conversations on two deployments.
+        passed_before = gate.already_passed(run)
         wanted = run.smoke_conversations or ctx.settings.smoke_conversations  # the project's, or the app's
-        cases = gate.test_cases(ctx, run.test_uri, wanted)
-        verdict = gate.check(ctx, endpoint, deployment, live, cases, run.eval_gate_max_drop)
+        cases = gate.test_cases(ctx, run.test_uri, 1 if passed_before else wanted)
+        verdict = (gate.ready(ctx, endpoint, deployment, run, cases) if passed_before
+                   else gate.check(ctx, endpoint, deployment, live, cases, run.eval_gate_max_drop))
         ctx.call(ctx.platform.set_traffic, endpoint, {deployment: 100})
     except gate.GateFailed as exc:
         return rollback.roll_back(ctx, run, str(exc), f"deploy.{exc.kind}_gate_failed")
@@ -48,7 +52,8 @@ def promote(ctx: Context, run: Run, message: StepMessage) -> Outcome:
     # records the same).
     current = ctx.platform.get_endpoint(endpoint)
     note = f"{endpoint}/{deployment} at 100 %; ROUGE-L {verdict.score:.3f}" + (
-        f" vs live {verdict.baseline:.3f}" if verdict.baseline is not None else "")
+        f" vs live {verdict.baseline:.3f}" if verdict.baseline is not None else "") + (
+        " (gate passed before; answered its readiness request)" if passed_before else "")
     done = ctx.ledger.advance(run, State.LIVE, note=note, scoring_uri=current.scoring_uri if current else "",
                               smoke_reply=verdict.replies[0][:200], eval_rouge_l=round(verdict.score, 4),
                               baseline_rouge_l=verdict.baseline, replaced=live or "",
