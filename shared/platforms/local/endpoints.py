@@ -443,7 +443,8 @@ class LocalEndpoints:
         with contextlib.suppress(httpx.TransportError, ValueError):
             answer = httpx.get(f"http://127.0.0.1:{entry.port}{entry.prefix}/health", timeout=timeout)
             said = answer.json() if answer.status_code == 200 else {}
-            return bool(said.get("deployment") == deployment and said.get("model") == entry.model_uri)
+            return bool(said.get("deployment") == deployment and said.get("model") == entry.model_uri
+                        and (not entry.pool or said.get("created_at") == entry.created_at))
         return False
 
     def _mark_stopped(self, files: EndpointFiles, endpoint: str, deployment: str, pid: int | None) -> None:

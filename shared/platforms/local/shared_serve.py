@@ -44,6 +44,7 @@ IDLE_EXIT_S = 10.0
 class Served:
     adapter_dir: str
     model_uri: str
+    created_at: str  # the deployment's incarnation: one deleted and created again gets its new key
     name: str  # the adapter's name in the PeftModel
     app: Any
 
@@ -60,9 +61,8 @@ class AdapterPool:
         self._unused: set[str] = set()  # adapters kept only because PEFT needs one loaded
         self._failed: dict[tuple[str, str], str] = {}
 
-    def app_for(self, endpoint: str, deployment: str) -> Any:
-        served = self._served.get((endpoint, deployment))
-        return served.app if served else None
+    def served(self, endpoint: str, deployment: str) -> Served | None:
+        return self._served.get((endpoint, deployment))
 
     def wanted(self) -> dict[tuple[str, str], DeploymentState]:
         """The deployments whose state names this process as their server."""
@@ -82,9 +82,9 @@ class AdapterPool:
         wanted = self.wanted()
         for key, entry in wanted.items():
             current = self._served.get(key)
-            if current and (current.adapter_dir, current.model_uri) == (entry.adapter, entry.model_uri):
+            marker = f"{entry.adapter}|{entry.model_uri}|{entry.created_at}"
+            if current and f"{current.adapter_dir}|{current.model_uri}|{current.created_at}" == marker:
                 continue
-            marker = f"{entry.adapter}|{entry.model_uri}"
             if self._failed.get(key) == marker:
                 continue  # logged once; a new model for the deployment is tried again
             try:
@@ -117,7 +117,7 @@ class AdapterPool:
         files = EndpointFiles(self._root / key[0])
         app = build_app(chat, files.key.read_text().strip(), files, key[1])
         old = self._served.get(key)
-        self._served[key] = Served(entry.adapter, entry.model_uri, name, app)
+        self._served[key] = Served(entry.adapter, entry.model_uri, entry.created_at, name, app)
         if old:
             self._drop(old.name)
         for unused in list(self._unused):
@@ -164,13 +164,17 @@ def build_dispatcher(pool: AdapterPool) -> Any:
         if scope["type"] != "http":
             return
         parts = scope["path"].split("/", 4)
-        target = pool.app_for(parts[2], parts[3]) if len(parts) >= 4 and parts[1] == "d" else None
-        if target is None:
-            await JSONResponse({"detail": "no such deployment here (yet)"}, status_code=404)(scope, receive,
-                                                                                              send)
-            return
+        served = pool.served(parts[2], parts[3]) if len(parts) >= 4 and parts[1] == "d" else None
         rest = "/" + (parts[4] if len(parts) > 4 else "")
-        await target({**scope, "path": rest, "raw_path": rest.encode()}, receive, send)
+        if served is None:
+            answer = JSONResponse({"detail": "no such deployment here (yet)"}, status_code=404)
+        elif rest == "/health":  # which incarnation answers: the platform waits for the one it deployed
+            answer = JSONResponse({"status": "ready", "deployment": parts[3], "model": served.model_uri,
+                                   "created_at": served.created_at})
+        else:
+            await served.app({**scope, "path": rest, "raw_path": rest.encode()}, receive, send)
+            return
+        await answer(scope, receive, send)
 
     return app
 
