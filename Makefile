@@ -50,6 +50,7 @@ bench: setup
 	$(PY) bench/train.py
 	$(PY) bench/train_memory.py --sizes 10,200
 	$(PY) bench/serve.py
+	$(PY) bench/serve_shared.py
 	$(PY) bench/handlers.py --events 100
 	$(PY) bench/front_door.py
 
