@@ -11,7 +11,8 @@ side by side in one run, for each way of serving:
 
 the same model is deployed to 1, then 2, then 5 endpoints (each deployment loads its own copy of the
 adapter), and after each step the resident memory of the serving side is summed over its processes (the
-model servers and the endpoints' routers): RSS, and PSS (which counts pages shared between processes once).
+model servers and the endpoints' routers, also shown apart: a router per endpoint is the same either way):
+RSS, and PSS (which counts pages shared between processes once).
 Tokens/s is measured through the endpoints' URLs (the routers, OpenAI route, greedy): endpoint 1 alone with
 one endpoint live, then the 5 endpoints called in turn with 5 live.
 
@@ -71,18 +72,19 @@ def register(model_dir: str, data_dir: Path) -> Any:
     return ModelRef("bench-shared", str(logged.registered_model_version))
 
 
-def serving_pids(endpoints: Any, names: list[str]) -> set[int]:
-    """Every process serving these endpoints: model servers (shared ones once) and routers."""
+def serving_pids(endpoints: Any, names: list[str]) -> tuple[set[int], set[int]]:
+    """The processes serving these endpoints: (model servers, shared ones once; routers)."""
     from shared.platforms.local.endpoint_state import EndpointFiles, read_state
 
-    pids: set[int] = set()
+    servers: set[int] = set()
+    routers: set[int] = set()
     for name in names:
         state = read_state(EndpointFiles(endpoints._root / name))
         assert state is not None
-        pids.update(entry.pid for entry in state.deployments.values() if entry.pid)
+        servers.update(entry.pid for entry in state.deployments.values() if entry.pid)
         if state.router_pid:
-            pids.add(state.router_pid)
-    return pids
+            routers.add(state.router_pid)
+    return servers, routers
 
 
 def memory_mb(pids: set[int]) -> dict[str, float]:
@@ -138,8 +140,11 @@ def measure(shared: bool, model: Any, data_dir: Path, args: argparse.Namespace) 
                 result["tokens_per_s_alone"] = tokens_per_s(endpoints, live, args.requests,
                                                             args.max_new_tokens)
             time.sleep(1.0)  # let the servers settle after the last load
-            result["memory"][count] = memory_mb(serving_pids(endpoints, live))
-            result.setdefault("processes", {})[count] = len(serving_pids(endpoints, live))
+            servers, routers = serving_pids(endpoints, live)
+            result["memory"][count] = {**memory_mb(servers | routers),
+                                       "model_servers_rss_mb": memory_mb(servers)["rss_mb"],
+                                       "routers_rss_mb": memory_mb(routers)["rss_mb"]}
+            result.setdefault("processes", {})[count] = len(servers | routers)
         result["tokens_per_s_5_in_turn"] = tokens_per_s(endpoints, live, args.requests, args.max_new_tokens)
     finally:
         for name in live:
@@ -149,6 +154,8 @@ def measure(shared: bool, model: Any, data_dir: Path, args: argparse.Namespace) 
     extra = STEPS[-1] - STEPS[0]
     result["rss_mb_per_extra_endpoint"] = round((last["rss_mb"] - first["rss_mb"]) / extra, 1)
     result["pss_mb_per_extra_endpoint"] = round((last["pss_mb"] - first["pss_mb"]) / extra, 1)
+    result["model_servers_rss_mb_per_extra_endpoint"] = round(
+        (last["model_servers_rss_mb"] - first["model_servers_rss_mb"]) / extra, 1)
     result["tokens_per_s_ratio"] = round(result["tokens_per_s_5_in_turn"] / result["tokens_per_s_alone"], 2)
     return result
 
@@ -171,15 +178,18 @@ def main() -> int:
                    "process each": measure(False, model, data_dir, args)}
     print(f"base model {label(args.base_model)}; {args.requests} greedy requests of up to "
           f"{args.max_new_tokens} tokens per figure")
-    print(f"{'serving':<14}{'endpoints':>10}{'processes':>10}{'RSS MB':>10}{'PSS MB':>10}")
+    print(f"{'serving':<14}{'endpoints':>10}{'processes':>10}{'RSS MB':>10}{'PSS MB':>10}"
+          f"{'servers RSS':>12}{'routers RSS':>12}")
     for name, result in results.items():
         for count in STEPS:
             memory = result["memory"][count]
             print(f"{name:<14}{count:>10}{result['processes'][count]:>10}{memory['rss_mb']:>10.1f}"
-                  f"{memory['pss_mb']:>10.1f}")
+                  f"{memory['pss_mb']:>10.1f}{memory['model_servers_rss_mb']:>12.1f}"
+                  f"{memory['routers_rss_mb']:>12.1f}")
     for name, result in results.items():
         print(f"{name}: +{result['rss_mb_per_extra_endpoint']} MB RSS "
-              f"(+{result['pss_mb_per_extra_endpoint']} MB PSS) per extra endpoint; "
+              f"(+{result['pss_mb_per_extra_endpoint']} MB PSS; model servers alone "
+              f"+{result['model_servers_rss_mb_per_extra_endpoint']} MB RSS) per extra endpoint; "
               f"{result['tokens_per_s_alone']} tokens/s alone, "
               f"{result['tokens_per_s_5_in_turn']} with 5 live in turn ({result['tokens_per_s_ratio']}x)")
     print(json.dumps({"bench": "serve_shared", "base_model": label(args.base_model), **results}))
