@@ -103,9 +103,12 @@ def _spawn(files: EndpointFiles | Path, module: str, arguments: list[str], log_p
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a router's port again after a restart
         sock.bind(("127.0.0.1", port))
         port = int(sock.getsockname()[1])
-        # Listening already: a request that comes before the child is up waits in the backlog rather than
-        # being refused (an adapter loads on a warm shared server faster than a new router starts).
-        sock.listen(128)
+        if module == ROUTER_MODULE:
+            # A router listens at once: a request that comes before it is up waits in the backlog rather
+            # than being refused (an adapter loads on a warm shared server faster than a router starts).
+            # A model server does not: until it answers, a health check is refused at once (Creating),
+            # never left waiting.
+            sock.listen(128)
         command = [sys.executable, "-m", module, flag, str(root), *arguments,
                    "--fd", str(sock.fileno())]
         python_path = [str(_REPO_ROOT), os.environ.get("PYTHONPATH", "")]
