@@ -51,6 +51,7 @@ bench: setup
 	$(PY) bench/train_memory.py --sizes 10,200
 	$(PY) bench/serve.py
 	$(PY) bench/serve_load.py --rounds 3
+	$(PY) bench/serve_shared.py
 	$(PY) bench/handlers.py --events 100
 	$(PY) bench/front_door.py
 

@@ -45,8 +45,12 @@ class ChatModel:
     """Answers one conversation at a time (or one batch): the CPU or GPU is the bottleneck, and a lock bounds
     memory under concurrent calls."""
 
-    def __init__(self, model: Any, tokenizer: Any, model_uri: str) -> None:
+    def __init__(self, model: Any, tokenizer: Any, model_uri: str, *, adapter: str | None = None,
+                 lock: threading.Lock | None = None) -> None:
+        """`adapter`: the LoRA adapter of a multi-adapter PeftModel this chat answers with, activated under
+        `lock` (shared by every ChatModel over that model) for each generation."""
         self.model_uri = model_uri
+        self._adapter = adapter
         self._model = model.eval()
         self._tokenizer = tokenizer
         if tokenizer.pad_token is None:  # batches need one; padding is masked out anyway
@@ -56,7 +60,7 @@ class ChatModel:
         self._eos = {*(eos if isinstance(eos, list) else [eos]), tokenizer.eos_token_id} - {None}
         # Role markers, padding and BOS never belong inside a reply; decoded they would vanish into "".
         self._suppress = sorted(set(tokenizer.all_special_ids) - self._eos)
-        self._lock = threading.Lock()
+        self._lock = lock or threading.Lock()
 
     @property
     def model(self) -> Any:
@@ -120,6 +124,7 @@ class ChatModel:
 
         batch = self.encode(conversations, max_new_tokens, tools)
         with self._lock, torch.inference_mode():
+            self._activate()
             output = self._model.generate(**batch, **self._options(max_new_tokens, temperature, top_p,
                                                                    do_sample))
         width = int(batch["input_ids"].shape[1])
@@ -149,6 +154,7 @@ class ChatModel:
         def generate() -> None:
             try:
                 with self._lock, torch.inference_mode():
+                    self._activate()
                     result["output"] = self._model.generate(**batch, **options)
             except BaseException as exc:  # handed to the reader, which raises it
                 result["error"] = exc
@@ -165,6 +171,11 @@ class ChatModel:
             raise result["error"]
         width = int(batch["input_ids"].shape[1])
         yield self._completion(result["output"][0, width:].tolist(), width)
+
+    def _activate(self) -> None:
+        """Switch the shared model to this chat's adapter (the caller holds the lock)."""
+        if self._adapter is not None and self._model.active_adapter != self._adapter:
+            self._model.set_adapter(self._adapter)
 
     def encode(self, conversations: Sequence[Messages], max_new_tokens: int, tools: Tools = None) -> Any:
         """The conversations (each offered `tools`) as one left-padded batch on the model's device;

@@ -29,6 +29,11 @@ class DeploymentState:
     port: int
     pid: int | None  # None once stopped or failed; deploying it again starts it again
     created_at: str
+    # A LoRA fine-tune served by its base model's shared server (shared_serve.py): the adapter's folder,
+    # the server's pool id, and the path prefix its routes have there. Unset: a server process of its own.
+    adapter: str | None = None
+    pool: str | None = None
+    prefix: str = ""
 
 
 @dataclass

@@ -1,14 +1,18 @@
 """Local online endpoints: the endpoint half of the platform port, served from this machine.
 
-An endpoint is a folder under `<data_dir>/endpoints/` (see endpoint_state) and each of its deployments is one
-`shared.platforms.local.serve` process on a loopback port (see server_process). Every state change holds the
-endpoint's fcntl lock, because two handlers can deploy to the same endpoint at once; waiting for a server to
-load its model does not, so a slow start never blocks other endpoints' work or a second deploy of the same.
+An endpoint is a folder under `<data_dir>/endpoints/` (see endpoint_state). A deployment of a LoRA fine-tune
+whose adapter was registered with it is an adapter in its base model's one shared server
+(`shared.platforms.local.shared_serve`), which every endpoint's adapters of that base share; any other
+deployment (a full fine-tune, a model without its adapter) is one `shared.platforms.local.serve` process of
+its own on a loopback port (see server_process). Every state change holds the endpoint's fcntl lock, because
+two handlers can deploy to the same endpoint at once; waiting for a server to load its model does not, so a
+slow start never blocks other endpoints' work or a second deploy of the same.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -52,7 +56,10 @@ class LocalEndpoints:
     """Online endpoints whose deployments run as local uvicorn processes (see the module docstring)."""
 
     def __init__(self, settings: Settings, *, ready_timeout_s: float = 180.0,
-                 score_timeout_s: float = 300.0) -> None:
+                 score_timeout_s: float = 300.0, share_base_models: bool = True) -> None:
+        """`share_base_models=False` gives every deployment a process of its own (the benchmark's
+        comparison)."""
+        self._share = share_base_models
         self._data_dir = settings.data_dir.resolve()
         self._root = self._data_dir / "endpoints"
         self._ready_timeout_s = ready_timeout_s
@@ -88,7 +95,7 @@ class LocalEndpoints:
         if entry is None:
             raise NotFoundError(f"endpoint {endpoint} has no deployment {deployment!r}")
         model = _model_ref(entry)
-        if not server_process.running(entry.pid, files):
+        if not server_process.alive(entry, files):
             return DeploymentStatus(endpoint, deployment, Provisioning.FAILED, model,
                                     f"its server is not running; last lines of its log:\n"
                                     f"{self._log_tail(files, endpoint, deployment)}")
@@ -102,26 +109,61 @@ class LocalEndpoints:
         check_name("deployment", deployment)
         model_uri = mlflow_store.model_version_uri(model.name, model.version)
         model_dir = self.model_dir(model)
+        adapter = self.adapter_of(model) if self._share else None
         with locked(self._root, endpoint):
             state = read_state(files) or self._create(files, tags)
             self._ensure_router(files, state)
             existing = state.deployments.get(deployment)
             created = not (existing and existing.model_uri == model_uri
-                           and server_process.running(existing.pid, files))
+                           and server_process.alive(existing, files))
             if existing and not created:
                 entry = existing
             else:
-                if existing:
+                if existing and not existing.pool:  # a shared server drops the old adapter by itself
                     server_process.stop(existing.pid, files)
-                entry = server_process.start(files, deployment, model_uri, model_dir)
-                state.deployments[deployment] = entry
-                state.traffic.setdefault(deployment, 0)
-                write_state(files, state)
+                if adapter is None:
+                    entry = server_process.start(files, deployment, model_uri, model_dir)
+                    self._record(files, state, deployment, entry)
+                else:
+                    base_dir = adapter[1]
+                    with server_process.pool_locked(self._root, server_process.pool_id(base_dir)):
+                        pool, port, pid = server_process.shared_server(self._root, base_dir)
+                        entry = DeploymentState(model_uri=model_uri, port=port, pid=pid, created_at=now(),
+                                                adapter=str(adapter[0]), pool=pool,
+                                                prefix=f"/d/{endpoint}/{deployment}")
+                        self._record(files, state, deployment, entry)
         if created:
             # A restart that keeps all the traffic (a new model on the live deployment) is champion at once.
             mlflow_store.follow_deployment(self._data_dir, model_uri, "took all traffic"
                                            if state.traffic.get(deployment, 0) == 100 else "created")
         return files, entry
+
+    @staticmethod
+    def _record(files: EndpointFiles, state: EndpointState, deployment: str, entry: DeploymentState) -> None:
+        state.deployments[deployment] = entry
+        state.traffic.setdefault(deployment, 0)
+        write_state(files, state)
+
+    def adapter_of(self, model: ModelRef) -> tuple[Path, Path] | None:
+        """(adapter folder, base model folder) of a LoRA fine-tune whose run logged its adapter (with its
+        tokenizer) and whose base model is a folder here; None for anything else (it gets its own process)."""
+        from mlflow.exceptions import MlflowException
+
+        client = mlflow_store.use(self._data_dir)
+        try:
+            version = client.get_model_version(model.name, str(model.version))
+            if not version.run_id:
+                return None
+            artifacts = client.get_run(version.run_id).info.artifact_uri
+            adapter = Path(str(artifacts).removeprefix("file://")) / "adapter"
+            config = json.loads((adapter / "adapter_config.json").read_text())
+        except (MlflowException, OSError, ValueError):
+            return None
+        base = config.get("base_model_name_or_path")
+        if not isinstance(base, str) or not (Path(base) / "config.json").is_file() \
+                or not (adapter / "tokenizer_config.json").is_file():
+            return None
+        return adapter, Path(base).resolve()
 
     def score(self, endpoint: str, payload: Mapping[str, Any], deployment: str | None = None) -> Any:
         """POST `payload` to /score of `deployment`, or of the deployment the traffic split favours."""
@@ -133,9 +175,9 @@ class LocalEndpoints:
         entry = state.deployments.get(name)
         if entry is None:
             raise NotFoundError(f"endpoint {endpoint} has no deployment {name!r}")
-        if not server_process.running(entry.pid, files):
+        if not server_process.alive(entry, files):
             raise PlatformError(f"deployment {name} of endpoint {endpoint} is not running; deploy it again")
-        url = f"http://127.0.0.1:{entry.port}/score"
+        url = f"http://127.0.0.1:{entry.port}{entry.prefix}/score"
         headers = {"Authorization": f"Bearer {self.get_key(endpoint)}"}
         try:
             response = httpx.post(url, json=dict(payload), headers=headers,
@@ -187,7 +229,7 @@ class LocalEndpoints:
         entry = state.deployments.get(deployment)
         if entry is None:
             raise NotFoundError(f"endpoint {endpoint} has no deployment {deployment!r}")
-        return (f"http://127.0.0.1:{entry.port}/v1/chat/completions",
+        return (f"http://127.0.0.1:{entry.port}{entry.prefix}/v1/chat/completions",
                 {"Authorization": f"Bearer {self.get_key(endpoint)}"})
 
     def set_traffic(self, endpoint: str, traffic: Mapping[str, int]) -> None:
@@ -221,7 +263,8 @@ class LocalEndpoints:
             if state.traffic.get(deployment, 0) > 0:
                 raise PlatformError(f"deployment {deployment} still takes {state.traffic[deployment]} % of "
                                     f"endpoint {endpoint}'s traffic; move its traffic before deleting it")
-            server_process.stop(entry.pid, files)
+            if not entry.pool:  # a shared server unloads the adapter once the state no longer names it
+                server_process.stop(entry.pid, files)
             del state.deployments[deployment]
             state.traffic.pop(deployment, None)
             write_state(files, state)
@@ -237,7 +280,8 @@ class LocalEndpoints:
         with locked(self._root, endpoint):
             state = read_state(files) if files.root.exists() else None
             for entry in (state.deployments.values() if state else ()):
-                server_process.stop(entry.pid, files)
+                if not entry.pool:
+                    server_process.stop(entry.pid, files)
             if state:
                 server_process.stop(state.router_pid, files, module=server_process.ROUTER_MODULE)
             shutil.rmtree(files.root, ignore_errors=True)
@@ -295,7 +339,7 @@ class LocalEndpoints:
             state = read_state(self._files(info.name))
             for name, entry in (state.deployments.items() if state else ()):
                 model = _model_ref(entry)
-                if model and not server_process.running(entry.pid, self._files(info.name)):
+                if model and not server_process.alive(entry, self._files(info.name)):
                     self.deploy(model, info.name, name, {})
                     resumed.append(f"{info.name}/{name}")
         return resumed
@@ -307,7 +351,11 @@ class LocalEndpoints:
             with locked(self._root, info.name):
                 state = read_state(files)
                 for entry in (state.deployments.values() if state else ()):
-                    server_process.stop(entry.pid, files)
+                    if entry.pool:
+                        server_process.stop(entry.pid, EndpointFiles(self._root),
+                                            module=server_process.SHARED_MODULE)
+                    else:
+                        server_process.stop(entry.pid, files)
                     entry.pid = None
                 if state:
                     server_process.stop(state.router_pid, files, module=server_process.ROUTER_MODULE)
@@ -374,7 +422,7 @@ class LocalEndpoints:
                      entry: DeploymentState) -> None:
         deadline = time.monotonic() + self._ready_timeout_s
         while True:
-            if not server_process.running(entry.pid, files):
+            if not server_process.alive(entry, files):
                 self._mark_stopped(files, endpoint, deployment, entry.pid)
                 raise PlatformError(f"deployment {deployment} of endpoint {endpoint} stopped while starting; "
                                     f"last lines of its log:\n{self._log_tail(files, endpoint, deployment)}")
@@ -390,24 +438,32 @@ class LocalEndpoints:
 
     @staticmethod
     def _healthy(entry: DeploymentState, deployment: str, timeout: float = 2.0) -> bool:
-        """The server answers its health check as this deployment (it has loaded its model)."""
+        """The server answers its health check as this deployment with this model (it has loaded it: on a
+        shared server, the old adapter answers until the new one is loaded)."""
         with contextlib.suppress(httpx.TransportError, ValueError):
-            answer = httpx.get(f"http://127.0.0.1:{entry.port}/health", timeout=timeout)
-            return answer.status_code == 200 and answer.json().get("deployment") == deployment
+            answer = httpx.get(f"http://127.0.0.1:{entry.port}{entry.prefix}/health", timeout=timeout)
+            said = answer.json() if answer.status_code == 200 else {}
+            return bool(said.get("deployment") == deployment and said.get("model") == entry.model_uri
+                        and (not entry.pool or said.get("created_at") == entry.created_at))
         return False
 
     def _mark_stopped(self, files: EndpointFiles, endpoint: str, deployment: str, pid: int | None) -> None:
-        server_process.stop(pid, files)
         with locked(self._root, endpoint):
             state = read_state(files)
             entry = state.deployments.get(deployment) if state else None
+            if entry is not None and not entry.pool:  # a shared server serves others: it stays
+                server_process.stop(pid, files)
             if state and entry and entry.pid == pid:
                 entry.pid = None
                 write_state(files, state)
 
     def _log_tail(self, files: EndpointFiles, endpoint: str, deployment: str, lines: int = 25) -> str:
+        state = read_state(files)
+        entry = state.deployments.get(deployment) if state else None
+        log = server_process.pool_log(self._root, entry.pool) if entry and entry.pool \
+            else files.server_log(deployment)
         try:
-            tail = "\n".join(files.server_log(deployment).read_text(errors="replace").splitlines()[-lines:])
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no log)"
         with contextlib.suppress(PlatformError):

@@ -39,16 +39,18 @@ _DROPPED = frozenset({"host", "content-length", "connection", "keep-alive", "tra
                       "upgrade", "proxy-authorization", "proxy-authenticate", "trailer"})
 
 
-def target_port(state: EndpointState | None, named: str | None) -> int | None:
-    """The port of the deployment a request goes to: the one named, else the one with the most traffic."""
+def target(state: EndpointState | None, named: str | None) -> str | None:
+    """The base URL of the deployment a request goes to: the one named, else the one with the most
+    traffic (its own server's, or its prefix on its base model's shared server)."""
     if state is None:
         return None
     if named:
         entry = state.deployments.get(named)
-        return entry.port if entry is not None and entry.pid is not None else None
-    leading, share = max(state.traffic.items(), key=lambda item: item[1], default=(None, 0))
-    entry = state.deployments.get(leading) if leading and share > 0 else None
-    return entry.port if entry is not None and entry.pid is not None else None
+    else:
+        leading, share = max(state.traffic.items(), key=lambda item: item[1], default=(None, 0))
+        entry = state.deployments.get(leading) if leading and share > 0 else None
+    return f"http://127.0.0.1:{entry.port}{entry.prefix}" if entry is not None and entry.pid is not None \
+        else None
 
 
 def build_app(files: EndpointFiles) -> Starlette:
@@ -56,13 +58,13 @@ def build_app(files: EndpointFiles) -> Starlette:
     client = httpx.AsyncClient(timeout=httpx.Timeout(300.0, connect=5.0))
 
     async def route(request: Request) -> Response:
-        port = target_port(read_state(files), request.headers.get(DEPLOYMENT_HEADER))
-        if port is None:
+        base = target(read_state(files), request.headers.get(DEPLOYMENT_HEADER))
+        if base is None:
             return JSONResponse({"message": "No valid deployments to route to. Please check that the "
                                  "endpoint has at least one deployment with positive weight values or use "
                                  "a deployment specific header to route."}, status_code=404)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _DROPPED}
-        outgoing = client.build_request(request.method, f"http://127.0.0.1:{port}{request.url.path}",
+        outgoing = client.build_request(request.method, f"{base}{request.url.path}",
                                         params=request.query_params, headers=headers,
                                         content=await request.body())
         try:

@@ -1,4 +1,6 @@
-"""Starting, checking and stopping one deployment's server process (`python -m shared.platforms.local.serve`).
+"""Starting, checking and stopping the servers of local deployments: one process per deployment
+(`python -m shared.platforms.local.serve`), or one shared process per base model serving every LoRA adapter
+of it (`python -m shared.platforms.local.shared_serve`, recorded under `<endpoints>/.pools/`).
 
 Each server runs in its own session, so stopping its process group also stops anything it spawned.
 A pid is only trusted while /proc shows it is still that endpoint's server: a recycled pid belongs to some
@@ -8,12 +10,16 @@ other program and must never be signalled.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import hashlib
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from shared.platforms.local import cpu
@@ -21,6 +27,7 @@ from shared.platforms.local.endpoint_state import DeploymentState, EndpointFiles
 
 SERVER_MODULE = "shared.platforms.local.serve"
 ROUTER_MODULE = "shared.platforms.local.router"
+SHARED_MODULE = "shared.platforms.local.shared_serve"
 _REPO_ROOT = Path(__file__).resolve().parents[3]
 _PROC = Path("/proc")
 # Servers this process started, so their exit is reaped and seen at once (a zombie must not look alive).
@@ -41,15 +48,68 @@ def start_router(files: EndpointFiles, port: int = 0) -> tuple[int, int]:
     return _spawn(files, ROUTER_MODULE, [], files.root / "router.log", port)
 
 
-def _spawn(files: EndpointFiles, module: str, arguments: list[str], log_path: Path,
-           port: int = 0) -> tuple[int, int]:
+def pool_id(base_dir: Path) -> str:
+    """The shared server's name for a base model folder (one shared server per base)."""
+    return hashlib.sha256(str(Path(base_dir).resolve()).encode()).hexdigest()[:16]
+
+
+def pool_log(endpoints_root: Path, pool: str) -> Path:
+    """The shared server's log."""
+    return endpoints_root / ".pools" / f"{pool}.log"
+
+
+@contextlib.contextmanager
+def pool_locked(endpoints_root: Path, pool: str) -> Iterator[None]:
+    """Hold the shared server's fcntl lock: a deploy choosing it and the server deciding to exit (no
+    deployment left) take turns, so a deploy never lands on a server that is on its way out."""
+    folder = endpoints_root / ".pools"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"{pool}.lock", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def shared_server(endpoints_root: Path, base_dir: Path) -> tuple[str, int, int]:
+    """(pool id, port, pid) of the shared server for `base_dir`, started unless it runs. Call it holding
+    `pool_locked` and write the deployment's state before letting go (the server adopts what it finds)."""
+    pool = pool_id(base_dir)
+    record = endpoints_root / ".pools" / f"{pool}.json"
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        known = json.loads(record.read_text())
+        if running(int(known["pid"]), EndpointFiles(endpoints_root), SHARED_MODULE):
+            return pool, int(known["port"]), int(known["pid"])
+    port, pid = _spawn(endpoints_root, SHARED_MODULE, ["--pool", pool, "--base-dir", str(base_dir)],
+                       pool_log(endpoints_root, pool), flag="--endpoints-root")
+    record.write_text(json.dumps({"pid": pid, "port": port, "base_dir": str(base_dir)}))
+    return pool, port, pid
+
+
+def alive(entry: DeploymentState, files: EndpointFiles) -> bool:
+    """Whether the deployment's server runs: its own process, or its base model's shared server."""
+    if entry.pool:
+        return running(entry.pid, EndpointFiles(files.root.parent), SHARED_MODULE)
+    return running(entry.pid, files)
+
+
+def _spawn(files: EndpointFiles | Path, module: str, arguments: list[str], log_path: Path,
+           port: int = 0, flag: str = "--endpoint-dir") -> tuple[int, int]:
+    root = files if isinstance(files, Path) else files.root
     # Bind here and hand the socket over: the port recorded is certainly the server's, with no race for it.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a router's port again after a restart
         sock.bind(("127.0.0.1", port))
         port = int(sock.getsockname()[1])
-        command = [sys.executable, "-m", module, "--endpoint-dir", str(files.root), *arguments,
+        if module == ROUTER_MODULE:
+            # A router listens at once: a request that comes before it is up waits in the backlog rather
+            # than being refused (an adapter loads on a warm shared server faster than a router starts).
+            # A model server does not: until it answers, a health check is refused at once (Creating),
+            # never left waiting.
+            sock.listen(128)
+        command = [sys.executable, "-m", module, flag, str(root), *arguments,
                    "--fd", str(sock.fileno())]
         python_path = [str(_REPO_ROOT), os.environ.get("PYTHONPATH", "")]
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
@@ -57,7 +117,7 @@ def _spawn(files: EndpointFiles, module: str, arguments: list[str], log_path: Pa
                "PYTHONPATH": os.pathsep.join(p for p in python_path if p)}
         with open(log_path, "wb") as log:
             child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                     pass_fds=(sock.fileno(),), start_new_session=True, cwd=files.root,
+                                     pass_fds=(sock.fileno(),), start_new_session=True, cwd=root,
                                      env=env)
     finally:
         sock.close()
@@ -66,7 +126,8 @@ def _spawn(files: EndpointFiles, module: str, arguments: list[str], log_path: Pa
 
 
 def running(pid: int | None, files: EndpointFiles, module: str = SERVER_MODULE) -> bool:
-    """Whether `pid` is alive and still this endpoint's server (or, with ROUTER_MODULE, its router)."""
+    """Whether `pid` is alive and still this endpoint's server (or, with ROUTER_MODULE, its router; with
+    SHARED_MODULE and `files` at the endpoints' root, a shared server of theirs)."""
     if pid is None:
         return False
     child = _STARTED.get(pid)

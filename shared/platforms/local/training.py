@@ -182,7 +182,7 @@ class TrainingResult:
     # The held-out loss after each epoch ({"epoch", "eval_loss"}), and the epoch whose model was kept.
     epochs: list[dict[str, float]] = field(default_factory=list)
     best_epoch: float | None = None
-    # The unmerged LoRA adapter, saved when merge_lora_weights is false.
+    # The unmerged LoRA adapter and its tokenizer, saved whenever LoRA is applied.
     adapter_dir: Path | None = None
 
 
@@ -318,10 +318,12 @@ def fine_tune(model: Any, tokenizer: Any, train: TrainFile | Sequence[Mapping[st
     trained: Any = trainer.model
     adapter_dir = None
     if plan.apply_lora:
-        if not plan.merge_lora_weights:
-            adapter_dir = work_dir / "adapter"
-            trained.save_pretrained(adapter_dir)
-        # The served model is always merged: MLflow's transformers flavour cannot rebuild an adapter's
+        # The adapter, with the tokenizer (and chat template) it was trained with, is what local endpoints
+        # serve: every fine-tune of one base shares one process holding that base (see shared_serve.py).
+        adapter_dir = work_dir / "adapter"
+        trained.save_pretrained(adapter_dir)
+        tokenizer.save_pretrained(adapter_dir)
+        # The registered model is still merged: MLflow's transformers flavour cannot rebuild an adapter's
         # base model from a local directory, so an unmerged model would load with untrained weights.
         trained = trained.merge_and_unload()
     return TrainingResult(model=trained, tokenizer=tokenizer, metrics=metrics, history=history,
