@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from shared.alerts import JsonlAlertSink
-from shared.idle import idle_since
+from shared.idle import asleep, idle_since
 from shared.platforms.port import MANAGED_TAG, RUN_TAG, JobState, Platform, PlatformError
 from shared.projects import ProjectView, project_views, run_project
 from shared.runs import SERVING, Run, State, operator_actions
@@ -191,11 +191,13 @@ def project_summary(view: ProjectView) -> dict[str, Any]:
 
 
 def endpoints_view(life: Lifecycle, runs: Sequence[Run], now: datetime) -> list[dict[str, Any]]:
-    """Our endpoints with their idle time and when the sweep would take them down."""
+    """Our awake endpoints with their idle time and when the sweep would put them to sleep."""
     ttl = life.ctx.settings.idle_ttl
     live = {r.endpoint: r for r in runs if r.state in SERVING}  # an unhealthy run still holds its endpoint
     try:
-        endpoints = [e for e in life.platform.list_endpoints() if e.tags.get(MANAGED_TAG) == "true"]
+        # An asleep endpoint (no deployment) neither serves nor bills: its project's row says it is asleep.
+        endpoints = [e for e in life.platform.list_endpoints()
+                     if e.tags.get(MANAGED_TAG) == "true" and not asleep(e)]
     except PlatformError as exc:
         log.warning("could not list endpoints for the overview: %s", exc)
         return []
