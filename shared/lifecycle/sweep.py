@@ -156,18 +156,19 @@ def _advance(ctx: Context, run: Run, sources: Collection[State], target: State, 
              **changes: Any) -> Run | None:
     """Move the run from one of `sources` to `target` unless another handler moved it first (then leave
     it)."""
-    current: Run | None = run
-    for _ in range(3):
-        if current is None or current.state not in sources:
+    def move(current: Run) -> Run | None:
+        if current.state not in sources:
             return None
         try:
             return ctx.ledger.advance(current, target, note=note, **changes)
         except IllegalTransition:
             return None
-        except Conflict:
-            current = ctx.ledger.get(run.run_id)
-    log.error("sweep: run %s kept changing; it is not marked %s", run.run_id, target)
-    return None
+
+    try:
+        return ctx.ledger.retry_on_conflict(run, move)
+    except Conflict:
+        log.error("sweep: run %s kept changing; it is not marked %s", run.run_id, target)
+        return None
 
 
 def _judge(ctx: Context, endpoint: EndpointInfo, now: datetime, report: SweepReport) -> Candidate | None:
