@@ -47,3 +47,16 @@ def test_mark_alerted_uses_it_and_an_alert_is_marked_once() -> None:
     ledger.update(run, note="moved on since it was read")
     assert ledger.mark_alerted(run, "run.failed") is not None  # the stale copy lost, the fresh one wins
     assert ledger.mark_alerted(run, "run.failed") is None
+
+
+def test_a_job_outcome_is_recorded_even_when_the_run_changed_since_it_was_read() -> None:
+    from types import SimpleNamespace
+
+    from shared.lifecycle import job_status
+
+    ledger = Ledger(InMemoryRowStore())
+    read = ledger.create(Run("run-r4", State.RUNNING, job_name="job-4"))
+    assert read is not None
+    ledger.update(read, note="a poll noted progress meanwhile")  # a bookkeeping write, same state
+    moved = job_status._move(SimpleNamespace(ledger=ledger), read, State.SUCCEEDED, "Completed")  # type: ignore[arg-type]
+    assert moved is not None and ledger.get("run-r4").state == State.SUCCEEDED  # type: ignore[union-attr]
