@@ -181,8 +181,9 @@ def _judge(ctx: Context, endpoint: EndpointInfo, now: datetime, report: SweepRep
         _activity_unknown(ctx, endpoint.name, exc, report)
         return None
     verdict = judge(endpoint, last, now, ctx.settings.idle_ttl, ctx.settings.endpoint_delete_after)
-    if verdict.delete and _deploy_in_progress(ctx, endpoint.name, now):
-        verdict = IdleVerdict(endpoint.name, False, "a deployment to it is in progress", verdict.idle_for)
+    if verdict.delete and _deploy_in_progress(ctx, endpoint.name, now):  # the ledger, only when it matters
+        verdict = judge(endpoint, last, now, ctx.settings.idle_ttl, ctx.settings.endpoint_delete_after,
+                        deploying=True)
     if not verdict.delete:
         report.kept.append(f"{endpoint.name} ({verdict.reason})")
         return None

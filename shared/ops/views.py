@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from shared.alerts import JsonlAlertSink
-from shared.idle import idle_since
+from shared.idle import idle_since, judge
 from shared.platforms.port import MANAGED_TAG, RUN_TAG, JobState, Platform, PlatformError
 from shared.runs import SERVING, Run, State, operator_actions
 
@@ -189,7 +189,9 @@ def endpoints_view(life: Lifecycle, runs: Sequence[Run], now: datetime) -> list[
             "run_id": run.run_id if run else endpoint.tags.get(RUN_TAG, ""),
             "model": f"{run.model_name}:{run.model_version}" if run else "",
             "last_request_at": _iso(last_request), "idle_seconds": _seconds(idle),
-            "teardown_in_seconds": _seconds(max(ttl - idle, timedelta(0))) if idle is not None else None,
+            "teardown_in_seconds": _seconds(judge(endpoint, last_request, now, ttl,
+                                                  life.ctx.settings.endpoint_delete_after).teardown_in)
+            if known else None,
             "activity_known": known,
             # The sweep's last health read: "unhealthy" until a redeploy (the run's error says why).
             "health": "unhealthy" if run and run.state == State.UNHEALTHY else "ok" if run else "",
