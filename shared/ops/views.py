@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from shared.alerts import JsonlAlertSink
 from shared.idle import idle_since, judge
 from shared.platforms.port import MANAGED_TAG, RUN_TAG, JobState, Platform, PlatformError
 from shared.runs import SERVING, Run, State, operator_actions
@@ -201,12 +200,9 @@ def endpoints_view(life: Lifecycle, runs: Sequence[Run], now: datetime) -> list[
 
 def recent_alerts(life: Lifecycle, runs: Sequence[Run], limit: int) -> list[dict[str, Any]]:
     """Newest alerts first: from the local alert file when there is one, else the classes the ledger keeps."""
-    files = [s for s in life.ctx.alerts.sinks if isinstance(s, JsonlAlertSink)]
-    if files:
-        found = [a for sink in files for a in sink.read()]
-        found.sort(key=lambda a: str(a.get("at", "")), reverse=True)
-        return [{k: a.get(k) for k in ("at", "run_id", "alert_class", "severity", "summary")}
-                for a in found[:limit]]
+    kept = life.ctx.alerts.recent(limit)
+    if kept is not None:
+        return [{k: a.get(k) for k in ("at", "run_id", "alert_class", "severity", "summary")} for a in kept]
     # On Azure alerts leave through Event Grid; the ledger still says which were sent for which run.
     from_ledger = [{"at": _iso(r.updated_at), "run_id": r.run_id, "alert_class": c, "severity": "",
                     "summary": ""} for r in runs for c in r.alerts]
