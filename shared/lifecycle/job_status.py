@@ -76,9 +76,15 @@ def _move(ctx: Context, run: Run, to: State, status: str, error: str = "") -> Ru
     """The run moved to `to`; None if another handler moved it first (which is fine)."""
     if to in (State.FAILED, State.CANCELED) and not error:  # a run that ended badly always says why
         error = f"job {run.job_name} ended {status} (the platform gave no reason)"
+    def move(current: Run) -> Run | None:
+        try:
+            if error:
+                return ctx.ledger.advance(current, to, note=f"job {status}", error=error)
+            return ctx.ledger.advance(current, to, note=f"job {status}")
+        except IllegalTransition:  # moved on by another handler (e.g. already `to`)
+            return None
+
     try:
-        if error:
-            return ctx.ledger.advance(run, to, note=f"job {status}", error=error)
-        return ctx.ledger.advance(run, to, note=f"job {status}")
-    except (IllegalTransition, Conflict):
+        return ctx.ledger.retry_on_conflict(run, move)
+    except Conflict:
         return None

@@ -10,26 +10,25 @@ request that arrives while the sweep decides wins; SWEEP_DRY_RUN reports without
 SWEEP_MAX_DELETIONS endpoints go per sweep, the longest idle first. The decision itself (idle_since, judge,
 select) lives in shared/idle.py, where the status page reads it too.
 
-Before that, each live run's deployment is read: one that no longer answers its health check (Failed, gone,
-a local server that died) marks its run unhealthy with one alert per time it goes down; `redeploy` brings
-it back. An unhealthy run still holds its endpoint for the idle rules (it bills on Azure all the same).
+Before that, each live run's deployment gets its health check (shared/lifecycle/health.py). An unhealthy
+run still holds its endpoint for the idle rules (it bills on Azure all the same).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
-from typing import Any
 
 from shared.alerts import Alert
 from shared.idle import IdleVerdict, asleep, judge, select
 from shared.lifecycle.context import Context, alert_project, log
+from shared.lifecycle.health import advance_from, check_health
 from shared.lifecycle.outcome import Outcome
 from shared.ops.figures import duration
-from shared.platforms.port import MANAGED_TAG, DeploymentStatus, EndpointInfo, NotFoundError, PlatformError
-from shared.runs import SERVING, Conflict, IllegalTransition, Run, State
+from shared.platforms.port import MANAGED_TAG, EndpointInfo, NotFoundError, PlatformError
+from shared.runs import SERVING, Run, State
 
 
 @dataclass
@@ -75,7 +74,7 @@ def on_sweep(ctx: Context, now: datetime | None = None, report: SweepReport | No
         if endpoint.tags.get(MANAGED_TAG) != "true":
             continue  # not ours: not read, not reported, never touched
         try:
-            _check_health(ctx, endpoint.name, report)
+            check_health(ctx, endpoint.name, report.unhealthy, report.recovered)
         except Exception as exc:  # a health read gone wrong must not keep the endpoint from its idle rules
             _endpoint_failed(ctx, endpoint.name, exc, report)
         try:
@@ -106,72 +105,6 @@ def on_sweep(ctx: Context, now: datetime | None = None, report: SweepReport | No
     return report
 
 
-def _check_health(ctx: Context, endpoint: str, report: SweepReport) -> None:
-    """Mark each live run on the endpoint whose deployment does not answer as unhealthy (one alert each time
-    it goes down), and an unhealthy one whose deployment answers again (the platform healed it) live."""
-    for run in ctx.ledger.find(state=SERVING, endpoint=endpoint):
-        if not run.deployment:
-            continue
-        try:
-            status = ctx.call(ctx.platform.deployment_status, endpoint, run.deployment)
-        except NotFoundError:
-            status = None
-        except PlatformError as exc:  # unreadable is not unhealthy: the next sweep reads it again
-            log.warning("sweep: health of %s/%s unknown: %s", endpoint, run.deployment, exc)
-            continue
-        if status is not None and not status.final:
-            continue  # still provisioning (Updating, Scaling): neither down nor answering; read again later
-        if status is None or not status.succeeded:
-            if run.state == State.LIVE:
-                _mark_unhealthy(ctx, run, _problem(endpoint, run.deployment, status), report)
-        elif run.state == State.UNHEALTHY:
-            _advance(ctx, run, {State.UNHEALTHY}, State.LIVE, "its deployment answers again", error="")
-            report.recovered.append(f"{endpoint}/{run.deployment}")
-
-
-def _problem(endpoint: str, deployment: str, status: DeploymentStatus | None) -> str:
-    if status is None:
-        return f"its deployment {endpoint}/{deployment} no longer exists"
-    return (f"its deployment {endpoint}/{deployment} is {status.provisioning}"
-            + (f": {status.error[:300]}" if status.error else ""))
-
-
-def _mark_unhealthy(ctx: Context, run: Run, problem: str, report: SweepReport) -> None:
-    down = _advance(ctx, run, {State.LIVE}, State.UNHEALTHY, problem, error=f"unhealthy: {problem}")
-    if down is None:
-        return
-    report.unhealthy.append(f"{run.endpoint}/{run.deployment}")
-    log.error("sweep: run %s is unhealthy: %s", run.run_id, problem)
-    # The ordinal (how many times the run went down) keeps a second outage after a redeploy from being taken
-    # for a repeat of the first; within one outage the ledger's alert-once holds.
-    times = sum(1 for entry in down.history if entry.get("state") == State.UNHEALTHY.value)
-    if ctx.ledger.mark_alerted(down, f"endpoint.unhealthy#{times}") is not None:
-        ctx.alerts.send(Alert(down.run_id, "endpoint.unhealthy", "error",
-                              f"endpoint {run.endpoint} does not answer: {problem}; model "
-                              f"{run.model_name}:{run.model_version} stays registered; redeploy brings "
-                              "it back",
-                              {"endpoint": run.endpoint, "deployment": run.deployment, "outage": times,
-                               "project": alert_project(ctx.settings, run)}))
-
-
-def _advance(ctx: Context, run: Run, sources: Collection[State], target: State, note: str,
-             **changes: Any) -> Run | None:
-    """Move the run from one of `sources` to `target` unless another handler moved it first (then leave
-    it)."""
-    current: Run | None = run
-    for _ in range(3):
-        if current is None or current.state not in sources:
-            return None
-        try:
-            return ctx.ledger.advance(current, target, note=note, **changes)
-        except IllegalTransition:
-            return None
-        except Conflict:
-            current = ctx.ledger.get(run.run_id)
-    log.error("sweep: run %s kept changing; it is not marked %s", run.run_id, target)
-    return None
-
-
 def _judge(ctx: Context, endpoint: EndpointInfo, now: datetime, report: SweepReport) -> Candidate | None:
     """The endpoint as a candidate for teardown, or None (kept, gone, or its activity unknown: reported)."""
     try:
@@ -182,8 +115,9 @@ def _judge(ctx: Context, endpoint: EndpointInfo, now: datetime, report: SweepRep
         _activity_unknown(ctx, endpoint.name, exc, report)
         return None
     verdict = judge(endpoint, last, now, idle_ttl(ctx, endpoint.name), ctx.settings.endpoint_delete_after)
-    if verdict.delete and _deploy_in_progress(ctx, endpoint.name, now):
-        verdict = IdleVerdict(endpoint.name, False, "a deployment to it is in progress", verdict.idle_for)
+    if verdict.delete and _deploy_in_progress(ctx, endpoint.name, now):  # the ledger, only when it matters
+        verdict = judge(endpoint, last, now, idle_ttl(ctx, endpoint.name), ctx.settings.endpoint_delete_after,
+                        deploying=True)
     if not verdict.delete:
         report.kept.append(f"{endpoint.name} ({verdict.reason})")
         return None
@@ -265,7 +199,7 @@ def _finish_teardowns(ctx: Context, existing: Mapping[str, set[str]], now: datet
         teardowns = run.teardowns + 1
         since = _deployed_at(run)
         gone = f"deployment {run.endpoint}/{run.deployment} no longer exists"
-        down = _advance(ctx, run, SERVING, State.TORN_DOWN, gone,
+        down = advance_from(ctx, run, SERVING, State.TORN_DOWN, gone,
                         torn_down_at=now, teardowns=teardowns,
                         **({"endpoint_hours": _hours(now - since)} if since else {}))
         if down is None:
@@ -325,7 +259,7 @@ def _record_teardown(ctx: Context, endpoint: EndpointInfo, verdict: IdleVerdict,
     for run in runs:
         since = endpoint.last_deployed_at or endpoint.created_at or _deployed_at(run) or now
         teardowns = run.teardowns + 1
-        down = _advance(ctx, run, SERVING, State.TORN_DOWN, f"idle for {_human(verdict.idle_for)}",
+        down = advance_from(ctx, run, SERVING, State.TORN_DOWN, f"idle for {_human(verdict.idle_for)}",
                         endpoint_hours=_hours(now - since), idle_hours=idle_hours, hours_saved=saved,
                         torn_down_at=now, cost_reference_hours=ctx.settings.cost_reference_hours,
                         teardowns=teardowns)

@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from shared.alerts import JsonlAlertSink
-from shared.idle import asleep, idle_since
+from shared.idle import asleep, idle_since, judge
 from shared.platforms.port import MANAGED_TAG, RUN_TAG, JobState, Platform, PlatformError
 from shared.projects import ProjectView, project_views, run_project
 from shared.runs import SERVING, Run, State, operator_actions
@@ -218,8 +217,9 @@ def endpoints_view(life: Lifecycle, runs: Sequence[Run], now: datetime) -> list[
             "run_id": run.run_id if run else endpoint.tags.get(RUN_TAG, ""),
             "model": f"{run.model_name}:{run.model_version}" if run else "",
             "last_request_at": _iso(last_request), "idle_seconds": _seconds(idle),
-            "teardown_in_seconds": _seconds(max(_ttl(run, ttl) - idle, timedelta(0))) if idle is not None
-            else None,
+            "teardown_in_seconds": _seconds(judge(endpoint, last_request, now, _ttl(run, ttl),
+                                                  life.ctx.settings.endpoint_delete_after).teardown_in)
+            if known else None,
             "activity_known": known,
             # The sweep's last health read: "unhealthy" until a redeploy (the run's error says why).
             "health": "unhealthy" if run and run.state == State.UNHEALTHY else "ok" if run else "",
@@ -234,13 +234,11 @@ def _ttl(run: Run | None, default: timedelta) -> timedelta:
 
 def recent_alerts(life: Lifecycle, runs: Sequence[Run], limit: int) -> list[dict[str, Any]]:
     """Newest alerts first: from the local alert file when there is one, else the classes the ledger keeps."""
-    files = [s for s in life.ctx.alerts.sinks if isinstance(s, JsonlAlertSink)]
-    if files:
+    kept = life.ctx.alerts.recent(limit if not runs else None)
+    if kept is not None:
         ids = {r.run_id for r in runs}  # the runs shown (one project's, when the view is of one project)
-        found = [a for sink in files for a in sink.read() if a.get("run_id") in ids or not runs]
-        found.sort(key=lambda a: str(a.get("at", "")), reverse=True)
-        return [{k: a.get(k) for k in ("at", "run_id", "alert_class", "severity", "summary")}
-                for a in found[:limit]]
+        shown = [a for a in kept if a.get("run_id") in ids or not runs][:limit]
+        return [{k: a.get(k) for k in ("at", "run_id", "alert_class", "severity", "summary")} for a in shown]
     # On Azure alerts leave through Event Grid; the ledger still says which were sent for which run.
     from_ledger = [{"at": _iso(r.updated_at), "run_id": r.run_id, "alert_class": c, "severity": "",
                     "summary": ""} for r in runs for c in r.alerts]

@@ -99,6 +99,18 @@ class PlatformError(Exception):
     transient: bool = False
 
 
+def check_name(kind: str, name: str) -> str:
+    """`name` if Azure ML accepts it for an endpoint or deployment, else PlatformError. Every adapter keeps
+    Azure's rule (shared.settings.ENDPOINT_NAME_RULE: 3-32 letters, digits or '-', a letter first, no '-'
+    last), so a name that works locally works on Azure."""
+    from shared.settings import ENDPOINT_NAME_RULE
+
+    if not ENDPOINT_NAME_RULE.fullmatch(name):
+        raise PlatformError(f"{kind} name {name!r} is not valid on Azure ML: 3-32 characters, a letter "
+                            "first, then letters, digits or '-', not ending with '-'")
+    return name
+
+
 class TransientPlatformError(PlatformError):
     transient = True
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from shared.observability import bind_run
 from shared.runs import codec
@@ -20,6 +20,8 @@ from shared.runs.activity import ActivityMarks
 from shared.runs.endpoint_lease import EndpointLeases
 from shared.runs.record import BOOKKEEPING, TRANSITIONS, IllegalTransition, Run, State
 from shared.runs.store import Conflict, RowExists, RowStore
+
+T = TypeVar("T")
 
 Clock = Callable[[], datetime]
 
@@ -117,15 +119,28 @@ class Ledger:
 
     def mark_alerted(self, run: Run, alert_class: str) -> Run | None:
         """Record that the alert of this class was sent; None if it already was (send nothing then)."""
-        current: Run | None = run
-        while current is not None:
+        def mark(current: Run) -> Run | None:
             if alert_class in current.alerts:
                 return None
+            return self._replace(dataclasses.replace(current, alerts=(*current.alerts, alert_class)))
+
+        return self.retry_on_conflict(run, mark, tries=None)
+
+    def retry_on_conflict(self, run: Run, change: Callable[[Run], T], tries: int | None = 3) -> T | None:
+        """`change(run)`; when it loses the compare-and-set (Conflict: another handler wrote first), again on
+        the run as re-read, at most `tries` times in all (None: until it wins). None if the run is gone; the
+        last Conflict is raised if the run kept changing. `change` decides afresh each time from the run."""
+        current, attempt = run, 1
+        while True:
             try:
-                return self._replace(dataclasses.replace(current, alerts=(*current.alerts, alert_class)))
+                return change(current)
             except Conflict:
-                current = self.get(run.run_id)
-        return None
+                if tries is not None and attempt >= tries:
+                    raise
+            fresh = self.get(run.run_id)
+            if fresh is None:
+                return None
+            current, attempt = fresh, attempt + 1
 
     def _replace(self, run: Run) -> Run:
         bind_run(run)  # every later log line of this handling carries the run's ids

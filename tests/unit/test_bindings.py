@@ -15,7 +15,7 @@ import pytest
 from devhost import triggers
 from devhost.timers import parse_schedule
 from shared.lifecycle import step_machine
-from shared.settings import Settings, parse_duration
+from shared.settings import parse_duration, setting
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -84,7 +84,8 @@ def test_steps_and_their_poison_queue_are_queue_triggers_on_the_step_queue(funct
     # A copy re-sent while a dead handler's lease ran out is poisoned by the same count.
     assert queues["maxDequeueCount"] == step_machine.MAX_DELIVERIES
     # A step never runs near functionTimeout, and the lease outlives the invocation that took it.
-    assert parse_duration("functionTimeout", host["functionTimeout"]) < Settings.step_timeout
+    step_timeout = setting("STEP_TIMEOUT").read({}, "local")
+    assert parse_duration("functionTimeout", host["functionTimeout"]) < step_timeout
 
 
 def test_every_registered_function_can_be_driven_by_the_devhost(functions) -> None:

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from shared.settings import SETTINGS
+
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
 BICEP_FILES = sorted(INFRA.rglob("*.bicep"))
@@ -106,11 +108,7 @@ def test_every_module_exists_and_gets_exactly_its_params() -> None:
 
 
 def settings_read_by_the_code() -> set[str]:
-    source = (ROOT / "shared" / "settings.py").read_text()
-    reader = r"(?:e\.get|need|_int|_float|_bool|parse_duration)"
-    names = re.findall(reader + r"""\(\s*(?:e,\s*)?"([A-Z][A-Za-z0-9_]+)\"""", source)
-    names += re.findall(r"""\(e, "([A-Z][A-Z0-9_]+)\"""", source)
-    return set(names) | {"APPLICATIONINSIGHTS_CONNECTION_STRING"}  # shared/observability.py
+    return {s.env for s in SETTINGS} | {"APPLICATIONINSIGHTS_CONNECTION_STRING"}  # shared/observability.py
 
 
 def app_settings_in_template() -> set[str]:

@@ -163,3 +163,32 @@ def test_a_job_that_has_logged_nothing_yet_has_an_empty_curve_not_an_error() -> 
     job = world.platform.submit(spec())
     record = world.platform.training_record(job.name)
     assert record.loss_curve == () and record.validation_loss == () and record.missing
+
+
+def test_a_kept_endpoint_shows_no_teardown_on_the_page(tmp_path: Path) -> None:
+    from shared.platforms.port import KEEP_TAG
+
+    clock = [T0]
+    world = MemoryWorld(tmp_path, now=lambda: clock[0], SMOKE_CONVERSATIONS="1")
+    live = world.live_run()
+    with world.platform.lock:
+        world.platform.endpoints[live.endpoint].tags[KEEP_TAG] = "true"
+    now = world.read_clock() + world.settings.idle_ttl * 3  # long past the TTL: the sweep still keeps it
+    (view,) = endpoints_view(world.life, [world.get(live.run_id)], now)
+    assert view["idle_seconds"] > world.settings.idle_ttl.total_seconds()
+    assert view["teardown_in_seconds"] is None
+    world.life.on_sweep()
+    assert world.platform.get_endpoint(live.endpoint).deployments  # type: ignore[union-attr]
+
+
+def test_judge_keeps_an_endpoint_being_deployed_to() -> None:
+    from shared.idle import judge
+    from shared.platforms.port import MANAGED_TAG, EndpointInfo
+
+    endpoint = EndpointInfo("ep-d", {MANAGED_TAG: "true"}, T0, {"blue": 100}, ("blue",))
+    idle = judge(endpoint, None, T0 + timedelta(hours=3), timedelta(hours=2))
+    assert idle.delete and idle.teardown_in == timedelta(0)
+    busy = judge(endpoint, None, T0 + timedelta(hours=3), timedelta(hours=2), deploying=True)
+    assert not busy.delete and busy.teardown_in is None and "in progress" in busy.reason
+    young = judge(endpoint, None, T0 + timedelta(hours=1), timedelta(hours=2))
+    assert young.teardown_in == timedelta(hours=1)

@@ -24,8 +24,9 @@ from azure.core.exceptions import ResourceNotFoundError
 
 from shared.finetune import parse_model_specific_defaults
 from shared.platforms.azureml.errors import ModelNotFound, ModelRetired, translate
+from shared.settings import DEFAULT_BASE_MODEL
 
-SUGGESTED_MODEL = "Phi-4"
+SUGGESTED_MODEL = DEFAULT_BASE_MODEL["azureml"]  # declared once, with BASE_MODEL, in shared/settings.py
 _ASSET_ID = re.compile(r"^azureml://registries/[^/]+/models/(?P<name>[^/]+)/versions/(?P<version>[^/]+)$")
 _FINETUNE_SKUS = ("finetuneRecommendedSkus", "finetune_compute_allow_list", "finetune-recommended-sku")
 _INFERENCE_SKUS = ("inferenceRecommendedSkus", "inference_compute_allow_list", "inference-recommended-sku")

@@ -7,7 +7,6 @@ refuses to delete a deployment that still has traffic, so the order matters.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -40,14 +39,6 @@ REQUEST_TIMEOUT_MS = 90000
 # gives up for this call: part of the promote step's time budget (shared/lifecycle/budget.py).
 TRAFFIC_READS = 12
 TRAFFIC_READ_INTERVAL_S = 5.0
-_NAME = re.compile(r"^[a-zA-Z][-a-zA-Z0-9]{1,30}[a-zA-Z0-9]$")
-
-
-def check_name(kind: str, name: str) -> None:
-    """Refuse an endpoint or deployment name Azure would refuse (3-32 characters, letters, digits, '-')."""
-    if not _NAME.match(name):
-        raise PlatformError(f"{kind} name {name!r} is not valid on Azure ML: 3-32 characters, a letter "
-                            "first, then letters, digits or '-', not ending with '-'")
 
 
 def existing_endpoint(ml: Any, name: str) -> Any | None:

@@ -43,6 +43,7 @@ from shared.platforms.port import (
     Provisioning,
     TrainingRecord,
     TrainingSupport,
+    check_name,
 )
 from shared.settings import AzureMLSettings, Settings, SettingsError
 
@@ -202,8 +203,8 @@ class AzureMLPlatform:
 
     def _deployable(self, model: ModelRef, endpoint: str, deployment: str) -> Any:
         """The registered model, once names and the inference size are checked."""
-        endpoints.check_name("endpoint", endpoint)
-        endpoints.check_name("deployment", deployment)
+        check_name("endpoint", endpoint)
+        check_name("deployment", deployment)
         try:
             registered = self.ml.models.get(model.name, version=model.version)
         except ResourceNotFoundError:

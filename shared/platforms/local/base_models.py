@@ -18,10 +18,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from shared.settings import DEFAULT_BASE_MODEL
+
 # The directory file with a model's own fine-tune defaults: the run's parameters are
 # shared.finetune.DEFAULTS <- these <- the run's overrides.
 DEFAULTS_FILE = "finetune_defaults.json"
-DEFAULT = "SmolLM2-135M-Instruct"
+DEFAULT = DEFAULT_BASE_MODEL["local"]  # declared once, with BASE_MODEL, in shared/settings.py
 TINY_RANDOM = "tiny-random"
 
 

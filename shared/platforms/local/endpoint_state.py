@@ -12,15 +12,12 @@ import contextlib
 import fcntl
 import json
 import os
-import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from shared.platforms.port import PlatformError
-
-NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{2,31}$")
+from shared.platforms.port import check_name
 
 
 @dataclass
@@ -67,14 +64,6 @@ class EndpointFiles:
 
     def server_log(self, deployment: str) -> Path:
         return self.root / f"{deployment}.log"
-
-
-def check_name(kind: str, name: str) -> str:
-    """`name` if Azure ML accepts it for an endpoint or deployment (3-32 letters, digits, hyphens)."""
-    if not NAME.match(name):
-        raise PlatformError(f"{kind} name {name!r} is invalid: use 3-32 letters, digits or hyphens, "
-                            "starting with a letter")
-    return name
 
 
 def now() -> str:

@@ -28,11 +28,9 @@ import httpx
 from shared import deadline
 from shared.platforms.local import mlflow_store, server_process
 from shared.platforms.local.endpoint_state import (
-    NAME,
     DeploymentState,
     EndpointFiles,
     EndpointState,
-    check_name,
     locked,
     now,
     read_state,
@@ -48,8 +46,9 @@ from shared.platforms.port import (
     Provisioning,
     RequestRefused,
     TransientPlatformError,
+    check_name,
 )
-from shared.settings import Settings
+from shared.settings import ENDPOINT_NAME_RULE, Settings
 
 
 class LocalEndpoints:
@@ -297,7 +296,8 @@ class LocalEndpoints:
         """Every endpoint under this data dir, by name."""
         if not self._root.is_dir():
             return []
-        found = (self.get_endpoint(p.name) for p in sorted(self._root.iterdir()) if NAME.match(p.name))
+        found = (self.get_endpoint(p.name) for p in sorted(self._root.iterdir())
+                 if ENDPOINT_NAME_RULE.fullmatch(p.name))
         return [info for info in found if info is not None]
 
     def endpoint_activity(self, endpoint: str) -> datetime | None:
