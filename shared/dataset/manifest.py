@@ -103,14 +103,7 @@ def manifest_name_for(data_name: str) -> str:
 
 def parse_manifest(raw: bytes, name: str) -> Manifest:
     """Parse and check a manifest blob named `name`; raise ManifestError saying what to fix."""
-    if len(raw) > MAX_BYTES:
-        raise ManifestError(f"{name}: a manifest may be at most {MAX_BYTES // 1024} KiB")
-    try:
-        doc = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise ManifestError(f"{name} is not valid JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise ManifestError(f"{name} must be a JSON object")
+    doc = _json_object(raw, name, "a manifest")
     for key in doc:
         if key not in _KEYS:
             close = difflib.get_close_matches(str(key), _KEYS, n=1)
@@ -244,14 +237,7 @@ class ProjectFile:
 
 def parse_project_file(raw: bytes, name: str) -> ProjectFile:
     """Parse and check a project's `project.json` named `name`; raise ManifestError naming the bad key."""
-    if len(raw) > MAX_BYTES:
-        raise ManifestError(f"{name}: a project file may be at most {MAX_BYTES // 1024} KiB")
-    try:
-        doc = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise ManifestError(f"{name} is not valid JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise ManifestError(f"{name} must be a JSON object")
+    doc = _json_object(raw, name, "a project file")
     for key in doc:
         if key not in _PROJECT_KEYS:
             close = difflib.get_close_matches(str(key), _PROJECT_KEYS, n=1)
@@ -267,6 +253,19 @@ def parse_project_file(raw: bytes, name: str) -> ProjectFile:
         smoke_conversations=_optional(name, "smoke_conversations", doc,
                                       lambda n, k, v: _int(n, k, v, 1, 100)),
     )
+
+
+def _json_object(raw: bytes, name: str, what: str) -> dict[str, Any]:
+    """The JSON object a manifest or project file holds; ManifestError saying what is wrong with it."""
+    if len(raw) > MAX_BYTES:
+        raise ManifestError(f"{name}: {what} may be at most {MAX_BYTES // 1024} KiB")
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ManifestError(f"{name} is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise ManifestError(f"{name} must be a JSON object")
+    return doc
 
 
 def _idle_ttl(name: str, key: str, value: Any) -> float:
