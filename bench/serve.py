@@ -114,7 +114,7 @@ def deploy(model_dir: str, data_dir: Path) -> tuple[Any, str, str]:
     from shared.platforms.local import mlflow_store
     from shared.platforms.local.endpoints import LocalEndpoints
     from shared.platforms.port import ModelRef
-    from shared.settings import Settings, StorageSettings
+    from tests.support import offline_settings
 
     client = mlflow_store.use(data_dir)
     experiment = mlflow_store.ensure_experiment(client, data_dir, "bench-serve")
@@ -124,7 +124,7 @@ def deploy(model_dir: str, data_dir: Path) -> tuple[Any, str, str]:
         logged = mlflow.transformers.log_model(components, name="model", task="llm/v1/chat",
                                                registered_model_name="bench-model",
                                                pip_requirements=["torch", "transformers"])
-    endpoints = LocalEndpoints(Settings(storage=StorageSettings(connection_string=None), data_dir=data_dir),
+    endpoints = LocalEndpoints(offline_settings(data_dir),
                                ready_timeout_s=300)
     endpoints.deploy(ModelRef("bench-model", str(logged.registered_model_version)), "bench", "blue", {})
     endpoints.set_traffic("bench", {"blue": 100})

@@ -122,9 +122,9 @@ def tokens_per_s(endpoints: Any, names: list[str], requests: int, max_new_tokens
 
 def measure(shared: bool, model: Any, data_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
     from shared.platforms.local.endpoints import LocalEndpoints
-    from shared.settings import Settings, StorageSettings
+    from tests.support import offline_settings
 
-    endpoints = LocalEndpoints(Settings(storage=StorageSettings(connection_string=None), data_dir=data_dir),
+    endpoints = LocalEndpoints(offline_settings(data_dir),
                                ready_timeout_s=600, share_base_models=shared)
     prefix = "sh" if shared else "pr"
     live: list[str] = []

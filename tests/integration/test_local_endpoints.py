@@ -32,7 +32,7 @@ from shared.platforms.port import (
     NotFoundError,
     PlatformError,
 )
-from shared.settings import Settings, StorageSettings
+from tests.support import offline_settings
 
 pytestmark = pytest.mark.integration
 
@@ -80,7 +80,7 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory, new_data_dir) -> Path:
 
 @pytest.fixture(scope="module")
 def endpoints(data_dir: Path) -> Iterator[LocalEndpoints]:
-    platform = LocalEndpoints(Settings(storage=StorageSettings(connection_string=None), data_dir=data_dir),
+    platform = LocalEndpoints(offline_settings(data_dir),
                               ready_timeout_s=120)
     yield platform
     platform.stop_all()
@@ -319,7 +319,7 @@ def test_activity_moves_when_the_endpoint_is_scored(endpoints, blue):
 
 
 def test_activity_of_an_endpoint_never_scored_or_unreadable(tmp_path):
-    platform = LocalEndpoints(Settings(storage=StorageSettings(connection_string=None), data_dir=tmp_path))
+    platform = LocalEndpoints(offline_settings(tmp_path))
     files = EndpointFiles(tmp_path / "endpoints" / "ep-quiet")
     files.root.mkdir(parents=True)
     write_state(files, EndpointState(tags={}, created_at=datetime.now(UTC).isoformat()))
@@ -334,7 +334,7 @@ def test_activity_of_an_endpoint_never_scored_or_unreadable(tmp_path):
 def test_stop_all_then_resume_all_serves_again_with_the_same_traffic(tmp_path, new_data_dir):
     # Its own data dir: stop_all stops every endpoint of a platform, and the others here keep their ports.
     new_data_dir(tmp_path)
-    endpoints = LocalEndpoints(Settings(storage=StorageSettings(connection_string=None), data_dir=tmp_path),
+    endpoints = LocalEndpoints(offline_settings(tmp_path),
                                ready_timeout_s=120)
     model, _ = _register_models(tmp_path)
     endpoints.deploy(model, ENDPOINT, "blue", {MANAGED_TAG: "true"})

@@ -22,7 +22,7 @@ from shared.platforms.local.endpoint_state import DeploymentState, EndpointFiles
 from shared.platforms.local.endpoints import LocalEndpoints
 from shared.platforms.local.tiny_model import ensure_tiny_base_model
 from shared.platforms.port import ModelRef, Provisioning
-from shared.settings import Settings, StorageSettings
+from tests.support import offline_settings
 
 pytestmark = pytest.mark.integration
 
@@ -83,7 +83,7 @@ def _base_of(adapter_dir: Path) -> str:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, new_data_dir: Any) -> Iterator[dict[str, Any]]:
     data_dir = new_data_dir(tmp_path_factory.mktemp("shared-serving"))
-    endpoints = LocalEndpoints(Settings(storage=StorageSettings(connection_string=None), data_dir=data_dir),
+    endpoints = LocalEndpoints(offline_settings(data_dir),
                                ready_timeout_s=120)
     (support, support_dir), (sales, sales_dir) = (_log_fine_tune(data_dir, "ft-support", 1),
                                                   _log_fine_tune(data_dir, "ft-sales", 2))
