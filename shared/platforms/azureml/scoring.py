@@ -26,16 +26,11 @@ READ_TIMEOUT_S = 100  # the deployment's own request timeout is 90 s
 def score(ml: Any, client: Any, endpoint: str, payload: Mapping[str, Any], deployment: str | None) -> Any:
     """POST the payload to the endpoint, or to one deployment by name; the answer parsed from JSON."""
     target = f"endpoint {endpoint}" + (f" deployment {deployment}" if deployment else "")
-    with azure_call(f"look up {target} to score it"):
-        entity = ml.online_endpoints.get(endpoint)
-        keys = ml.online_endpoints.get_keys(endpoint)
-    if not entity.scoring_uri:
-        raise NotFoundError(f"{target} has no scoring URI yet (provisioning state "
-                            f"{entity.provisioning_state})")
-    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {keys.primary_key}"}
+    uri, key = _address(ml, endpoint, f"look up {target} to score it")
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
     if deployment:
         headers[DEPLOYMENT_HEADER] = deployment
-    request = HttpRequest("POST", entity.scoring_uri, json=dict(payload), headers=headers)
+    request = HttpRequest("POST", uri, json=dict(payload), headers=headers)
     with azure_call(f"score {target}"):
         response = client.send_request(request, connection_timeout=10, read_timeout=READ_TIMEOUT_S)
     if response.status_code >= 400:
@@ -47,6 +42,17 @@ def score(ml: Any, client: Any, endpoint: str, payload: Mapping[str, Any], deplo
         return json.loads(response.text())
     except ValueError:
         return response.text()
+
+
+def _address(ml: Any, endpoint: str, doing: str) -> tuple[str, str]:
+    """The endpoint's scoring URI and primary key (get + listKeys); NotFoundError while it has no URI."""
+    with azure_call(doing):
+        entity = ml.online_endpoints.get(endpoint)
+        keys = ml.online_endpoints.get_keys(endpoint)
+    if not entity.scoring_uri:
+        raise NotFoundError(f"endpoint {endpoint} has no scoring URI yet (provisioning state "
+                            f"{entity.provisioning_state})")
+    return entity.scoring_uri, keys.primary_key
 
 
 class ScoringTargets:
@@ -62,15 +68,10 @@ class ScoringTargets:
             known = self._known.get(endpoint)
         if known is not None:
             return known
-        with azure_call(f"look up endpoint {endpoint} to call it"):
-            entity = ml.online_endpoints.get(endpoint)
-            keys = ml.online_endpoints.get_keys(endpoint)
-        if not entity.scoring_uri:
-            raise NotFoundError(f"endpoint {endpoint} has no scoring URI yet (provisioning state "
-                                f"{entity.provisioning_state})")
+        address = _address(ml, endpoint, f"look up endpoint {endpoint} to call it")
         with self._lock:
-            self._known[endpoint] = (entity.scoring_uri, keys.primary_key)
-        return entity.scoring_uri, keys.primary_key
+            self._known[endpoint] = address
+        return address
 
     def forget(self, endpoint: str) -> None:
         with self._lock:

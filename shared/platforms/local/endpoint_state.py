@@ -92,9 +92,15 @@ def write_state(files: EndpointFiles, state: EndpointState) -> None:
 def locked(endpoints_root: Path, endpoint: str) -> Iterator[None]:
     """Hold the endpoint's exclusive fcntl lock, shared by every process using this data dir."""
     # The lock lives outside the endpoint's folder, which delete_endpoint removes while holding it.
-    locks = endpoints_root / ".locks"
-    locks.mkdir(parents=True, exist_ok=True)
-    with open(locks / f"{check_name('endpoint', endpoint)}.lock", "a+") as handle:
+    with file_lock(endpoints_root / ".locks" / f"{check_name('endpoint', endpoint)}.lock"):
+        yield
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold `path`'s exclusive fcntl lock (made with its folder if missing), shared by every process."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield

@@ -10,7 +10,6 @@ other program and must never be signalled.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -23,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from shared.platforms.local import cpu
-from shared.platforms.local.endpoint_state import DeploymentState, EndpointFiles, now
+from shared.platforms.local.endpoint_state import DeploymentState, EndpointFiles, file_lock, now
 
 SERVER_MODULE = "shared.platforms.local.serve"
 ROUTER_MODULE = "shared.platforms.local.router"
@@ -62,14 +61,8 @@ def pool_log(endpoints_root: Path, pool: str) -> Path:
 def pool_locked(endpoints_root: Path, pool: str) -> Iterator[None]:
     """Hold the shared server's fcntl lock: a deploy choosing it and the server deciding to exit (no
     deployment left) take turns, so a deploy never lands on a server that is on its way out."""
-    folder = endpoints_root / ".pools"
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / f"{pool}.lock", "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with file_lock(endpoints_root / ".pools" / f"{pool}.lock"):
+        yield
 
 
 def shared_server(endpoints_root: Path, base_dir: Path) -> tuple[str, int, int]:
