@@ -11,7 +11,7 @@ from pathlib import Path
 
 
 def test_the_command_line_starts_without_the_devhost_or_the_handlers() -> None:
-    probe = ("import sys, shared.cli; print(sorted({m.split('.')[0] if not m.startswith('shared.') else m "
+    probe = ("import sys, cli.main; print(sorted({m.split('.')[0] if not m.startswith('shared.') else m "
              "for m in sys.modules}))")
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
                             cwd=Path(__file__).resolve().parents[2]).stdout

@@ -24,7 +24,7 @@ def autopilot(*args: str, cwd: Path | None = None, **settings: str) -> subproces
     default upload settings unless `settings` names some."""
     env = {k: v for k, v in os.environ.items() if k not in UPLOAD_SETTINGS}
     env.update(settings, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "shared.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "cli", *args], capture_output=True, text=True,
                           timeout=60, check=False, cwd=cwd or Path(__file__).parent, env=env)
 
 

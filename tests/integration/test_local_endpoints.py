@@ -248,7 +248,7 @@ def test_autopilot_invoke_and_credentials_fetch_the_key_but_never_print_it(endpo
                                                                          monkeypatch, tmp_path, capsys):
     import json
 
-    from shared.cli import main
+    from cli.main import main
 
     for name, value in {"AUTOPILOT_STORAGE": azurite.connection_string, "AUTOPILOT_DATA_DIR": str(data_dir),
                         "ENDPOINT_NAME": ENDPOINT, "AUTOPILOT_PLATFORM": "local"}.items():

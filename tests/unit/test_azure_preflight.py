@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from shared.cli import main
+from cli.main import main
 from shared.platforms.azureml.preflight import preflight
 from tests.fakes.azureml_world import World, build_world
 
@@ -53,7 +53,7 @@ def test_the_command_prints_each_check_and_exits_1_on_a_failure(
         made.append(settings)
         return world.platform
 
-    monkeypatch.setattr("shared.cli_azure.make_platform", make_platform)
+    monkeypatch.setattr("cli.check_azure.make_platform", make_platform)
     assert main(["check-azure", "--json"]) == 1
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert lines[0]["ok"] is False and "2025-08-30" in lines[0]["detail"]

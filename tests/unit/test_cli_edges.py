@@ -18,9 +18,9 @@ from typing import Any
 import httpx
 import pytest
 
+from cli.main import main
+from cli.ops import _call, status_text
 from shared import ops
-from shared.cli import main
-from shared.cli_ops import _call, status_text
 from shared.lifecycle import naming
 from shared.runs import IllegalTransition, StoreError
 from tests.fakes.world import SAMPLE, MemoryWorld
@@ -125,7 +125,7 @@ def test_output_cut_short_by_the_reader_is_no_traceback(api: Api) -> None:
     runs = [{"run_id": f"run-{i:012x}", "state": "live", "upload": {"blob": f"incoming/{i}.jsonl"}}
             for i in range(5000)]
     api.answers[("GET", "/api/runs")] = (200, {"runs": runs, "endpoints": [], "alerts": []})
-    reader = subprocess.Popen([sys.executable, "-m", "shared.cli", "status", "--url", api.url],
+    reader = subprocess.Popen([sys.executable, "-m", "cli", "status", "--url", api.url],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
     assert reader.stdout is not None and reader.stderr is not None
     reader.stdout.readline()
@@ -164,7 +164,7 @@ def test_autopilot_retry_without_a_url_uses_the_lifecycle(tmp_path: Path, monkey
     run = world.upload("chat.jsonl")
     world.platform.finish(run.job_name, "Failed")
     world.life.on_job_event(world.event(run, "Failed"))
-    monkeypatch.setattr("shared.cli_ops._lifecycle", lambda: world.life)
+    monkeypatch.setattr("cli.context.lifecycle", lambda: world.life)
     monkeypatch.delenv("AUTOPILOT_URL", raising=False)
     assert main(["retry", run.run_id]) == 0
     assert world.get(run.run_id).attempt == 2 and "retry accepted" in capsys.readouterr().out

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from shared import cli_ops
-from shared.cli import main
+from cli import ops
+from cli.main import main
 
 
 def test_up_replaces_itself_with_python_m_devhost(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -18,7 +18,7 @@ def test_up_replaces_itself_with_python_m_devhost(monkeypatch: pytest.MonkeyPatc
         calls.append((path, argv))
         raise SystemExit(0)  # execv does not return; neither does this
 
-    monkeypatch.setattr(cli_ops.os, "execv", execv)
+    monkeypatch.setattr(ops.os, "execv", execv)
     with pytest.raises(SystemExit):
         main(["up", "--port", "7099", "--no-azurite"])
     assert calls == [(sys.executable, [sys.executable, "-m", "devhost", "--port", "7099", "--no-azurite"])]

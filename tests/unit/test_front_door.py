@@ -203,7 +203,7 @@ def test_a_wake_whose_deployment_fails_answers_503_do_not_retry_and_alerts_once(
 
 def test_autopilot_key_prints_the_key_the_front_door_accepts_and_nothing_else(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    from shared.cli import main
+    from cli.main import main
     from shared.front import front_key
     from shared.settings import Settings
 

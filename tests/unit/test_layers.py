@@ -87,3 +87,14 @@ def test_no_trigger_module_shares_a_name_with_a_core_module() -> None:
     core = {p.stem for p in (ROOT / "shared").rglob("*.py")} | {p.name for p in (ROOT / "shared").rglob("*")
                                                                  if p.is_dir()}
     assert triggers & core == set()
+
+
+def test_the_command_line_is_a_front_door_that_the_core_and_the_triggers_never_import() -> None:
+    # cli/ drives shared/ as functions/ and devhost/ do: nothing below it imports it (so no circle through
+    # it), and it reaches neither the triggers nor the Functions host's stand-in (`autopilot up` execs
+    # `python -m devhost`), nor an adapter (the composition root picks those).
+    assert offending("shared", "cli") == []
+    assert offending("functions", "cli") + offending("function_app.py", "cli") == []
+    assert offending("cli", "functions", "function_app", "devhost", "azure.functions", "azurefunctions") == []
+    assert offending("cli", "shared.platforms.local", "shared.platforms.azureml", "shared.runs.table",
+                     "shared.staging.azure_blob", "engine") == []

@@ -247,8 +247,8 @@ def test_the_page_api_and_cli_show_runs_by_project_with_human_durations_and_no_m
     import azure.functions as func
 
     import functions.runs_api
+    from cli.ops import status_text
     from shared import ops
-    from shared.cli_ops import status_text
 
     world = world_at(tmp_path, IDLE_TTL="1h")
     support = world.live_run("support/a.jsonl", SUPPORT)

@@ -125,7 +125,7 @@ def test_nothing_sensitive_reaches_logs_alerts_reports_the_ledger_or_the_page(
     cli = data_file = tmp_path / "secrets.jsonl"
     data_file.write_bytes(with_rows(every_kind))
     for args in (["--json"], []):
-        done = subprocess.run([sys.executable, "-m", "shared.cli", "validate", str(cli), *args], check=False,
+        done = subprocess.run([sys.executable, "-m", "cli", "validate", str(cli), *args], check=False,
                               capture_output=True, text=True, timeout=120, cwd=tmp_path,
                               env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
         assert done.returncode == 1, done.stderr

@@ -16,8 +16,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shared import cli_azure, cli_front
-from shared.cli_ops import add_commands
+from cli import check_azure, key
+from cli.context import CliError
+from cli.ops import add_commands
 from shared.settings import DEVELOPMENT_STORAGE, Settings, SettingsError, load_local_settings
 
 if TYPE_CHECKING:
@@ -83,9 +84,9 @@ def _scan_with_progress(path: Path, size: int, scan_path: Callable[..., Report])
 
 COMMANDS: dict[str, Command] = {
     "validate": (_validate_arguments, _validate, "check a chat dataset the way an upload is checked"),
-    "check-azure": (cli_azure.add_arguments, cli_azure.run,
+    "check-azure": (check_azure.add_arguments, check_azure.run,
                     "check the Azure settings before the first upload: base model, compute, endpoint name"),
-    "key": (cli_front.add_arguments, cli_front.run, "print the front door's key, for a client's api_key"),
+    "key": (key.add_arguments, key.run, "print the front door's key, for a client's api_key"),
 }
 
 
@@ -131,7 +132,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def one_line(exc: BaseException) -> str:
     """What went wrong, and what to do about it, in one line."""
-    from shared.cli_ops import CliError
     from shared.runs import StoreError
 
     text = " ".join(str(exc).split())[:400]

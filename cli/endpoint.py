@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cli import context
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
@@ -50,7 +52,7 @@ def _invoke(args: argparse.Namespace) -> int:
     if not isinstance(payload, dict):
         print(f"autopilot invoke: {path} must hold a JSON object", file=sys.stderr)
         return EXIT_USAGE
-    life = _lifecycle()
+    life = context.lifecycle()
     name = args.endpoint or life.ctx.settings.endpoint_name
     try:
         answer = life.ctx.call(life.platform.score, name, payload, args.deployment)
@@ -66,7 +68,7 @@ def _invoke(args: argparse.Namespace) -> int:
 
 
 def _credentials(args: argparse.Namespace) -> int:
-    life = _lifecycle()
+    life = context.lifecycle()
     settings = life.ctx.settings
     name = args.endpoint or settings.endpoint_name
     info = life.platform.get_endpoint(name)
@@ -101,8 +103,3 @@ def key_hint(platform: Any, settings: Any, endpoint: str) -> str:
                 f"{aml.resource_group} --workspace-name {aml.workspace}` prints it")
     return f"it is in {platform.key_file(endpoint)} (readable by you only): `cat` it"
 
-
-def _lifecycle() -> Any:
-    from shared.cli_ops import _lifecycle as build
-
-    return build()

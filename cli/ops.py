@@ -5,14 +5,14 @@
     autopilot redeploy RUN_ID [--url URL]   deploy a torn-down run's model again, following it until live
     autopilot retry RUN_ID [--url URL]      submit a failed run's staged data again, as a new job
     autopilot up [--port N]                 Azurite + the devhost in the foreground; Ctrl-C stops both
-    autopilot invoke --request-file FILE    call a live endpoint (see shared.cli_endpoint)
+    autopilot invoke --request-file FILE    call a live endpoint (see cli/endpoint.py)
     autopilot endpoint credentials          its scoring URI and how to get its key
 
-Settings come from the environment, then local.settings.json's "Values" (the devhost reads them the same way,
-through shared.settings). With --url (or AUTOPILOT_URL) the command asks a running app's API instead, sending
-AUTOPILOT_FUNCTION_KEY as the function key. `up` runs the devhost as its own program (`python -m devhost`),
-so this package never imports it. A run id is checked for its shape before any request, and every part of a
-URL path is escaped; what goes wrong is one line saying what to do (CliError, exit 2; see shared.cli).
+Settings and the lifecycle come from the environment (cli/context.py). With --url (or AUTOPILOT_URL) the
+command asks a running app's API instead, sending AUTOPILOT_FUNCTION_KEY as the function key. `up` runs the
+devhost as its own program (`python -m devhost`), so the CLI never imports it. A run id is checked for its
+shape before any request, and every part of a URL path is escaped; what goes wrong is one line saying what
+to do (CliError, exit 2; see cli/main.py).
 """
 
 from __future__ import annotations
@@ -22,23 +22,18 @@ import json
 import os
 import sys
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote, urlsplit
 
-from shared import cli_endpoint
+from cli import context
+from cli.context import CliError
+from cli.endpoint import add_commands as add_endpoint_commands
 from shared.names import name_problem
 from shared.ops.figures import duration
 from shared.runs.record import is_run_id
-from shared.settings import Settings, SettingsError, load_local_settings, parse_duration
-
-if TYPE_CHECKING:
-    from shared.lifecycle import Lifecycle
+from shared.settings import SettingsError, parse_duration
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-class CliError(Exception):
-    """Something the user can fix (a bad argument, an unreachable app or storage): one line, exit 2."""
 
 
 def add_commands(subparsers: Any) -> None:
@@ -69,23 +64,12 @@ def add_commands(subparsers: Any) -> None:
     up.add_argument("--port", type=int, default=7071, help="devhost port on 127.0.0.1 (default 7071)")
     up.add_argument("--no-azurite", action="store_true", help="use AUTOPILOT_STORAGE as it is set")
     up.set_defaults(run=_up)
-    cli_endpoint.add_commands(subparsers)
+    add_endpoint_commands(subparsers)
 
 
 def _remote(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", default=os.environ.get("AUTOPILOT_URL"),
                         help="a running app, e.g. https://APP.azurewebsites.net (default: AUTOPILOT_URL)")
-
-
-def _settings() -> Settings:
-    load_local_settings()
-    return Settings.from_env()
-
-
-def _lifecycle() -> Lifecycle:
-    from shared.wiring import build_lifecycle
-
-    return build_lifecycle(_settings())
 
 
 def _call(method: str, url: str, *parts: str, params: dict[str, str] | None = None) -> tuple[int, Any, str]:
@@ -148,7 +132,7 @@ def _status(args: argparse.Namespace) -> int:
             print(f"autopilot status: {args.url} answered {code}: {view.get('error', '')}", file=sys.stderr)
             return EXIT_FAILED
     else:
-        view = overview(_lifecycle(), project=project)
+        view = overview(context.lifecycle(), project=project)
     print(json.dumps(view, indent=2, default=str) if args.json else status_text(view))
     return EXIT_OK
 
@@ -203,7 +187,7 @@ def _drop(args: argparse.Namespace) -> int:
         print(f"autopilot drop: {path}: no such file", file=sys.stderr)
         return EXIT_USAGE
     try:
-        settings = _settings()
+        settings = context.settings()
     except SettingsError as exc:
         print(f"autopilot drop: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -239,7 +223,7 @@ def _redeploy(args: argparse.Namespace) -> int:
                                    f"{document.get('error', '')}")
             return dict(document)
     else:
-        life = _lifecycle()
+        life = context.lifecycle()
         try:
             body = run_view(redeploy(life, run_id))
         except (RunNotFound, ActionRefused) as exc:
@@ -268,7 +252,7 @@ def _retry(args: argparse.Namespace) -> int:
             return EXIT_FAILED
     else:
         try:
-            body = run_view(retry(_lifecycle(), run_id))
+            body = run_view(retry(context.lifecycle(), run_id))
         except (RunNotFound, ActionRefused) as exc:
             print(f"autopilot retry: {exc}", file=sys.stderr)
             return EXIT_FAILED
