@@ -112,10 +112,11 @@ def added_latency(life: Any, front: str, front_key: str, args: argparse.Namespac
     (run,) = [r for r in life.ledger.all() if r.state.value == "live"]
     state = read_state(EndpointFiles(settings.data_dir / "endpoints" / run.endpoint))
     assert state is not None
-    endpoint_key = life.platform.get_key(run.endpoint)
-    info = life.platform.get_endpoint(run.endpoint)
+    access = life.platform.endpoint_access(run.endpoint)
+    endpoint_key = access.key
+    assert access.openai_base_url is not None  # the local engine's router serves /v1
     routes = {"server": (f"http://127.0.0.1:{state.deployments[run.deployment].port}/v1", endpoint_key),
-              "endpoint": (info.scoring_uri.removesuffix("/score") + "/v1", endpoint_key),
+              "endpoint": (access.openai_base_url, endpoint_key),
               "front": (front, front_key)}
     body = {"model": project_name(settings), "messages": QUESTION, "max_tokens": args.max_tokens,
             "temperature": 0}

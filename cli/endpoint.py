@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from cli import context
+from shared.settings import Settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -68,38 +69,31 @@ def _invoke(args: argparse.Namespace) -> int:
 
 
 def _credentials(args: argparse.Namespace) -> int:
+    """What the platform says about calling the endpoint, the key left out (the hint says where it is)."""
+    from shared.platforms.port import NotFoundError
+
     life = context.lifecycle()
     settings = life.ctx.settings
     name = args.endpoint or settings.endpoint_name
-    info = life.platform.get_endpoint(name)
-    if info is None:
-        print(f"autopilot endpoint credentials: endpoint {name} does not exist in {where(settings)} "
-              "(`autopilot status` lists the live endpoints)", file=sys.stderr)
+    try:
+        access = life.ctx.call(life.platform.endpoint_access, name)
+    except NotFoundError as exc:
+        print(f"autopilot endpoint credentials: {exc}, looked for in {where(settings)} (`autopilot status` "
+              "lists the live endpoints)", file=sys.stderr)
         return EXIT_FAILED
     lines = [f"endpoint:     {name} ({settings.platform})",
-             f"scoring URI:  {info.scoring_uri or '(none yet)'}",
+             f"scoring URI:  {access.scoring_uri}",
              "auth mode:    key (send `Authorization: Bearer KEY`, or `api-key: KEY`)"]
-    if settings.platform == "local" and info.scoring_uri:
-        base = info.scoring_uri.removesuffix("/score")
-        lines.append(f"OpenAI base:  {base}/v1  (chat.completions, also with stream=true)")
-    lines.append(f"key:          not shown; {key_hint(life.platform, settings, name)}")
+    if access.openai_base_url:
+        lines.append(f"OpenAI base:  {access.openai_base_url}  (chat.completions, also with stream=true)")
+    lines.append(f"key:          not shown; {access.key_hint}")
     lines.append("`autopilot invoke --request-file FILE` fetches the key for you.")
     print("\n".join(lines))
     return EXIT_OK
 
 
-def where(settings: Any) -> str:
-    """Where the platform's endpoints were looked for, so a wrong AUTOPILOT_DATA_DIR or workspace shows."""
-    if settings.platform == "azureml" and settings.azureml is not None:
-        return f"Azure ML workspace {settings.azureml.workspace}"
-    return f"the local engine's data directory {settings.data_dir} (AUTOPILOT_DATA_DIR)"
+def where(settings: Settings) -> str:
+    """Where the platform's endpoints were looked for (the composition root knows each platform's place)."""
+    from shared.wiring import platform_location
 
-
-def key_hint(platform: Any, settings: Any, endpoint: str) -> str:
-    """How to read the endpoint's key yourself, without this command printing it."""
-    if settings.platform == "azureml" and settings.azureml is not None:
-        aml = settings.azureml
-        return (f"`az ml online-endpoint get-credentials --name {endpoint} --resource-group "
-                f"{aml.resource_group} --workspace-name {aml.workspace}` prints it")
-    return f"it is in {platform.key_file(endpoint)} (readable by you only): `cat` it"
-
+    return platform_location(settings)

@@ -38,6 +38,14 @@ def build_platform(settings: Settings) -> tuple[Platform, Callable[[], None] | N
     return local, local.stop_all
 
 
+def platform_location(settings: Settings) -> str:
+    """Where the configured platform keeps its endpoints, so a message about a missing one shows a wrong
+    AUTOPILOT_DATA_DIR or workspace."""
+    if settings.platform == "azureml" and settings.azureml is not None:
+        return f"Azure ML workspace {settings.azureml.workspace}"
+    return f"the local engine's data directory {settings.data_dir} (AUTOPILOT_DATA_DIR)"
+
+
 def azure_preflight(settings: Settings, platform: Any = None) -> list[Any]:
     """`autopilot check-azure`: the Azure ML adapter's read-only pre-flight checks (name, ok, detail)."""
     from shared.platforms.azureml import AzureMLPlatform

@@ -216,6 +216,23 @@ class EndpointInfo:
 
 
 @dataclass(frozen=True)
+class EndpointAccess:
+    """How to call an endpoint directly, as `az ml online-endpoint get-credentials` tells it: its scoring URI
+    and key (every adapter's endpoints use key auth: `Authorization: Bearer KEY`).
+
+    `key` is a secret: it is left out of repr, never logged, and shown only by a command whose purpose is to
+    show it. `key_hint` says how a user reads the key themselves (a file, an `az` command), so a command can
+    point at it without printing it. `openai_base_url` is the endpoint's OpenAI-compatible base (`.../v1`)
+    where it serves one, else None.
+    """
+
+    scoring_uri: str
+    key: str = field(repr=False)
+    key_hint: str = ""
+    openai_base_url: str | None = None
+
+
+@dataclass(frozen=True)
 class DeploymentStatus:
     """One deployment's provisioning as the platform reports it now.
 
@@ -331,6 +348,12 @@ class Platform(Protocol):
 
     def list_endpoints(self) -> list[EndpointInfo]:
         """All endpoints the platform holds (the sweep filters to ours by MANAGED_TAG)."""
+        ...
+
+    def endpoint_access(self, endpoint: str) -> EndpointAccess:
+        """How a user calls the endpoint directly: its scoring URI and key, and how to read the key without
+        this app printing it (what `autopilot endpoint credentials` shows). Read-only. NotFoundError if the
+        endpoint does not exist or has no scoring URI yet."""
         ...
 
     def endpoint_activity(self, endpoint: str) -> datetime | None:

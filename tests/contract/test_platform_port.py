@@ -25,7 +25,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from azure.core import PipelineClient
+from azure.core.rest import HttpRequest
 
 from devhost.azurite import Azurite
 from shared.lifecycle.gate import reply_text, seed_payload
@@ -38,6 +41,7 @@ from shared.platforms.port import (
     ActivityUnavailable,
     BaseModelRefused,
     DeploymentStatus,
+    EndpointAccess,
     EndpointInfo,
     JobSpec,
     JobState,
@@ -74,12 +78,20 @@ class Adapter:
     # The local request log is written as each request is served; Azure Monitor's RequestsPerMinute arrives
     # minutes late, so right after a score an endpoint younger than IDLE_TTL has no known activity yet.
     activity_after_score = True
+    # The endpoint answers HTTP at its scoring URI (the in-memory platform has no data plane: its key opens
+    # nothing, so only its shape and stability are held to the contract).
+    data_plane = True
 
     def finish(self, job: str) -> JobState:
         """Bring the job to a terminal status (the platform's own doing) and return it."""
         raise NotImplementedError
 
     def jobs_started(self) -> int:
+        raise NotImplementedError
+
+    def call_directly(self, access: EndpointAccess, key: str, deployment: str) -> int:
+        """The HTTP status a user's own client gets for the seed payload POSTed straight to the scoring URI
+        with `key` (not through the adapter), routed to `deployment` by Azure ML's header."""
         raise NotImplementedError
 
     def deployment_marker(self, endpoint: str, deployment: str) -> Any:
@@ -119,6 +131,11 @@ class LocalAdapter(Adapter):
     def jobs_started(self) -> int:
         return sum(1 for _ in (self.settings.data_dir / "jobs").iterdir())
 
+    def call_directly(self, access: EndpointAccess, key: str, deployment: str) -> int:
+        headers = {"Authorization": f"Bearer {key}", "azureml-model-deployment": deployment}
+        payload = seed_payload(CONVERSATION, 4, greedy=True)
+        return httpx.post(access.scoring_uri, json=payload, headers=headers, timeout=120).status_code
+
     def deployment_marker(self, endpoint: str, deployment: str) -> Any:
         state = read_state(EndpointFiles(self.settings.data_dir / "endpoints" / endpoint))
         entry = state.deployments[deployment] if state else None
@@ -139,6 +156,7 @@ class LocalAdapter(Adapter):
 
 class MemoryAdapter(Adapter):
     kind = "memory"
+    data_plane = False
     refused_model = "Phi-3-mini-4k-instruct"
 
     def __init__(self) -> None:
@@ -190,6 +208,13 @@ class AzureMLAdapter(Adapter):
 
     def jobs_started(self) -> int:
         return len(self.world.wire.workspace.jobs)
+
+    def call_directly(self, access: EndpointAccess, key: str, deployment: str) -> int:
+        client = PipelineClient("https://inference.ml.azure.com", transport=self.world.wire.transport)
+        headers = {"Authorization": f"Bearer {key}", "azureml-model-deployment": deployment}
+        request = HttpRequest("POST", access.scoring_uri, json=seed_payload(CONVERSATION, 4, greedy=True),
+                              headers=headers)
+        return int(client.send_request(request).status_code)
 
     def deployment_marker(self, endpoint: str, deployment: str) -> Any:
         return self.world.wire.endpoints.created_deployments.count((endpoint, deployment))
@@ -485,6 +510,22 @@ def test_endpoint_activity_after_a_score_is_its_time_or_unknown_yet(
     else:  # no metric yet on a young endpoint: unknown (kept by the sweep), not idle
         with pytest.raises(ActivityUnavailable, match="IDLE_TTL"):
             adapter.platform.endpoint_activity(ENDPOINT)
+
+
+def test_how_to_call_an_endpoint_is_its_scoring_uri_and_a_key_that_opens_it_kept_out_of_sight(
+        adapter: Adapter, deployed: EndpointInfo) -> None:
+    """What `autopilot endpoint credentials` shows (the key left out, the hint instead) and what a user's own
+    client needs: the endpoint's stable URL, a key it accepts (and no other), the same on every call."""
+    access = adapter.platform.endpoint_access(ENDPOINT)
+    assert access.scoring_uri == deployed.scoring_uri and access.key
+    assert access.key_hint.strip() and access.key not in access.key_hint
+    assert access.key not in repr(access) and access.key not in str(access)
+    assert adapter.platform.endpoint_access(ENDPOINT).key == access.key
+    if adapter.data_plane:
+        assert adapter.call_directly(access, access.key, "blue") == 200
+        assert adapter.call_directly(access, "not-" + access.key, "blue") == 401
+    with pytest.raises(NotFoundError):
+        adapter.platform.endpoint_access("ep-contract-none")
 
 
 def test_deleting_the_endpoint_removes_it_and_is_repeatable(adapter: Adapter, deployed: EndpointInfo) -> None:

@@ -35,7 +35,7 @@ def test_dropped_file_goes_live_and_is_torn_down_when_idle(host: DevHost) -> Non
     assert states[:3] == ["received", "validated", "submitted"] and states[-1] == "live"
 
     endpoint = life.platform.get_endpoint(run.endpoint)
-    key = life.platform.get_key(run.endpoint)  # type: ignore[attr-defined]
+    key = life.platform.endpoint_access(run.endpoint).key  # what a user's client gets from the port
     payload = {"input_data": {"input_string": [{"role": "user", "content": "hello"}],
                               "parameters": {"max_new_tokens": 8}}, "params": {}}
     assert httpx.post(endpoint.scoring_uri, json=payload, timeout=60).status_code == 401

@@ -19,6 +19,7 @@ once, right after that operation (a request landing while the sweep decides).
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -30,6 +31,7 @@ from shared.platforms import chat
 from shared.platforms.port import (
     BaseModelRefused,
     DeploymentStatus,
+    EndpointAccess,
     EndpointInfo,
     JobSpec,
     JobState,
@@ -308,6 +310,15 @@ class InMemoryPlatform:
     def list_endpoints(self) -> list[EndpointInfo]:
         with self.lock:
             return [self._info(name) for name in self.endpoints]
+
+    def endpoint_access(self, endpoint: str) -> EndpointAccess:
+        """The endpoint's URL and a key of this platform's own (stable per endpoint; it opens nothing: no data
+        plane here)."""
+        with self.lock:
+            self._endpoint(endpoint)
+            uri = self._info(endpoint).scoring_uri or ""
+        key = hashlib.sha256(f"{id(self)}:{endpoint}".encode()).hexdigest()
+        return EndpointAccess(uri, key, key_hint="the in-memory platform keeps it in this process")
 
     def endpoint_activity(self, endpoint: str) -> datetime | None:
         with self.lock:

@@ -141,7 +141,8 @@ def test_endpoint_credentials_say_where_they_looked(monkeypatch: pytest.MonkeyPa
     monkeypatch.chdir(tmp_path)
     assert main(["endpoint", "credentials"]) == 1
     err = capsys.readouterr().err
-    assert "does not exist in the local engine's data directory" in err and "elsewhere" in err
+    assert "autopilot-chat does not exist, looked for in the local engine's data directory" in err
+    assert "elsewhere" in err
     assert "AUTOPILOT_DATA_DIR" in err
 
 
@@ -260,3 +261,17 @@ class socket_closed_port:
     def __exit__(self, *_: object) -> None:
         pass
 
+
+
+def test_endpoint_credentials_show_what_the_platform_port_says_and_never_the_key(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """The CLI asks the port (no platform of its own in mind): URL and hint shown, the key only fetched."""
+    world = MemoryWorld(tmp_path)
+    live = world.live_run()
+    assert live.endpoint is not None
+    monkeypatch.setattr("cli.context.lifecycle", lambda: world.life)
+    assert main(["endpoint", "credentials", "--endpoint", live.endpoint]) == 0
+    shown = capsys.readouterr()
+    access = world.platform.endpoint_access(live.endpoint)
+    assert access.scoring_uri in shown.out and access.key_hint in shown.out
+    assert access.key not in shown.out + shown.err

@@ -31,10 +31,11 @@ from shared.platforms.azureml.pipeline import (
     submit_job,
 )
 from shared.platforms.azureml.registration import register_model
-from shared.platforms.azureml.scoring import ScoringTargets, chat, score
+from shared.platforms.azureml.scoring import ScoringTargets, access, chat, score
 from shared.platforms.port import (
     MANAGED_TAG,
     DeploymentStatus,
+    EndpointAccess,
     EndpointInfo,
     JobSpec,
     JobState,
@@ -257,6 +258,10 @@ class AzureMLPlatform:
         # Deployments are listed only for our endpoints: the sweep never looks at anyone else's.
         return [endpoints.endpoint_info(self.ml, e, with_deployments=MANAGED_TAG in (e.tags or {}))
                 for e in found if endpoints.present(e)]
+
+    def endpoint_access(self, endpoint: str) -> EndpointAccess:
+        """The endpoint's scoring URI and primary key (get + listKeys); an MLflow deployment serves no /v1."""
+        return access(self.ml, endpoint, self._aml)
 
     def endpoint_activity(self, endpoint: str) -> datetime | None:
         """Last scored request within twice the idle TTL (at least an hour); None if none in that window."""

@@ -17,7 +17,8 @@ from azure.core.rest import HttpRequest
 
 from shared.platforms.azureml.errors import ServiceUnavailable, azure_call
 from shared.platforms.chat import completion, seed_reply_text, seed_request
-from shared.platforms.port import NotFoundError, PlatformError, RequestRefused
+from shared.platforms.port import EndpointAccess, NotFoundError, PlatformError, RequestRefused
+from shared.settings import AzureMLSettings
 
 DEPLOYMENT_HEADER = "azureml-model-deployment"
 READ_TIMEOUT_S = 100  # the deployment's own request timeout is 90 s
@@ -53,6 +54,15 @@ def _address(ml: Any, endpoint: str, doing: str) -> tuple[str, str]:
         raise NotFoundError(f"endpoint {endpoint} has no scoring URI yet (provisioning state "
                             f"{entity.provisioning_state})")
     return entity.scoring_uri, keys.primary_key
+
+
+def access(ml: Any, endpoint: str, workspace: AzureMLSettings) -> EndpointAccess:
+    """The endpoint's scoring URI and primary key (the same get + listKeys as scoring), and the `az` command
+    that prints the keys to whoever may list them."""
+    uri, key = _address(ml, endpoint, f"look up endpoint {endpoint}'s scoring URI and key")
+    hint = (f"`az ml online-endpoint get-credentials --name {endpoint} --resource-group "
+            f"{workspace.resource_group} --workspace-name {workspace.workspace}` prints it")
+    return EndpointAccess(uri, key, key_hint=hint)
 
 
 class ScoringTargets:

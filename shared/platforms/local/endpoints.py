@@ -39,6 +39,7 @@ from shared.platforms.local.endpoint_state import (
 from shared.platforms.port import (
     ActivityUnavailable,
     DeploymentStatus,
+    EndpointAccess,
     EndpointInfo,
     ModelRef,
     NotFoundError,
@@ -316,6 +317,18 @@ class LocalEndpoints:
             return datetime.fromisoformat(lines[-1]) if lines else None
         except ValueError as exc:
             raise ActivityUnavailable(f"endpoint {endpoint}'s request log ends in {lines[-1]!r}") from exc
+
+    def endpoint_access(self, endpoint: str) -> EndpointAccess:
+        """The router's URL (the endpoint's own, whichever deployment serves), its OpenAI base, and the key
+        from its 0600 file, whose path is the hint."""
+        info = self.get_endpoint(endpoint)
+        if info is None:
+            raise NotFoundError(f"endpoint {endpoint} does not exist")
+        if info.scoring_uri is None:
+            raise NotFoundError(f"endpoint {endpoint} has no scoring URI yet (its router never started)")
+        return EndpointAccess(info.scoring_uri, self.get_key(endpoint),
+                              key_hint=f"it is in {self.key_file(endpoint)} (readable by you only): `cat` it",
+                              openai_base_url=f"{info.scoring_uri.removesuffix('/score')}/v1")
 
     def key_file(self, endpoint: str) -> Path:
         """Where the endpoint's key is kept (0600), for a user who wants to read it themselves."""
