@@ -98,3 +98,138 @@ def test_the_command_line_is_a_front_door_that_the_core_and_the_triggers_never_i
     assert offending("cli", "functions", "function_app", "devhost", "azure.functions", "azurefunctions") == []
     assert offending("cli", "shared.platforms.local", "shared.platforms.azureml", "shared.runs.table",
                      "shared.staging.azure_blob", "engine") == []
+
+
+# The ports whose implementations the composition root chooses. Their implementations are not listed here:
+# every class that implements one (defines each of its methods, with the same parameters, itself or through
+# its bases) is found in the code, and so is every class of a platform adapter's package.
+PORTS = ("Platform", "RowStore", "BlobStore", "MessageQueue", "AlertSink", "AlertHistory")
+
+
+def _module(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _adapter_packages() -> list[str]:
+    """Each platform adapter's package (shared.platforms.local, .azureml, ...; the engine where it is)."""
+    found = [_module(p) for p in sorted((ROOT / "shared" / "platforms").glob("*/__init__.py"))]
+    return found + (["engine"] if (ROOT / "engine" / "__init__.py").is_file() else [])
+
+
+def _methods(node: ast.ClassDef) -> dict[str, tuple[str, ...]]:
+    return {f.name: tuple(a.arg for a in f.args.args[1:]) for f in node.body
+            if isinstance(f, ast.FunctionDef) and not f.name.startswith("_")}
+
+
+def backend_classes() -> dict[str, set[str]]:
+    """Class name → the modules that define it, for every port implementation and adapter class in the
+    app's code and the test fakes (the in-memory platform)."""
+    defined: list[tuple[str, ast.ClassDef]] = []
+    for folder in ("shared", "engine", "tests/fakes"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            defined += [(_module(path), n) for n in tree.body if isinstance(n, ast.ClassDef)]
+    by_name = {node.name: node for _, node in defined}
+
+    def bases(node: ast.ClassDef) -> list[str]:
+        return [ast.unparse(b).split(".")[-1].split("[")[0] for b in node.bases]
+
+    def methods(node: ast.ClassDef, seen: frozenset[str] = frozenset()) -> dict[str, tuple[str, ...]]:
+        inherited: dict[str, tuple[str, ...]] = {}
+        for base in bases(node):
+            if base in by_name and base not in seen:
+                inherited |= methods(by_name[base], seen | {node.name})
+        return inherited | _methods(node)
+
+    ports = {name: _methods(by_name[name]) for name in PORTS}
+    assert all(ports.values()), "a port is missing or has no methods: PORTS names the ports' classes"
+    packages = _adapter_packages()
+    found: dict[str, set[str]] = {}
+    for module, node in defined:
+        if "Protocol" in bases(node) or node.name.startswith("_"):  # a port itself; a module's private helper
+            continue
+        have = methods(node)
+        implements = any(all(have.get(m) == params for m, params in port.items()) for port in ports.values())
+        if implements or any(module == p or module.startswith(p + ".") for p in packages):
+            found.setdefault(node.name, set()).add(module)
+    return found
+
+
+def _home(module: str) -> str:
+    """Where a class may be asked about by its own kind: its adapter package, else its module."""
+    return next((p for p in _adapter_packages() if module == p or module.startswith(p + ".")), module)
+
+
+def asked_about_backends(source: str, relative: str, backends: dict[str, set[str]]) -> list[str]:
+    """`file:line class` for each isinstance/issubclass in `source` (the file at `relative`) whose class is
+    an adapter or backend imported from where it is defined, outside that class's own home."""
+    tree = ast.parse(source)
+    here = _module(ROOT / relative)
+    names: dict[str, tuple[str, str]] = {}  # local name → (module, class name)
+    modules: dict[str, str] = {}  # local name → module
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            for alias in node.names:
+                names[alias.asname or alias.name] = (node.module, alias.name)
+                modules[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+        elif isinstance(node, ast.Import):
+            for alias in node.names:  # `import a.b` binds a (to a); `import a.b as c` binds c (to a.b)
+                if alias.asname:
+                    modules[alias.asname] = alias.name
+                else:
+                    modules[alias.name.split(".")[0]] = alias.name.split(".")[0]
+        elif isinstance(node, ast.ClassDef):
+            names.setdefault(node.name, (here, node.name))
+
+    def classes(target: ast.expr) -> Iterator[tuple[str, str]]:
+        if isinstance(target, ast.Tuple):
+            for item in target.elts:
+                yield from classes(item)
+        elif isinstance(target, ast.BinOp) and isinstance(target.op, ast.BitOr):
+            yield from classes(target.left)
+            yield from classes(target.right)
+        elif isinstance(target, ast.Name) and target.id in names:
+            yield names[target.id]
+        elif isinstance(target, ast.Attribute):
+            head, _, rest = ast.unparse(target.value).partition(".")
+            if head in modules:
+                yield ".".join(p for p in (modules[head], rest) if p), target.attr
+
+    asked = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and len(node.args) == 2 \
+                and node.func.id in ("isinstance", "issubclass"):
+            for module, name in classes(node.args[1]):
+                homes = backends.get(name, set())
+                # from the defining module, or from a package that re-exports it
+                if any(d == module or d.startswith(module + ".") for d in homes) and \
+                        all(_home(d) != _home(here) for d in homes):
+                    asked.append(f"{relative}:{node.lineno} {name}")
+    return asked
+
+
+def test_no_adapter_or_backend_is_found_by_its_type_outside_the_composition_root() -> None:
+    backends = backend_classes()
+    # What the set holds is computed; that it holds each kind is what makes the scan mean something.
+    for expected in ("LocalPlatform", "AzureMLPlatform", "InMemoryPlatform", "JsonlAlertSink", "WebhookSink",
+                     "EventGridSink", "TableRowStore", "InMemoryRowStore", "AzureBlobStore", "StorageQueue",
+                     "InMemoryQueue"):
+        assert expected in backends, expected
+    asked = []
+    for folder in ("shared", "functions", "cli", "devhost", "demo", "function_app.py"):
+        target = ROOT / folder
+        for path in sorted(target.rglob("*.py") if target.is_dir() else [target]):
+            relative = path.relative_to(ROOT).as_posix()
+            if relative != "shared/wiring.py":
+                asked += asked_about_backends(path.read_text(encoding="utf-8"), relative, backends)
+    assert asked == [], "ask the port (a capability), not the type: " + ", ".join(asked)
+    # The scan finds one when there is one: by name, by alias in a tuple or union, by module attribute.
+    planted = ("from shared.platforms.local import LocalPlatform\n"
+               "from shared.alerts import JsonlAlertSink as Kept\n"
+               "import shared.runs.table as table\n"
+               "def f(p, s, r):\n"
+               "    return isinstance(p, LocalPlatform) or isinstance(s, (int, Kept)) or isinstance(r, str | "
+               "table.TableRowStore)\n")
+    assert [a.split(" ")[1] for a in asked_about_backends(planted, "cli/planted.py", backends)] == [
+        "LocalPlatform", "JsonlAlertSink", "TableRowStore"]
