@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from shared import cli_azure, cli_front
+from shared.azurite import DEVELOPMENT_STORAGE
 from shared.cli_ops import add_commands
-from shared.settings import DEVELOPMENT_STORAGE, Settings, SettingsError, load_local_settings
+from shared.local_settings import load_local_settings
+from shared.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
     from shared.dataset import Report

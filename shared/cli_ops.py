@@ -26,10 +26,11 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from shared import cli_endpoint
+from shared.local_settings import load_local_settings
 from shared.names import name_problem
 from shared.ops.figures import duration
 from shared.runs.record import is_run_id
-from shared.settings import Settings, SettingsError, load_local_settings, parse_duration
+from shared.settings import Settings, SettingsError, parse_duration
 
 if TYPE_CHECKING:
     from shared.lifecycle import Lifecycle

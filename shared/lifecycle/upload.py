@@ -23,6 +23,7 @@ from shared.lifecycle.manifests import RunPlan
 from shared.lifecycle.outcome import Outcome, Result
 from shared.lifecycle.step_message import StepMessage
 from shared.names import name_problem, printable
+from shared.platforms.endpoint_names import project_name
 from shared.platforms.port import (
     HASH_TAG,
     PROJECT_TAG,
@@ -34,7 +35,6 @@ from shared.platforms.port import (
 )
 from shared.projects import ProjectNameError, endpoint_of, is_settings_file, project_of, run_project
 from shared.runs import SERVING, Run, State
-from shared.settings import project_name
 from shared.staging import BlobInfo, BlobMissing, BlobReader, BlobRef, open_blob, quarantine
 
 

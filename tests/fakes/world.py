@@ -23,13 +23,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from devhost.queues import QueueHost, QueueOptions
+from shared.azurite import DEVELOPMENT_STORAGE
 from shared.events import RunEvent
 from shared.lifecycle import Lifecycle, Outcome, StepMessage
 from shared.queues import Delivery, poison_queue_name
 from shared.queues.memory import InMemoryQueue
 from shared.runs import Ledger, Run, State
 from shared.runs.memory import InMemoryRowStore
-from shared.settings import DEVELOPMENT_STORAGE, Settings
+from shared.settings import Settings
 from shared.staging import BlobRef
 from shared.staging.memory import InMemoryBlobStore
 from shared.wiring import build_lifecycle
