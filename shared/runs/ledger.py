@@ -18,8 +18,8 @@ from shared.observability import bind_run
 from shared.runs import codec
 from shared.runs.activity import ActivityMarks
 from shared.runs.endpoint_lease import EndpointLeases
+from shared.runs.port import Conflict, RowExists, RowStore
 from shared.runs.record import BOOKKEEPING, TRANSITIONS, IllegalTransition, Run, State
-from shared.runs.store import Conflict, RowExists, RowStore
 
 T = TypeVar("T")
 

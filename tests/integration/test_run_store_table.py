@@ -14,7 +14,7 @@ from azure.data.tables import TableServiceClient
 from devhost.azurite import Azurite, free_port
 from shared.azurite import azurite_connection_string
 from shared.runs import Ledger, Run, State, StoreError, StoreUnavailable
-from shared.runs.store import Row
+from shared.runs.port import Row
 from shared.runs.table import TableRowStore
 
 pytestmark = pytest.mark.integration

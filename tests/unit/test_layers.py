@@ -36,8 +36,8 @@ def test_the_core_never_reaches_back_to_triggers_hosts_or_the_functions_library(
 
 def test_rules_and_handlers_see_ports_only_never_a_storage_or_ml_sdk() -> None:
     for folder in ("shared/lifecycle", "shared/ops", "shared/runs/record.py", "shared/runs/ledger.py",
-                   "shared/runs/store.py", "shared/runs/memory.py", "shared/runs/codec.py",
-                   "shared/staging/store.py", "shared/staging/reader.py", "shared/staging/quarantine.py",
+                   "shared/runs/port.py", "shared/runs/memory.py", "shared/runs/codec.py",
+                   "shared/staging/port.py", "shared/staging/reader.py", "shared/staging/quarantine.py",
                    "shared/staging/memory.py"):
         assert offending(folder, "azure", "shared.storage", "shared.platforms.local",
                          "shared.platforms.azureml", "shared.runs.table", "shared.staging.azure_blob") == []
