@@ -26,6 +26,7 @@ from devhost.queues import QueueHost, QueueOptions
 from shared.azurite import DEVELOPMENT_STORAGE
 from shared.events import RunEvent
 from shared.lifecycle import Lifecycle, Outcome, StepMessage
+from shared.platforms.memory import InMemoryPlatform
 from shared.queues import Delivery, poison_queue_name
 from shared.queues.memory import InMemoryQueue
 from shared.runs import Ledger, Run, State
@@ -34,7 +35,6 @@ from shared.settings import Settings
 from shared.staging import BlobRef
 from shared.staging.memory import InMemoryBlobStore
 from shared.wiring import build_lifecycle
-from tests.fakes.platform import InMemoryPlatform
 
 SAMPLE = Path(__file__).resolve().parents[2] / "demo" / "sample_chat.jsonl"
 
