@@ -30,7 +30,7 @@ from datetime import timedelta
 import msgspec
 
 from shared import deadline
-from shared.lifecycle import deploy, promote, register, rollback, upload
+from shared.lifecycle import deploy, promote, register, rollback, submit
 from shared.lifecycle.context import Context, log
 from shared.lifecycle.outcome import Outcome, Result
 from shared.lifecycle.step_message import Step, StepMessage, next_step
@@ -39,7 +39,7 @@ from shared.runs import Run, StoreError
 Handler = Callable[[Context, Run, StepMessage], Outcome]
 # One handler per step; each gets the run with the step's lease held, and ends by releasing it.
 STEPS: dict[Step, Handler] = {
-    Step.SUBMIT: upload.submit_step,
+    Step.SUBMIT: submit.submit,
     Step.REGISTER: register.register,
     Step.DEPLOY: deploy.begin,
     Step.POLL: deploy.poll,
