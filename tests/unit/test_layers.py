@@ -87,3 +87,39 @@ def test_no_trigger_module_shares_a_name_with_a_core_module() -> None:
     core = {p.stem for p in (ROOT / "shared").rglob("*.py")} | {p.name for p in (ROOT / "shared").rglob("*")
                                                                  if p.is_dir()}
     assert triggers & core == set()
+
+
+def test_conflicts_are_retried_by_the_ledger_alone() -> None:
+    # A lost compare-and-set is tried again by Ledger.retry_on_conflict (a change judged afresh on the run as
+    # re-read). A retry loop of its own elsewhere (a `while`, or `for _ in range(...)`) that catches the
+    # store's Conflict or reads a run again from the ledger is a second copy of that rule, drifting apart.
+    def names_conflict(node: ast.AST | None) -> bool:
+        return node is not None and any(
+            (isinstance(n, ast.Name) and n.id == "Conflict") or (isinstance(n, ast.Attribute)
+                                                                 and n.attr == "Conflict")
+            for n in ast.walk(node))
+
+    def retries(loop: ast.AST) -> bool:
+        for node in ast.walk(loop):
+            if isinstance(node, ast.ExceptHandler) and names_conflict(node.type):
+                return True
+            if isinstance(node, ast.Call):
+                called = ast.unparse(node.func)
+                if called.endswith("ledger.get") or (called.endswith("suppress")
+                                                     and any(names_conflict(a) for a in node.args)):
+                    return True
+        return False
+
+    def is_retry_loop(node: ast.AST) -> bool:
+        return isinstance(node, ast.While) or (isinstance(node, ast.For) and isinstance(node.iter, ast.Call)
+                                               and ast.unparse(node.iter.func) == "range")
+
+    found = []
+    for folder in ("shared", "functions", "devhost", "demo", "cli"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            if path.relative_to(ROOT).as_posix().startswith("shared/runs/"):  # the ledger and its rows
+                continue
+            found += [f"{path.relative_to(ROOT)}:{node.lineno}"
+                      for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                      if is_retry_loop(node) and retries(node)]
+    assert found == []
