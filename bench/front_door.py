@@ -105,8 +105,8 @@ def go_live(life: Any) -> Any:
 
 def added_latency(life: Any, front: str, front_key: str, args: argparse.Namespace) -> dict[str, Any]:
     """The three ways to one live deployment, in turn; p50/p95 of each, non-streamed and streamed."""
+    from shared.platforms.endpoint_names import project_name
     from shared.platforms.local.endpoint_state import EndpointFiles, read_state
-    from shared.settings import project_name
 
     settings = life.ctx.settings
     (run,) = [r for r in life.ledger.all() if r.state.value == "live"]
@@ -147,7 +147,7 @@ def cold_start(life: Any, front: str, front_key: str, *, gated: bool = False) ->
     before a model that passed its gate was only checked for readiness (the baseline)."""
     import openai
 
-    from shared.settings import project_name
+    from shared.platforms.endpoint_names import project_name
 
     (run,) = [r for r in life.ledger.all() if r.state.value == "live"]
     report = life.on_sweep(life.ledger.now() + life.ctx.settings.idle_ttl + timedelta(minutes=1))

@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 from devhost import azurite  # noqa: E402
 from shared.events import RunEvent  # noqa: E402
 from shared.lifecycle import Lifecycle, StepMessage  # noqa: E402
+from shared.platforms.memory import InMemoryPlatform  # noqa: E402
 from shared.queues import MessageQueue  # noqa: E402
 from shared.queues.memory import InMemoryQueue  # noqa: E402
 from shared.runs import Ledger, Run, State  # noqa: E402
@@ -40,7 +41,6 @@ from shared.settings import Settings  # noqa: E402
 from shared.staging import BlobRef  # noqa: E402
 from shared.staging.memory import InMemoryBlobStore  # noqa: E402
 from shared.wiring import build_lifecycle, build_queue  # noqa: E402
-from tests.fakes.platform import InMemoryPlatform  # noqa: E402
 
 SAMPLE = ROOT / "demo" / "sample_chat.jsonl"
 

@@ -14,7 +14,8 @@ import sys
 from dataclasses import asdict
 from typing import Any
 
-from shared.settings import Settings, SettingsError, load_local_settings
+from shared.local_settings import load_local_settings
+from shared.settings import Settings, SettingsError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 

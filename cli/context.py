@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from shared.settings import Settings, load_local_settings
+from shared.local_settings import load_local_settings
+from shared.settings import Settings
 
 if TYPE_CHECKING:
     from shared.lifecycle import Lifecycle

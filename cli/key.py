@@ -13,7 +13,10 @@ import argparse
 import os
 import sys
 
-from shared.settings import DEVELOPMENT_STORAGE, Settings, SettingsError, load_local_settings, project_name
+from shared.azurite import DEVELOPMENT_STORAGE
+from shared.local_settings import load_local_settings
+from shared.platforms.endpoint_names import project_name
+from shared.settings import Settings, SettingsError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 

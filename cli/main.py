@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING
 from cli import check_azure, key
 from cli.context import CliError
 from cli.ops import add_commands
-from shared.settings import DEVELOPMENT_STORAGE, Settings, SettingsError, load_local_settings
+from shared.azurite import DEVELOPMENT_STORAGE
+from shared.local_settings import load_local_settings
+from shared.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
     from shared.dataset import Report

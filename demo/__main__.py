@@ -136,7 +136,7 @@ def wake_through_front(life: Lifecycle, front_url: str, question: list[dict[str,
     import openai
 
     from shared.front import front_key
-    from shared.settings import project_name
+    from shared.platforms.endpoint_names import project_name
 
     client = openai.OpenAI(base_url=front_url, api_key=front_key(life.ctx.settings))
     started = time.monotonic()

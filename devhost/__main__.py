@@ -21,7 +21,9 @@ from pathlib import Path
 from devhost import azurite
 from devhost.host import DevHost
 from devhost.triggers import BLOB, EVENT_GRID, HTTP, QUEUE, TIMER, FunctionError
-from shared.settings import DEVELOPMENT_STORAGE, LOCAL_SETTINGS, Settings, SettingsError, load_local_settings
+from shared.azurite import DEVELOPMENT_STORAGE
+from shared.local_settings import LOCAL_SETTINGS, load_local_settings
+from shared.settings import Settings, SettingsError
 from shared.wiring import platform_processes
 
 log = logging.getLogger("devhost")

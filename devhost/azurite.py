@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.settings import azurite_connection_string
+from shared.azurite import azurite_connection_string
 
 ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger("devhost.azurite")

@@ -28,8 +28,9 @@ from azure.functions.blob import InputStream
 from azure.functions.timer import TimerRequest
 from azure.storage.blob import BlobClient
 
+from shared.azurite import connection_string
 from shared.events import parse_event_time
-from shared.settings import StorageSettings, connection_string
+from shared.settings import StorageSettings
 from shared.storage import blob_service, split_blob_url
 
 log = logging.getLogger("devhost")

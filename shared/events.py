@@ -1,4 +1,5 @@
-"""Typed views of the events we receive: storage BlobCreated and Azure ML run events.
+"""Typed views of the events we receive: Azure ML run events, and the blob trigger's messages (a storage
+BlobCreated event is read by the Functions host, or the devhost's route, not by us).
 
 Handlers read `event.job_status`, not `event["data"]["runStatus"]`; the raw shapes (Event Grid schema and
 CloudEvents 1.0) stay in this module. Azure ML calls a job a "run" on the wire; here a run is ours (a ledger
@@ -106,25 +107,6 @@ def run_event(job_name: str, status: str, *, experiment: str, tags: Mapping[str,
         "dataVersion": "2",
         "metadataVersion": "1",
     }
-
-
-@dataclass(frozen=True)
-class BlobCreated:
-    """A storage BlobCreated event, reduced to what ingest needs."""
-
-    url: str
-    api: str
-    content_length: int | None
-
-
-def parse_blob_created(body: Mapping[str, Any]) -> BlobCreated:
-    """Read a Microsoft.Storage.BlobCreated event (Event Grid schema or CloudEvents)."""
-    data = body.get("data") if isinstance(body, Mapping) else None
-    if not isinstance(data, Mapping) or not isinstance(data.get("url"), str):
-        raise MalformedEvent("BlobCreated event has no data.url")
-    length = data.get("contentLength")
-    return BlobCreated(url=data["url"], api=str(data.get("api", "")),
-                       content_length=int(length) if isinstance(length, int) else None)
 
 
 def blob_created_event(url: str, *, content_length: int, etag: str = "",

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from pathlib import Path
 
 MAX_SEGMENT = 100  # well under the 255-byte file-name limit of common filesystems
 MAX_SEGMENTS = 8
@@ -86,12 +85,3 @@ def printable(name: str) -> str:
     """`name` with control characters escaped, for logs, alerts, ledger records and pages."""
     return "".join(c.encode("unicode_escape").decode("ascii") if unicodedata.category(c) in ("Cc", "Cs")
                    else c for c in name)
-
-
-def safe_local_path(root: Path, name: str) -> Path:
-    """A path under `root` for a local copy of upload `name`; raises ValueError if it would escape `root`."""
-    base = root.resolve()
-    path = base.joinpath(*safe_blob_name(name).split("/")).resolve()
-    if base not in path.parents:
-        raise ValueError(f"refusing a path outside {base}")
-    return path

@@ -6,8 +6,8 @@
 
 Each project has its own lineage: its own online endpoint (the project's name, with the install's suffix on
 Azure: endpoint names are unique per region), so its deploy turns, blue/green, idle teardown, redeploys and
-alerts never touch another project's. A project's name follows the endpoint-name rule of the settings
-(`shared.settings.ENDPOINT_NAME_RULE`): it *is* the endpoint's name, less the suffix.
+alerts never touch another project's. A project's name follows the endpoint-name rule
+(`shared.platforms.endpoint_names.ENDPOINT_NAME_RULE`): it *is* the endpoint's name, less the suffix.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from shared.platforms.endpoint_names import ENDPOINT_NAME_RULE, SUFFIX_LENGTH, project_name
 from shared.runs import Run, State
-from shared.settings import ENDPOINT_NAME_RULE, SUFFIX_LENGTH, Settings, project_name
+from shared.settings import Settings
 
 SETTINGS_FILE = "project.json"  # a project's own settings: incoming/<project>/project.json
 

@@ -6,81 +6,25 @@ start with a message an operator can act on instead of failing deep inside a han
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import re
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
+
+from shared.azurite import DEVELOPMENT_STORAGE, connection_string
+from shared.platforms.endpoint_names import EndpointNameError, endpoint_name
 
 if TYPE_CHECKING:
     from shared.dataset.screening import Action
 
 PlatformName = Literal["local", "azureml"]
 
-# Azurite's well-known development account key (public, documented by Microsoft; not a secret).
-AZURITE_ACCOUNT = "devstoreaccount1"
-AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-# The emulator shorthand Core Tools and the storage SDKs' docs use for a connection string.
-DEVELOPMENT_STORAGE = "UseDevelopmentStorage=true"
-LOCAL_SETTINGS = Path("local.settings.json")
-
 
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names it and says what is expected."""
-
-
-def azurite_connection_string(host: str = "127.0.0.1", blob: int = 10000, queue: int = 10001,
-                              table: int = 10002) -> str:
-    """The connection string for an Azurite instance listening on the given loopback ports."""
-    return (
-        f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
-        f"BlobEndpoint=http://{host}:{blob}/{AZURITE_ACCOUNT};"
-        f"QueueEndpoint=http://{host}:{queue}/{AZURITE_ACCOUNT};"
-        f"TableEndpoint=http://{host}:{table}/{AZURITE_ACCOUNT};"
-    )
-
-
-def connection_string(value: str) -> str:
-    """A storage connection string as given, with `UseDevelopmentStorage=true` read as Azurite's default ports
-    (the one place that shorthand is understood)."""
-    value = value.strip()
-    return azurite_connection_string() if value == DEVELOPMENT_STORAGE else value
-
-
-def load_local_settings(path: Path = LOCAL_SETTINGS,
-                        env: MutableMapping[str, str] | None = None) -> list[str]:
-    """Fill unset variables of `env` (default: os.environ) from a local.settings.json's "Values".
-
-    The environment wins, as with Core Tools. Returns the names the file set; a malformed file raises
-    SettingsError naming it. When neither sets any storage and the platform is the local one (a fresh
-    clone), AUTOPILOT_STORAGE becomes the local emulator (UseDevelopmentStorage=true: Azurite's defaults).
-    """
-    target = os.environ if env is None else env
-    added = _from_file(path, target)
-    platform = target.get("AUTOPILOT_PLATFORM", "local").strip().lower() or "local"
-    storage = target.get("AUTOPILOT_STORAGE", "").strip() or target.get("AUTOPILOT_STORAGE__blobServiceUri")
-    if not storage and platform == "local":
-        target["AUTOPILOT_STORAGE"] = DEVELOPMENT_STORAGE
-    return added
-
-
-def _from_file(path: Path, target: MutableMapping[str, str]) -> list[str]:
-    if not path.is_file():
-        return []
-    try:
-        values = json.loads(path.read_text(encoding="utf-8")).get("Values", {})
-    except (ValueError, AttributeError) as exc:
-        raise SettingsError(f"{path} is not a local.settings.json with a \"Values\" object: {exc}") from None
-    if not isinstance(values, Mapping):
-        raise SettingsError(f"{path}: \"Values\" must be an object of setting names and values")
-    added = [str(key) for key in values if str(key) not in target]
-    for key in added:
-        target[key] = str(values[key])
-    return added
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -284,30 +228,20 @@ def _azureml(e: Mapping[str, str]) -> AzureMLSettings:
     return AzureMLSettings(**values)
 
 
-ENDPOINT_NAME_RULE = re.compile(r"[A-Za-z][A-Za-z0-9-]{1,30}[A-Za-z0-9]")
-SUFFIX_LENGTH = 8
-
-
 def endpoint_name_for(e: Mapping[str, str], platform: str) -> str:
-    """ENDPOINT_NAME, and on Azure a stable per-install suffix: online endpoint names are unique per region.
-
-    The suffix is a hash of AUTOPILOT_INSTALL_ID (`azd up` sets it), else of the workspace's subscription,
-    resource group and name; the result must keep Azure's rule (3-32 letters, digits or '-', a letter first).
-    """
+    """ENDPOINT_NAME, and on Azure a stable per-install suffix (shared/platforms/endpoint_names.py), hashed
+    from AUTOPILOT_INSTALL_ID (`azd up` sets it), else from the workspace's subscription, resource group and
+    name."""
     prefix: str = setting("ENDPOINT_NAME").read(e, platform)
-    name = prefix
+    install = None
     if platform == "azureml":
         install = e.get("AUTOPILOT_INSTALL_ID", "").strip() or "/".join(
             e.get(k, "").strip().lower() for k in ("AZUREML_SUBSCRIPTION_ID", "AZUREML_RESOURCE_GROUP",
                                                    "AZUREML_WORKSPACE"))
-        name = f"{prefix}-{hashlib.sha256(install.encode()).hexdigest()[:SUFFIX_LENGTH]}"
-    if not ENDPOINT_NAME_RULE.fullmatch(name):
-        limit = 32 - (SUFFIX_LENGTH + 1 if platform == "azureml" else 0)
-        raise SettingsError(f"ENDPOINT_NAME={prefix!r}: use letters, digits or hyphens, starting with a "
-                            f"letter and not ending with a hyphen, at most {limit} characters"
-                            + (" (a hyphen and an 8-character per-install suffix follow it on Azure)"
-                               if platform == "azureml" else ""))
-    return name
+    try:
+        return endpoint_name(prefix, install)
+    except EndpointNameError as exc:
+        raise SettingsError(f"ENDPOINT_NAME={prefix!r}: {exc}") from None
 
 
 def _webhook_secret(name: str, raw: str) -> str | None:
@@ -333,13 +267,6 @@ def _front_hold(name: str, raw: str) -> timedelta:
         raise SettingsError(f"{name}={raw} is over {int(FRONT_HOLD_MAX.total_seconds())} s: "
                             "an HTTP function must answer within 230 s on every plan")
     return hold
-
-
-def project_name(settings: Settings) -> str:
-    """The project's name, which clients pass as `model`: ENDPOINT_NAME without Azure's install suffix."""
-    if settings.platform == "azureml":
-        return settings.endpoint_name[: -(SUFFIX_LENGTH + 1)]
-    return settings.endpoint_name
 
 
 def _at_least(low: int, hint: str) -> Callable[[str, str], int]:

@@ -2,7 +2,8 @@
 
 Event and HTTP handlers only record and hand off; the work runs as short steps from the step queue.
 
-    upload.py        on_upload: validate, split, stage, queue the submit step (or quarantine); the submit step
+    upload.py        on_upload: validate, split, stage, queue the submit step (or quarantine)
+    submit.py        the submit step: start the fine-tune job (from the base model or the live one)
     job_status.py    on_job_event: a job's status moves its run; success queues the register step
     step_message.py  the typed step message, and which step a run waits for
     step_machine.py  on_step / on_poison: the table of steps, each run exactly once per message sequence

@@ -15,11 +15,12 @@ from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponen
 from shared import deadline
 from shared.alerts import Alert, Alerts, Severity
 from shared.lifecycle.step_message import Step, message_for, next_step
+from shared.platforms.endpoint_names import project_name
 from shared.platforms.port import Platform, PlatformError
 from shared.projects import project_of
 from shared.queues import MessageQueue
 from shared.runs import Ledger, Run
-from shared.settings import Settings, project_name
+from shared.settings import Settings
 from shared.staging import BlobStore
 
 log = logging.getLogger("autopilot.lifecycle")

@@ -274,15 +274,17 @@ def arrived(ctx: Context, plan: RunPlan) -> bool:
     up first, so the data must not be trained)."""
     if plan.waited is None:
         return True
+    def arrive(record: Run) -> bool:
+        if record.state != State.WAITING:
+            return record.state != State.REJECTED
+        ctx.ledger.advance(record, State.ARRIVED, note=f"{plan.train.name} arrived; the run starts",
+                           waiting_for=())
+        return True
+
     record = ctx.ledger.get(plan.waited)
-    while record is not None and record.state == State.WAITING:
-        try:
-            ctx.ledger.advance(record, State.ARRIVED, note=f"{plan.train.name} arrived; the run starts",
-                               waiting_for=())
-            return True
-        except (Conflict, IllegalTransition):
-            record = ctx.ledger.get(plan.waited)
-    return record is None or record.state != State.REJECTED
+    # A lost compare-and-set (the wait given up, or another file's handler first) is judged again, re-read.
+    ended = None if record is None else ctx.ledger.retry_on_conflict(record, arrive, tries=None)
+    return ended is None or ended
 
 
 def expire_waiting(ctx: Context, now: datetime) -> list[Outcome]:

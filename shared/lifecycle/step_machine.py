@@ -26,20 +26,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 
 import msgspec
 
 from shared import deadline
-from shared.lifecycle import deploy, promote, register, rollback, upload
+from shared.lifecycle import deploy, promote, register, rollback, submit
 from shared.lifecycle.context import Context, log
 from shared.lifecycle.outcome import Outcome, Result
 from shared.lifecycle.step_message import Step, StepMessage, next_step
-from shared.runs import Run, StoreError
+from shared.runs import Conflict, Run, StoreError
 
 Handler = Callable[[Context, Run, StepMessage], Outcome]
 # One handler per step; each gets the run with the step's lease held, and ends by releasing it.
 STEPS: dict[Step, Handler] = {
-    Step.SUBMIT: upload.submit_step,
+    Step.SUBMIT: submit.submit,
     Step.REGISTER: register.register,
     Step.DEPLOY: deploy.begin,
     Step.POLL: deploy.poll,
@@ -52,24 +53,36 @@ MAX_DELIVERIES = 5
 
 def on_step(ctx: Context, message: StepMessage, dequeue_count: int = 1) -> Outcome:
     """Run the message's step if it is current and free; see the module docstring for the rules."""
-    for _ in range(3):  # a lost compare-and-set means the run changed: look again
-        run = ctx.ledger.get(message.run_id)
-        if run is None:
-            return Outcome(Result.IGNORED, message.run_id, detail=f"{message}: no such run")
-        stale = staleness(run, message)
-        if stale:
-            log.debug("dropped %s: %s", message, stale)
-            return Outcome(Result.IGNORED, run.run_id, run.state, stale)
-        if run.lease_live(ctx.ledger.now()):
-            return _held(ctx, run, message, dequeue_count)
-        if message.deliveries + dequeue_count > MAX_DELIVERIES:
-            log.error("%s: delivered %d times in all; poisoned without running", message,
-                      message.deliveries + dequeue_count)
-            return on_poison(ctx, message)
-        claimed = ctx.ledger.claim(run, message.step.value, ctx.settings.step_timeout)
-        if claimed is not None:
-            return _run(ctx, claimed, message)
-    return Outcome(Result.IN_PROGRESS, message.run_id, detail=f"{message}: the run kept changing")
+    run = ctx.ledger.get(message.run_id)
+    if run is None:
+        return Outcome(Result.IGNORED, message.run_id, detail=f"{message}: no such run")
+    try:  # a lost claim means the run changed: the ledger reads it again and the message is judged afresh
+        turn = ctx.ledger.retry_on_conflict(run, partial(_judge, ctx, message, dequeue_count), tries=3)
+    except Conflict:
+        return Outcome(Result.IN_PROGRESS, message.run_id, detail=f"{message}: the run kept changing")
+    if turn is None:
+        return Outcome(Result.IGNORED, message.run_id, detail=f"{message}: no such run")
+    return turn()
+
+
+def _judge(ctx: Context, message: StepMessage, dequeue_count: int, run: Run) -> Callable[[], Outcome]:
+    """What becomes of the message on the run as read: dropped, held, poisoned or run, the step's lease
+    claimed first (Conflict if another handler wrote meanwhile). The claim is its only effect; the rest is
+    done once the judgement stands."""
+    stale = staleness(run, message)
+    if stale:
+        log.debug("dropped %s: %s", message, stale)
+        return lambda: Outcome(Result.IGNORED, run.run_id, run.state, stale)
+    if run.lease_live(ctx.ledger.now()):
+        return partial(_held, ctx, run, message, dequeue_count)
+    if message.deliveries + dequeue_count > MAX_DELIVERIES:
+        log.error("%s: delivered %d times in all; poisoned without running", message,
+                  message.deliveries + dequeue_count)
+        return partial(on_poison, ctx, message)
+    claimed = ctx.ledger.claim(run, message.step.value, ctx.settings.step_timeout)
+    if claimed is None:  # a clock that went back between the two reads: the lease is live after all
+        return partial(_held, ctx, run, message, dequeue_count)
+    return partial(_run, ctx, claimed, message)
 
 
 def on_poison(ctx: Context, message: StepMessage) -> Outcome:

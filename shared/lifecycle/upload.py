@@ -1,5 +1,5 @@
 """on_upload: a new blob in the incoming container becomes a validated run whose submit step is queued, or
-is quarantined; and the submit step itself.
+is quarantined (the submit step itself is submit.py).
 
 The blob is streamed once: validation, stats, content hash and the train/test split happen together, and the
 staged files are written block by block as rows go by. Bad data never reaches a GPU. Submitting the job
@@ -17,24 +17,15 @@ from typing import Any, Literal
 from shared.dataset import Limits, Parallelism, Report, Sink, scan_upload
 from shared.dataset.overlap import LineDigests
 from shared.finetune import ParameterError, resolve_parameters
-from shared.lifecycle import manifests, naming, rollback
+from shared.lifecycle import manifests, naming
 from shared.lifecycle.context import Context, alert_project, log
 from shared.lifecycle.manifests import RunPlan
 from shared.lifecycle.outcome import Outcome, Result
-from shared.lifecycle.step_message import StepMessage
 from shared.names import name_problem, printable
-from shared.platforms.port import (
-    HASH_TAG,
-    PROJECT_TAG,
-    RUN_TAG,
-    BaseModelRefused,
-    JobSpec,
-    ModelRef,
-    PlatformError,
-)
-from shared.projects import ProjectNameError, endpoint_of, is_settings_file, project_of, run_project
-from shared.runs import SERVING, Run, State
-from shared.settings import project_name
+from shared.platforms.endpoint_names import project_name
+from shared.platforms.port import BaseModelRefused
+from shared.projects import ProjectNameError, endpoint_of, is_settings_file, project_of
+from shared.runs import Run, State
 from shared.staging import BlobInfo, BlobMissing, BlobReader, BlobRef, open_blob, quarantine
 
 
@@ -256,63 +247,6 @@ def resume(ctx: Context, run: Run) -> Outcome:
         ctx.hand_off(run)
         return Outcome(Result.ALREADY_HANDLED, run.run_id, run.state, "submit queued again")
     return Outcome(Result.ALREADY_HANDLED, run.run_id, run.state)
-
-
-def _live_start(ctx: Context, run: Run) -> tuple[ModelRef | None, tuple[str, ...]]:
-    """For a `start_from: live` run, the endpoint's live fine-tune and the lineage of this run's model: the
-    base model, then each fine-tune trained on from it. (None, (base,)) starts from the base model."""
-    if run.start_from != "live":
-        return None, (run.base_model,)
-    # The run serving the project's endpoint (an unhealthy one still holds its traffic): the live one first.
-    endpoint = endpoint_of(ctx.settings, run_project(ctx.settings, run))
-    live = sorted((r for r in ctx.ledger.find(state=SERVING, endpoint=endpoint)
-                   if r.model_name and r.model_version), key=lambda r: r.state != State.LIVE)
-    if not live:
-        raise NoLiveModel(f"\"start_from\": \"live\" but endpoint {endpoint} serves no "
-                          "fine-tune yet; train from the base model first (drop start_from)")
-    source = live[0]
-    if source.base_model != run.base_model:
-        raise NoLiveModel(f"the live model {source.model_name}:{source.model_version} was tuned from "
-                          f"{source.base_model}, not {run.base_model}; it cannot start this run")
-    earlier = tuple(source.lineage.split(" → ")) if source.lineage else (source.base_model,)
-    return (ModelRef(source.model_name, source.model_version),
-            (*earlier, f"{source.model_name}:{source.model_version}"))
-
-
-class NoLiveModel(ValueError):
-    """A run asked to start from the live model, and there is none it can start from."""
-
-
-def submit_step(ctx: Context, run: Run, message: StepMessage) -> Outcome:
-    """The submit step: start the job (its name is deterministic per attempt, so a retry finds it)."""
-    try:
-        start, lineage = _live_start(ctx, run)
-    except NoLiveModel as exc:
-        return rollback.fail(ctx, run, f"submit refused: {exc}", "job.submit_failed",
-                             f"the fine-tune job was not submitted: {exc}")
-    spec = JobSpec(
-        name=naming.job_name(run.run_id, run.attempt),
-        run_id=run.run_id,
-        display_name=naming.model_name(run.base_model, run.run_name or run.upload),
-        base_model=run.base_model,
-        train_uri=run.train_uri,
-        test_uri=run.test_uri,
-        parameters={**ctx.settings.finetune_overrides, **run.overrides},
-        tags={**run.tags, RUN_TAG: run.run_id, HASH_TAG: run.content_sha256,
-              PROJECT_TAG: run_project(ctx.settings, run)},
-        start_from=start,
-        lineage=lineage,
-    )
-    try:
-        job = ctx.call(ctx.platform.submit, spec)
-    except PlatformError as exc:
-        return rollback.fail(ctx, run, f"submit failed: {exc}", "job.submit_failed",
-                             f"the fine-tune job could not be submitted: {exc}")
-    started_from = f"{start.name}:{start.version}" if start else ""
-    ctx.ledger.advance(run, State.SUBMITTED, note=job.status, job_name=job.name, job_url=job.studio_url or "",
-                       step_seq=run.step_seq + 1, started_from=started_from, lineage=" → ".join(lineage))
-    log.info("run %s: submitted job %s", run.run_id, job.name)
-    return Outcome(Result.SUBMITTED, run.run_id, State.SUBMITTED, f"job {job.name}")
 
 
 def _overlap_note(counts: dict[str, Any]) -> str:

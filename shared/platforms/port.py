@@ -101,9 +101,9 @@ class PlatformError(Exception):
 
 def check_name(kind: str, name: str) -> str:
     """`name` if Azure ML accepts it for an endpoint or deployment, else PlatformError. Every adapter keeps
-    Azure's rule (shared.settings.ENDPOINT_NAME_RULE: 3-32 letters, digits or '-', a letter first, no '-'
-    last), so a name that works locally works on Azure."""
-    from shared.settings import ENDPOINT_NAME_RULE
+    Azure's rule (shared.platforms.endpoint_names.ENDPOINT_NAME_RULE: 3-32 letters, digits or '-', a letter
+    first, no '-' last), so a name that works locally works on Azure."""
+    from shared.platforms.endpoint_names import ENDPOINT_NAME_RULE
 
     if not ENDPOINT_NAME_RULE.fullmatch(name):
         raise PlatformError(f"{kind} name {name!r} is not valid on Azure ML: 3-32 characters, a letter "

@@ -2,7 +2,7 @@
 
     record.py   Run (typed, frozen), State, TRANSITIONS, can_redeploy / can_retry
     ledger.py   Ledger: create, get, find, claim (lease), advance, update, mark_alerted
-    store.py    the store port: RowStore (insert, get, query, replace-if-ETag-matches) and its errors
+    port.py     the store port: RowStore (insert, get, query, replace-if-ETag-matches) and its errors
     table.py    TableRowStore: Azure Table Storage (Azurite locally)
     memory.py   InMemoryRowStore: the same contract in process memory
     codec.py    Run <-> row
@@ -10,6 +10,7 @@
 
 from shared.runs.codec import MalformedRun
 from shared.runs.ledger import Ledger
+from shared.runs.port import Conflict, RowStore, StoreError, StoreUnavailable
 from shared.runs.record import (
     REDEPLOYABLE,
     RETRYABLE,
@@ -22,7 +23,6 @@ from shared.runs.record import (
     can_retry,
     operator_actions,
 )
-from shared.runs.store import Conflict, RowStore, StoreError, StoreUnavailable
 
 __all__ = ["REDEPLOYABLE", "RETRYABLE", "SERVING", "TRANSITIONS", "Conflict", "IllegalTransition", "Ledger",
            "MalformedRun", "RowStore", "Run", "State", "StoreError", "StoreUnavailable", "can_redeploy",

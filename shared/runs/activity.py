@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from shared.runs.store import Conflict, Row, RowExists, RowStore
+from shared.runs.port import Conflict, Row, RowExists, RowStore
 
 KIND = "activity"
 

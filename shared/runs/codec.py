@@ -13,8 +13,8 @@ from typing import Any
 
 import msgspec
 
+from shared.runs.port import Row
 from shared.runs.record import Run
-from shared.runs.store import Row
 
 KIND = "run"
 _HINTS = typing.get_type_hints(Run)

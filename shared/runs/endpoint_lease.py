@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from shared.runs.port import Conflict, Row, RowExists, RowStore
 from shared.runs.record import Run, State
-from shared.runs.store import Conflict, Row, RowExists, RowStore
 
 KIND = "endpoint"
 _HOLDING = frozenset({State.REGISTERED, State.DEPLOYING})

@@ -18,8 +18,8 @@ from shared.observability import bind_run
 from shared.runs import codec
 from shared.runs.activity import ActivityMarks
 from shared.runs.endpoint_lease import EndpointLeases
+from shared.runs.port import Conflict, RowExists, RowStore
 from shared.runs.record import BOOKKEEPING, TRANSITIONS, IllegalTransition, Run, State
-from shared.runs.store import Conflict, RowExists, RowStore
 
 T = TypeVar("T")
 
@@ -74,15 +74,12 @@ class Ledger:
             yield codec.from_row(row)
 
     def claim(self, run: Run, step: str, ttl: timedelta) -> Run | None:
-        """Take the lease for `step`; None if another handler holds a live lease or wrote first."""
+        """Take the lease for `step`; None if another handler holds a live lease. Raises Conflict if the run
+        changed since it was read (another handler wrote first): `retry_on_conflict` judges it afresh."""
         now = self.now()
         if run.lease_live(now):
             return None
-        try:
-            return self._replace(dataclasses.replace(run, lease_step=step, lease_until=now + ttl,
-                                                     updated_at=now))
-        except Conflict:
-            return None
+        return self._replace(dataclasses.replace(run, lease_step=step, lease_until=now + ttl, updated_at=now))
 
     def advance(self, run: Run, to: State, note: str = "", *, hold: timedelta | None = None,
                 **changes: Any) -> Run:

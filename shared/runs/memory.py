@@ -9,7 +9,7 @@ import itertools
 import threading
 from collections.abc import Iterator
 
-from shared.runs.store import Conflict, Row, RowExists, Where, check_row, check_where
+from shared.runs.port import Conflict, Row, RowExists, Where, check_row, check_where
 
 
 class InMemoryRowStore:

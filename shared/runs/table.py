@@ -20,7 +20,7 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 
-from shared.runs.store import (
+from shared.runs.port import (
     Conflict,
     Row,
     RowExists,

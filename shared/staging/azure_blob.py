@@ -22,7 +22,7 @@ from azure.core.exceptions import (
 from azure.storage.blob import BlobClient, BlobServiceClient, ContentSettings
 
 from shared.dataset import BlockBlobSink, Sink
-from shared.staging.store import BlobChanged, BlobInfo, BlobMissing, BlobRef, StagingError
+from shared.staging.port import BlobChanged, BlobInfo, BlobMissing, BlobRef, StagingError
 from shared.storage import split_blob_url
 
 COPY_TIMEOUT_S = 600.0

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import quote, unquote, urlsplit
 
-from shared.staging.store import BlobChanged, BlobInfo, BlobMissing, BlobRef
+from shared.staging.port import BlobChanged, BlobInfo, BlobMissing, BlobRef
 
 SCHEME = "memory"
 

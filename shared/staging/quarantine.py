@@ -14,8 +14,8 @@ import hashlib
 
 from shared.dataset.report import Report
 from shared.names import safe_blob_name
+from shared.staging.port import BlobChanged, BlobMissing, BlobRef, BlobStore, StagingError
 from shared.staging.reader import BlobReader
-from shared.staging.store import BlobChanged, BlobMissing, BlobRef, BlobStore, StagingError
 
 
 class QuarantineError(RuntimeError):

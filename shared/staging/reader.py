@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from shared.staging.store import BlobMissing, BlobRef, BlobStore
+from shared.staging.port import BlobMissing, BlobRef, BlobStore
 
 CHUNK_BYTES = 4 * 1024 * 1024
 

@@ -3,7 +3,7 @@
 `local` is the embedded engine on a fresh data dir with Azurite: its one job really fine-tunes the tiny model
 and its deployment is a real server process. `azureml` is AzureMLPlatform with the real azure-ai-ml and
 MetricsClient over the wire-level fake of tests/fakes/wire (Azure's REST examples, LROs that poll, RBAC at the
-door). `memory` is the in-memory platform the lifecycle's unit tests run on (tests/fakes/platform.py): a fake
+door). `memory` is the in-memory platform the rule tests run on (shared/platforms/memory.py): a fake
 is only as good as its promise to behave like the real thing, so it is held to the same contract.
 Deployments take time everywhere (a server loading its model; the fakes' provisioning): `begin_deployment`
 returns at once and `deployment_status` is polled until it is final, as the steps do.
@@ -34,6 +34,7 @@ from devhost.azurite import Azurite
 from shared.lifecycle.gate import reply_text, seed_payload
 from shared.platforms.local import LocalPlatform
 from shared.platforms.local.endpoint_state import EndpointFiles, read_state
+from shared.platforms.memory import InMemoryPlatform
 from shared.platforms.port import (
     HASH_TAG,
     MANAGED_TAG,
@@ -56,7 +57,6 @@ from shared.platforms.port import (
 from shared.settings import Settings
 from shared.storage import blob_service
 from tests.fakes.azureml_world import World, build_world
-from tests.fakes.platform import InMemoryPlatform
 
 SAMPLE = Path(__file__).resolve().parents[2] / "demo" / "sample_chat.jsonl"
 ENDPOINT = "ep-contract"

@@ -17,7 +17,7 @@ import pytest
 
 from shared.runs import Conflict, Ledger, Run, State
 from shared.runs.memory import InMemoryRowStore
-from shared.runs.store import Row, RowExists, RowStore
+from shared.runs.port import Row, RowExists, RowStore
 from shared.runs.table import TableRowStore
 from shared.settings import StorageSettings
 from shared.storage import table_service

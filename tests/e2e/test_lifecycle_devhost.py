@@ -40,7 +40,7 @@ def chromium(url: str, tmp_path: Path, *extra: str) -> subprocess.CompletedProce
 
 
 def page_as_shown(url: str, tmp_path: Path, screenshot: str) -> list[str]:
-    """The status page's HTML as served, and as the browser built it (with a screenshot) where there is one."""
+    """The status page's HTML as served, and as the browser built it (with a screenshot) where installed."""
     page = httpx.get(url, timeout=60)
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "<script" not in page.text.lower() and "http://" not in page.text.split("<body>")[0]
@@ -109,7 +109,7 @@ def test_a_dropped_file_goes_live_shows_on_the_page_sleeps_when_idle_and_comes_b
 
     for html in page_as_shown(status_url, tmp_path, "status-torn-down.png"):
         row = row_of(html, run.run_id)
-        assert 'data-state="torn_down"' in row and "billed " in row and " since" in row  # billed, asleep since
+        assert 'data-state="torn_down"' in row and "billed " in row and " since" in row
         assert "No managed endpoint is running" in html
         assert "endpoint.torn_down" in html  # the teardown alert, in the recent alerts
 

@@ -1,1 +1,1 @@
-"""In-memory fakes of the cloud services that cannot run here, at the SDK's operation level."""
+"""Fakes of the cloud services that cannot run here, at the wire (wire/), and the worlds tests run on."""

@@ -5,11 +5,13 @@ What the adapter sent is read back from the fake service (the REST bodies it rec
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from shared.platforms.azureml import AzureMLPlatform
+from shared.platforms.port import DeploymentStatus, EndpointInfo, ModelRef, NotFoundError
 from shared.settings import Settings
 from tests.fakes.wire.world import NOW, AzureWire, FakeCredential, MovableClock
 
@@ -34,6 +36,30 @@ class World:
 
     def later(self, **delta: float) -> None:
         self.clock.now += timedelta(**delta)
+
+    def provision(self, model: ModelRef, endpoint: str, deployment: str,
+                  tags: Mapping[str, str] | None = None) -> list[DeploymentStatus]:
+        """Deploy as the deploy and poll steps do: begin the deployment, then read its state until it is
+        final, beginning it again while it is not there yet (its endpoint was still being created). Every
+        status seen, in order; the service works on each read, as it does on Azure between two polls."""
+        seen = [self.platform.begin_deployment(model, endpoint, deployment, dict(tags or {}))]
+        for _ in range(30):
+            if seen[-1].final:
+                return seen
+            try:
+                seen.append(self.platform.deployment_status(endpoint, deployment))
+            except NotFoundError:
+                seen.append(self.platform.begin_deployment(model, endpoint, deployment, dict(tags or {})))
+        raise AssertionError(f"{endpoint}/{deployment} never reached a final state: {seen[-3:]}")
+
+    def deployed(self, model: ModelRef, endpoint: str, deployment: str,
+                 tags: Mapping[str, str] | None = None) -> EndpointInfo:
+        """`provision` to Succeeded; the endpoint as it then stands."""
+        final = self.provision(model, endpoint, deployment, tags)[-1]
+        assert final.succeeded, final
+        info = self.platform.get_endpoint(endpoint)
+        assert info is not None
+        return info
 
 
 def make_platform(settings: Settings, wire: AzureWire) -> AzureMLPlatform:

@@ -23,17 +23,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from devhost.queues import QueueHost, QueueOptions
+from shared.azurite import DEVELOPMENT_STORAGE
 from shared.events import RunEvent
 from shared.lifecycle import Lifecycle, Outcome, StepMessage
+from shared.platforms.memory import InMemoryPlatform
 from shared.queues import Delivery, poison_queue_name
 from shared.queues.memory import InMemoryQueue
 from shared.runs import Ledger, Run, State
 from shared.runs.memory import InMemoryRowStore
-from shared.settings import DEVELOPMENT_STORAGE, Settings
+from shared.settings import Settings
 from shared.staging import BlobRef
 from shared.staging.memory import InMemoryBlobStore
 from shared.wiring import build_lifecycle
-from tests.fakes.platform import InMemoryPlatform
 
 SAMPLE = Path(__file__).resolve().parents[2] / "demo" / "sample_chat.jsonl"
 

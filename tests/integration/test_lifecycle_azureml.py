@@ -22,9 +22,9 @@ from shared.events import RUN_COMPLETED, parse_run_event, run_event
 from shared.front import FrontDoor, Refusal
 from shared.lifecycle import Lifecycle, Outcome, Step
 from shared.lifecycle.naming import deployment_name
+from shared.platforms.endpoint_names import project_name
 from shared.platforms.port import HASH_TAG, MANAGED_TAG, RUN_TAG
 from shared.runs import Run, State
-from shared.settings import project_name
 from shared.staging import BlobRef
 from shared.wiring import build_lifecycle
 from tests.fakes.azureml_world import NOW, build_world

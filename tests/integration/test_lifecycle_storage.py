@@ -13,13 +13,13 @@ import pytest
 
 from shared.events import RunEvent
 from shared.lifecycle import Lifecycle, Result
+from shared.platforms.memory import InMemoryPlatform
 from shared.runs import State
 from shared.runs.table import TableRowStore
 from shared.settings import Settings
 from shared.staging import BlobRef, read_all
 from shared.staging.azure_blob import AzureBlobStore
 from shared.wiring import build_lifecycle
-from tests.fakes.platform import InMemoryPlatform
 from tests.steps_host import run_steps
 
 SAMPLE = Path(__file__).resolve().parents[2] / "demo" / "sample_chat.jsonl"

@@ -21,11 +21,11 @@ import pytest
 from devhost.host import DevHost
 from shared.events import RunEvent
 from shared.lifecycle import Lifecycle, Result
+from shared.platforms.memory import InMemoryPlatform
 from shared.platforms.port import TrainingRecord
 from shared.settings import Settings
 from shared.staging import BlobRef
 from shared.wiring import build_lifecycle
-from tests.fakes.platform import InMemoryPlatform
 
 SAMPLE = Path(__file__).resolve().parents[2] / "demo" / "sample_chat.jsonl"
 pytestmark = pytest.mark.integration

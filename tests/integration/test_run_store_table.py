@@ -12,10 +12,10 @@ from azure.core.pipeline.transport import RequestsTransport
 from azure.data.tables import TableServiceClient
 
 from devhost.azurite import Azurite, free_port
+from shared.azurite import azurite_connection_string
 from shared.runs import Ledger, Run, State, StoreError, StoreUnavailable
-from shared.runs.store import Row
+from shared.runs.port import Row
 from shared.runs.table import TableRowStore
-from shared.settings import azurite_connection_string
 
 pytestmark = pytest.mark.integration
 

@@ -24,7 +24,7 @@ PAYLOAD = {"input_data": {"input_string": [{"role": "user", "content": "hi"}]}}
 
 def serving(world: World) -> str:
     """A deployed endpoint with all traffic on blue; its ARM id."""
-    world.platform.deploy(trained(world), "chats-ep", "blue", {})
+    world.deployed(trained(world), "chats-ep", "blue")
     world.platform.set_traffic("chats-ep", {"blue": 100})
     return str(world.wire.endpoints.endpoints["chats-ep"]["id"])
 

@@ -71,7 +71,7 @@ def test_begin_deployment_sends_its_put_and_leaves_nothing_polling(
 def test_deletes_are_begun_and_leave_nothing_polling(capsys: pytest.CaptureFixture[str]) -> None:
     world = build_world()
     ref = trained(world)
-    world.platform.deploy(ref, "chats-ep", "blue", {})
+    world.deployed(ref, "chats-ep", "blue")
     begun(world, lambda: world.platform.delete_deployment("chats-ep", "blue"), capsys)
     assert world.wire.endpoints.deployments[("chats-ep", "blue")]["properties"]["provisioningState"] == \
         "Deleting"
@@ -85,7 +85,7 @@ def test_a_traffic_switch_reads_the_endpoint_a_bounded_number_of_times(
         capsys: pytest.CaptureFixture[str]) -> None:
     world = build_world()
     ref = trained(world)
-    world.platform.deploy(ref, "chats-ep", "blue", {})
+    world.deployed(ref, "chats-ep", "blue")
     sent = begun(world, lambda: world.platform.set_traffic("chats-ep", {"blue": 100}), capsys)
     assert world.platform.get_endpoint("chats-ep").traffic == {"blue": 100}  # type: ignore[union-attr]
     assert sent <= 3 + endpoints.TRAFFIC_READS  # workspace, GET, PUT, then its reads
@@ -95,7 +95,7 @@ def test_a_traffic_switch_that_does_not_settle_gives_up_transiently_then_resumes
 ) -> None:
     world = build_world()
     ref = trained(world)
-    world.platform.deploy(ref, "chats-ep", "blue", {})
+    world.deployed(ref, "chats-ep", "blue")
     world.wire.operations.work = lambda: None  # type: ignore[method-assign]  # the service stalls
     with pytest.raises(endpoints.TrafficNotSettled, match="still updating"):
         world.platform.set_traffic("chats-ep", {"blue": 100})

@@ -13,11 +13,12 @@ import orjson
 import pytest
 
 from bench.screening_corpus import MAKERS, ordinary, planted
+from shared.azurite import DEVELOPMENT_STORAGE
 from shared.dataset import Limits, ManifestError, MemorySink, parse_manifest, scan, scan_path
 from shared.dataset.report import Report
 from shared.dataset.screening import Screening, ScreeningError, parse_screening
 from shared.dataset.screening.prefilter import Prefilter, _re_scan, prefilter
-from shared.settings import DEVELOPMENT_STORAGE, Settings, SettingsError
+from shared.settings import Settings, SettingsError
 
 ROOT = Path(__file__).resolve().parents[2]
 REPORT_ALL = Screening("report", "report")

@@ -10,8 +10,6 @@ import pytest
 from shared.events import (
     RUN_COMPLETED,
     MalformedEvent,
-    blob_created_event,
-    parse_blob_created,
     parse_run_event,
     run_event,
 )
@@ -51,9 +49,3 @@ def test_local_engine_builds_what_azure_ml_sends() -> None:
     assert (parsed.job_status, parsed.job_name, dict(parsed.job_tags)) == ("Failed", "ftap-run-1", {"a": "b"})
     assert built["subject"].endswith("/runs/ftap-run-1")
     assert parse_run_event(run_event("j", "Completed", experiment="e", tags={})).event_type == RUN_COMPLETED
-
-
-def test_blob_created_round_trip_for_azurite_urls() -> None:
-    url = "http://127.0.0.1:10000/devstoreaccount1/incoming/dir/chat.jsonl"
-    event = parse_blob_created(blob_created_event(url, content_length=12))
-    assert (event.url, event.api, event.content_length) == (url, "PutBlob", 12)

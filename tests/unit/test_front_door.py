@@ -225,7 +225,8 @@ def test_autopilot_key_prints_the_key_the_front_door_accepts_and_nothing_else(
 
 
 def test_front_hold_stays_under_the_http_limit_and_the_model_is_the_name_without_azures_suffix() -> None:
-    from shared.settings import Settings, SettingsError, project_name
+    from shared.platforms.endpoint_names import project_name
+    from shared.settings import Settings, SettingsError
 
     base = {"AUTOPILOT_STORAGE": "UseDevelopmentStorage=true"}
     assert Settings.from_env(base).front_hold == timedelta(seconds=200)

@@ -9,14 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.settings import (
-    Settings,
-    SettingsError,
-    azurite_connection_string,
-    connection_string,
-    load_local_settings,
-    parse_duration,
-)
+from shared.azurite import azurite_connection_string, connection_string
+from shared.local_settings import load_local_settings
+from shared.settings import Settings, SettingsError, parse_duration
 
 BASE = {"AUTOPILOT_STORAGE": "UseDevelopmentStorage=true"}
 

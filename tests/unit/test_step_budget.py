@@ -118,7 +118,7 @@ def test_each_azure_request_waits_no_longer_than_the_step_has_left() -> None:
 
     world = build_world()
     ref = trained(world)
-    world.platform.deploy(ref, "chats-ep", "blue", {})
+    world.deployed(ref, "chats-ep", "blue")
     timeouts: list[tuple[str, float, float]] = []
     transport, send = world.wire.transport, world.wire.transport.send
 

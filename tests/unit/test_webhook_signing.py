@@ -14,7 +14,8 @@ import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from shared.alerts import Alert, Alerts, WebhookSink
-from shared.settings import DEVELOPMENT_STORAGE, Settings, SettingsError
+from shared.azurite import DEVELOPMENT_STORAGE
+from shared.settings import Settings, SettingsError
 from shared.wiring import build_alerts
 
 SECRET = "whsec_" + base64.b64encode(os.urandom(32)).decode()

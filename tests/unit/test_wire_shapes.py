@@ -66,9 +66,11 @@ def test_every_answer_has_only_fields_of_azures_example() -> None:
                       if key not in SCHEMA_ONLY.get(name, ())]
             checked.add(name)
     assert extra == []
+    # No operation's status is read: the adapter begins long-running operations and reads the resources
+    # (test_azureml_begun), so an `operation_status` answer is checked only if one is ever served.
     assert checked >= {"workspace", "pipeline_job", "model_version", "registry_model_version",
                        "registry_component_version", "online_endpoint", "online_deployment", "endpoint_keys",
-                       "operation_status", "metrics_batch", "registry_discovery", "compute_amlcompute",
+                       "metrics_batch", "registry_discovery", "compute_amlcompute",
                        "mlflow_run", "mlflow_runs_search", "mlflow_metric_history"}
 
 

@@ -56,15 +56,6 @@ def _endpoint(name: str, tags: Mapping[str, str]) -> ManagedOnlineEndpoint:
                                  description="Fine-Tune Autopilot endpoint")
 
 
-def ensure_endpoint(ml: Any, name: str, tags: Mapping[str, str]) -> Any:
-    """The endpoint, created with key auth and our tags if it does not exist (waits: not for the steps)."""
-    existing = existing_endpoint(ml, name)
-    if existing is not None:
-        return existing
-    with azure_call(f"create endpoint {name}"):
-        return ml.online_endpoints.begin_create_or_update(_endpoint(name, tags)).result()
-
-
 def begin_endpoint(ml: Any, name: str, tags: Mapping[str, str]) -> Provisioning:
     """Start creating the endpoint (key auth, our tags) if it does not exist, without waiting; its state."""
     existing = existing_endpoint(ml, name)
@@ -111,13 +102,10 @@ def find_deployment(ml: Any, endpoint: str, deployment: str) -> Any | None:
 
 
 def create_deployment(ml: Any, model: ModelRef, model_id: str, endpoint: str, deployment: str,
-                      instance_type: str, tags: Mapping[str, str], now: datetime, *,
-                      wait: bool = True) -> Any:
-    """A one-instance deployment of the model with the seed's probe and timeout; it starts with no traffic.
-
-    `wait=False` only starts it (the service takes 10-20 minutes), with no poller left behind: the caller
-    polls `deployment_status`.
-    """
+                      instance_type: str, tags: Mapping[str, str], now: datetime) -> None:
+    """Start a one-instance deployment of the model with the seed's probe and timeout; it starts with no
+    traffic. Only started (the service takes 10-20 minutes), with no poller left behind: the caller polls
+    `deployment_status`."""
     spec = ManagedOnlineDeployment(
         name=deployment,
         endpoint_name=endpoint,
@@ -129,10 +117,7 @@ def create_deployment(ml: Any, model: ModelRef, model_id: str, endpoint: str, de
         tags={**tags, MODEL_TAG: f"{model.name}:{model.version}", DEPLOYED_AT_TAG: now.isoformat()},
     )
     with azure_call(f"deploy {model.name}:{model.version} as {deployment} on endpoint {endpoint}"):
-        if not wait:
-            started.start_deployment(ml, spec)
-            return None
-        return ml.online_deployments.begin_create_or_update(spec).result()
+        started.start_deployment(ml, spec)
 
 
 def set_traffic(ml: Any, endpoint: str, traffic: Mapping[str, int], sleep: Callable[[float], None]) -> None:

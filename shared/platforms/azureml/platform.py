@@ -181,26 +181,12 @@ class AzureMLPlatform:
             Provisioning.parse(existing.provisioning_state) == Provisioning.FAILED
         if existing is None or failed or not _same_model(existing.model, registered.id):
             endpoints.create_deployment(self.ml, model, registered.id, endpoint, deployment,
-                                        self._aml.instance_type_inference, tags, self._clock(), wait=False)
+                                        self._aml.instance_type_inference, tags, self._clock())
             return self.deployment_status(endpoint, deployment)
         return endpoints.status_of(endpoint, deployment, existing)  # nothing started: no second read
 
     def deployment_status(self, endpoint: str, deployment: str) -> DeploymentStatus:
         return endpoints.deployment_status(self.ml, endpoint, deployment)
-
-    def deploy(self, model: ModelRef, endpoint: str, deployment: str,
-               tags: Mapping[str, str]) -> EndpointInfo:
-        """Create the endpoint and deployment and wait for both (the adapter's own tests; not in the port)."""
-        registered = self._deployable(model, endpoint, deployment)
-        endpoints.ensure_endpoint(self.ml, endpoint, tags)
-        existing = endpoints.find_deployment(self.ml, endpoint, deployment)
-        if existing is None or not _same_model(existing.model, registered.id):
-            endpoints.create_deployment(self.ml, model, registered.id, endpoint, deployment,
-                                        self._aml.instance_type_inference, tags, self._clock())
-        info = self.get_endpoint(endpoint)
-        if info is None:
-            raise NotFoundError(f"endpoint {endpoint} disappeared while deploying {deployment}")
-        return info
 
     def _deployable(self, model: ModelRef, endpoint: str, deployment: str) -> Any:
         """The registered model, once names and the inference size are checked."""

@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 
 from shared import deadline
+from shared.platforms.endpoint_names import ENDPOINT_NAME_RULE
 from shared.platforms.local import mlflow_store, server_process
 from shared.platforms.local.endpoint_state import (
     DeploymentState,
@@ -49,7 +50,7 @@ from shared.platforms.port import (
     TransientPlatformError,
     check_name,
 )
-from shared.settings import ENDPOINT_NAME_RULE, Settings
+from shared.settings import Settings
 
 
 class LocalEndpoints:

@@ -4,7 +4,8 @@ Endpoint names are unique per region (`taken_in_region` holds other people's) an
 traffic goes only to existing, provisioned deployments and sums to 100; a deployment needs its endpoint and a
 registered model, its request timeout is at most 180000 ms, and one that still has traffic cannot be deleted.
 Creates, updates and deletes are long-running operations (`operations.py`); provisioning can fail
-(`fail_next_deployment`). Scoring (the data plane) is in `scoring.py`.
+(`fail_next_deployment`), or a deployment's PUT be refused at once with the code naming why
+(`refuse_next_deployment`: quota, capacity). Scoring (the data plane) is in `scoring.py`.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class Endpoints:
         self.traffic_history: list[tuple[str, dict[str, int]]] = []
         self.created_deployments: list[tuple[str, str]] = []
         self.fail_next_deployment: tuple[str, str] | None = None
+        self.refuse_next_deployment: tuple[str, str] | None = None  # (code, message): the PUT is refused
 
     def mount(self, wire: WireTransport) -> None:
         wire.route("GET", rf"{re.escape(ARM + WORKSPACE_ID)}/onlineEndpoints", self.list_endpoints)
@@ -183,6 +185,9 @@ class Endpoints:
         refused = self._deployment_problem(properties)
         if refused:
             return user_error(refused)
+        if self.refuse_next_deployment is not None:  # ARM's own check (quota, capacity) before anything
+            (code, message), self.refuse_next_deployment = self.refuse_next_deployment, None
+            return arm_error(400, code, message)
         key = (endpoint, name)
         existing = self.deployments.get(key)
         resource_id = f"{WORKSPACE_ID}/onlineEndpoints/{endpoint}/deployments/{name}"

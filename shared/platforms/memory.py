@@ -1,4 +1,6 @@
-"""An in-memory platform for the lifecycle's unit tests, held to the port's contract (tests/contract/).
+"""The in-memory platform: the lifecycle's rule tests and the in-memory world run on it; it is held to the
+port's contract beside the real adapters (tests/contract/test_platform_port.py), as the in-memory row store,
+blob store and queue are held to theirs.
 
 It keeps the port's rules as strictly as the real adapters: a model is registered only from a completed job,
 only a registered model is deployed, new deployments start at 0 %, traffic goes only to existing deployments
@@ -83,6 +85,8 @@ class _Endpoint:
 
 
 class InMemoryPlatform:
+    """The platform port in process memory, with its faults, hooks and counts (see the module docstring)."""
+
     def __init__(self, clock: Callable[[], datetime] | None = None,
                  provisioning_time: timedelta = timedelta(minutes=2)) -> None:
         self.clock = clock or (lambda: datetime.now(UTC))
