@@ -201,9 +201,9 @@ def settings_env(azurite: azurite_proc.Azurite, tmp_path: Path, new_data_dir: Ca
         # Plumbing tests fine-tune the tiny random model (seconds); tests of learning ask for SmolLM2.
         "BASE_MODEL": "tiny-random",
         "STEP_QUEUE": f"steps{suffix}",
-        # The step queue's delays are Azurite's, in real time: poll a deployment every second or two.
+        # The step queue's delays are Azurite's, real time in whole seconds: poll a deployment every second.
         "DEPLOY_POLL_INTERVAL": "1s",
-        "DEPLOY_POLL_MAX_INTERVAL": "2s",
+        "DEPLOY_POLL_MAX_INTERVAL": "1s",
     }
 
 
