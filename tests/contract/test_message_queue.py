@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterator
-from datetime import timedelta
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -23,24 +24,48 @@ from shared.storage import queue_client
 
 SHORT = timedelta(seconds=1)
 _NAMES = itertools.count()
+WaitOut = Callable[[timedelta], None]
 
 
-def wait_out(span: timedelta) -> None:
-    """Let a visibility timeout run out (the service counts in whole seconds)."""
-    time.sleep(span.total_seconds() + 0.3)
+class Backend:
+    """A queue, and how its test lets a visibility timeout run out: Azurite counts real whole seconds; the
+    in-memory queue runs on a clock the test moves."""
+
+    def __init__(self, kind: str, azurite: Callable[[], Azurite]) -> None:
+        name = f"contract-{next(_NAMES)}-{int(time.time() * 1000) % 10**8}"
+        self.now = datetime.now(UTC)
+        self.client: Any = None
+        if kind == "memory":
+            self.queue: MessageQueue = InMemoryQueue(name, clock=lambda: self.now)
+        else:
+            self.client = queue_client(StorageSettings(azurite().connection_string), name, base64=True)
+            self.queue = StorageQueue(self.client)
+
+    def wait_out(self, span: timedelta) -> None:
+        if self.client is None:
+            self.now += span + timedelta(milliseconds=300)
+        else:
+            time.sleep(span.total_seconds() + 0.3)
 
 
 @pytest.fixture(params=["storage", "memory"])
-def queue(request: pytest.FixtureRequest) -> Iterator[MessageQueue]:
-    name = f"contract-{next(_NAMES)}-{int(time.time() * 1000) % 10**8}"
-    if request.param == "memory":
-        yield InMemoryQueue(name)
-        return
-    azurite: Azurite = request.getfixturevalue("azurite")
-    client = queue_client(StorageSettings(azurite.connection_string), name, base64=True)
-    yield StorageQueue(client)
-    client.delete_queue()
-    client.close()
+def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    made = Backend(request.param, lambda: request.getfixturevalue("azurite"))
+    yield made
+    if made.client is not None:
+        made.client.delete_queue()
+        made.client.close()
+
+
+@pytest.fixture
+def queue(backend: Backend) -> MessageQueue:
+    return backend.queue
+
+
+@pytest.fixture
+def wait_out(backend: Backend) -> WaitOut:
+    """Let a visibility timeout run out."""
+    return backend.wait_out
 
 
 def test_a_message_round_trips_with_its_count(queue: MessageQueue) -> None:
@@ -50,7 +75,8 @@ def test_a_message_round_trips_with_its_count(queue: MessageQueue) -> None:
     assert (got.text, got.dequeue_count) == (text, 1) and got.id and got.receipt
 
 
-def test_a_received_message_comes_back_after_its_visibility_with_a_higher_count(queue: MessageQueue) -> None:
+def test_a_received_message_comes_back_after_its_visibility_with_a_higher_count(
+        queue: MessageQueue, wait_out: WaitOut) -> None:
     queue.send("once")
     first = queue.receive(16, SHORT)
     assert [d.dequeue_count for d in first] == [1] and queue.receive(16, SHORT) == []
@@ -59,14 +85,15 @@ def test_a_received_message_comes_back_after_its_visibility_with_a_higher_count(
     assert (again.text, again.dequeue_count) == ("once", 2)
 
 
-def test_a_delayed_message_is_invisible_until_its_delay_passes(queue: MessageQueue) -> None:
+def test_a_delayed_message_is_invisible_until_its_delay_passes(
+        queue: MessageQueue, wait_out: WaitOut) -> None:
     queue.send("later", delay=SHORT)
     assert queue.receive(16, SHORT) == []
     wait_out(SHORT)
     assert [d.text for d in queue.receive(16, SHORT)] == ["later"]
 
 
-def test_a_deleted_message_is_gone(queue: MessageQueue) -> None:
+def test_a_deleted_message_is_gone(queue: MessageQueue, wait_out: WaitOut) -> None:
     queue.send("done")
     (got,) = queue.receive(16, SHORT)
     queue.delete(got)
@@ -74,7 +101,7 @@ def test_a_deleted_message_is_gone(queue: MessageQueue) -> None:
     assert queue.receive(16, SHORT) == []
 
 
-def test_a_stale_receipt_deletes_nothing(queue: MessageQueue) -> None:
+def test_a_stale_receipt_deletes_nothing(queue: MessageQueue, wait_out: WaitOut) -> None:
     queue.send("taken twice")
     (first,) = queue.receive(16, SHORT)
     wait_out(SHORT)
@@ -96,7 +123,7 @@ def test_a_released_message_is_visible_again_and_its_old_receipt_is_spent(queue:
 
 
 def test_a_hold_renewed_by_release_keeps_the_message_and_its_new_receipt_deletes_it(
-        queue: MessageQueue) -> None:
+        queue: MessageQueue, wait_out: WaitOut) -> None:
     queue.send("long job")
     (got,) = queue.receive(16, SHORT)
     renewed = queue.release(got, timedelta(minutes=5))
