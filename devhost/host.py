@@ -182,7 +182,9 @@ class DevHost:
         blob_queues = {f.name: blob_trigger_queue(f, env) for f in self.functions.values()
                        if f.trigger_type == triggers.BLOB}
         self._server.routes = Routes(self.functions, env, self.invoker, self.route_prefix, blob_queues)
-        self._serving = threading.Thread(target=self._server.serve_forever, name="devhost-http", daemon=True)
+        # serve_forever looks for a shutdown every poll_interval (0.5 s by default): each stop waited so.
+        self._serving = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                         name="devhost-http", daemon=True)
         self._serving.start()
         log.info("devhost listening on %s", self.base_url)
         try:

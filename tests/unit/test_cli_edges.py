@@ -59,7 +59,7 @@ class Api:
 @pytest.fixture
 def api() -> Iterator[Api]:
     served = Api()
-    thread = threading.Thread(target=served.server.serve_forever, daemon=True)
+    thread = threading.Thread(target=served.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield served
     served.server.shutdown()
