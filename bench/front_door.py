@@ -105,7 +105,7 @@ def go_live(life: Any) -> Any:
 
 def added_latency(life: Any, front: str, front_key: str, args: argparse.Namespace) -> dict[str, Any]:
     """The three ways to one live deployment, in turn; p50/p95 of each, non-streamed and streamed."""
-    from shared.platforms.local.endpoint_state import EndpointFiles, read_state
+    from shared.platforms.local.endpoint_files import EndpointFiles, read_state
     from shared.settings import project_name
 
     settings = life.ctx.settings
@@ -208,7 +208,8 @@ def main() -> int:
     args = parser.parse_args()
 
     from devhost import azurite
-    from shared.wiring import prepare_local_base_model, prepare_local_registry
+    from engine.models.loading import prepare_default
+    from shared.wiring import prepare_local_registry
 
     with tempfile.TemporaryDirectory(prefix="bench-front-") as scratch:
         data_dir = Path(scratch) / "data"
@@ -218,7 +219,7 @@ def main() -> int:
         data_dir.mkdir()
         (data_dir / "models").symlink_to(models, target_is_directory=True)
         if not args.base_model:
-            prepare_local_base_model(data_dir)
+            prepare_default(data_dir)
         prepare_local_registry(data_dir)
         with azurite.running(Path(scratch) / "azurite", in_memory=True) as storage:
             os.environ.update({

@@ -182,7 +182,8 @@ def main() -> int:
         endpoint_client(args.url, os.environ.pop("BENCH_ENDPOINT_KEY"), args)
         return 0
 
-    from shared.platforms.local.base_models import label, source
+    from engine.models.loading import source
+    from shared.platforms.local.base_model_names import label
 
     model_dir = source(args.base_model, ROOT / ".autopilot" / "models")
     runs: dict[str, list[dict[str, float]]] = {"our endpoint (HTTP, streamed)": [],

@@ -1,7 +1,7 @@
 """Where a local deployment's start-up goes: the model server's load path, phase by phase, in fresh processes.
 
 Each round starts a new Python process that does what a deployment's server does before it answers its health
-check (shared/platforms/local/serve.py): import the server module (FastAPI, uvicorn's app), import torch and
+check (engine/serve/model_server.py): import the server module (FastAPI, uvicorn's app), import torch and
 transformers, load the model and its tokenizer (`ChatModel`'s own calls: safetensors, the saved dtype), and
 answer one warm-up token. Then, in the same process, the same model is loaded again: what a load costs in a
 process that has already imported everything (a server kept running, as one process per base model would be).
@@ -31,15 +31,15 @@ import json, sys, time
 from pathlib import Path
 marks = [("start", time.perf_counter())]
 def mark(name): marks.append((name, time.perf_counter()))
-import shared.platforms.local.serve  # noqa: F401  FastAPI, pydantic, the scoring shapes
+import engine.serve.model_server  # noqa: F401  FastAPI, pydantic, the scoring shapes
 mark("server module")
-from shared.platforms.local import cpu
+from engine import cpu
 cpu.use_free_cores()
 mark("torch")
 import transformers  # noqa: F401
 mark("transformers")
 from transformers import AutoModelForCausalLM, AutoTokenizer
-from shared.platforms.local.chat_model import ChatModel, placement
+from engine.chat_model import ChatModel, placement
 device, dtype = placement()
 model_dir = Path(sys.argv[1])
 model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(device)
@@ -68,10 +68,9 @@ def main() -> int:
 
 def measure(args: argparse.Namespace, model: str) -> int:
     """Run the rounds; print the medians per phase (a table, then one JSON line)."""
-    from shared.platforms.local import cpu
+    from shared.platforms.local.engine_env import child_env
 
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-           "TOKENIZERS_PARALLELISM": "false", **cpu.CHILD_ENV, "PYTHONPATH": str(ROOT)}
+    env = child_env()  # what the adapter gives a model server
     rounds = []
     for _ in range(args.rounds):
         done = subprocess.run([sys.executable, "-c", PHASES, model], capture_output=True, text=True, env=env,
@@ -89,12 +88,12 @@ def measure(args: argparse.Namespace, model: str) -> int:
 
 
 def _base_model(scratch: Path) -> str:
-    from shared.wiring import prepare_local_base_model
+    from engine.models.loading import prepare_default
 
     models = ROOT / ".autopilot" / "models"  # prepared once for every benchmark, as bench/serve.py's
     models.mkdir(parents=True, exist_ok=True)
     (scratch / "models").symlink_to(models, target_is_directory=True)
-    return prepare_local_base_model(scratch)[1]
+    return prepare_default(scratch)[1]
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ STEPS = (1, 2, 5)
 
 
 def register(model_dir: str, data_dir: Path) -> Any:
-    """Register a LoRA fine-tune of `model_dir` with random adapter weights, as job.py logs one."""
+    """Register a LoRA fine-tune of `model_dir` with random adapter weights, as the training child (engine/train/run.py) logs one."""
     import mlflow
     import torch
     from peft import LoraConfig, get_peft_model
@@ -74,7 +74,7 @@ def register(model_dir: str, data_dir: Path) -> Any:
 
 def serving_pids(endpoints: Any, names: list[str]) -> tuple[set[int], set[int]]:
     """The processes serving these endpoints: (model servers, shared ones once; routers)."""
-    from shared.platforms.local.endpoint_state import EndpointFiles, read_state
+    from shared.platforms.local.endpoint_files import EndpointFiles, read_state
 
     servers: set[int] = set()
     routers: set[int] = set()
@@ -168,7 +168,8 @@ def main() -> int:
                         help="a local model directory or tiny-random; empty: SmolLM2-135M-Instruct")
     args = parser.parse_args()
 
-    from shared.platforms.local.base_models import label, source
+    from engine.models.loading import source
+    from shared.platforms.local.base_model_names import label
 
     model_dir = source(args.base_model, ROOT / ".autopilot" / "models")
     with tempfile.TemporaryDirectory(prefix="bench-serve-shared-") as scratch:

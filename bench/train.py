@@ -57,7 +57,7 @@ EXPLORE: dict[str, dict[str, Any]] = {
     "ours + 1 thread": {"threads": 1},
     "ours + 2 threads": {"threads": 2},
     # OpenMP's default wait policy (spin, then sleep), which the engine's children replace with PASSIVE
-    # (shared/platforms/local/cpu.py).
+    # (engine/cpu.py).
     "ours + 2 threads, default wait": {"threads": 2, "env": {"OMP_WAIT_POLICY": None}},
     "ours + padding_free": {"config": {"padding_free": True, "max_length": None}},
     "ours + packing (bfd)": {"config": {"packing": True}},
@@ -84,7 +84,7 @@ def conversations(count: int, seed: int = 7) -> list[dict[str, Any]]:
 
 
 def _hyperparameters(model_dir: str, args: argparse.Namespace) -> dict[str, str]:
-    from shared.platforms.local.base_models import model_specific_defaults
+    from engine.models.loading import model_specific_defaults
 
     # The model's own fine-tune defaults (learning rate, batch size, LoRA size, max length), with the run
     # length set here; both setups get exactly these values.
@@ -110,8 +110,9 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     """Train once with setting `args.child` and return what was measured."""
     import torch
 
-    from shared.platforms.local import cpu, training
-    from shared.platforms.local.base_models import load_base_model
+    from engine import cpu
+    from engine.models.loading import load_base_model
+    from engine.train import training
 
     rows = [json.loads(line) for line in Path(args.data).read_text().splitlines()]
     test_rows: list[dict[str, Any]] = []
@@ -164,7 +165,7 @@ def _plain_trl(model: Any, tokenizer: Any, rows: list[dict[str, Any]], plan: Any
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer  # type: ignore[attr-defined]
 
-    from shared.platforms.local.training import conversations as messages_only
+    from engine.train.training import conversations as messages_only
 
     config = SFTConfig(output_dir=str(work), num_train_epochs=plan.num_train_epochs,
                        per_device_train_batch_size=plan.per_device_train_batch_size,
@@ -188,7 +189,7 @@ def _trl_masks(model: Any, tokenizer: Any, rows: list[dict[str, Any]], plan: Any
     from peft import LoraConfig
     from trl import SFTTrainer  # type: ignore[attr-defined]
 
-    from shared.platforms.local import training
+    from engine.train import training
 
     plain = [{"messages": [{"role": m["role"], "content": m["content"]} for m in row["messages"]]}
              for row in rows]
@@ -228,7 +229,8 @@ def main() -> int:
         print(json.dumps(child(args)))
         return 0
 
-    from shared.platforms.local.base_models import label, source
+    from engine.models.loading import source
+    from shared.platforms.local.base_model_names import label
 
     # Built-in models are prepared where `make up` and the jobs keep them, so a second run reuses them.
     model = source(args.base_model, ROOT / ".autopilot" / "models")
@@ -278,10 +280,10 @@ def main() -> int:
 def _run(setting: str, data: Path, model: str, args: argparse.Namespace) -> dict[str, Any]:
     command = [sys.executable, __file__, "--child", setting, "--data", str(data), "--model", model,
                "--epochs", str(args.epochs)]
-    from shared.platforms.local import cpu
+    from shared.platforms.local.engine_env import CPU_ENV
 
     # Our setup runs with the engine's child environment; plain TRL with the process defaults.
-    ours = {} if setting == "trl defaults" else {**cpu.CHILD_ENV, **EXPLORE.get(setting, {}).get("env", {})}
+    ours = {} if setting == "trl defaults" else {**CPU_ENV, **EXPLORE.get(setting, {}).get("env", {})}
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "TQDM_DISABLE": "1", **ours}
     env = {name: value for name, value in env.items() if value is not None}  # None: unset
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, check=False)

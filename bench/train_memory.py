@@ -55,9 +55,10 @@ def _chunks(path: Path) -> Iterator[bytes]:
 
 def child(mode: str, upload: Path, steps: int, work: Path) -> dict[str, Any]:
     """One contender in this process: returns its peak RSS and seconds."""
-    from shared.platforms.local.base_models import TINY_RANDOM, load_base_model, model_specific_defaults
-    from shared.platforms.local.train_data import save_chunks
-    from shared.platforms.local.training import fine_tune, resolve_plan
+    from engine.models.loading import load_base_model, model_specific_defaults
+    from engine.train.train_data import save_chunks
+    from engine.train.training import fine_tune, resolve_plan
+    from shared.platforms.local.base_model_names import TINY_RANDOM
 
     started = time.monotonic()
     plan = resolve_plan(model_specific_defaults(TINY_RANDOM, work / "models"), {"apply_lora": "true"})

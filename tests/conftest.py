@@ -108,7 +108,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
         return (yield)
 
 
-ENGINE_PROCESSES = (b"shared.platforms.local.job", b"shared.platforms.local.serve")
+ENGINE_PROCESSES = (b"engine.train.run", b"engine.serve.model_server")
 
 
 def engine_processes(under: Path) -> list[int]:
@@ -221,7 +221,7 @@ def smollm2_first_uses(tmp_path_factory: pytest.TempPathFactory) -> FirstUses:
     job child and the app may: one converts, the other waits for it (tests/integration/test_smollm2.py checks
     that); one preparation serves both that check and every test that learns."""
     folder = tmp_path_factory.mktemp("models")
-    script = ("import os, sys; from pathlib import Path; from shared.platforms.local import smollm2; "
+    script = ("import os, sys; from pathlib import Path; from engine.models import smollm2; "
               "print(os.stat(smollm2.ensure_prepared(Path(sys.argv[1]))).st_ino)")
     env = {**os.environ, "PYTHONPATH": str(TESTS.parent)}
     children = [subprocess.Popen([sys.executable, "-c", script, str(folder)], stdout=subprocess.PIPE,
@@ -234,7 +234,7 @@ def smollm2_first_uses(tmp_path_factory: pytest.TempPathFactory) -> FirstUses:
 @pytest.fixture(scope="session")
 def smollm2_dir(smollm2_first_uses: FirstUses) -> Path:
     """The prepared SmolLM2 directory, for tests that learn."""
-    from shared.platforms.local import smollm2
+    from engine.models import smollm2
 
     assert all(code == 0 for code, _, _ in smollm2_first_uses.results), \
         [err[-2000:] for _, _, err in smollm2_first_uses.results]

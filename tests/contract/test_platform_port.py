@@ -30,7 +30,7 @@ import pytest
 from devhost.azurite import Azurite
 from shared.lifecycle.gate import reply_text, seed_payload
 from shared.platforms.local import LocalPlatform
-from shared.platforms.local.endpoint_state import EndpointFiles, read_state
+from shared.platforms.local.endpoint_files import EndpointFiles, read_state
 from shared.platforms.port import (
     HASH_TAG,
     MANAGED_TAG,

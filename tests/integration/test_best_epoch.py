@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from shared.platforms.local.job import epochs_remark
-from shared.platforms.local.tiny_model import ensure_tiny_base_model
-from shared.platforms.local.training import fine_tune, held_out_loss, resolve_plan
+from engine.models.tiny import ensure_tiny_base_model
+from engine.train.run import epochs_remark
+from engine.train.training import fine_tune, held_out_loss, resolve_plan
 
 pytestmark = pytest.mark.integration
 

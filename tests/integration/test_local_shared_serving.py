@@ -16,11 +16,11 @@ from typing import Any
 import httpx
 import pytest
 
+from engine.chat_model import ChatModel
+from engine.models.tiny import ensure_tiny_base_model
 from shared.platforms.local import mlflow_store, server_process
-from shared.platforms.local.chat_model import ChatModel
-from shared.platforms.local.endpoint_state import DeploymentState, EndpointFiles, read_state
+from shared.platforms.local.endpoint_files import DeploymentState, EndpointFiles, read_state
 from shared.platforms.local.endpoints import LocalEndpoints
-from shared.platforms.local.tiny_model import ensure_tiny_base_model
 from shared.platforms.port import ModelRef, Provisioning
 from tests.support import offline_settings
 
@@ -32,7 +32,7 @@ GREEDY = {"input_data": {"input_string": CONVERSATION,
 
 
 def _log_fine_tune(data_dir: Path, name: str, seed: int, *, adapter: bool = True) -> tuple[ModelRef, Path]:
-    """Register a LoRA fine-tune of the tiny model with random adapter weights, as job.py logs one."""
+    """Register a LoRA fine-tune of the tiny model with random adapter weights, as the training child (engine/train/run.py) logs one."""
     import mlflow
     import torch
     from peft import LoraConfig, get_peft_model

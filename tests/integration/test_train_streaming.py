@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.platforms.local.tiny_model import ensure_tiny_base_model
-from shared.platforms.local.train_data import STREAM_ABOVE_BYTES, TrainFile
-from shared.platforms.local.training import fine_tune, resolve_plan
+from engine.models.tiny import ensure_tiny_base_model
+from engine.train.train_data import STREAM_ABOVE_BYTES, TrainFile
+from engine.train.training import fine_tune, resolve_plan
 
 pytestmark = pytest.mark.integration
 

@@ -1,6 +1,6 @@
 """What the local engine trains on: learned assistant turns only, and tools rendered as serving renders them.
 
-One renderer (shared.platforms.local.chat_format) serves the trainer and the model server; these tests hold
+One renderer (engine.chat_format) serves the trainer and the model server; these tests hold
 the collated batch the trainer sees and the prompt the server builds to it, on the tiny model's tokenizer.
 """
 
@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from shared.platforms.local.chat_format import IGNORE_INDEX, ChatFormatError, render, training_example
-from shared.platforms.local.tiny_model import ensure_tiny_base_model
-from shared.platforms.local.training import examples
+from engine.chat_format import IGNORE_INDEX, ChatFormatError, render, training_example
+from engine.models.tiny import ensure_tiny_base_model
+from engine.train.training import examples
 
 TOOLS = [{"type": "function", "function": {"name": "get_order_status", "description": "Look up an order",
                                            "parameters": {"type": "object",
@@ -65,7 +65,7 @@ def test_a_weight_0_turn_has_label_minus_100_in_the_collated_batch(tokenizer: An
 
 
 def test_tools_survive_the_template_round_trip(tokenizer: Any) -> None:
-    from shared.platforms.local.chat_model import ChatModel
+    from engine.chat_model import ChatModel
 
     example = training_example(tokenizer, TOOL_ROW, "tiny")
     trained = tokenizer.decode(example["input_ids"])
@@ -97,9 +97,9 @@ def test_the_model_server_renders_tools_as_training_did(tokenizer: Any, tmp_path
     from fastapi.testclient import TestClient
     from transformers import AutoModelForCausalLM
 
-    from shared.platforms.local.chat_model import ChatModel
-    from shared.platforms.local.endpoint_state import EndpointFiles
-    from shared.platforms.local.serve import build_app
+    from engine.chat_model import ChatModel
+    from engine.serve.model_server import build_app
+    from shared.platforms.local.endpoint_files import EndpointFiles
 
     model = AutoModelForCausalLM.from_pretrained(tokenizer.name_or_path)
     files = EndpointFiles(tmp_path / "ep")

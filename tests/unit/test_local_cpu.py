@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.platforms.local import cpu
+from engine import cpu
 from shared.platforms.local.jobs import LocalJobs
 from shared.settings import Settings
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.platforms.local.training import ParameterError, TrainingPlan, conversations, plan_from_parameters
+from engine.train.training import ParameterError, TrainingPlan, conversations, plan_from_parameters
 
 
 def test_string_values_are_converted_to_their_types():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.platforms.local.score_api import BadRequest, answer, parse
+from engine.serve.score_api import BadRequest, answer, parse
 
 CONVERSATION = [{"role": "user", "content": "Hi"}]
 

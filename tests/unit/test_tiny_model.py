@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.platforms.local.base_models import BaseModelUnavailable, load_base_model
-from shared.platforms.local.tiny_model import TINY_MODEL_NAME, ensure_tiny_base_model
+from engine.models.loading import BaseModelUnavailable, load_base_model
+from engine.models.tiny import TINY_MODEL_NAME, ensure_tiny_base_model
 
 
 def digest(directory: Path) -> dict[str, str]:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import orjson
 
-from shared.platforms.local.tiny_model import ensure_tiny_base_model
-from shared.platforms.local.train_data import (
+from engine.models.tiny import ensure_tiny_base_model
+from engine.train.train_data import (
     STREAM_ABOVE_BYTES,
     TrainFile,
     read_conversations,

@@ -12,8 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.platforms.local.chat_model import ChatModel, Completion
-from shared.platforms.local.score_api import MAX_NEW_TOKENS_CAP
+from engine.chat_model import ChatModel, Completion
+from engine.serve.score_api import MAX_NEW_TOKENS_CAP
 
 DEFAULT_MAX_TOKENS = 16
 

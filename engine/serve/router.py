@@ -2,7 +2,7 @@
 
 On Azure an endpoint's URL survives blue/green swaps and the deletion of every deployment; locally each
 deployment is a server on a port of its own, so the endpoint gets this router (`python -m
-shared.platforms.local.router`), started with the endpoint and kept until it is deleted. It routes as Azure ML
+engine.serve.router`), started with the endpoint and kept until it is deleted. It routes as Azure ML
 does: to the deployment named by `azureml-model-deployment`, else by the traffic split, read from the
 endpoint's state file; with no deployment to route to it answers 404 "No valid deployments to route to", as
 Azure ML does for an asleep model. Keys are checked by the deployment itself (the header is passed on).
@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from shared.platforms.local.endpoint_state import EndpointFiles, EndpointState, read_state
+from shared.platforms.local.endpoint_files import EndpointFiles, EndpointState, read_state
 
 log = logging.getLogger("autopilot.router")
 
@@ -102,7 +102,7 @@ def watch_state(files: EndpointFiles, interval_s: float = WATCH_INTERVAL_S) -> N
 
 def main(argv: list[str] | None = None) -> None:
     """Serve the endpoint's router on the inherited loopback socket (`--fd`)."""
-    parser = argparse.ArgumentParser(prog="python -m shared.platforms.local.router", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m engine.serve.router", description=__doc__)
     parser.add_argument("--endpoint-dir", type=Path, required=True)
     parser.add_argument("--fd", type=int, required=True, help="an inherited TCP socket bound to 127.0.0.1")
     args = parser.parse_args(argv)

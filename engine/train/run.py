@@ -1,63 +1,40 @@
-"""One local fine-tune job, run as a child process: `python -m shared.platforms.local.job <job_dir>`.
+"""One local fine-tune job, run as a child process: `python -m engine.train <job_dir>` (see __main__.py).
 
-The job dir holds spec.json (written by LocalJobs.submit) and status.json (written here, atomically), which
-is all the parent reads. Like an Azure ML job, the child announces Running and its terminal status as Azure
-ML–shaped run events, on the Azurite queue the devhost relays to the job-events function.
+The job dir holds spec.json (written by the adapter's LocalJobs.submit) and status.json (written here,
+atomically), which is all the parent reads: their names and format are the adapter's
+(shared/platforms/local/job_files.py). Like an Azure ML job, the child announces Running and its terminal
+status as Azure ML–shaped run events, on the Azurite queue the devhost relays to the job-events function.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
 import re
-import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+from engine.train.evaluate import Evidence
+from engine.train.train_data import TrainFile
 from shared.evaluation import EvalReport
-from shared.platforms.local.evaluate import Evidence
-from shared.platforms.local.train_data import TrainFile
+from shared.platforms.local.job_files import (
+    EVALUATION_DIR,
+    JOB_TAG,
+    STATUS_FILE,
+    read_spec,
+    read_status,
+    write_json_atomic,
+)
 from shared.platforms.port import JobSpec
 from shared.settings import Settings
 
-log = logging.getLogger("shared.platforms.local.job")
+log = logging.getLogger("engine.train")
 
-SPEC_FILE = "spec.json"
-STATUS_FILE = "status.json"
-JOB_TAG = "autopilot-job"
 MODEL_ARTIFACT = "model"
-# The evaluation report beside the job's status (what the status page reads), also logged to MLflow.
-EVALUATION_DIR = "evaluation"
-
-
-def write_json_atomic(path: Path, payload: Mapping[str, Any]) -> None:
-    """Write JSON so a reader sees the old file or the new one, never half of one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(payload, indent=1, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def read_status(job_dir: Path) -> dict[str, Any] | None:
-    """The job's status.json, or None if it has not been written yet."""
-    try:
-        return dict(json.loads((job_dir / STATUS_FILE).read_text(encoding="utf-8")))
-    except FileNotFoundError:
-        return None
-
-
-def write_spec(job_dir: Path, spec: JobSpec) -> None:
-    """Persist the spec for the child (and for anyone asking what the job was)."""
-    write_json_atomic(job_dir / SPEC_FILE, dataclasses.asdict(spec))
-
-
-def read_spec(job_dir: Path) -> JobSpec:
-    """The JobSpec the job was submitted with."""
-    return JobSpec.from_dict(json.loads((job_dir / SPEC_FILE).read_text(encoding="utf-8")))
 
 
 _SECRETS = re.compile(r"(AccountKey=|SharedAccessSignature=|sig=|[?&]se=)[^;&\s'\"]+", re.IGNORECASE)
@@ -131,7 +108,7 @@ def _download_rows(settings: Settings, url: str) -> list[dict[str, Any]]:
 
 def _download_train(settings: Settings, url: str, path: Path) -> TrainFile:
     """The train split, copied to the job's folder chunk by chunk: never whole in memory (train_data)."""
-    from shared.platforms.local.train_data import save_chunks
+    from engine.train.train_data import save_chunks
     from shared.storage import blob_from_url
 
     return save_chunks(blob_from_url(settings.storage, url).download_blob().chunks(), path)
@@ -159,9 +136,11 @@ def run(job: Job) -> dict[str, Any]:
     The run opens before training so its step metrics appear while the job is Running; if a step fails the
     run ends FAILED, as the job does.
     """
-    from shared.platforms.local import cpu, mlflow_store
-    from shared.platforms.local.base_models import label, load_base_model, model_specific_defaults
-    from shared.platforms.local.training import fine_tune, held_out_loss, resolve_plan
+    from engine import cpu
+    from engine.models.loading import load_base_model, model_specific_defaults
+    from engine.train.training import fine_tune, held_out_loss, resolve_plan
+    from shared.platforms.local import mlflow_store
+    from shared.platforms.local.base_model_names import label
 
     spec, settings = job.spec, job.settings
     base = label(spec.base_model)
@@ -174,9 +153,9 @@ def run(job: Job) -> dict[str, Any]:
         import peft  # noqa: F401
         import trl  # noqa: F401
 
-        from shared.platforms.local.tracking import StepMetrics, loss_curve
+        from engine.train.tracking import StepMetrics, loss_curve
 
-        # Every step below runs torch: one thread per core nobody else is using (see local/cpu.py).
+        # Every step below runs torch: one thread per core nobody else is using (see engine/cpu.py).
         log.info("torch uses %d CPU thread(s) (load average %.1f at start)",
                  cpu.use_free_cores(others_load), others_load)
     with job.step("preparing the base model"):
@@ -256,7 +235,7 @@ def _ref(model: Any) -> str:
 
 def _start_model(job: Job, start: Any) -> tuple[Any, Any]:
     """The registered fine-tune to train further (its merged weights and the tokenizer saved with it)."""
-    from shared.platforms.local.chat_model import ChatModel
+    from engine.chat_model import ChatModel
     from shared.platforms.local.endpoints import LocalEndpoints
 
     chat = ChatModel.load(LocalEndpoints(job.settings).model_dir(start), _ref(start))
@@ -264,15 +243,15 @@ def _start_model(job: Job, start: Any) -> tuple[Any, Any]:
 
 
 def _chat(model: Any, tokenizer: Any, name: str) -> Any:
-    from shared.platforms.local.chat_model import ChatModel
+    from engine.chat_model import ChatModel
 
     return ChatModel(model, tokenizer, name)
 
 
 def _ask_live(job: Job, evidence: Evidence, base: str, test_rows: list[dict[str, Any]], plan: Any) -> None:
     """The current model of the run's project on the same test split (its endpoint: the project's)."""
-    from shared.platforms.local.evaluate import ask_live, live_model
-    from shared.platforms.local.training import held_out_loss
+    from engine.train.evaluate import ask_live, live_model
+    from engine.train.training import held_out_loss
     from shared.platforms.port import PROJECT_TAG
     from shared.projects import ProjectNameError, endpoint_of
 
@@ -321,9 +300,3 @@ def main(argv: list[str]) -> int:
     job.timings["total"] = round(time.monotonic() - started, 2)
     job.report("Completed", **fields)
     return 0
-
-
-if __name__ == "__main__":
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    sys.exit(main(sys.argv))

@@ -1,6 +1,6 @@
 """One local online deployment: a registered chat model behind Azure ML's scoring API and OpenAI's.
 
-`LocalEndpoints` starts one of these per deployment (`python -m shared.platforms.local.serve ...`), handing it
+`LocalEndpoints` starts one of these per deployment (`python -m engine.serve.model_server ...`), handing it
 an already bound 127.0.0.1 socket, so the port it records is the port the server answers on. Like an Azure ML
 endpoint it wants the endpoint key (`Authorization: Bearer KEY` or `api-key: KEY`) on every route but
 /health, and it answers the seed's payload on POST /score and OpenAI's on POST /v1/chat/completions.
@@ -29,11 +29,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 
-from shared.platforms.local import cpu, score_api
-from shared.platforms.local.chat_format import ChatFormatError
-from shared.platforms.local.chat_model import ChatModel, Completion, PromptTooLong
-from shared.platforms.local.endpoint_state import EndpointFiles, read_state
-from shared.platforms.local.openai_api import ChatCompletionRequest, completion_body, stream_events
+from engine import cpu
+from engine.chat_format import ChatFormatError
+from engine.chat_model import ChatModel, Completion, PromptTooLong
+from engine.serve import score_api
+from engine.serve.openai_api import ChatCompletionRequest, completion_body, stream_events
+from shared.platforms.local.endpoint_files import EndpointFiles, read_state
 
 log = logging.getLogger("autopilot.serve")
 
@@ -177,7 +178,7 @@ def watch_state(files: EndpointFiles, deployment: str, interval_s: float = WATCH
 
 def main(argv: list[str] | None = None) -> None:
     """Load and warm the model, then serve it on the inherited loopback socket (`--fd`)."""
-    parser = argparse.ArgumentParser(prog="python -m shared.platforms.local.serve", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m engine.serve.model_server", description=__doc__)
     parser.add_argument("--endpoint-dir", type=Path, required=True)
     parser.add_argument("--deployment", required=True)
     parser.add_argument("--model-dir", type=Path, required=True, help="the model version's MLflow artifacts")

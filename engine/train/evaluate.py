@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.chat_model import ChatModel
 from shared.evaluation import EvalReport, build_report, held_out
 from shared.evaluation.report import ANSWERED_MAX
-from shared.platforms.local.chat_model import ChatModel
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,7 @@
 `<data_dir>/endpoints/<name>/` holds `state.json` (tags, creation time, traffic split, deployments), `key`
 (0600, never passed on a command line), `requests.log` (one UTC timestamp per scored request, appended by the
 servers) and one log per deployment's server. Both the platform side (endpoints.py) and the servers
-(serve.py) read it through this module.
+(engine/serve/model_server.py) read it through this module.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ class DeploymentState:
     port: int
     pid: int | None  # None once stopped or failed; deploying it again starts it again
     created_at: str
-    # A LoRA fine-tune served by its base model's shared server (shared_serve.py): the adapter's folder,
+    # A LoRA fine-tune served by its base model's shared server (engine/serve/shared_server.py): the adapter's folder,
     # the server's pool id, and the path prefix its routes have there. Unset: a server process of its own.
     adapter: str | None = None
     pool: str | None = None

@@ -5,17 +5,15 @@ Measured on the 2-core dev machine while other processes kept it busy (load 3-5)
 OMP_WAIT_POLICY=PASSIVE, 11 s with 1 thread; a demo fine-tune with 2 spinning threads took 317 s where one
 passive thread took 87 s. A spinning OpenMP thread burns its core waiting for a sibling that the scheduler
 has parked behind someone else's process, so on a shared CPU it is the worst choice. Hence both children
-start with a passive wait policy (it must be in the environment before torch loads OpenMP), and use as many
-threads as there are cores nobody else is using right now (never fewer than one).
+start with a passive wait policy (it must be in the environment before torch loads OpenMP, so the adapter
+that starts them sets it: shared/platforms/local/engine_env.py), and use as many threads as there are cores
+nobody else is using right now (never fewer than one).
 """
 
 from __future__ import annotations
 
 import math
 import os
-
-# Set in a child's environment: read once, when the OpenMP runtime starts.
-CHILD_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
 def cores() -> int:

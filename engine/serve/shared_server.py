@@ -1,9 +1,9 @@
 """One process per base model serving every local deployment that is a LoRA adapter of it.
 
-`LocalEndpoints` starts this (`python -m shared.platforms.local.shared_serve ...`) once per base model folder
+`LocalEndpoints` starts this (`python -m engine.serve.shared_server ...`) once per base model folder
 and records a deployment of an adapter as served by it, with a path prefix `/d/<endpoint>/<deployment>`.
 The base weights are loaded once; each deployment's adapter is loaded beside them (PEFT, unmerged) and the
-adapter is chosen per request, under one lock. Under its prefix a deployment has the routes of serve.py
+adapter is chosen per request, under one lock. Under its prefix a deployment has the routes of model_server.py
 (its endpoint's key, /health, /score, /v1/chat/completions, its endpoint's request log).
 
 The server follows the endpoints' state files: it loads the adapters of the deployments that name it (its
@@ -29,12 +29,13 @@ from typing import Any
 
 from starlette.responses import JSONResponse
 
-from shared.platforms.local import cpu, server_process
-from shared.platforms.local.chat_model import ChatModel, placement
-from shared.platforms.local.endpoint_state import DeploymentState, EndpointFiles, read_state
-from shared.platforms.local.serve import build_app
+from engine import cpu
+from engine.chat_model import ChatModel, placement
+from engine.serve.model_server import build_app
+from shared.platforms.local import server_process
+from shared.platforms.local.endpoint_files import DeploymentState, EndpointFiles, read_state
 
-log = logging.getLogger("autopilot.shared_serve")
+log = logging.getLogger("autopilot.shared_server")
 
 WATCH_INTERVAL_S = 0.5
 IDLE_EXIT_S = 10.0
@@ -112,7 +113,7 @@ class AdapterPool:
                 self._peft.load_adapter(entry.adapter, adapter_name=name)
             self._peft.eval()
         chat = ChatModel(self._peft, tokenizer, entry.model_uri, adapter=name, lock=self._lock)
-        # One token first, as serve.py does: an adapter that cannot answer never reports ready.
+        # One token first, as model_server.py does: an adapter that cannot answer never reports ready.
         chat.complete([{"role": "user", "content": "ready?"}], max_new_tokens=1)
         files = EndpointFiles(self._root / key[0])
         app = build_app(chat, files.key.read_text().strip(), files, key[1])
@@ -181,7 +182,7 @@ def build_dispatcher(pool: AdapterPool) -> Any:
 
 def main(argv: list[str] | None = None) -> None:
     """Load the base model, then serve its adapters on the inherited loopback socket (`--fd`)."""
-    parser = argparse.ArgumentParser(prog="python -m shared.platforms.local.shared_serve",
+    parser = argparse.ArgumentParser(prog="python -m engine.serve.shared_server",
                                      description=__doc__)
     parser.add_argument("--endpoints-root", type=Path, required=True)
     parser.add_argument("--pool", required=True, help="this server's id (see server_process.pool_id)")

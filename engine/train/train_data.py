@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from shared.platforms.local.chat_format import training_example
+from engine.chat_format import training_example
 
 # Over this many bytes of staged train data the job streams it instead of loading it. Loaded, 10 MB of rows
 # cost the job ~360 MB more than the tiny model alone (bench/train_memory.py); 4 MiB bounds that near 150 MB.

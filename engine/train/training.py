@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.train.train_data import TrainFile, conversation, examples, steps_for, train_dataset
 from shared.evaluation import perplexity
-from shared.platforms.local.train_data import TrainFile, conversation, examples, steps_for, train_dataset
 
 log = logging.getLogger(__name__)
 
@@ -319,7 +319,7 @@ def fine_tune(model: Any, tokenizer: Any, train: TrainFile | Sequence[Mapping[st
     adapter_dir = None
     if plan.apply_lora:
         # The adapter, with the tokenizer (and chat template) it was trained with, is what local endpoints
-        # serve: every fine-tune of one base shares one process holding that base (see shared_serve.py).
+        # serve: every fine-tune of one base shares one process holding that base (see engine/serve/shared_server.py).
         adapter_dir = work_dir / "adapter"
         trained.save_pretrained(adapter_dir)
         tokenizer.save_pretrained(adapter_dir)

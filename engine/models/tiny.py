@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from shared.platforms.local.base_models import DEFAULTS_FILE
+from shared.platforms.local.base_model_names import DEFAULTS_FILE
 
 TINY_MODEL_NAME = "tiny-chat-v2"  # v2: the template renders tools
 # A randomly initialised 2-layer model needs a far larger step, and more epochs, than a pretrained one to
