@@ -40,7 +40,7 @@ STEPS = (1, 2, 5)
 
 
 def register(model_dir: str, data_dir: Path) -> Any:
-    """Register a LoRA fine-tune of `model_dir` with random adapter weights, as the training child (engine/train/run.py) logs one."""
+    """Register a LoRA fine-tune of `model_dir` with random adapter weights, as a job logs one."""
     import mlflow
     import torch
     from peft import LoraConfig, get_peft_model

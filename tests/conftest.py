@@ -27,6 +27,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from devhost import azurite as azurite_proc
+from shared.platforms.local.job_files import TRAINER_MODULE
+from shared.platforms.local.server_process import SERVER_MODULE
 from shared.settings import Settings
 
 TESTS = Path(__file__).resolve().parent
@@ -108,7 +110,8 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
         return (yield)
 
 
-ENGINE_PROCESSES = (b"engine.train.run", b"engine.serve.model_server")
+# The command lines the local adapter starts engine processes with (`python -m MODULE …`).
+ENGINE_PROCESSES = (f"-m\0{TRAINER_MODULE}\0".encode(), f"-m\0{SERVER_MODULE}\0".encode())
 
 
 def engine_processes(under: Path) -> list[int]:

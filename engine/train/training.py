@@ -319,7 +319,7 @@ def fine_tune(model: Any, tokenizer: Any, train: TrainFile | Sequence[Mapping[st
     adapter_dir = None
     if plan.apply_lora:
         # The adapter, with the tokenizer (and chat template) it was trained with, is what local endpoints
-        # serve: every fine-tune of one base shares one process holding that base (see engine/serve/shared_server.py).
+        # serve: every fine-tune of one base shares one process holding that base (shared_server).
         adapter_dir = work_dir / "adapter"
         trained.save_pretrained(adapter_dir)
         tokenizer.save_pretrained(adapter_dir)

@@ -32,7 +32,7 @@ GREEDY = {"input_data": {"input_string": CONVERSATION,
 
 
 def _log_fine_tune(data_dir: Path, name: str, seed: int, *, adapter: bool = True) -> tuple[ModelRef, Path]:
-    """Register a LoRA fine-tune of the tiny model with random adapter weights, as the training child (engine/train/run.py) logs one."""
+    """Register a LoRA fine-tune of the tiny model with random adapter weights, as a job logs one."""
     import mlflow
     import torch
     from peft import LoraConfig, get_peft_model

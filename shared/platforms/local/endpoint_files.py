@@ -26,8 +26,8 @@ class DeploymentState:
     port: int
     pid: int | None  # None once stopped or failed; deploying it again starts it again
     created_at: str
-    # A LoRA fine-tune served by its base model's shared server (engine/serve/shared_server.py): the adapter's folder,
-    # the server's pool id, and the path prefix its routes have there. Unset: a server process of its own.
+    # A LoRA fine-tune served by its base model's shared server (engine.serve.shared_server): the adapter's
+    # folder, the server's pool id, and the path prefix its routes have there. Unset: a process of its own.
     adapter: str | None = None
     pool: str | None = None
     prefix: str = ""
