@@ -272,12 +272,16 @@ def _ask_live(job: Job, evidence: Evidence, base: str, test_rows: list[dict[str,
 
 
 def _report(job: Job, evidence: Evidence, test_rows: int) -> EvalReport:
-    """Build the evaluation report and save it in the job's folder and the MLflow run."""
-    from shared.evaluation.artifacts import log_to_mlflow
+    """Build the evaluation report and save it in the job's folder (where the status page reads it) and in
+    the active MLflow run under `evaluation/`, beside the model and loss curve."""
+    import mlflow
+
+    from shared.evaluation import artifacts
 
     report = evidence.report(test_rows)
-    log_to_mlflow(report, job.dir / EVALUATION_DIR, f"Evaluation of {job.spec.display_name} "
-                  f"(job {job.spec.name})")
+    title = f"Evaluation of {job.spec.display_name} (job {job.spec.name})"
+    for path in artifacts.write(report, job.dir / EVALUATION_DIR, title):
+        mlflow.log_artifact(str(path), artifacts.ARTIFACT_DIR)
     return report
 
 
