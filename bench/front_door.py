@@ -213,7 +213,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="bench-front-") as scratch:
         data_dir = Path(scratch) / "data"
-        # The base model prepared once for every benchmark (bench/serve.py's too), not once per run.
+        # The base model prepared once for every benchmark (bench/engine/serve.py's too), not once per run.
         models = ROOT / ".autopilot" / "models"
         models.mkdir(parents=True, exist_ok=True)
         data_dir.mkdir()

@@ -3,9 +3,10 @@
 A 200 MB upload read with `readall()` and parsed into a list took ~2.2 GB in the job. Here the staged train
 file is copied to the job's folder chunk by chunk (counting its rows on the way), and a file over
 STREAM_ABOVE_BYTES is trained from an `IterableDataset` that parses one line at a time, with a bounded
-shuffle buffer; the job's memory then stays flat in the upload's size (bench/train_memory.py measures it).
-A smaller file is loaded as a plain `Dataset`, so the trainer can batch conversations of similar length
-(faster on CPU, see training.SPEED_SETTINGS). The test split is capped (TEST_ROWS_MAX), so it stays a list.
+shuffle buffer; the job's memory then stays flat in the upload's size (bench/engine/train_memory.py
+measures it). A smaller file is loaded as a plain `Dataset`, so the trainer can batch conversations of
+similar length (faster on CPU, see training.SPEED_SETTINGS). The test split is capped (TEST_ROWS_MAX), so
+it stays a list.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import orjson
 from engine.chat_format import training_example
 
 # Over this many bytes of staged train data the job streams it instead of loading it. Loaded, 10 MB of rows
-# cost the job ~360 MB more than the tiny model alone (bench/train_memory.py); 4 MiB bounds that near 150 MB.
+# cost the job ~360 MB more than the tiny model alone (bench/engine/train_memory.py); 4 MiB bounds that
+# near 150 MB.
 STREAM_ABOVE_BYTES = 4 * 1024 * 1024
 # Rows the streaming shuffle holds at once: enough to mix neighbouring conversations, bounded in memory.
 SHUFFLE_BUFFER = 1000

@@ -30,8 +30,8 @@ AZURE_ONLY = frozenset({
 })
 
 
-# Settings chosen by measurement (bench/train.py --explore), applied on top of the plan: they change how
-# fast a step runs, not what the plan trains. Batches of similar-length conversations waste little on
+# Settings chosen by measurement (bench/engine/train.py --explore), applied on top of the plan: they change
+# how fast a step runs, not what the plan trains. Batches of similar-length conversations waste little on
 # padding, which on CPU beat padding-free batches (SDPA has no varlen kernel, so a flattened batch pays for
 # attention across its whole length) and packing.
 SPEED_SETTINGS: dict[str, Any] = {"train_sampling_strategy": "group_by_length"}

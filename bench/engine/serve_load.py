@@ -8,7 +8,7 @@ process that has already imported everything (a server kept running, as one proc
 The model is the default base model (SmolLM2-135M-Instruct) unless --model names a directory; a fine-tune has
 its base model's size and layout (the local trainer merges its LoRA before saving), so it loads the same.
 
-    python bench/serve_load.py [--rounds 5] [--model DIR]
+    python bench/engine/serve_load.py [--rounds 5] [--model DIR]
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 # Run in the child: seconds per phase, as JSON on its last line.
@@ -90,7 +90,7 @@ def measure(args: argparse.Namespace, model: str) -> int:
 def _base_model(scratch: Path) -> str:
     from engine.models.loading import prepare_default
 
-    models = ROOT / ".autopilot" / "models"  # prepared once for every benchmark, as bench/serve.py's
+    models = ROOT / ".autopilot" / "models"  # prepared once for every benchmark, as bench/engine/serve.py's
     models.mkdir(parents=True, exist_ok=True)
     (scratch / "models").symlink_to(models, target_is_directory=True)
     return prepare_default(scratch)[1]

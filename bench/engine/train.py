@@ -19,7 +19,7 @@ Tokens/s counts the conversations' real tokens (chat template applied, no paddin
 the trainer's own train_runtime, so every setting is measured on the same work. Prints a table, then one
 JSON line last.
 
-    python bench/train.py [--conversations 64] [--epochs 1] [--base-model DIR|tiny-random] [--repeat 3]
+    python bench/engine/train.py [--conversations 64] [--epochs 1] [--base-model DIR|tiny-random] [--repeat 3]
                           [--pairs-only] [--explore [SETTING ...]]
 """
 
@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 _VOCABULARY = """\

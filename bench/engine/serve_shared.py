@@ -16,7 +16,7 @@ RSS, and PSS (which counts pages shared between processes once).
 Tokens/s is measured through the endpoints' URLs (the routers, OpenAI route, greedy): endpoint 1 alone with
 one endpoint live, then the 5 endpoints called in turn with 5 live.
 
-    python bench/serve_shared.py [--requests 10] [--max-new-tokens 32] [--base-model DIR|tiny-random]
+    python bench/engine/serve_shared.py [--requests 10] [--max-new-tokens 32] [--base-model DIR|tiny-random]
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from typing import Any
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 PROMPTS = ["What is a good backup rule?", "How do I reset my password?", "Summarise our refund policy.",

@@ -14,7 +14,7 @@ A, B, ...), so a machine whose load drifts during the run slows both alike:
 Time to first token (TTFT) is from sending the request to the first piece of text; decode tokens/s counts the
 tokens after the first over the time after the first. Prints a table, then one JSON line last.
 
-    python bench/serve.py [--max-new-tokens 48] [--prompts 8] [--base-model DIR|tiny-random]
+    python bench/engine/serve.py [--max-new-tokens 48] [--prompts 8] [--base-model DIR|tiny-random]
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 

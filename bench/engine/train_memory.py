@@ -6,7 +6,7 @@ subprocess, so its peak RSS (ru_maxrss) is its own: it copies the file in 4 MiB 
 pieces), builds the trainer's dataset, and trains a few steps (max_steps) of a LoRA on the built-in tiny
 model, so only the data path differs. Prints a table, then one JSON line last.
 
-    python bench/train_memory.py [--sizes 10,200] [--steps 3]
+    python bench/engine/train_memory.py [--sizes 10,200] [--steps 3]
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from bench.train import WORDS as TRAIN_WORDS  # noqa: E402
+from bench.engine.train import WORDS as TRAIN_WORDS  # noqa: E402
 
 CHUNK = 4 * 1024 * 1024
 WORDS = list(TRAIN_WORDS[:44])  # the training bench's first 44 words (the generated data stays the same)
