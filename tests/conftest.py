@@ -1,7 +1,8 @@
 """Fixtures shared by every tier: a real Azurite on free loopback ports, settings pointing at it.
 
 Tiers, by directory: tests/integration → `integration`, tests/e2e → `e2e`, tests/contract → `integration`
-except the runs on the in-memory backends (a `memory` parameter). Everything else is the unit tier: it starts
+except the runs on the in-memory backends (a `memory` parameter); the engine's own tests sit in each tier's
+`engine/` folder (tests/unit/engine, tests/integration/engine) and take its tier. Everything else is the unit tier: it starts
 no process (a guard fails any spawn) and is what `make test-fast` runs (`-m "not integration and not e2e"`).
 """
 
@@ -221,8 +222,8 @@ class FirstUses:
 @pytest.fixture(scope="session")
 def smollm2_first_uses(tmp_path_factory: pytest.TempPathFactory) -> FirstUses:
     """SmolLM2-135M-Instruct prepared from its wheel once per session (~25 s) by two racing first uses, as a
-    job child and the app may: one converts, the other waits for it (tests/integration/test_smollm2.py checks
-    that); one preparation serves both that check and every test that learns."""
+    job child and the app may: one converts, the other waits for it (tests/integration/engine/test_smollm2.py
+    checks that); one preparation serves both that check and every test that learns."""
     folder = tmp_path_factory.mktemp("models")
     script = ("import os, sys; from pathlib import Path; from engine.models import smollm2; "
               "print(os.stat(smollm2.ensure_prepared(Path(sys.argv[1]))).st_ino)")

@@ -1,4 +1,4 @@
-"""The local engine's thread choice in a fresh process (the rules: tests/unit/test_local_cpu.py)."""
+"""The local engine's thread choice in a fresh process (the rule: tests/unit/engine/test_cpu.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 from shared.platforms.local.engine_env import CPU_ENV
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_use_free_cores_sets_torchs_thread_count_in_a_fresh_process():
