@@ -41,7 +41,7 @@ test-fast: $(VENV)/.installed
 
 lint: setup
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy shared functions devhost demo function_app.py
+	$(VENV)/bin/mypy shared functions devhost demo engine function_app.py
 
 bench: setup
 	$(PY) bench/ingest.py

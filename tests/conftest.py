@@ -2,8 +2,9 @@
 
 Tiers, by directory: tests/integration → `integration`, tests/e2e → `e2e`, tests/contract → `integration`
 except the runs on the in-memory backends (a `memory` parameter); the engine's own tests sit in each tier's
-`engine/` folder (tests/unit/engine, tests/integration/engine) and take its tier. Everything else is the unit tier: it starts
-no process (a guard fails any spawn) and is what `make test-fast` runs (`-m "not integration and not e2e"`).
+`engine/` folder (tests/unit/engine, tests/integration/engine) and take its tier. Everything else is the unit
+tier: it starts no process (a guard fails any spawn) and is what `make test-fast` runs (`-m "not integration
+and not e2e"`).
 """
 
 from __future__ import annotations

@@ -264,3 +264,12 @@ def test_the_core_never_imports_the_engine() -> None:
     assert [(f, m) for f, m in imports("shared") if m == "engine" or m.startswith("engine.")] == []
     assert [(path, m) for path in (ROOT / "shared").rglob("*.py") for m, _ in runnable_imports(path)
             if m.split(".")[0] == "engine"] == []
+
+
+def test_the_engine_is_not_deployed_but_is_packaged_and_type_checked() -> None:
+    ignored = (ROOT / ".funcignore").read_text(encoding="utf-8").splitlines()
+    assert "engine/" in ignored  # Azure gets the app alone; the engine needs requirements-local.txt
+    assert '"engine*"' in (ROOT / "pyproject.toml").read_text(encoding="utf-8")  # `pip install -e .` finds it
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8").splitlines()
+    lint = [line for line in makefile if "bin/mypy" in line]
+    assert lint and all(" engine " in line for line in lint)
