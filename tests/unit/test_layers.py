@@ -273,3 +273,23 @@ def test_the_engine_is_not_deployed_but_is_packaged_and_type_checked() -> None:
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8").splitlines()
     lint = [line for line in makefile if "bin/mypy" in line]
     assert lint and all(" engine " in line for line in lint)
+
+
+def one_letter_apart(a: str, b: str) -> bool:
+    """Whether `b` is `a` with one letter changed, added or dropped."""
+    if len(a) > len(b):
+        a, b = b, a
+    if len(b) - len(a) > 1 or a == b:
+        return False
+    if len(a) == len(b):
+        return sum(x != y for x, y in zip(a, b, strict=True)) == 1
+    return any(b[:i] + b[i + 1:] == a for i in range(len(b)))
+
+
+def test_no_two_engine_or_local_adapter_modules_differ_by_one_letter() -> None:
+    # job.py (the training child) and jobs.py (the adapter) once did, and ran in different processes.
+    stems = sorted({p.stem for folder in ("engine", "shared/platforms/local")
+                    for p in (ROOT / folder).rglob("*.py")} - {"__init__", "__main__"})
+    assert [(a, b) for i, a in enumerate(stems) for b in stems[i + 1:] if one_letter_apart(a, b)] == []
+    assert one_letter_apart("job", "jobs") and one_letter_apart("serve", "server") \
+        and not one_letter_apart("jobs", "job_files")
