@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,9 @@ MODEL_CONFIG: dict[str, Any] = {
     "tie_word_embeddings": True,
 }
 VOCAB_SIZE = 512
+# Builders in one process take turns: transformers resolves its lazy names unsafely from two threads at once
+# (the second may get "cannot import name 'PreTrainedTokenizerFast'"). Processes still race, by rename.
+_BUILDING = threading.Lock()
 
 
 def ensure_tiny_base_model(cache_dir: Path) -> Path:
@@ -109,7 +113,8 @@ def ensure_tiny_base_model(cache_dir: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{TINY_MODEL_NAME}-", dir=target.parent))
     try:
-        _build(staging)
+        with _BUILDING:
+            _build(staging)
         try:
             os.rename(staging, target)
         except OSError:
