@@ -41,17 +41,17 @@ test-fast: $(VENV)/.installed
 
 lint: setup
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy shared functions devhost demo cli function_app.py
+	$(VENV)/bin/mypy shared functions devhost demo cli engine function_app.py
 
 bench: setup
 	$(PY) bench/ingest.py
 	$(PY) bench/screening.py
 	$(PY) bench/teardown_sim.py
-	$(PY) bench/train.py
-	$(PY) bench/train_memory.py --sizes 10,200
-	$(PY) bench/serve.py
-	$(PY) bench/serve_load.py --rounds 3
-	$(PY) bench/serve_shared.py
+	$(PY) bench/engine/train.py
+	$(PY) bench/engine/train_memory.py --sizes 10,200
+	$(PY) bench/engine/serve.py
+	$(PY) bench/engine/serve_load.py --rounds 3
+	$(PY) bench/engine/serve_shared.py
 	$(PY) bench/handlers.py --events 100
 	$(PY) bench/front_door.py
 

@@ -106,7 +106,7 @@ def go_live(life: Any) -> Any:
 def added_latency(life: Any, front: str, front_key: str, args: argparse.Namespace) -> dict[str, Any]:
     """The three ways to one live deployment, in turn; p50/p95 of each, non-streamed and streamed."""
     from shared.platforms.endpoint_names import project_name
-    from shared.platforms.local.endpoint_state import EndpointFiles, read_state
+    from shared.platforms.local.endpoint_files import EndpointFiles, read_state
 
     settings = life.ctx.settings
     (run,) = [r for r in life.ledger.all() if r.state.value == "live"]
@@ -209,17 +209,18 @@ def main() -> int:
     args = parser.parse_args()
 
     from devhost import azurite
-    from shared.wiring import prepare_local_base_model, prepare_local_registry
+    from engine.models.loading import prepare_default
+    from shared.wiring import prepare_local_registry
 
     with tempfile.TemporaryDirectory(prefix="bench-front-") as scratch:
         data_dir = Path(scratch) / "data"
-        # The base model prepared once for every benchmark (bench/serve.py's too), not once per run.
+        # The base model prepared once for every benchmark (bench/engine/serve.py's too), not once per run.
         models = ROOT / ".autopilot" / "models"
         models.mkdir(parents=True, exist_ok=True)
         data_dir.mkdir()
         (data_dir / "models").symlink_to(models, target_is_directory=True)
         if not args.base_model:
-            prepare_local_base_model(data_dir)
+            prepare_default(data_dir)
         prepare_local_registry(data_dir)
         with azurite.running(Path(scratch) / "azurite", in_memory=True) as storage:
             os.environ.update({

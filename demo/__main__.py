@@ -198,10 +198,11 @@ def prepare_base_model(data_dir: Path) -> None:
     """Convert the default base model from its wheel once per data dir, and create the data dir's MLflow
     store, before the clock starts: set-up (like installing packages), not part of a run. The job would
     otherwise do both on first use."""
-    from shared.wiring import prepare_local_base_model, prepare_local_registry
+    from engine.models.loading import prepare_default
+    from shared.wiring import prepare_local_registry
 
     started = time.monotonic()
-    name, where = prepare_local_base_model(data_dir)
+    name, where = prepare_default(data_dir)
     print(f"base model {name} ready at {where} ({time.monotonic() - started:.1f} s)", flush=True)
     started = time.monotonic()
     print(f"MLflow store {prepare_local_registry(data_dir)} ready ({time.monotonic() - started:.1f} s)",

@@ -87,17 +87,6 @@ def build_lifecycle(settings: Settings, platform: Platform | None = None, *, led
     return Lifecycle(settings, platform, ledger, build_alerts(settings), staging, steps, close=close)
 
 
-def prepare_local_base_model(data_dir: Path) -> tuple[str, str]:
-    """The local engine's default base model, made ready under `data_dir` once (its name and directory).
-
-    Set-up, like installing packages: `make demo` calls it before its clock starts; a job would otherwise do
-    it on first use.
-    """
-    from shared.platforms.local.base_models import DEFAULT, source
-
-    return DEFAULT, source(DEFAULT, data_dir / "models")
-
-
 def prepare_local_registry(data_dir: Path) -> str:
     """The local engine's MLflow store under `data_dir`, created once (its tracking URI).
 

@@ -1,8 +1,10 @@
 """Fixtures shared by every tier: a real Azurite on free loopback ports, settings pointing at it.
 
 Tiers, by directory: tests/integration → `integration`, tests/e2e → `e2e`, tests/contract → `integration`
-except the runs on the in-memory backends (a `memory` parameter). Everything else is the unit tier: it starts
-no process (a guard fails any spawn) and is what `make test-fast` runs (`-m "not integration and not e2e"`).
+except the runs on the in-memory backends (a `memory` parameter); the engine's own tests sit in each tier's
+`engine/` folder (tests/unit/engine, tests/integration/engine) and take its tier. Everything else is the unit
+tier: it starts no process (a guard fails any spawn) and is what `make test-fast` runs (`-m "not integration
+and not e2e"`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from devhost import azurite as azurite_proc
+from shared.platforms.local.job_files import TRAINER_MODULE
+from shared.platforms.local.server_process import SERVER_MODULE
 from shared.settings import Settings
 
 TESTS = Path(__file__).resolve().parent
@@ -108,7 +112,8 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
         return (yield)
 
 
-ENGINE_PROCESSES = (b"shared.platforms.local.job", b"shared.platforms.local.serve")
+# The command lines the local adapter starts engine processes with (`python -m MODULE …`).
+ENGINE_PROCESSES = (f"-m\0{TRAINER_MODULE}\0".encode(), f"-m\0{SERVER_MODULE}\0".encode())
 
 
 def engine_processes(under: Path) -> list[int]:
@@ -218,10 +223,10 @@ class FirstUses:
 @pytest.fixture(scope="session")
 def smollm2_first_uses(tmp_path_factory: pytest.TempPathFactory) -> FirstUses:
     """SmolLM2-135M-Instruct prepared from its wheel once per session (~25 s) by two racing first uses, as a
-    job child and the app may: one converts, the other waits for it (tests/integration/test_smollm2.py checks
-    that); one preparation serves both that check and every test that learns."""
+    job child and the app may: one converts, the other waits for it (tests/integration/engine/test_smollm2.py
+    checks that); one preparation serves both that check and every test that learns."""
     folder = tmp_path_factory.mktemp("models")
-    script = ("import os, sys; from pathlib import Path; from shared.platforms.local import smollm2; "
+    script = ("import os, sys; from pathlib import Path; from engine.models import smollm2; "
               "print(os.stat(smollm2.ensure_prepared(Path(sys.argv[1]))).st_ino)")
     env = {**os.environ, "PYTHONPATH": str(TESTS.parent)}
     children = [subprocess.Popen([sys.executable, "-c", script, str(folder)], stdout=subprocess.PIPE,
@@ -234,7 +239,7 @@ def smollm2_first_uses(tmp_path_factory: pytest.TempPathFactory) -> FirstUses:
 @pytest.fixture(scope="session")
 def smollm2_dir(smollm2_first_uses: FirstUses) -> Path:
     """The prepared SmolLM2 directory, for tests that learn."""
-    from shared.platforms.local import smollm2
+    from engine.models import smollm2
 
     assert all(code == 0 for code, _, _ in smollm2_first_uses.results), \
         [err[-2000:] for _, _, err in smollm2_first_uses.results]

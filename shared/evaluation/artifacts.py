@@ -1,7 +1,7 @@
-"""Saving the evaluation report: eval_report.json (the data) and eval_report.html (to read), in MLflow.
+"""Saving the evaluation report: eval_report.json (the data) and eval_report.html (to read).
 
-Written to a directory first (the local engine keeps them in the job's folder, where the status page reads
-them without an MLflow call), then logged to the run under `evaluation/`, beside the model and loss curve.
+Written to a directory (the local engine keeps them in the job's folder, where the status page reads them
+without an MLflow call, and logs them to the job's MLflow run under ARTIFACT_DIR: engine/train/run.py).
 """
 
 from __future__ import annotations
@@ -24,16 +24,6 @@ def write(report: EvalReport, directory: Path, title: str) -> list[Path]:
     data.write_text(json.dumps(report.to_dict(), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     html.write_text(render.page(report, title), encoding="utf-8")
     return [data, html]
-
-
-def log_to_mlflow(report: EvalReport, directory: Path, title: str) -> list[Path]:
-    """Write the report into `directory` and log both files to the active MLflow run under `evaluation/`."""
-    import mlflow
-
-    paths = write(report, directory, title)
-    for path in paths:
-        mlflow.log_artifact(str(path), ARTIFACT_DIR)
-    return paths
 
 
 def read(directory: Path) -> EvalReport | None:

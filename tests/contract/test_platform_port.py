@@ -33,7 +33,7 @@ from azure.core.rest import HttpRequest
 from devhost.azurite import Azurite
 from shared.lifecycle.gate import reply_text, seed_payload
 from shared.platforms.local import LocalPlatform
-from shared.platforms.local.endpoint_state import EndpointFiles, read_state
+from shared.platforms.local.endpoint_files import EndpointFiles, read_state
 from shared.platforms.memory import InMemoryPlatform
 from shared.platforms.port import (
     HASH_TAG,

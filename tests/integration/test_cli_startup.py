@@ -16,3 +16,4 @@ def test_the_command_line_starts_without_the_devhost_or_the_handlers() -> None:
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
                             cwd=Path(__file__).resolve().parents[2]).stdout
     assert "devhost" not in loaded and "shared.lifecycle" not in loaded and "rouge_score" not in loaded
+    assert "'engine'" not in loaded and "'torch'" not in loaded  # the engine runs in processes of its own

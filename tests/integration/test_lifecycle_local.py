@@ -23,7 +23,7 @@ from shared.front import FrontDoor, Refusal
 from shared.lifecycle import Lifecycle, Result, Step
 from shared.lifecycle.gate import seed_payload
 from shared.ops.actions import redeploy
-from shared.platforms.local.endpoint_state import EndpointFiles, read_state
+from shared.platforms.local.endpoint_files import EndpointFiles, read_state
 from shared.runs import State
 from shared.settings import Settings
 from shared.staging import BlobRef

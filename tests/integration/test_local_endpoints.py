@@ -20,11 +20,11 @@ import httpx
 import openai
 import pytest
 
-from shared.platforms.local import mlflow_store
-from shared.platforms.local.chat_model import ChatModel
-from shared.platforms.local.endpoint_state import EndpointFiles, EndpointState, read_state, write_state
+from engine.chat_model import ChatModel
+from engine.models.tiny import ensure_tiny_base_model
+from shared.platforms.local import mlflow_store, server_process
+from shared.platforms.local.endpoint_files import EndpointFiles, EndpointState, read_state, write_state
 from shared.platforms.local.endpoints import LocalEndpoints
-from shared.platforms.local.tiny_model import ensure_tiny_base_model
 from shared.platforms.port import (
     MANAGED_TAG,
     ActivityUnavailable,
@@ -129,7 +129,7 @@ def _serves(proc: Path, endpoint_dir: Path) -> bool:
         cmdline = (proc / "cmdline").read_bytes()
     except OSError:
         return False
-    return b"shared.platforms.local.serve" in cmdline and str(endpoint_dir).encode() in cmdline
+    return server_process.SERVER_MODULE.encode() in cmdline and str(endpoint_dir).encode() in cmdline
 
 
 def _gone(pid: int, within_s: float = 10.0) -> bool:

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
+from engine.models.loading import load_base_model
+from engine.train.training import fine_tune, plan_from_parameters
 from shared.events import RUN_COMPLETED, RUN_STATUS_CHANGED, parse_run_event
 from shared.platforms.local import mlflow_store
-from shared.platforms.local.base_models import load_base_model
-from shared.platforms.local.job import JOB_TAG, STATUS_FILE, write_json_atomic
+from shared.platforms.local.job_files import JOB_TAG, STATUS_FILE, write_json_atomic
 from shared.platforms.local.jobs import PARAMETERS_TAG, LocalJobs
-from shared.platforms.local.training import fine_tune, plan_from_parameters
 from shared.platforms.port import JobSpec, NotFoundError, PlatformError
 from shared.settings import Settings
 from shared.storage import blob_service, queue_client

@@ -218,7 +218,7 @@ def test_an_endpoint_refusal_is_its_message_not_escaped_json() -> None:
 def test_an_empty_messages_list_gets_a_sentence_not_pydantic_s_list() -> None:
     from fastapi.testclient import TestClient
 
-    from shared.platforms.local.serve import build_app
+    from engine.serve.model_server import build_app
 
     app = build_app(object(), "k" * 32, object(), "blue")  # type: ignore[arg-type]  # never reached
     client = TestClient(app)

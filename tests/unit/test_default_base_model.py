@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 from shared.platforms.azureml.base_model import SUGGESTED_MODEL
-from shared.platforms.local.base_models import DEFAULT, label
+from shared.platforms.local.base_model_names import DEFAULT, label
 from shared.settings import DEFAULT_BASE_MODEL, Settings, setting
 
 ROOT = Path(__file__).resolve().parents[2]

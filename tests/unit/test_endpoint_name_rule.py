@@ -28,7 +28,7 @@ def test_names_azure_refuses_are_refused_everywhere(name: str) -> None:
 
 
 def test_the_local_adapter_refuses_a_trailing_hyphen() -> None:
-    from shared.platforms.local.endpoint_state import check_name as local_check
+    from shared.platforms.local.endpoint_files import check_name as local_check
 
     with pytest.raises(PlatformError):
         local_check("endpoint", "ends-with-")

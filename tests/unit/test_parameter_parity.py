@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from engine.models.tiny import TINY_FINETUNE_DEFAULTS
+from engine.train.training import TrainingPlan, plan_from_parameters, resolve_plan
 from shared.finetune import COMPONENT_INPUTS, resolve_parameters
-from shared.platforms.local.tiny_model import TINY_FINETUNE_DEFAULTS
-from shared.platforms.local.training import TrainingPlan, plan_from_parameters, resolve_plan
 
 SHARED = tuple(f.name for f in dataclasses.fields(TrainingPlan) if f.name != "ignored")
 

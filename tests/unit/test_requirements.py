@@ -2,9 +2,11 @@
 too) must come from a distribution that requirements.txt installs, directly or as a dependency of one.
 
 Read from the source (no module of ours is imported): the import closure starts at function_app.py and
-functions/ and follows our own modules into shared/. It stops at the embedded engine
-(shared/platforms/local/), which runs in processes of its own, installed from requirements-local.txt, and
-which the composition root picks only when AUTOPILOT_PLATFORM=local. Distributions come from this
+functions/ and follows our own modules into shared/, the local adapter (shared/platforms/local/) included.
+The adapter is deployed but picked by the composition root only when AUTOPILOT_PLATFORM=local, so what it
+alone imports (MLflow, lazily) may come from requirements-local.txt; everything else from requirements.txt.
+The embedded engine (engine/) is never imported by the app (tests/unit/test_layers.py): it is not deployed
+and installs nothing here, so an import of it would be reported as missing. Distributions come from this
 environment's metadata: `packages_distributions()` and each distribution's `requires`.
 """
 
@@ -24,8 +26,8 @@ from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[2]
 OURS = {"shared", "functions", "function_app"}
-# Installed by requirements-local.txt, never by Azure: its imports are not the app's.
-ENGINE = "shared.platforms.local"
+# The local adapter: what it alone imports may come from requirements-local.txt (it runs only off Azure).
+LOCAL_ADAPTER = "shared/platforms/local/"
 # What the Functions host's Python worker brings itself (it runs our code): none today.
 WORKER_PROVIDES: set[str] = set()
 
@@ -84,8 +86,6 @@ def app_imports() -> dict[str, list[str]]:
         for module, line in imported_by(path):
             top = module.split(".")[0]
             if top in OURS:
-                if module == ENGINE or module.startswith(ENGINE + "."):
-                    continue
                 # importing a.b.c runs a/__init__, a/b/__init__ and a/b/c
                 for depth in range(1, module.count(".") + 2):
                     target = module_file(".".join(module.split(".")[:depth]))
@@ -166,18 +166,28 @@ def distributions_of(module: str) -> set[str]:
     return set()
 
 
-def missing_from(requirements: Path) -> dict[str, list[str]]:
+def missing_from(requirements: Path, local: Path | None = None) -> dict[str, list[str]]:
+    """Modules the app imports that `requirements` does not install; with `local` (requirements-local.txt),
+    a module only the local adapter imports counts as installed when `local` installs it."""
     installed = closure(requirement_names(requirements))
-    return {module: where for module, where in sorted(app_imports().items())
-            if module.split(".")[0] not in WORKER_PROVIDES and not distributions_of(module) & installed}
+    installed_here = closure(requirement_names(local)) if local is not None else installed
+    missing = {}
+    for module, where in sorted(app_imports().items()):
+        only_local = all(w.startswith(LOCAL_ADAPTER) for w in where)
+        if module.split(".")[0] not in WORKER_PROVIDES and \
+                not distributions_of(module) & (installed_here if only_local else installed):
+            missing[module] = where
+    return missing
 
 
-def test_the_scan_sees_the_app_lazy_imports_and_leaves_the_engine_out() -> None:
+def test_the_scan_sees_the_app_lazy_imports_and_the_local_adapters() -> None:
     imports = app_imports()
     assert "azure.functions" in imports  # function_app.py, top level
     assert any(m.startswith("azure.ai.ml") for m in imports)  # the Azure ML adapter, through wiring
     assert any(m.startswith("azure.eventgrid") for m in imports)  # shared/alerts.py, inside a method
-    assert not any(m.split(".")[0] in {"torch", "transformers", "trl", "mlflow"} for m in imports)
+    # The local adapter, through wiring: MLflow inside its methods, and nothing of the engine's.
+    assert all(w.startswith(LOCAL_ADAPTER) for w in imports["mlflow"])
+    assert not any(m.split(".")[0] in {"engine", "torch", "transformers", "trl", "peft"} for m in imports)
     assert "azure-monitor-opentelemetry" in distributions_of("azure.monitor.opentelemetry")
     exporter = "azure-monitor-opentelemetry-exporter"
     assert distributions_of("azure.monitor.opentelemetry.exporter") == {exporter}
@@ -187,9 +197,16 @@ def test_the_scan_sees_the_app_lazy_imports_and_leaves_the_engine_out() -> None:
 
 
 def test_every_module_the_app_imports_is_installed_by_requirements_txt() -> None:
-    missing = missing_from(ROOT / "requirements.txt")
+    missing = missing_from(ROOT / "requirements.txt", local=ROOT / "requirements-local.txt")
     assert not missing, ("imported by the function app but installed only by another requirements file "
                          f"(Azure installs requirements.txt alone): {missing}")
+
+
+def test_only_the_local_adapters_own_imports_may_come_from_requirements_local() -> None:
+    # Without the allowance, MLflow (the local registry) is missing from requirements.txt: it is the
+    # adapter's alone, and the app reaches it only there.
+    assert set(missing_from(ROOT / "requirements.txt")) >= {"mlflow"}
+    assert "mlflow" not in missing_from(ROOT / "requirements.txt", local=ROOT / "requirements-local.txt")
 
 
 def test_the_check_catches_a_module_only_another_requirements_file_installs(tmp_path: Path) -> None:

@@ -1,22 +1,11 @@
-"""The embedded engine: the platform port on one machine.
+"""The local adapter of the platform port: the embedded engine (engine/) on this machine.
 
-Jobs are child processes that really fine-tune with LoRA and log to MLflow (`jobs.py`); endpoints are
-uvicorn processes serving registered models with key auth (`endpoints.py`). Both keep their state under the
-data directory, so any process of the app (a handler, the sweep, the CLI) sees the same platform.
+platform.py is the facade (LocalPlatform); jobs.py and endpoints.py do the work; job_files.py,
+endpoint_files.py, mlflow_store.py and base_model_names.py are what the adapter and the engine's processes
+share (files, the registry, base model names); server_process.py and engine_env.py start those processes.
+Nothing here imports the engine or torch.
 """
 
-from __future__ import annotations
-
-from shared.platforms.local.endpoints import LocalEndpoints
-from shared.platforms.local.jobs import LocalJobs
-from shared.settings import Settings
+from shared.platforms.local.platform import LocalPlatform
 
 __all__ = ["LocalPlatform"]
-
-
-class LocalPlatform(LocalJobs, LocalEndpoints):
-    """Jobs and endpoints together: the whole `Platform` port."""
-
-    def __init__(self, settings: Settings) -> None:
-        LocalJobs.__init__(self, settings)
-        LocalEndpoints.__init__(self, settings)

@@ -1,9 +1,9 @@
 """Local online endpoints: the endpoint half of the platform port, served from this machine.
 
-An endpoint is a folder under `<data_dir>/endpoints/` (see endpoint_state). A deployment of a LoRA fine-tune
+An endpoint is a folder under `<data_dir>/endpoints/` (see endpoint_files). A deployment of a LoRA fine-tune
 whose adapter was registered with it is an adapter in its base model's one shared server
-(`shared.platforms.local.shared_serve`), which every endpoint's adapters of that base share; any other
-deployment (a full fine-tune, a model without its adapter) is one `shared.platforms.local.serve` process of
+(`engine.serve.shared_server`), which every endpoint's adapters of that base share; any other
+deployment (a full fine-tune, a model without its adapter) is one `engine.serve.model_server` process of
 its own on a loopback port (see server_process). Every state change holds the endpoint's fcntl lock, because
 two handlers can deploy to the same endpoint at once; waiting for a server to load its model does not, so a
 slow start never blocks other endpoints' work or a second deploy of the same.
@@ -28,7 +28,7 @@ import httpx
 from shared import deadline
 from shared.platforms.endpoint_names import ENDPOINT_NAME_RULE
 from shared.platforms.local import mlflow_store, server_process
-from shared.platforms.local.endpoint_state import (
+from shared.platforms.local.endpoint_files import (
     DeploymentState,
     EndpointFiles,
     EndpointState,

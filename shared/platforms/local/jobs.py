@@ -1,7 +1,8 @@
 """The local engine's jobs side of the platform port: submit a fine-tune, report it, register its model.
 
-A job is a directory `data_dir/jobs/<name>` and a child process (shared.platforms.local.job). The directory
-is created with one atomic mkdir, so a submit fired twice finds the first job instead of starting a second.
+A job is a directory `data_dir/jobs/<name>` (job_files.py) and a child process, `python -m engine.train`,
+which the adapter starts by module name and never imports. The directory is created with one atomic mkdir,
+so a submit fired twice finds the first job instead of starting a second.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from shared.evaluation import EvalReport, artifacts
-from shared.platforms.local import base_models, cpu
-from shared.platforms.local import job as job_files
-from shared.platforms.local.base_models import label
+from shared.platforms.local import base_model_names, job_files
+from shared.platforms.local.base_model_names import label
+from shared.platforms.local.engine_env import child_env
 from shared.platforms.port import (
     TERMINAL_STATUSES,
     BaseModelRefused,
@@ -33,7 +34,6 @@ from shared.platforms.port import (
 )
 from shared.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[3]
 # The model version tag holding the job's fine-tune parameters (JSON, the component's names and values).
 PARAMETERS_TAG = "autopilot-parameters"
 # A job dir without a started child after this long was abandoned by a submitter that died mid-submit.
@@ -48,7 +48,7 @@ class LocalJobs:
         self.jobs_dir = settings.data_dir.resolve() / "jobs"
 
     def check_base_model(self, reference: str) -> None:
-        if (why := base_models.problem(reference or self.settings.base_model)) is not None:
+        if (why := base_model_names.problem(reference or self.settings.base_model)) is not None:
             raise BaseModelRefused(why)
 
     def training_support(self) -> TrainingSupport:
@@ -67,12 +67,13 @@ class LocalJobs:
         job_files.write_spec(job_dir, spec)
         job_files.write_json_atomic(job_dir / job_files.STATUS_FILE,
                                     {"name": spec.name, "status": "Queued", "submitted_at": time.time()})
-        with open(job_dir / "job.log", "ab") as out:
+        with open(job_dir / job_files.LOG_FILE, "ab") as out:
             child = subprocess.Popen(
-                [sys.executable, "-m", "shared.platforms.local.job", str(job_dir)],
+                [sys.executable, "-m", job_files.TRAINER_MODULE, str(job_dir)],
                 cwd=job_dir, env=self._child_env(), stdout=out, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, start_new_session=True)
-        job_files.write_json_atomic(job_dir / "pid.json", {"pid": child.pid, "start": _start_time(child.pid)})
+        job_files.write_json_atomic(job_dir / job_files.PID_FILE,
+                                    {"pid": child.pid, "start": _start_time(child.pid)})
         # Reap the child when it exits so it does not linger as a zombie that still looks alive.
         threading.Thread(target=child.wait, name=f"reap-{spec.name}", daemon=True).start()
         return self.job_status(spec.name)
@@ -89,7 +90,7 @@ class LocalJobs:
             if not _finished(status):
                 return JobState(job_name, "Failed", error=(
                     f"the local fine-tune process for job {job_name} exited without reporting a result; "
-                    f"see {job_dir / 'job.log'}"))
+                    f"see {job_dir / job_files.LOG_FILE}"))
         if status is None:
             return JobState(job_name, "Queued")
         return _state(job_name, status)
@@ -146,21 +147,16 @@ class LocalJobs:
     def _child_env(self) -> dict[str, str]:
         """The environment the child reads its Settings from (the settings object may not come from env)."""
         s = self.settings
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOPILOT_", "AZUREML_"))}
+        env = child_env({k: v for k, v in os.environ.items() if not k.startswith(("AUTOPILOT_", "AZUREML_"))})
         env.update({
             "AUTOPILOT_PLATFORM": "local",
             "AUTOPILOT_DATA_DIR": str(s.data_dir.resolve()),
             "JOB_EVENT_QUEUE": s.job_event_queue,
             # The endpoint whose live model the job's evaluation report compares with.
             "ENDPOINT_NAME": s.endpoint_name,
-            "HF_HUB_OFFLINE": "1",
-            "TRANSFORMERS_OFFLINE": "1",
-            "TOKENIZERS_PARALLELISM": "false",
-            **cpu.CHILD_ENV,
             # The progress bar goes to job.log, a file: a redraw every few seconds keeps it readable.
             "TQDM_MININTERVAL": "3",
             "TQDM_NCOLS": "100",
-            "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
         })
         if s.storage.connection_string:
             env["AUTOPILOT_STORAGE"] = s.storage.connection_string
@@ -172,7 +168,7 @@ class LocalJobs:
 
     def _child_alive(self, job_dir: Path) -> bool:
         try:
-            pid_file = dict(json.loads((job_dir / "pid.json").read_text(encoding="utf-8")))
+            pid_file = dict(json.loads((job_dir / job_files.PID_FILE).read_text(encoding="utf-8")))
         except FileNotFoundError:
             # Submitted a moment ago and not spawned yet, or abandoned by a submitter that died.
             return time.time() - job_dir.stat().st_mtime < START_GRACE_S

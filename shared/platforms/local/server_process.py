@@ -1,6 +1,6 @@
 """Starting, checking and stopping the servers of local deployments: one process per deployment
-(`python -m shared.platforms.local.serve`), or one shared process per base model serving every LoRA adapter
-of it (`python -m shared.platforms.local.shared_serve`, recorded under `<endpoints>/.pools/`).
+(`python -m engine.serve.model_server`), or one shared process per base model serving every LoRA adapter
+of it (`python -m engine.serve.shared_server`, recorded under `<endpoints>/.pools/`).
 
 Each server runs in its own session, so stopping its process group also stops anything it spawned.
 A pid is only trusted while /proc shows it is still that endpoint's server: a recycled pid belongs to some
@@ -21,13 +21,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from shared.platforms.local import cpu
-from shared.platforms.local.endpoint_state import DeploymentState, EndpointFiles, file_lock, now
+from shared.platforms.local.endpoint_files import DeploymentState, EndpointFiles, file_lock, now
+from shared.platforms.local.engine_env import child_env
 
-SERVER_MODULE = "shared.platforms.local.serve"
-ROUTER_MODULE = "shared.platforms.local.router"
-SHARED_MODULE = "shared.platforms.local.shared_serve"
-_REPO_ROOT = Path(__file__).resolve().parents[3]
+SERVER_MODULE = "engine.serve.model_server"
+ROUTER_MODULE = "engine.serve.router"
+SHARED_MODULE = "engine.serve.shared_server"
 _PROC = Path("/proc")
 # Servers this process started, so their exit is reaped and seen at once (a zombie must not look alive).
 _STARTED: dict[int, subprocess.Popen[bytes]] = {}
@@ -104,10 +103,7 @@ def _spawn(files: EndpointFiles | Path, module: str, arguments: list[str], log_p
             sock.listen(128)
         command = [sys.executable, "-m", module, flag, str(root), *arguments,
                    "--fd", str(sock.fileno())]
-        python_path = [str(_REPO_ROOT), os.environ.get("PYTHONPATH", "")]
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-               "TOKENIZERS_PARALLELISM": "false", **cpu.CHILD_ENV,
-               "PYTHONPATH": os.pathsep.join(p for p in python_path if p)}
+        env = child_env()
         with open(log_path, "wb") as log:
             child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                      pass_fds=(sock.fileno(),), start_new_session=True, cwd=root,
