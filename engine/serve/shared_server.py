@@ -104,7 +104,11 @@ class AdapterPool:
 
         assert entry.adapter is not None
         started = time.monotonic()
-        name = "a" + hashlib.sha256(f"{key}|{entry.adapter}|{entry.model_uri}".encode()).hexdigest()[:16]
+        # Named by the deployment's incarnation too: a deployment deleted and created again between two
+        # passes (same adapter, same model) must not get the old one's name, or dropping the old adapter
+        # below would unload the new one.
+        incarnation = f"{key}|{entry.adapter}|{entry.model_uri}|{entry.created_at}"
+        name = "a" + hashlib.sha256(incarnation.encode()).hexdigest()[:16]
         tokenizer = AutoTokenizer.from_pretrained(entry.adapter)
         with self._lock:
             if self._peft is None:
@@ -119,7 +123,7 @@ class AdapterPool:
         app = build_app(chat, files.key.read_text().strip(), files, key[1])
         old = self._served.get(key)
         self._served[key] = Served(entry.adapter, entry.model_uri, entry.created_at, name, app)
-        if old:
+        if old and old.name != name:
             self._drop(old.name)
         for unused in list(self._unused):
             self._drop(unused)

@@ -143,9 +143,12 @@ class LocalAdapter(Adapter):
 
     def kill(self, endpoint: str, deployment: str) -> None:
         state = read_state(EndpointFiles(self.settings.data_dir / "endpoints" / endpoint))
-        pid = state.deployments[deployment].pid if state else None
-        assert pid is not None
-        os.kill(pid, signal.SIGKILL)
+        entry = state.deployments[deployment] if state else None
+        # The job's LoRA fine-tune is served as an adapter in its base model's shared process (a pool): the
+        # process this kills is the one every fine-tune of that base shares.
+        assert entry is not None and entry.pid is not None and entry.pool, entry
+        os.kill(entry.pid, signal.SIGKILL)
+        pid = entry.pid
         deadline = time.monotonic() + 10
         while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
             time.sleep(0.05)  # reaped by the adapter's own poll (its child), or by init

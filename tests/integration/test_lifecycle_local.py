@@ -1,15 +1,16 @@
 """The handlers over the real local engine and Azurite: upload → job → model → endpoint → teardown.
 
-One run goes the whole way (a real fine-tune, a real server): live, its server killed and found unhealthy,
-redeployed, then torn down when idle. Rules that need no real job run on the in-memory world instead.
+One run goes the whole way (a real fine-tune, a real server): live, torn down when idle, woken by the front
+door. Rules that need no real job run on the in-memory world instead: a killed deployment found unhealthy
+once and redeployed (tests/unit/test_endpoint_health.py; the local engine's killed server reading Failed and
+coming back is the platform contract's), two projects live at once (test_lifecycle_properties.py; on the
+engine, two endpoints sharing one process: tests/integration/engine/test_shared_serving.py).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
-import signal
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -22,8 +23,6 @@ from shared.events import parse_run_event
 from shared.front import FrontDoor, Refusal
 from shared.lifecycle import Lifecycle, Result, Step
 from shared.lifecycle.gate import seed_payload
-from shared.ops.actions import redeploy
-from shared.platforms.local.endpoint_files import EndpointFiles, read_state
 from shared.runs import State
 from shared.settings import Settings
 from shared.staging import BlobRef
@@ -64,20 +63,7 @@ def next_terminal_event(app: Lifecycle, timeout: float = 240) -> dict[str, objec
     raise AssertionError("no terminal job event arrived")
 
 
-def server_pid(app: Lifecycle, endpoint: str, deployment: str) -> int:
-    state = read_state(EndpointFiles(app.ctx.settings.data_dir / "endpoints" / endpoint))
-    pid = state.deployments[deployment].pid if state else None
-    assert pid is not None, state
-    return pid
-
-
-def alerts(app: Lifecycle) -> list[str]:
-    path = app.ctx.settings.data_dir / "alerts.jsonl"
-    lines = path.read_text().splitlines() if path.exists() else []
-    return [json.loads(line)["alert_class"] for line in lines]
-
-
-def test_upload_goes_live_a_killed_server_is_unhealthy_until_redeployed_then_idle_teardown(
+def test_upload_goes_live_then_sleeps_when_idle_and_the_front_door_wakes_it(
         lifecycle: Lifecycle) -> None:
     outcome = lifecycle.on_upload(upload(lifecycle, "sample_chat.jsonl", SAMPLE.read_bytes()))
     assert outcome.result is Result.QUEUED
@@ -114,27 +100,6 @@ def test_upload_goes_live_a_killed_server_is_unhealthy_until_redeployed_then_idl
     run_steps(lifecycle)
     endpoint = lifecycle.platform.get_endpoint(live.endpoint)
     assert endpoint is not None and list(endpoint.deployments) == [live.deployment]
-
-    # A dead local endpoint does not look live (issue 14, item 5): kill -9 its server → the sweep marks the
-    # run unhealthy (one alert for two sweeps) → redeploy starts a new server → it answers again.
-    pid = server_pid(lifecycle, live.endpoint, live.deployment)
-    os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while Path(f"/proc/{pid}/cmdline").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    for _ in range(2):
-        report = lifecycle.on_sweep()
-        assert live.endpoint not in report.deleted
-    down = lifecycle.ledger.get(live.run_id)
-    assert down is not None and down.state == State.UNHEALTHY and "not running" in down.error, down
-    assert alerts(lifecycle).count("endpoint.unhealthy") == 1
-    redeploy(lifecycle, live.run_id)  # refused before issue 14's fix: the run "is live"
-    run_steps(lifecycle)
-    back = lifecycle.ledger.get(live.run_id)
-    assert back is not None and back.state == State.LIVE, back
-    assert server_pid(lifecycle, live.endpoint, live.deployment) != pid  # a new server process
-    assert lifecycle.platform.score(live.endpoint, answer_me)["output"]
-    assert lifecycle.on_sweep().unhealthy == []
 
     # The timer fires once IDLE_TTL has passed without a request.
     later = lifecycle.ledger.now() + lifecycle.ctx.settings.idle_ttl + timedelta(minutes=1)
@@ -204,35 +169,3 @@ def test_a_base_model_directory_that_does_not_exist_is_refused_before_staging(li
     run = lifecycle.ledger.get(outcome.run_id)
     assert run is not None and "/no/such/model-dir" in run.error and "BASE_MODEL" in run.error
     assert not (lifecycle.ctx.settings.data_dir / "jobs").exists(), "no job was started"
-
-
-def test_two_projects_uploaded_at_once_go_live_on_their_own_endpoints_and_answer_through_the_front_door(
-        lifecycle: Lifecycle) -> None:
-    """Issue 23 on the real engine (tiny random model): two folders, two projects, two endpoints, each
-    serving the model trained on its own upload, both reached through the front door by project name."""
-    from shared.platforms.local.endpoints import LocalEndpoints
-
-    lines = SAMPLE.read_bytes().splitlines(keepends=True)
-    uploads = {"support": b"".join(lines[:30]), "sales": b"".join(lines[18:48])}
-    for project, data in uploads.items():
-        lifecycle.on_upload(upload(lifecycle, f"{project}/chats.jsonl", data))
-    run_steps(lifecycle)  # both submit steps
-    runs = {p: lifecycle.ledger.find(upload=f"{lifecycle.ctx.settings.incoming_container}/{p}/chats.jsonl")[0]
-            for p in uploads}
-    assert {p: r.state for p, r in runs.items()} == {"support": State.SUBMITTED, "sales": State.SUBMITTED}
-    for _ in runs:  # both jobs end before either deploys: their deploys run side by side
-        lifecycle.on_job_event(parse_run_event(next_terminal_event(lifecycle)))
-    run_steps(lifecycle)
-    door = FrontDoor(lifecycle, "front-key", poll_s=0)
-    endpoints = LocalEndpoints(lifecycle.ctx.settings)
-    served_models = set()
-    for project, run in runs.items():
-        live = lifecycle.ledger.get(run.run_id)
-        assert live is not None and live.state == State.LIVE and live.endpoint == project, live
-        served_models.add((live.model_name, live.model_version))
-        served = endpoints.serving_model(project)  # the model registered from this project's own job
-        assert served is not None and (served.name, served.version) == (live.model_name, live.model_version)
-        answer = door.chat({"model": project, "messages": [{"role": "user", "content": "Hi"}],
-                            "max_tokens": 4}, hold_s=0)
-        assert answer["choices"][0]["message"]["content"]
-    assert len(served_models) == 2  # two models, one per project's data

@@ -231,25 +231,34 @@ def test_registered_model_answers_chat_through_mlflow(completed, registered):
     assert isinstance(answer["choices"][0]["message"]["content"], str)
 
 
-def test_the_report_compares_base_candidate_and_the_model_the_endpoint_serves(completed, registered):
+@pytest.fixture(scope="module")
+def continued(completed, registered):
+    """A second job while the first job's model is live on the endpoint the run deploys to, trained further
+    from that model (`start_from`): one job for the live comparison and the lineage alike."""
     from shared.platforms.local.endpoints import LocalEndpoints
 
-    settings, jobs, spec, _, _ = completed
+    settings, jobs, _, _, _ = completed
+    previous = registered[0]
+    endpoints = LocalEndpoints(settings)
+    endpoints.deploy(previous, settings.endpoint_name, "blue", {})
+    endpoints.set_traffic(settings.endpoint_name, {"blue": 100})
+    again = dataclasses.replace(spec_for(settings, "ft-continued"), start_from=previous,
+                                lineage=("tiny-random", f"{previous.name}:{previous.version}"))
+    try:
+        jobs.submit(again)
+        wait_terminal(jobs, again.name)
+    finally:
+        endpoints.delete_endpoint(settings.endpoint_name)
+    return previous, again
+
+
+def test_the_report_compares_base_candidate_and_the_model_the_endpoint_serves(completed, continued):
+    _, jobs, spec, _, _ = completed
     first = jobs.training_record(spec.name).evaluation
     assert first is not None and [s.role for s in first.scores] == ["base", "candidate"], "nothing was live"
     assert first.score("base").name == "tiny-random" and first.answered == 4  # type: ignore[union-attr]
 
-    # The first job's model goes live on the endpoint the next run deploys to; the next job compares with it.
-    ref = jobs.register(spec.name, "tiny-chat-ft", {"autopilot-run-id": spec.run_id})
-    endpoints = LocalEndpoints(settings)
-    endpoints.deploy(ref, settings.endpoint_name, "blue", {})
-    endpoints.set_traffic(settings.endpoint_name, {"blue": 100})
-    try:
-        second = spec_for(settings, "ft-demo-2")
-        jobs.submit(second)
-        wait_terminal(jobs, second.name)
-    finally:
-        endpoints.delete_endpoint(settings.endpoint_name)
+    ref, second = continued  # the first job's model was live while the second job ran
     state = jobs.job_status(second.name)
     assert state.status == "Completed", state.error
     report = jobs.training_record(second.name).evaluation
@@ -316,21 +325,19 @@ def test_unmerged_lora_keeps_the_adapter_and_serves_a_merged_model(tmp_path):
     assert result.metrics["train_steps"] == 2 and result.metrics["eval_loss"] > 0
 
 
-def test_a_start_from_live_job_trains_the_previous_fine_tune_further(completed):
+def test_a_start_from_live_job_trains_the_previous_fine_tune_further(completed, continued):
     """The job loads the registered fine-tune (its held-out loss before training is that model's), and the
     report still compares with the original base model and shows the lineage."""
     settings, jobs, spec, _, _ = completed
-    previous = jobs.register(spec.name, "tiny-chat-ft", {"autopilot-run-id": spec.run_id}, "demo run")
+    previous, again = continued
     earlier = jobs.job_status(spec.name).metrics
-    again = dataclasses.replace(spec_for(settings, "ft-continued"), start_from=previous,
-                                lineage=("tiny-random", f"{previous.name}:{previous.version}"))
-    jobs.submit(again)
-    wait_terminal(jobs, again.name)
     state = jobs.job_status(again.name)
     assert state.status == "Completed", state.error
-    # Before training, the model scored exactly what the previous fine-tune scored on the same test split.
+    # Before training, the model scored exactly what the previous fine-tune scored on the same test split
+    # (and what the live model, the same one, scored as the live comparison).
     assert "start_eval_loss" in state.metrics, state.metrics
     assert state.metrics["start_eval_loss"] == pytest.approx(earlier["eval_loss"], rel=1e-3)
+    assert state.metrics["live_eval_loss"] == pytest.approx(earlier["eval_loss"], rel=1e-3)
     assert state.metrics["base_eval_loss"] == pytest.approx(earlier["base_eval_loss"], rel=1e-3)
     status = json.loads((settings.data_dir / "jobs" / again.name / STATUS_FILE).read_text())
     run = mlflow_store.use(settings.data_dir).get_run(status["mlflow_run_id"])

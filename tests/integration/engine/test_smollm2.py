@@ -77,14 +77,14 @@ def test_a_missing_wheel_is_refused_with_how_to_install_it(monkeypatch, tmp_path
 
 def test_fine_tuning_lowers_the_held_out_loss_below_the_base_models(azurite, tmp_path: Path,
                                                                     smollm2_dir: Path, new_data_dir):
-    """A real LoRA job on SmolLM2 with a small budget: 16 demo conversations, one epoch, 4 steps."""
+    """A real LoRA job on SmolLM2 with a small budget: 8 demo conversations, one epoch, 2 steps."""
     settings = Settings.from_env({"AUTOPILOT_STORAGE": azurite.connection_string,
                                   "AUTOPILOT_DATA_DIR": str(new_data_dir(tmp_path / "data")),
                                   "STAGED_CONTAINER": "stsmol", "JOB_EVENT_QUEUE": "evsmol"})
     spec = JobSpec(name="ft-smol", run_id="run-smol", display_name="ft-smol-support",
                    base_model=str(smollm2_dir),
-                   train_uri=stage(settings, "smol/train.jsonl", conversations(16)),
-                   test_uri=stage(settings, "smol/test.jsonl", held_out()[:3]),
+                   train_uri=stage(settings, "smol/train.jsonl", conversations(8)),
+                   test_uri=stage(settings, "smol/test.jsonl", held_out()[:2]),
                    parameters={"num_train_epochs": "1", "max_seq_length": "128"})
     jobs = LocalJobs(settings)
     jobs.submit(spec)
@@ -94,7 +94,7 @@ def test_fine_tuning_lowers_the_held_out_loss_below_the_base_models(azurite, tmp
     assert state.metrics["eval_loss"] < state.metrics["base_eval_loss"], state.metrics
 
     report = jobs.training_record(spec.name).evaluation
-    assert report is not None and report.answered == 3 and len(report.samples) == 3
+    assert report is not None and report.answered == 2 and len(report.samples) == 2
     base, tuned = report.score("base"), report.score("candidate")
     assert base is not None and tuned is not None and tuned.name == "ft-smol-support"
     assert base.loss == pytest.approx(state.metrics["base_eval_loss"])
