@@ -468,3 +468,30 @@ def test_no_two_engine_or_local_adapter_modules_differ_by_one_letter() -> None:
     assert [(a, b) for i, a in enumerate(stems) for b in stems[i + 1:] if one_letter_apart(a, b)] == []
     assert one_letter_apart("job", "jobs") and one_letter_apart("serve", "server") \
         and not one_letter_apart("jobs", "job_files")
+
+
+# The layers, top to bottom. A package may import its own layer's (the front doors drive each other only
+# where named below) and any lower one, never a higher one.
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("demo",),                                   # drives the devhost, the engine's preparation and the app
+    ("devhost", "cli"),                           # hosts / commands over the app; `autopilot up` execs devhost
+    ("functions", "function_app", "engine"),      # the triggers; the engine's own processes
+    ("shared",),                                  # the core, its ports and adapters
+)
+# Same-layer imports that are the design: function_app registers functions/' blueprints, and the devhost
+# hosts function_app (and through it functions/).
+ACROSS = {("function_app", "functions"), ("devhost", "function_app"), ("devhost", "functions")}
+
+
+def test_no_package_imports_one_of_a_higher_layer_or_a_sibling_it_does_not_drive() -> None:
+    layer_of = {package: depth for depth, layer in enumerate(LAYERS) for package in layer}
+    found = []
+    for package, depth in layer_of.items():
+        source = f"{package}.py" if package == "function_app" else package
+        for file, module in imports(source):
+            target = module.split(".")[0]
+            if target not in layer_of or target == package or (package, target) in ACROSS:
+                continue
+            if layer_of[target] <= depth:
+                found.append((file, module))
+    assert found == []
