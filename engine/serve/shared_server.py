@@ -60,10 +60,16 @@ class AdapterPool:
         self._lock = threading.Lock()  # one generation (or adapter change) at a time
         self._served: dict[tuple[str, str], Served] = {}
         self._unused: set[str] = set()  # adapters kept only because PEFT needs one loaded
-        self._failed: dict[tuple[str, str], str] = {}
+        # Deployments whose adapter could not be loaded: the incarnation tried (marker), and why.
+        self._failed: dict[tuple[str, str], tuple[str, str, str]] = {}
 
     def served(self, endpoint: str, deployment: str) -> Served | None:
         return self._served.get((endpoint, deployment))
+
+    def failure(self, endpoint: str, deployment: str) -> tuple[str, str] | None:
+        """(created_at, why) of the deployment's incarnation whose adapter could not be loaded, or None."""
+        failed = self._failed.get((endpoint, deployment))
+        return (failed[1], failed[2]) if failed else None
 
     def wanted(self) -> dict[tuple[str, str], DeploymentState]:
         """The deployments whose state names this process as their server."""
@@ -86,16 +92,22 @@ class AdapterPool:
             marker = f"{entry.adapter}|{entry.model_uri}|{entry.created_at}"
             if current and f"{current.adapter_dir}|{current.model_uri}|{current.created_at}" == marker:
                 continue
-            if self._failed.get(key) == marker:
-                continue  # logged once; a new model for the deployment is tried again
+            if key in self._failed and self._failed[key][0] == marker:
+                continue  # logged and reported once; a new model for the deployment is tried again
             try:
                 self._load(key, entry)
-            except Exception:
+                self._failed.pop(key, None)
+            except Exception as exc:
                 log.exception("could not load the adapter of %s/%s (%s)", *key, entry.model_uri)
-                self._failed[key] = marker
+                # Reported on the deployment's /health, so the platform says Failed (and why) at once
+                # instead of Creating until its deploy timeout.
+                why = f"its adapter could not be loaded: {type(exc).__name__}: {str(exc)[:300]}"
+                self._failed[key] = (marker, entry.created_at, why)
         for key in set(self._served) - set(wanted):
             log.info("deployment %s/%s left; unloading its adapter", *key)
             self._drop(self._served.pop(key).name)
+        for key in set(self._failed) - set(wanted):
+            del self._failed[key]
         return bool(wanted)
 
     def _load(self, key: tuple[str, str], entry: DeploymentState) -> None:
@@ -169,9 +181,14 @@ def build_dispatcher(pool: AdapterPool) -> Any:
         if scope["type"] != "http":
             return
         parts = scope["path"].split("/", 4)
-        served = pool.served(parts[2], parts[3]) if len(parts) >= 4 and parts[1] == "d" else None
+        named = len(parts) >= 4 and parts[1] == "d"
+        served = pool.served(parts[2], parts[3]) if named else None
+        failed = pool.failure(parts[2], parts[3]) if named else None
         rest = "/" + (parts[4] if len(parts) > 4 else "")
-        if served is None:
+        if failed is not None and rest == "/health":  # this incarnation will never be ready: say why
+            answer = JSONResponse({"status": "failed", "deployment": parts[3], "created_at": failed[0],
+                                   "error": failed[1]}, status_code=503)
+        elif served is None:
             answer = JSONResponse({"detail": "no such deployment here (yet)"}, status_code=404)
         elif rest == "/health":  # which incarnation answers: the platform waits for the one it deployed
             answer = JSONResponse({"status": "ready", "deployment": parts[3], "model": served.model_uri,

@@ -473,10 +473,10 @@ def test_no_two_engine_or_local_adapter_modules_differ_by_one_letter() -> None:
 # The layers, top to bottom. A package may import its own layer's (the front doors drive each other only
 # where named below) and any lower one, never a higher one.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("demo",),                                   # drives the devhost, the engine's preparation and the app
-    ("devhost", "cli"),                           # hosts / commands over the app; `autopilot up` execs devhost
-    ("functions", "function_app", "engine"),      # the triggers; the engine's own processes
-    ("shared",),                                  # the core, its ports and adapters
+    ("demo",),                                # drives the devhost, the engine's preparation and the app
+    ("devhost", "cli"),                       # host / commands over the app; `autopilot up` execs devhost
+    ("functions", "function_app", "engine"),  # the triggers; the engine's own processes
+    ("shared",),                              # the core, its ports and adapters
 )
 # Same-layer imports that are the design: function_app registers functions/' blueprints, and the devhost
 # hosts function_app (and through it functions/).

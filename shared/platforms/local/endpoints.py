@@ -100,8 +100,11 @@ class LocalEndpoints:
             return DeploymentStatus(endpoint, deployment, Provisioning.FAILED, model,
                                     f"its server is not running; last lines of its log:\n"
                                     f"{self._log_tail(files, endpoint, deployment)}")
-        ready = Provisioning.SUCCEEDED if self._healthy(entry, deployment) else Provisioning.CREATING
-        return DeploymentStatus(endpoint, deployment, ready, model)
+        ready, failure = self._health(entry, deployment)
+        if failure is not None:
+            return DeploymentStatus(endpoint, deployment, Provisioning.FAILED, model, failure)
+        return DeploymentStatus(endpoint, deployment,
+                                Provisioning.SUCCEEDED if ready else Provisioning.CREATING, model)
 
     def _start(self, model: ModelRef, endpoint: str, deployment: str,
                tags: Mapping[str, str]) -> tuple[EndpointFiles, DeploymentState]:
@@ -440,8 +443,11 @@ class LocalEndpoints:
                 self._mark_stopped(files, endpoint, deployment, entry.pid)
                 raise PlatformError(f"deployment {deployment} of endpoint {endpoint} stopped while starting; "
                                     f"last lines of its log:\n{self._log_tail(files, endpoint, deployment)}")
-            if self._healthy(entry, deployment):
+            ready, failure = self._health(entry, deployment)
+            if ready:
                 return
+            if failure is not None:
+                raise PlatformError(f"deployment {deployment} of endpoint {endpoint} failed: {failure}")
             if time.monotonic() > deadline:
                 self._mark_stopped(files, endpoint, deployment, entry.pid)
                 raise TransientPlatformError(
@@ -451,15 +457,21 @@ class LocalEndpoints:
             time.sleep(0.25)
 
     @staticmethod
-    def _healthy(entry: DeploymentState, deployment: str, timeout: float = 2.0) -> bool:
-        """The server answers its health check as this deployment with this model (it has loaded it: on a
-        shared server, the old adapter answers until the new one is loaded)."""
+    def _health(entry: DeploymentState, deployment: str, timeout: float = 2.0) -> tuple[bool, str | None]:
+        """(ready, why it failed): ready once the server answers its health check as this deployment with
+        this model (it has loaded it: on a shared server, the old adapter answers until the new one is
+        loaded); a shared server that could not load this incarnation's adapter says why."""
         with contextlib.suppress(httpx.TransportError, ValueError):
             answer = httpx.get(f"http://127.0.0.1:{entry.port}{entry.prefix}/health", timeout=timeout)
-            said = answer.json() if answer.status_code == 200 else {}
-            return bool(said.get("deployment") == deployment and said.get("model") == entry.model_uri
-                        and (not entry.pool or said.get("created_at") == entry.created_at))
-        return False
+            said = answer.json() if answer.status_code in (200, 503) else {}
+            if not isinstance(said, dict) or said.get("deployment") != deployment:
+                return False, None
+            if entry.pool and said.get("created_at") != entry.created_at:
+                return False, None  # another incarnation answers: this one is still loading
+            if said.get("status") == "failed":
+                return False, str(said.get("error") or "its model could not be loaded")
+            return said.get("model") == entry.model_uri, None
+        return False, None
 
     def _mark_stopped(self, files: EndpointFiles, endpoint: str, deployment: str, pid: int | None) -> None:
         with locked(self._root, endpoint):

@@ -23,7 +23,7 @@ from engine.models.tiny import ensure_tiny_base_model
 from shared.platforms.local import mlflow_store, server_process
 from shared.platforms.local.endpoint_files import DeploymentState, EndpointFiles, read_state
 from shared.platforms.local.endpoints import LocalEndpoints
-from shared.platforms.port import ModelRef
+from shared.platforms.port import ModelRef, Provisioning
 from tests.support import offline_settings
 
 pytestmark = pytest.mark.integration
@@ -90,7 +90,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, new_data_dir: Any) -> Iterat
     (support, support_dir), (sales, sales_dir) = (_log_fine_tune(data_dir, "ft-support", 1),
                                                   _log_fine_tune(data_dir, "ft-sales", 2))
     full, _ = _log_fine_tune(data_dir, "ft-full", 3, adapter=False)
-    yield {"endpoints": endpoints, "support": support, "sales": sales, "full": full,
+    yield {"endpoints": endpoints, "data_dir": data_dir, "support": support, "sales": sales, "full": full,
            "expected": {"support": _expected(support_dir), "sales": _expected(sales_dir)}}
     endpoints.stop_all()
 
@@ -185,3 +185,23 @@ def test_an_endpoint_deleted_and_created_again_before_the_server_looks_answers_w
     endpoints.set_traffic("ep-again", {"blue": 100})
     assert _via_router(endpoints, "ep-again") == expected["sales"]
     endpoints.delete_endpoint("ep-again")
+
+
+def test_an_adapter_the_shared_server_cannot_load_fails_its_deployment_saying_why(world):
+    """Not Creating until the deploy timeout (an hour): the server reports the failed load on the
+    deployment's health check, and the platform reads Failed with the reason."""
+    endpoints = world["endpoints"]
+    _live(endpoints, "ep-support", world["support"])  # the shared process, already serving another
+    broken, _ = _log_fine_tune(world["data_dir"], "ft-broken", 4)
+    found = endpoints.adapter_of(broken)
+    assert found is not None
+    (found[0] / "adapter_model.safetensors").write_bytes(b"not weights")
+    endpoints.begin_deployment(broken, "ep-broken", "blue", {})
+    deadline = time.monotonic() + 60
+    while not (status := endpoints.deployment_status("ep-broken", "blue")).final:
+        assert time.monotonic() < deadline, status
+        time.sleep(0.2)
+    assert status.provisioning == Provisioning.FAILED, status
+    assert "adapter could not be loaded" in (status.error or ""), status.error
+    assert _via_router(endpoints, "ep-support") == world["expected"]["support"]  # the others still answer
+    endpoints.delete_endpoint("ep-broken")
