@@ -282,9 +282,12 @@ def test_a_deployment_that_ends_failed_on_azure_is_rolled_back_with_one_alert(ap
     app.complete(run)
     rolled = app.life.ledger.get(run.run_id)
     assert rolled is not None and rolled.state == State.ROLLED_BACK and "Failed" in rolled.error
+    # Azure's own reason, read from the operation that provisioned it: on the run and in its one alert.
+    assert "OutOfQuota: not enough quota for the instance type" in rolled.error, rolled.error
     info = app.azure.platform.get_endpoint(app.endpoint)
     assert info is not None and info.deployments == () and app.traffic() == [{}]
     assert [a["alert_class"] for a in app.alerts()] == ["deploy.failed"]
+    assert "OutOfQuota" in app.alerts()[0]["summary"]
 
 
 def test_two_projects_go_live_at_once_each_on_its_own_online_endpoint(app: App) -> None:

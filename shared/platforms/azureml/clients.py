@@ -82,6 +82,18 @@ def scoring_client(options: Mapping[str, Any]) -> Any:
     return PipelineClient("https://inference.ml.azure.com", policies=policies, **options)
 
 
+def arm_client(cred: Any, options: Mapping[str, Any]) -> Any:
+    """An azure-core client signed in for Azure Resource Manager: the status of an operation a step began
+    without a poller (failure.py)."""
+    from azure.core import PipelineClient
+    from azure.core.pipeline.policies import BearerTokenCredentialPolicy, RetryPolicy, UserAgentPolicy
+
+    policies = [UserAgentPolicy("finetune-autopilot"), RetryPolicy(retry_total=2),
+                BearerTokenCredentialPolicy(cred, "https://management.azure.com/.default"), DeadlinePolicy()]
+    return PipelineClient("https://management.azure.com", policies=policies,
+                          **{k: v for k, v in options.items() if k != "polling_interval"})
+
+
 def tracking_client(cred: Any, options: Mapping[str, Any]) -> Any:
     """An azure-core client for the workspace's MLflow tracking server (the job's logged metrics), signed in
     with the app's identity as azureml-mlflow does (an Azure Resource Manager token)."""

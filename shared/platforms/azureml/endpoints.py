@@ -8,6 +8,7 @@ refuses to delete a deployment that still has traffic, so the order matters.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +20,7 @@ from azure.ai.ml.entities import (
 )
 from azure.core.exceptions import ResourceNotFoundError
 
-from shared.platforms.azureml import started
+from shared.platforms.azureml import failure, started
 from shared.platforms.azureml.errors import TrafficNotSettled, azure_call, translate
 from shared.platforms.port import (
     MANAGED_TAG,
@@ -66,11 +67,18 @@ def begin_endpoint(ml: Any, name: str, tags: Mapping[str, str]) -> Provisioning:
     return Provisioning.CREATING
 
 
-def deployment_status(ml: Any, endpoint: str, deployment: str) -> DeploymentStatus:
-    """The deployment's provisioning state as the service reports it; NotFoundError if there is none (or it
-    is being deleted: a delete is begun, not awaited, and what is going counts as gone)."""
+def deployment_status(ml: Any, endpoint: str, deployment: str, arm: Any) -> DeploymentStatus:
+    """The deployment's provisioning state as the service reports it, with Azure's reason when it failed;
+    NotFoundError if there is none (or it is being deleted: a delete is begun, not awaited, and what is going
+    counts as gone)."""
     found = find_deployment(ml, endpoint, deployment)
-    return status_of(endpoint, deployment, found if found is not None and present(found) else None)
+    status = status_of(endpoint, deployment, found if found is not None and present(found) else None)
+    if status.provisioning is Provisioning.FAILED and not status.error:
+        why = failure.failure_reason(arm, found) or (
+            f"Azure ML gives no reason; `az ml online-deployment get-logs -e {endpoint} -n {deployment}` "
+            "shows its container's log")
+        status = replace(status, error=why)
+    return status
 
 
 def present(entity: Any) -> bool:

@@ -67,6 +67,7 @@ class AzureMLPlatform:
         self._ml: Any = None
         self._registry: Any = None
         self._scoring: Any = None
+        self._arm: Any = None  # Azure Resource Manager: a failed deployment's operation
         self._tracking: tuple[Any, str] | None = None  # the MLflow tracking client and its address
         self._targets = ScoringTargets()
         self._metrics_by_region: dict[str, Any] = {}
@@ -98,6 +99,11 @@ class AzureMLPlatform:
             self._registry = clients.registry_client(self._aml, self._cred(),
                                                      {**self._options, "raw_response_hook": self._reads})
         return self._registry
+
+    def _arm_client(self) -> Any:
+        if self._arm is None:
+            self._arm = clients.arm_client(self._cred(), self._options)
+        return self._arm
 
     def _metrics_for(self, region: str) -> Any:
         if region not in self._metrics_by_region:
@@ -186,7 +192,7 @@ class AzureMLPlatform:
         return endpoints.status_of(endpoint, deployment, existing)  # nothing started: no second read
 
     def deployment_status(self, endpoint: str, deployment: str) -> DeploymentStatus:
-        return endpoints.deployment_status(self.ml, endpoint, deployment)
+        return endpoints.deployment_status(self.ml, endpoint, deployment, self._arm_client())
 
     def _deployable(self, model: ModelRef, endpoint: str, deployment: str) -> Any:
         """The registered model, once names and the inference size are checked."""
