@@ -4,6 +4,7 @@ stages, on every core for a big upload.
     report = scan_upload(open_blob(store, upload), Limits(), train=store.writer(...), test=store.writer(...))
 """
 
+from shared.dataset.any_upload import scan_upload, upload_format
 from shared.dataset.files import scan_path
 from shared.dataset.manifest import Manifest, ManifestError, is_manifest, parse_manifest
 from shared.dataset.parquet import scan_parquet
@@ -13,7 +14,6 @@ from shared.dataset.sinks import BlockBlobSink, FileSink, MemorySink, Sink
 from shared.dataset.sources import FileSource, Source
 from shared.dataset.stream import Parallelism, scan
 from shared.dataset.tally import Limits
-from shared.dataset.uploads import scan_upload, upload_format
 
 __all__ = [
     "BlockBlobSink", "FileSink", "FileSource", "Issue", "Limits", "Manifest", "ManifestError",

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from shared.dataset.any_upload import scan_upload
 from shared.dataset.report import Report
 from shared.dataset.sinks import Sink
 from shared.dataset.sources import FileSource
 from shared.dataset.stream import Parallelism
 from shared.dataset.tally import Limits
-from shared.dataset.uploads import scan_upload
 
 
 def scan_path(path: Path, limits: Limits | None = None, train: Sink | None = None, test: Sink | None = None,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from shared.lifecycle import job_status, manifests
+from shared.lifecycle import job_status, run_plan
 from shared.lifecycle.context import Context, log
 from shared.lifecycle.outcome import Outcome, Result
 from shared.platforms.port import NotFoundError, PlatformError
@@ -38,7 +38,7 @@ def reconcile(ctx: Context, now: datetime | None = None) -> list[Outcome]:
         if outcome is not None:
             log.info("reconciled %s", outcome)
             outcomes.append(outcome)
-    return outcomes + manifests.expire_waiting(ctx, now)  # manifests whose files never came
+    return outcomes + run_plan.expire_waiting(ctx, now)  # manifests whose files never came
 
 
 def _isolated(ctx: Context, run: Run, exc: Exception) -> Outcome:

@@ -17,10 +17,10 @@ from typing import Any, Literal
 from shared.dataset import Limits, Parallelism, Report, Sink, scan_upload
 from shared.dataset.overlap import LineDigests
 from shared.finetune import ParameterError, resolve_parameters
-from shared.lifecycle import manifests, naming
+from shared.lifecycle import naming, run_plan
 from shared.lifecycle.context import Context, alert_project, log
-from shared.lifecycle.manifests import RunPlan
 from shared.lifecycle.outcome import Outcome, Result
+from shared.lifecycle.run_plan import RunPlan
 from shared.names import name_problem, printable
 from shared.platforms.endpoint_names import project_name
 from shared.platforms.port import BaseModelRefused
@@ -56,22 +56,22 @@ def on_upload(ctx: Context, upload: BlobRef) -> Outcome:
     if is_settings_file(upload.name):
         return _project_file_arrived(ctx, upload, project)
     try:
-        plan = manifests.plan_for(ctx, upload)
-    except manifests.WaitEnded as ended:
+        plan = run_plan.plan_for(ctx, upload)
+    except run_plan.WaitEnded as ended:
         return Outcome(Result.ALREADY_HANDLED, ended.record.run_id, State.REJECTED, str(ended))
-    except manifests.DataRefused as exc:
+    except run_plan.DataRefused as exc:
         return _refused_data(ctx, upload, str(exc))
-    except manifests.ManifestRejected as exc:
+    except run_plan.ManifestRejected as exc:
         return _bad_manifest(ctx, upload, str(exc))
     except BlobMissing:
         return Outcome(Result.IGNORED, detail=_GONE)
-    if isinstance(plan, manifests.Waiting):
-        return manifests.wait(ctx, plan)
+    if isinstance(plan, run_plan.Waiting):
+        return run_plan.wait(ctx, plan)
     try:
-        settings_file = manifests.project_file(ctx, project)
+        settings_file = run_plan.project_file(ctx, project)
         if settings_file is not None:
-            plan = manifests.with_project(plan, settings_file[2], *settings_file[:2])
-    except manifests.ManifestRejected as exc:
+            plan = run_plan.with_project(plan, settings_file[2], *settings_file[:2])
+    except run_plan.ManifestRejected as exc:
         return _refused_data(ctx, upload, f"{upload.path} is not trained: {exc}")
     except BlobMissing:
         return Outcome(Result.IGNORED, detail=_GONE)
@@ -83,7 +83,7 @@ def on_upload(ctx: Context, upload: BlobRef) -> Outcome:
     known = ctx.ledger.find(upload=plan.train.path, upload_etag=etag)
     if known:
         return resume(ctx, known[0])
-    if not manifests.arrived(ctx, plan):  # the manifest gave up waiting just before its last file came
+    if not run_plan.arrived(ctx, plan):  # the manifest gave up waiting just before its last file came
         return _refused_data(ctx, upload, f"{upload.path} is not trained: its manifest {plan.manifest} "
                              "stopped waiting (MANIFEST_WAIT); upload the manifest again, then its files")
 
@@ -314,8 +314,8 @@ def _project_file_arrived(ctx: Context, upload: BlobRef, project: str) -> Outcom
     """A project's settings file: checked now (a bad key is refused by name, with one alert), and read again
     by each later upload of the project; it starts no run itself."""
     try:
-        manifests.project_file(ctx, project)
-    except manifests.ManifestRejected as exc:
+        run_plan.project_file(ctx, project)
+    except run_plan.ManifestRejected as exc:
         return _bad_manifest(ctx, upload, str(exc))
     except BlobMissing:
         return Outcome(Result.IGNORED, detail=_GONE)

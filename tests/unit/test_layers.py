@@ -470,6 +470,19 @@ def test_no_two_engine_or_local_adapter_modules_differ_by_one_letter() -> None:
         and not one_letter_apart("jobs", "job_files")
 
 
+def test_no_two_modules_of_one_package_differ_by_one_letter() -> None:
+    # A reader meets both names side by side (job.py/jobs.py once did). Across packages, shared/ had
+    # manifest/manifests and upload/uploads (dataset/ and lifecycle/): renamed run_plan.py and any_upload.py.
+    found = []
+    for package in ("shared", "engine", "cli", "functions", "devhost", "demo"):
+        for folder in [ROOT / package, *(p for p in (ROOT / package).rglob("*") if p.is_dir())]:
+            stems = sorted(p.stem for p in folder.glob("*.py") if p.stem not in ("__init__", "__main__"))
+            where = str(folder.relative_to(ROOT))
+            found += [(where, a, b) for i, a in enumerate(stems) for b in stems[i + 1:]
+                      if one_letter_apart(a, b)]
+    assert found == []
+
+
 # The layers, top to bottom. A package may import its own layer's (the front doors drive each other only
 # where named below) and any lower one, never a higher one.
 LAYERS: tuple[tuple[str, ...], ...] = (
