@@ -12,7 +12,7 @@ from devhost.host import DevHost
 @pytest.fixture
 def host(settings_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[DevHost]:
     """The devhost over function_app.py, with a short idle TTL; timers off (tests fire the sweep)."""
-    for key, value in {**settings_env, "IDLE_TTL": "3s", "FINETUNE_LOGGING_STEPS": "1",
+    for key, value in {**settings_env, "IDLE_TTL": "1s", "FINETUNE_LOGGING_STEPS": "1",
                        "IDLE_SWEEP_SCHEDULE": "0 0 0 1 1 *"}.items():
         monkeypatch.setenv(key, value)  # the functions read their settings from the environment
     from function_app import app
