@@ -83,24 +83,13 @@ def scoring_client(options: Mapping[str, Any]) -> Any:
 
 
 def arm_client(cred: Any, options: Mapping[str, Any]) -> Any:
-    """An azure-core client signed in for Azure Resource Manager: the status of an operation a step began
-    without a poller (failure.py)."""
+    """An azure-core client whose requests carry the app's Azure Resource Manager token, for the absolute
+    URLs that take one: the workspace's MLflow tracking server (the job's logged metrics, signed in as
+    azureml-mlflow does) and the status of an operation a step began without a poller (failure.py)."""
     from azure.core import PipelineClient
     from azure.core.pipeline.policies import BearerTokenCredentialPolicy, RetryPolicy, UserAgentPolicy
 
     policies = [UserAgentPolicy("finetune-autopilot"), RetryPolicy(retry_total=2),
                 BearerTokenCredentialPolicy(cred, "https://management.azure.com/.default"), DeadlinePolicy()]
     return PipelineClient("https://management.azure.com", policies=policies,
-                          **{k: v for k, v in options.items() if k != "polling_interval"})
-
-
-def tracking_client(cred: Any, options: Mapping[str, Any]) -> Any:
-    """An azure-core client for the workspace's MLflow tracking server (the job's logged metrics), signed in
-    with the app's identity as azureml-mlflow does (an Azure Resource Manager token)."""
-    from azure.core import PipelineClient
-    from azure.core.pipeline.policies import BearerTokenCredentialPolicy, RetryPolicy, UserAgentPolicy
-
-    policies = [UserAgentPolicy("finetune-autopilot"), RetryPolicy(retry_total=2),
-                BearerTokenCredentialPolicy(cred, "https://management.azure.com/.default"), DeadlinePolicy()]
-    return PipelineClient("https://api.azureml.ms", policies=policies,
                           **{k: v for k, v in options.items() if k != "polling_interval"})

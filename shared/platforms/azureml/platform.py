@@ -67,8 +67,8 @@ class AzureMLPlatform:
         self._ml: Any = None
         self._registry: Any = None
         self._scoring: Any = None
-        self._arm: Any = None  # Azure Resource Manager: a failed deployment's operation
-        self._tracking: tuple[Any, str] | None = None  # the MLflow tracking client and its address
+        self._arm: Any = None  # ARM-token client: MLflow tracking reads, a failed deployment's operation
+        self._tracking_base: str | None = None  # the workspace's MLflow tracking address
         self._targets = ScoringTargets()
         self._metrics_by_region: dict[str, Any] = {}
         self._component: Any = None
@@ -156,11 +156,9 @@ class AzureMLPlatform:
 
     def training_record(self, job_name: str) -> TrainingRecord:
         """The fine-tune step's logged `loss` and `eval_loss` (training.py); NotFoundError for no such job."""
-        if self._tracking is None:
-            self._tracking = (clients.tracking_client(self._cred(), self._options),
-                              training.tracking_base(self.ml, self._aml.workspace))
-        client, base = self._tracking
-        return training.training_record(client, base, job_name)
+        if self._tracking_base is None:
+            self._tracking_base = training.tracking_base(self.ml, self._aml.workspace)
+        return training.training_record(self._arm_client(), self._tracking_base, job_name)
 
     def register(self, job_name: str, model_name: str, tags: Mapping[str, str],
                  description: str = "") -> ModelRef:
